@@ -1,0 +1,168 @@
+"""Toolkit checks: each gives OK / WARN / FAIL / SKIPPED with one actionable line.
+
+Shared by the workstation deploy and the CLI's ``doctor``; they read the ``WorkstationToolkit``
+fact and never run commands themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .facts.toolkit import Toolkit
+
+Status = Literal["OK", "WARN", "FAIL", "SKIPPED"]
+# The seed's tested combinations: (docker, apptainer) exact pair, or both at least these.
+TESTED_EXACT = (("24.0.7", "1.2.5"),)
+TESTED_MINIMUM = (("27.0.0", "1.3.4"),)
+DOCKER_GROUP_FIX = "log out and in again (or run `newgrp docker`) so the new group applies"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    message: str
+    fix: str = ""
+
+    def line(self) -> str:
+        tail = f" -> {self.fix}" if self.fix and self.status in ("WARN", "FAIL") else ""
+        return f"[{self.status}] {self.name}: {self.message}{tail}"
+
+
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    if not version:
+        return ()
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def tested_combination(docker: str | None, apptainer: str | None) -> bool:
+    d, a = version_tuple(docker), version_tuple(apptainer)
+    exact = any(d == version_tuple(x) and a == version_tuple(y) for x, y in TESTED_EXACT)
+    minimum = any(d >= version_tuple(x) and a >= version_tuple(y) for x, y in TESTED_MINIMUM)
+    return exact or minimum
+
+
+def check_gpu(tk: Toolkit) -> Check:
+    if tk.nvidia_smi_error and not tk.gpus:
+        return Check(
+            "NVIDIA driver", "FAIL", f"nvidia-smi failed: {tk.nvidia_smi_error}",
+            "reinstall or update the NVIDIA driver (e.g. `sudo ubuntu-drivers install`) and reboot",
+        )  # fmt: skip
+    if not tk.gpus:
+        return Check(
+            "NVIDIA driver", "SKIPPED", "no NVIDIA GPU or driver found (nvidia-smi missing): "
+            "CPU-only mode, containers start without GPU reservation",
+        )  # fmt: skip
+    names = ", ".join(f"{g.index}: {g.name}" for g in tk.gpus)
+    return Check("NVIDIA driver", "OK", f"driver {tk.nvidia_driver}, GPUs {names}")
+
+
+def check_nvidia_toolkit(tk: Toolkit, will_install: bool) -> Check:
+    name = "NVIDIA Container Toolkit"
+    if not tk.gpus:
+        return Check(name, "SKIPPED", "not needed without an NVIDIA GPU")
+    action = "the deploy installs it" if will_install else "ask an admin to install it"
+    if not tk.nvidia_ctk:
+        return Check(
+            name, "WARN" if will_install else "FAIL", "nvidia-ctk is missing",
+            f"{action}: apt-get install nvidia-container-toolkit (NVIDIA's apt repository), "
+            "then `nvidia-ctk runtime configure --runtime=docker`",
+        )  # fmt: skip
+    if not tk.nvidia_runtime_configured:
+        return Check(
+            name, "WARN" if will_install else "FAIL",
+            f"nvidia-ctk {tk.nvidia_ctk} installed, but Docker has no nvidia runtime",
+            "the deploy configures it" if will_install
+            else "ask an admin to run `sudo nvidia-ctk runtime configure --runtime=docker` "
+            "and restart Docker",
+        )  # fmt: skip
+    return Check(name, "OK", f"nvidia-ctk {tk.nvidia_ctk}, nvidia runtime configured")
+
+
+def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
+    checks = []
+    if not tk.docker_client:
+        checks.append(
+            Check("Docker", "WARN" if will_install else "FAIL", "docker is not installed",
+                  "the deploy installs it" if will_install
+                  else "ask an admin to run `sudo apt-get install docker.io`, or set "
+                  "isaac_provision='install' on a host where you may use sudo")
+        )  # fmt: skip
+        return checks
+    if tk.docker_server:
+        checks.append(
+            Check("Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}")
+        )
+    elif tk.docker_permission_denied:
+        checks.append(
+            Check("Docker", "FAIL", f"client {tk.docker_client}; this user may not use the engine",
+                  f"the user must be in the docker group: {DOCKER_GROUP_FIX}"
+                  if will_install else "ask an admin to run `sudo usermod -aG docker $USER`, then "
+                  + DOCKER_GROUP_FIX)
+        )  # fmt: skip
+    else:
+        checks.append(
+            Check("Docker", "WARN" if will_install else "FAIL",
+                  f"client {tk.docker_client}; engine not reachable ({tk.docker_server_error})",
+                  "the deploy starts it" if will_install
+                  else "ask an admin to start it: `sudo systemctl start docker`")
+        )  # fmt: skip
+    if tk.compose:
+        checks.append(Check("Docker Compose", "OK", f"v{tk.compose}"))
+    else:
+        legacy = f" (only the old docker-compose {tk.compose_v1} is there)" if tk.compose_v1 else ""
+        checks.append(
+            Check("Docker Compose", "WARN" if will_install else "FAIL",
+                  f"Compose v2 (`docker compose`) is missing{legacy}",
+                  "the deploy installs it" if will_install
+                  else "install `docker-compose-plugin` or `docker-compose-v2`")
+        )  # fmt: skip
+    return checks
+
+
+def check_apptainer(tk: Toolkit) -> list[Check]:
+    version = tk.apptainer or tk.singularity
+    tool = "Apptainer" if tk.apptainer else "Singularity"
+    if not version:
+        return [
+            Check("Apptainer", "WARN", "apptainer is not installed: needed to turn images into "
+                  "cluster images", "install Apptainer >= 1.3.4 (see apptainer.org/docs)")
+        ]  # fmt: skip
+    checks = [Check("Apptainer", "OK", f"{tool} {version}")]
+    if tk.docker_server and not tested_combination(tk.docker_server, version):
+        checks.append(
+            Check("Docker/Apptainer", "WARN",
+                  f"Docker {tk.docker_server} with {tool} {version} is not a tested combination",
+                  "tested: Docker 24.0.7 + Apptainer 1.2.5; Docker >= 27.0.0 + Apptainer >= 1.3.4")
+        )  # fmt: skip
+    else:
+        checks.append(Check("Docker/Apptainer", "OK", "tested combination"))
+    return checks
+
+
+def check_disk(tk: Toolkit, min_free_gb: int) -> Check:
+    if tk.free_kib is None:
+        return Check("Disk", "SKIPPED", "free space under Docker's data root unknown")
+    free_gb = tk.free_kib / 1024 / 1024
+    where = tk.docker_root or "/var/lib/docker"
+    if free_gb < min_free_gb:
+        return Check(
+            "Disk", "WARN", f"{free_gb:.1f} GiB free under {where}, images need {min_free_gb} GiB",
+            "free space (`docker system prune`) or move Docker's data-root",
+        )  # fmt: skip
+    return Check("Disk", "OK", f"{free_gb:.1f} GiB free under {where}")
+
+
+def toolkit_checks(tk: Toolkit, *, will_install: bool, min_free_gb: int = 20) -> list[Check]:
+    return [
+        check_gpu(tk),
+        *check_docker(tk, will_install),
+        check_nvidia_toolkit(tk, will_install),
+        *check_apptainer(tk),
+        check_disk(tk, min_free_gb),
+    ]

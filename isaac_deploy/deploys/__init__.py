@@ -1,0 +1,1 @@
+"""Packaged deploys: compositions of facts and operations that the deploy files call."""

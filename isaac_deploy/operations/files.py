@@ -1,0 +1,93 @@
+"""Operations for files the user may edit (kept when edited) and for secrets (never shown)."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from io import StringIO
+
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.operations.util.files import generate_color_diff
+
+from ..facts.files import FileSha256WithMode, FileWithMode
+from ..managed import file_state, stamp
+
+
+def _atomic_write(path: str, content: str, mode: int):
+    """Write via a 0600 temp file in the same directory, then chmod and rename into place."""
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.isaac-deploy.tmp")
+    yield StringCommand(
+        "rm", "-f", QuoteString(tmp), "&& ( umask 077 && : >", QuoteString(tmp), ")"
+    )
+    yield FileUploadCommand(StringIO(content), tmp, remote_temp_filename=tmp)
+    yield StringCommand(
+        "chmod", f"{mode:o}", QuoteString(tmp), "&& mv -f", QuoteString(tmp), QuoteString(path)
+    )
+
+
+def _diff(old: list[str], new: str) -> list[str]:
+    return list(generate_color_diff([f"{line}\n" for line in old], new.splitlines(keepends=True)))
+
+
+@operation()
+def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: bool = False):
+    """Render ``content`` to ``path`` unless the user edited the file since the deploy wrote it.
+
+    + path: absolute path on the target
+    + content: rendered text; a checksum line is appended to recognise later hand edits
+    + mode: file mode (also fixed on an edited file)
+    + overwrite_edited: replace an edited file anyway (a copy is kept as ``<path>.edited``)
+    """
+    desired = stamp(content)
+    current = host.get_fact(FileWithMode, path=path)
+    lines = current.lines if current else None
+    if lines is not None and "\n".join(lines) == desired.rstrip("\n"):
+        if current.mode != mode:
+            yield StringCommand("chmod", f"{mode:o}", QuoteString(path))
+        else:
+            host.noop(f"{path} is up to date")
+        return
+
+    status = file_state(lines)
+    if status == "edited" and not overwrite_edited:
+        logger.warning(
+            f"{host.print_prefix}kept {path}: it was edited by hand. The deploy would write:\n"
+            + "\n".join(f"  {line}" for line in _diff(lines or [], desired))
+            + "\n  Merge the changes yourself, or delete the file (or set "
+            "isaac_env_overwrite_edited=True) to let the deploy rewrite it."
+        )
+        if current and current.mode != mode:
+            yield StringCommand("chmod", f"{mode:o}", QuoteString(path))
+        return
+
+    if state.config.DIFF:
+        host.log(f"Will {'create' if lines is None else 'modify'} {path}", logger.info)
+        for line in _diff(lines or [], desired):
+            logger.info(f"  {line}")
+    if status == "edited":
+        yield StringCommand("cp", "-p", QuoteString(path), QuoteString(f"{path}.edited"))
+    yield from _atomic_write(path, desired, mode)
+
+
+@operation()
+def secret_file(path: str, secret: HiddenValue, mode: int = 0o600):
+    """Write a secret to ``path`` (mode 0600, directory 0700); its value never reaches output.
+
+    + path: absolute path on the target
+    + secret: the value, wrapped in ``HiddenValue`` so it is masked wherever it is printed
+    """
+    value = (secret.unmask() if isinstance(secret, HiddenValue) else str(secret)).rstrip(
+        "\n"
+    ) + "\n"
+    current = host.get_fact(FileSha256WithMode, path=path)
+    same = current is not None and current.sha256 == hashlib.sha256(value.encode()).hexdigest()
+    if same and current.mode == mode:
+        host.noop(f"{path} is up to date (secret not shown)")
+        return
+    if same:
+        yield StringCommand("chmod", f"{mode:o}", QuoteString(path))
+        return
+    yield StringCommand("mkdir -p -m 700", QuoteString(posixpath.dirname(path)))
+    yield from _atomic_write(path, value, mode)

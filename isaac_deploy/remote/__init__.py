@@ -1,0 +1,1 @@
+"""Standalone scripts that run on the target (stdlib only, Python >= 3.8); importable for tests."""

@@ -1,0 +1,155 @@
+"""Digest of a Docker build context as the builder sees it, honouring ``.dockerignore``.
+
+Standalone (stdlib only) so that a fact can run it on the target with ``python3 -c``:
+
+    python3 -c "$(cat context_digest.py)" CONTEXT_DIR [DOCKERIGNORE]
+
+prints one JSON object: ``{"digest": "sha256:...", "files": N, "bytes": N}``. Patterns follow
+Docker's rules: ``#`` comments, ``!`` exceptions (last match wins), ``*``, ``?``, ``[...]`` and
+``**`` (any number of directories), a leading ``/`` ignored, and a match on a parent directory
+counting for everything below it.
+"""
+
+import hashlib
+import json
+import os
+import re
+import stat
+import sys
+
+__all__ = ["Pattern", "DockerIgnore", "context_digest"]
+
+
+def _translate(pattern):
+    """Turn one Docker ignore pattern into an anchored regular expression."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern[i : i + 2] == "**":
+                i += 2
+                if pattern[i : i + 1] == "/":
+                    out.append("(?:.*/)?")
+                    i += 1
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                if body.startswith("^"):
+                    body = "!" + body[1:]
+                body = body.replace("\\", "\\\\")
+                out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+                i = j
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("^" + "".join(out) + "$")
+
+
+class Pattern:
+    def __init__(self, text):
+        self.exclusion = text.startswith("!")
+        text = text[1:].strip() if self.exclusion else text
+        text = os.path.normpath(text).replace(os.sep, "/").lstrip("/")
+        self.text = "" if text == "." else text
+        self.regex = _translate(self.text)
+
+    def matches(self, path):
+        """True when ``path`` or one of its parent directories matches."""
+        parts = path.split("/")
+        return any(self.regex.match("/".join(parts[:k])) for k in range(len(parts), 0, -1))
+
+
+class DockerIgnore:
+    def __init__(self, lines):
+        self.patterns = []
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                pattern = Pattern(line)
+                if pattern.text:
+                    self.patterns.append(pattern)
+        self.has_exclusions = any(p.exclusion for p in self.patterns)
+
+    @classmethod
+    def from_file(cls, path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return cls(handle.read().splitlines())
+        except FileNotFoundError:
+            return cls([])
+
+    def ignored(self, path):
+        result = False
+        for pattern in self.patterns:
+            if pattern.matches(path):
+                result = not pattern.exclusion
+        return result
+
+    def can_prune(self, directory):
+        """An ignored directory can be skipped unless an exception might re-include a child."""
+        return not self.has_exclusions and self.ignored(directory)
+
+
+def walk(context, ignore):
+    """Yield ``(relative_path, lstat)`` of every non-ignored entry, in sorted order."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(context, rel_dir) if rel_dir else context
+        try:
+            names = sorted(os.listdir(abs_dir), reverse=True)
+        except OSError:
+            continue
+        for name in names:
+            rel = rel_dir + "/" + name if rel_dir else name
+            st = os.lstat(os.path.join(context, rel))
+            if stat.S_ISDIR(st.st_mode):
+                if not ignore.can_prune(rel):
+                    stack.append(rel)
+                continue
+            if not ignore.ignored(rel):
+                yield rel, st
+
+
+def context_digest(context, dockerignore=None):
+    ignore = DockerIgnore.from_file(dockerignore or os.path.join(context, ".dockerignore"))
+    total = hashlib.sha256()
+    files = size = 0
+    for rel, st in sorted(walk(context, ignore)):
+        path = os.path.join(context, rel)
+        if stat.S_ISLNK(st.st_mode):
+            content = "link:" + os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            content = digest.hexdigest()
+            size += st.st_size
+        else:
+            continue
+        mode = "x" if st.st_mode & 0o111 else "-"
+        total.update(f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape"))
+        files += 1
+    return {"digest": "sha256:" + total.hexdigest(), "files": files, "bytes": size}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or not os.path.isdir(sys.argv[1]):
+        missing = (sys.argv[1:] or ["?"])[0]
+        print(json.dumps({"error": "no such build context: " + missing}))
+        sys.exit(0)
+    print(json.dumps(context_digest(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)))

@@ -1,0 +1,55 @@
+"""Jinja2 rendering of the project's templates (``templates/``) with safe quoting filters."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import ConfigError
+
+
+def env_quote(value: Any, name: str = "value") -> str:
+    """Quote ``value`` so that bash ``source`` and ``docker compose --env-file`` read it alike.
+
+    Single quotes are literal in both; a value holding a single quote is double-quoted with
+    ``\\``, ``"`` and ``$`` escaped (both parsers agree on those). A value holding both a single
+    quote and a backtick, a newline or a NUL cannot be written for both and is refused.
+    """
+    text = "" if value is None else str(value)
+    if "\n" in text or "\r" in text or "\x00" in text:
+        raise ConfigError(name, "must not contain newlines or NUL bytes")
+    if "'" not in text:
+        return f"'{text}'"
+    if "`" in text:
+        raise ConfigError(name, "cannot hold both a single quote and a backtick in an env file")
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def yaml_quote(value: Any) -> str:
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    import json
+
+    return json.dumps("" if value is None else str(value), ensure_ascii=False)
+
+
+def environment(templates: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - shell/env/YAML output, quoted by the filters below
+    )
+    env.filters["envq"] = env_quote
+    env.filters["shq"] = lambda value: shlex.quote("" if value is None else str(value))
+    env.filters["yamlq"] = yaml_quote
+    return env
+
+
+def render(templates: Path, name: str, **context: Any) -> str:
+    return environment(templates).get_template(name).render(**context)

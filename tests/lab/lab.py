@@ -1,0 +1,302 @@
+"""The project's test lab: a real Docker engine, an Isaac Lab base-image stand-in and a test user.
+
+Used by ``tests/conftest.py`` (session fixtures) and by hand::
+
+    python -m tests.lab.lab up      # install (root, when missing), start, print what it did
+    python -m tests.lab.lab down    # stop exactly what ``up`` started
+
+The lab stops only what it started: a Docker daemon that already answered is reused and left
+running; a test user that already existed is kept. What it started is recorded in
+``$ISAAC_LAB_DIR/started.json`` so a later ``down`` (or a crashed run's next start) can undo it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+LAB_DIR = Path(os.environ.get("ISAAC_LAB_DIR", "/tmp/isaac-deploy-lab"))
+CACHE_DIR = Path(
+    os.environ.get(
+        "ISAAC_LAB_CACHE",
+        "/var/cache/isaac-deploy-lab"
+        if os.geteuid() == 0
+        else Path.home() / ".cache/isaac-deploy-lab",
+    )
+)
+APT_PACKAGES = ["docker.io", "debootstrap", "sudo", "git", "rsync", "python3-venv", "iproute2"]
+TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
+TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
+# The stand-in base images: Debian minbase + python3/pip, with the entry points the Dockerfiles
+# call (`isaaclab.sh -p`, `/isaac-sim/python.sh`) and Isaac Sim's cache folders.
+STANDIN_VERSION = "1"
+STANDIN_TAGS = {
+    "ext": "isaac-deploy-lab/isaac-lab-base:standin",
+    "ext-dev": "isaac-deploy-lab/isaac-lab-ros2:standin",
+}
+STANDIN_PACKAGES = "python3-minimal,python3-pip,python3-setuptools"
+ISAACLAB_SH = """#!/bin/sh
+# Stand-in for Isaac Lab's isaaclab.sh: -p runs Isaac Sim's python, -i installs nothing.
+case "${1:-}" in
+  -p|--python) shift; exec /isaac-sim/python.sh "$@" ;;
+  -i|--install) echo "isaaclab.sh stand-in: nothing to install"; exit 0 ;;
+  *) echo "isaaclab.sh stand-in: only -p and -i are supported" >&2; exit 2 ;;
+esac
+"""
+PYTHON_SH = """#!/bin/sh
+# Stand-in for Isaac Sim's python.sh
+exec /usr/bin/python3 "$@"
+"""
+
+
+def log(message: str) -> None:
+    print(f"[lab] {message}", file=sys.stderr, flush=True)
+
+
+def run(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=check, text=True, **kwargs)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# ---------------------------------------------------------------- state of what we started
+def _state_file() -> Path:
+    return LAB_DIR / "started.json"
+
+
+def load_started() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_started(started: dict) -> None:
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    _state_file().write_text(json.dumps(started, indent=2))
+
+
+# ---------------------------------------------------------------- packages
+def missing_packages(packages: list[str]) -> list[str]:
+    missing = []
+    for package in packages:
+        result = run("dpkg-query", "-W", "-f=${Status}", package, check=False, capture_output=True)
+        if "install ok installed" not in result.stdout:
+            missing.append(package)
+    return missing
+
+
+def ensure_packages(packages: list[str] = APT_PACKAGES) -> list[str]:
+    """apt-get install what is missing (root only); package scripts may not start services."""
+    missing = missing_packages(packages)
+    if not missing:
+        return []
+    if not is_root():
+        raise RuntimeError(
+            f"the test lab needs {' '.join(missing)}: run the test command as root once "
+            "(it installs them), or install them yourself"
+        )
+    policy = Path("/usr/sbin/policy-rc.d")
+    made_policy = not policy.exists()
+    if made_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
+        run("apt-get", "install", "-y", "-q", *missing, env=env, stdout=subprocess.DEVNULL)
+    finally:
+        if made_policy:
+            policy.unlink()
+    log(f"installed {' '.join(missing)}")
+    return missing
+
+
+# ---------------------------------------------------------------- docker daemon
+def docker_answers() -> bool:
+    return run("docker", "version", check=False, capture_output=True).returncode == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start_dockerd(started: dict) -> None:
+    if docker_answers():
+        log("Docker engine answers already: reusing it (it will be left running)")
+        return
+    if not is_root():
+        raise RuntimeError("no Docker engine answers and only root may start one")
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    had_bridge = Path("/sys/class/net/docker0").exists()
+    logfile = open(LAB_DIR / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
+    proc = subprocess.Popen(
+        ["dockerd", "--pidfile", str(LAB_DIR / "dockerd.pid"), "--group", "docker"],
+        stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    started["dockerd"] = {"pid": proc.pid, "made_bridge": not had_bridge}
+    save_started(started)
+    deadline = time.monotonic() + 30
+    while not docker_answers():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = (LAB_DIR / "dockerd.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"dockerd did not come up:\n{tail}")
+        time.sleep(0.1)
+    log(f"started dockerd (pid {proc.pid})")
+
+
+def stop_dockerd(started: dict) -> None:
+    info = started.pop("dockerd", None)
+    if not info:
+        return
+    pid = info["pid"]
+    if _pid_alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if info.get("made_bridge") and Path("/sys/class/net/docker0").exists():
+        run("ip", "link", "delete", "docker0", check=False, capture_output=True)
+    save_started(started)
+    log(f"stopped dockerd (pid {pid})")
+
+
+# ---------------------------------------------------------------- base image stand-in
+def _standin_rootfs_tar() -> Path:
+    """Debian minbase + python, cached as a tarball (made once with debootstrap, ~45 s)."""
+    tar = CACHE_DIR / f"standin-rootfs-v{STANDIN_VERSION}.tar"
+    if tar.exists():
+        return tar
+    if not is_root():
+        raise RuntimeError("making the base-image stand-in needs root (debootstrap)")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="standin-", dir=CACHE_DIR) as tmp:
+        root = Path(tmp) / "rootfs"
+        started = time.monotonic()
+        run(
+            "debootstrap", "--variant=minbase", f"--include={STANDIN_PACKAGES}", "bookworm",
+            str(root), os.environ.get("ISAAC_LAB_MIRROR", "http://deb.debian.org/debian"),
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt",
+                     "var/lib/apt/lists"):  # fmt: skip
+            shutil.rmtree(root / junk, ignore_errors=True)
+        _write(root / "workspace/isaaclab/isaaclab.sh", ISAACLAB_SH, 0o755)
+        _write(root / "isaac-sim/python.sh", PYTHON_SH, 0o755)
+        for sub in ("kit/cache", "kit/logs", "kit/data"):
+            (root / "isaac-sim" / sub).mkdir(parents=True, exist_ok=True)
+        _write(root / "etc/isaac-deploy-stand-in", "Isaac Lab base image stand-in (test lab)\n")
+        partial = tar.with_suffix(".partial")
+        with tarfile.open(partial, "w") as out:
+            out.add(root, arcname=".")
+        partial.rename(tar)
+        log(f"made base-image stand-in rootfs in {time.monotonic() - started:.1f}s: {tar}")
+    return tar
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def image_id(ref: str) -> str | None:
+    result = run("docker", "image", "inspect", "--format", "{{.Id}}", ref, check=False,
+                 capture_output=True)  # fmt: skip
+    return result.stdout.strip() or None
+
+
+def ensure_base_images() -> dict[str, str]:
+    """``docker import`` the stand-in (once) and tag it for both profiles."""
+    first = STANDIN_TAGS["ext"]
+    if image_id(first) is None:
+        tar = _standin_rootfs_tar()
+        changes = [
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
+            f"LABEL org.isaac-deploy.stand-in=isaac-lab-base-v{STANDIN_VERSION}",
+            "WORKDIR /workspace",
+            'CMD ["bash"]',
+        ]
+        args = [arg for change in changes for arg in ("-c", change)]
+        run("docker", "import", *args, str(tar), first, stdout=subprocess.DEVNULL)
+        log(f"imported {first}")
+    for tag in STANDIN_TAGS.values():
+        if tag != first and image_id(tag) != image_id(first):
+            run("docker", "tag", first, tag)
+    return dict(STANDIN_TAGS)
+
+
+# ---------------------------------------------------------------- test user
+def ensure_test_user(started: dict) -> dict:
+    """A non-root lab member: own home, in the docker group (as the deploy would make them)."""
+    result = run("getent", "passwd", TEST_USER, check=False, capture_output=True)
+    if result.returncode != 0:
+        if not is_root():
+            raise RuntimeError(f"test user {TEST_USER} is missing and only root may create it")
+        run("useradd", "-m", "-u", str(TEST_UID), "-s", "/bin/bash", TEST_USER)
+        started["user"] = TEST_USER
+        save_started(started)
+        log(f"created test user {TEST_USER}")
+    if run("getent", "group", "docker", check=False, capture_output=True).returncode != 0:
+        run("groupadd", "docker")
+    groups = run("id", "-nG", TEST_USER, capture_output=True).stdout.split()
+    if "docker" not in groups:
+        run("usermod", "-aG", "docker", TEST_USER)
+    entry = run("getent", "passwd", TEST_USER, capture_output=True).stdout.strip().split(":")
+    return {"name": TEST_USER, "uid": int(entry[2]), "gid": int(entry[3]), "home": entry[5]}
+
+
+def remove_test_user(started: dict) -> None:
+    name = started.pop("user", None)
+    if name:
+        run("pkill", "-u", name, check=False, capture_output=True)
+        run("userdel", "-r", name, check=False, capture_output=True)
+        save_started(started)
+        log(f"removed test user {name}")
+
+
+# ---------------------------------------------------------------- whole lab
+def up() -> dict:
+    t0 = time.monotonic()
+    started = load_started()
+    ensure_packages()
+    start_dockerd(started)
+    images = ensure_base_images()
+    user = ensure_test_user(started) if is_root() else None
+    info = {"images": images, "user": user, "seconds": round(time.monotonic() - t0, 2)}
+    log(f"lab up in {info['seconds']}s")
+    return info
+
+
+def down() -> None:
+    started = load_started()
+    remove_test_user(started)
+    stop_dockerd(started)
+    save_started(started)
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "up":
+        print(json.dumps(up(), indent=2))
+    elif command == "down":
+        down()
+    else:
+        sys.exit("usage: python -m tests.lab.lab up|down")
