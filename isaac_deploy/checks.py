@@ -6,6 +6,7 @@ fact and never run commands themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,16 +32,14 @@ class Check:
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
+    """``"20.10.24+dfsg1"`` -> ``(20, 10, 24)``: leading digits of each dotted part."""
     if not version:
         return ()
-    parts = []
-    for part in version.split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
+    parts = [int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split(".")[:3]]
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def tested_combination(docker: str | None, apptainer: str | None) -> bool:
+def is_tested_combination(docker: str | None, apptainer: str | None) -> bool:
     d, a = version_tuple(docker), version_tuple(apptainer)
     exact = any(d == version_tuple(x) and a == version_tuple(y) for x, y in TESTED_EXACT)
     minimum = any(d >= version_tuple(x) and a >= version_tuple(y) for x, y in TESTED_MINIMUM)
@@ -134,7 +133,7 @@ def check_apptainer(tk: Toolkit) -> list[Check]:
                   "cluster images", "install Apptainer >= 1.3.4 (see apptainer.org/docs)")
         ]  # fmt: skip
     checks = [Check("Apptainer", "OK", f"{tool} {version}")]
-    if tk.docker_server and not tested_combination(tk.docker_server, version):
+    if tk.docker_server and not is_tested_combination(tk.docker_server, version):
         checks.append(
             Check("Docker/Apptainer", "WARN",
                   f"Docker {tk.docker_server} with {tool} {version} is not a tested combination",

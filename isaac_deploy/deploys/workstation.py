@@ -345,13 +345,18 @@ def build_args(config: WorkstationConfig, profile: str) -> dict[str, str]:
 
 @deploy("Extension images")
 def images(ws: Workstation) -> None:
-    for profile in ws.config.profiles:
-        docker_ops.image(
-            name=f"Image {ws.config.image_name(profile)} ({profile})",
-            image=ws.config.image_name(profile),
-            context=ws.folder,
-            dockerfile=posixpath.join(ws.folder, DOCKERFILES[profile]),
-            base_image=ws.config.base_images[profile],
-            build_args=build_args(ws.config, profile),
-            base_hint=BASE_HINT,
-        )
+    config = ws.config
+    docker_ops.images(
+        name="Images " + ", ".join(config.image_name(profile) for profile in config.profiles),
+        context=ws.folder,
+        builds=[
+            docker_ops.ImageBuild(
+                image=config.image_name(profile),
+                dockerfile=posixpath.join(ws.folder, DOCKERFILES[profile]),
+                base_image=config.base_images[profile],
+                build_args=build_args(config, profile),
+            )
+            for profile in config.profiles
+        ],
+        base_hint=BASE_HINT,
+    )

@@ -21,8 +21,7 @@ MARK = "@@isaac:"
 TOOLKIT_SCRIPT = r"""
 t=$(mktemp -d) || exit 1
 if command -v docker >/dev/null 2>&1; then
-  docker version --format 'client={{.Client.Version}}' >"$t/client" 2>/dev/null &
-  docker version --format 'server={{.Server.Version}}' >"$t/server" 2>&1 &
+  { docker version --format '{{json .}}' 2>"$t/version.err"; cat "$t/version.err"; } >"$t/version" &
   docker info --format '{{json .DockerRootDir}} {{json .Runtimes}} {{json .DefaultRuntime}}' \
     >"$t/info" 2>/dev/null &
   docker compose version --short >"$t/compose" 2>/dev/null &
@@ -48,8 +47,7 @@ s apptainer; command -v apptainer >/dev/null 2>&1 && apptainer --version 2>/dev/
 s singularity; command -v singularity >/dev/null 2>&1 && singularity --version 2>/dev/null
 wait
 s nvidia-smi smi
-s docker-client client
-s docker-server server
+s docker-version version
 s docker-info info
 s compose compose
 s images images
@@ -176,14 +174,25 @@ def _parse_gpus(lines: list[str]) -> tuple[tuple[Gpu, ...], str | None, str | No
     return tuple(gpus), driver, None if gpus else "nvidia-smi found no GPU"
 
 
-def _parse_server(lines: list[str]) -> tuple[str | None, str | None]:
-    for line in lines:
-        if line.startswith("server=") and _version([line]):
-            return _version([line]), None
-    error = " ".join(
-        line.strip() for line in lines if line.strip() and not line.startswith("server=")
+def _parse_docker_version(lines: list[str]) -> tuple[str | None, str | None, str | None]:
+    """``docker version --format '{{json .}}'`` then its stderr: client, server, error."""
+    if not lines:
+        return None, None, None
+    client = server = None
+    try:
+        data = json.loads(lines[0])
+        client = (data.get("Client") or {}).get("Version")
+        server = (data.get("Server") or {}).get("Version")
+        errors = lines[1:]
+    except (ValueError, AttributeError):
+        errors = lines
+    error = " ".join(line.strip() for line in errors if line.strip())
+    server_version = _version([server]) if server else None
+    return (
+        _version([client]) if client else None,
+        server_version,
+        None if server_version else (error or "Docker daemon not reachable"),
     )
-    return None, (error or "Docker daemon not reachable") if lines else None
 
 
 def _parse_info(lines: list[str]) -> tuple[str | None, tuple[str, ...], str | None]:
@@ -204,9 +213,9 @@ def _parse_info(lines: list[str]) -> tuple[str | None, tuple[str, ...], str | No
         return None, (), None
     names = tuple(sorted(runtimes)) if isinstance(runtimes, dict) else ()
     return (
-        (root if isinstance(root, str) else None),
+        root if isinstance(root, str) and root else None,
         names,
-        default if isinstance(default, str) else None,
+        default if isinstance(default, str) and default else None,
     )
 
 
@@ -247,7 +256,7 @@ def parse_toolkit(lines: list[str]) -> Toolkit:
     sec = split_sections(lines)
     os_line = (sec.get("os") or [""])[0].split()
     gpus, driver, smi_error = _parse_gpus(sec.get("nvidia-smi", []))
-    server, server_error = _parse_server(sec.get("docker-server", []))
+    client, server, server_error = _parse_docker_version(sec.get("docker-version", []))
     root, runtimes, default_runtime = _parse_info(sec.get("docker-info", []))
     daemon_json, daemon_json_error = _parse_daemon_json(sec.get("daemon-json", []))
     return Toolkit(
@@ -260,7 +269,7 @@ def parse_toolkit(lines: list[str]) -> Toolkit:
         gpus=gpus,
         nvidia_driver=driver,
         nvidia_smi_error=smi_error,
-        docker_client=_version(sec.get("docker-client", [])),
+        docker_client=client,
         docker_server=server,
         docker_server_error=server_error,
         dockerd=(sec.get("dockerd") or [None])[0],

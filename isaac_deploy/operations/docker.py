@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from ..facts.images import INPUTS_LABEL, ImageBuild
+from ..facts.images import INPUTS_LABEL, ImageBuildInputs
 from ..facts.toolkit import Toolkit
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
@@ -34,46 +35,49 @@ def build_command(
     return StringCommand(*parts, QuoteString(context))
 
 
-@operation()
-def image(
-    image: str,
-    context: str,
-    dockerfile: str,
-    base_image: str,
-    build_args: dict[str, str] | None = None,
-    base_hint: str = "",
-):
-    """Build ``image`` when its inputs changed; warn (and do nothing) when the base is missing.
+@dataclass(frozen=True)
+class ImageBuild:
+    """One image to build: tag, Dockerfile, base image (``FROM``) and build arguments."""
 
-    + image: tag to build, e.g. ``isaac-lab-ext-template-dev:latest``
+    image: str
+    dockerfile: str
+    base_image: str
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+@operation()
+def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
+    """Build each image whose inputs changed; warn (and skip it) when its base is missing.
+
     + context: build context directory on the target (``.dockerignore`` honoured)
-    + dockerfile: Dockerfile path on the target
-    + base_image: image named in the Dockerfile's ``FROM`` (passed as a build argument)
-    + build_args: further ``--build-arg`` values
-    + base_hint: how to get the base image, shown when it is missing
+    + builds: the images to build from that context
+    + base_hint: how to get a missing base image, shown in the warning
     """
-    args = dict(build_args or {})
-    current = host.get_fact(ImageBuild, context=context, image=image, base_image=base_image)
+    refs = [ref for build in builds for ref in (build.image, build.base_image)]
+    current = host.get_fact(ImageBuildInputs, context=context, images=refs)
     if current.context_error:
-        raise_error = f"cannot build {image}: {current.context_error}"
-        logger.warning(f"{host.print_prefix}{raise_error}")
+        logger.warning(f"{host.print_prefix}images not built: {current.context_error}")
         return
     if current.docker_error:
         logger.warning(
-            f"{host.print_prefix}{image} not built: Docker is not usable: {current.docker_error}"
+            f"{host.print_prefix}images not built: Docker is not usable: {current.docker_error}"
         )
         return
-    if current.base_id is None:
-        logger.warning(
-            f"{host.print_prefix}base image {base_image} is missing, so {image} is not built"
-            + (f": {base_hint}" if base_hint else "")
-        )
-        return
-    inputs = build_inputs_digest(current.context_digest, dockerfile, current.base_id, args)
-    if current.image_inputs == inputs:
-        host.noop(f"image {image} is up to date")
-        return
-    yield build_command(image, context, dockerfile, args, inputs)
+    for build in builds:
+        base = current.image(build.base_image)
+        if base is None:
+            logger.warning(
+                f"{host.print_prefix}base image {build.base_image} is missing, so {build.image} "
+                "is not built" + (f": {base_hint}" if base_hint else "")
+            )
+            continue
+        args = dict(build.build_args)
+        inputs = build_inputs_digest(current.context_digest, build.dockerfile, base.id, args)
+        existing = current.image(build.image)
+        if existing is not None and existing.inputs == inputs:
+            host.noop(f"image {build.image} is up to date")
+            continue
+        yield build_command(build.image, context, build.dockerfile, args, inputs)
 
 
 def daemon_start_command(toolkit: Toolkit) -> StringCommand:

@@ -81,7 +81,11 @@ class DockerIgnore:
                 pattern = Pattern(line)
                 if pattern.text:
                     self.patterns.append(pattern)
-        self.has_exclusions = any(p.exclusion for p in self.patterns)
+        # literal leading part of each exception: only directories on its way can hold re-included
+        # files; a directory off every such way can be skipped when it is ignored
+        self.exception_prefixes = [
+            re.split(r"[*?\[\\]", p.text, maxsplit=1)[0] for p in self.patterns if p.exclusion
+        ]
 
     @classmethod
     def from_file(cls, path):
@@ -99,8 +103,14 @@ class DockerIgnore:
         return result
 
     def can_prune(self, directory):
-        """An ignored directory can be skipped unless an exception might re-include a child."""
-        return not self.has_exclusions and self.ignored(directory)
+        """True when ``directory`` is ignored and no exception can re-include anything in it."""
+        if not self.ignored(directory):
+            return False
+        below = directory + "/"
+        for prefix in self.exception_prefixes:
+            if not prefix or prefix.startswith(below) or below.startswith(prefix):
+                return False
+        return True
 
 
 def walk(context, ignore):

@@ -1,0 +1,72 @@
+"""The configuration model: defaults from the detected user, errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from isaac_deploy.config import HostUser, WorkstationConfig
+from isaac_deploy.errors import ConfigError
+
+USER = HostUser(name="alice", uid=1000, gid=1001, home="/home/alice", groups=("alice", "docker"))
+
+
+def make(**data) -> WorkstationConfig:
+    return WorkstationConfig.from_host_data(data, USER, "/home/alice/ext")
+
+
+def test_defaults_come_from_the_detected_user_and_the_project():
+    config = make()
+    assert (config.uid, config.gid) == (1000, 1001)
+    assert config.extension_folder == "/home/alice/ext"
+    assert config.extension_name == "ext_template" and config.profiles == ("ext-dev",)
+    assert config.docker_ext_path == "/workspace/ext_template"
+    assert config.provision == "install" and config.user_mode == "user"
+    assert config.base_images == {"ext": "isaac-lab-base:latest", "ext-dev": "isaac-lab-ros2:latest"}
+
+
+def test_names_are_per_user_so_a_shared_machine_never_mixes_them():
+    config = make(isaac_extension_name="my_robot")
+    assert config.compose_project == "my-robot-alice"
+    assert config.image_name("ext") == "isaac-lab-my-robot:alice"
+    assert config.image_name("ext-dev") == "isaac-lab-my-robot-dev:alice"
+    odd = WorkstationConfig.from_host_data({}, USER.model_copy(update={"name": "A.Bc@x"}), "/x")
+    assert odd.user_slug == "a.bc-x"
+
+
+def test_inventory_values_override_detection():
+    config = make(isaac_uid="2000", isaac_gid=2000, isaac_profiles="ext, ext-dev")
+    assert (config.uid, config.gid) == (2000, 2000)
+    assert config.profiles == ("ext", "ext-dev")
+
+
+def test_non_isaac_keys_are_ignored():
+    assert make(ssh_user="x", some_other=1).uid == 1000
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ({"isaac_uid": "abc"}, "isaac_uid", "integer, got 'abc'"),
+        ({"isaac_gid": -1}, "isaac_gid", "greater than or equal to 0"),
+        ({"isaac_extension_name": "my ext"}, "isaac_extension_name", "no '/', '-' or spaces"),
+        ({"isaac_extension_name": "a/b"}, "isaac_extension_name", "not a valid extension name"),
+        ({"isaac_extension_folder": "relative/path"}, "isaac_extension_folder", "absolute"),
+        ({"isaac_profiles": ["ext", "prod"]}, "isaac_profiles[1]", "'ext' or 'ext-dev'"),
+        ({"isaac_profiles": []}, "isaac_profiles", "at least one profile"),
+        ({"isaac_user_mode": "admin"}, "isaac_user_mode", "'user' or 'rootless'"),
+        ({"isaac_provision": "yes"}, "isaac_provision", "'install' or 'check'"),
+        ({"isaac_base_images": {"ext": "Not An Image"}}, "isaac_base_images", "image reference"),
+        ({"isaac_wandb": {"mode": "sometimes"}}, "isaac_wandb[mode]", "online"),
+        ({"isaac_wandb": {"api_key": "x"}}, "isaac_wandb[api_key]", "Extra inputs"),
+        ({"isaac_wandb": {"api_key_file": "key.txt"}}, "isaac_wandb[api_key_file]", "absolute"),
+        ({"isaac_dev_pip_packages": "x; rm -rf /"}, "isaac_dev_pip_packages", "pattern"),
+        ({"isaac_extenion_name": "typo"}, "isaac_extenion_name", "unknown setting"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_field(data, field, words):
+    with pytest.raises(ConfigError) as error:
+        make(**data)
+    assert error.value.field == field
+    assert str(error.value).startswith(f"{field}: ")
+    assert words in str(error.value)
+    assert "\n" not in str(error.value)

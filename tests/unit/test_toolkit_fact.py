@@ -1,0 +1,104 @@
+"""WorkstationToolkit: parsing captured outputs of its one command (real and hand-made)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from isaac_deploy.facts.toolkit import TOOLKIT_SCRIPT, WorkstationToolkit, image_key, parse_toolkit
+from tests.helpers import fixture_lines
+
+
+def parse(name: str):
+    return WorkstationToolkit().process(fixture_lines(f"toolkit/{name}"))
+
+
+def test_command_is_one_shell_script_that_runs_here():
+    command = WorkstationToolkit().command()
+    assert command == TOOLKIT_SCRIPT.strip()
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    toolkit = parse_toolkit(result.stdout.splitlines())
+    assert toolkit.user is not None and toolkit.user.name
+    assert result.stdout.rstrip().endswith("@@isaac:end")
+
+
+def test_gpu_workstation_docker27_apptainer134():
+    tk = parse("ubuntu22-gpu-docker27-apptainer134.txt")
+    assert tk.user.name == "alice" and tk.user.uid == 1000 and tk.user.home == "/home/alice"
+    assert tk.user.shell == "/bin/zsh" and "docker" in tk.user.groups
+    assert (tk.os_id, tk.os_version, tk.os_codename) == ("ubuntu", "22.04", "jammy")
+    assert tk.arch == "x86_64" and tk.init == "systemd"
+    assert [g.name for g in tk.gpus] == ["NVIDIA RTX A6000", "NVIDIA RTX A6000"]
+    assert tk.nvidia_driver == "550.120" and tk.nvidia_smi_error is None
+    assert (tk.docker_client, tk.docker_server, tk.docker_server_error) == ("27.3.1", "27.3.1", None)
+    assert tk.compose == "2.29.7" and tk.compose_v1 is None
+    assert tk.nvidia_ctk == "1.16.2"
+    assert tk.nvidia_runtime_configured
+    assert tk.runtimes == ("io.containerd.runc.v2", "nvidia", "runc")
+    assert tk.apptainer == "1.3.4" and tk.singularity is None
+    assert tk.docker_root == "/var/lib/docker" and tk.free_kib == 498567890
+    assert tk.has_image("isaac-lab-base") and tk.has_image("isaac-lab-ros2:latest")
+    assert not tk.has_image("isaac-lab-base:4.5")
+    assert all(not ref.startswith("<none>") for ref in tk.images)
+
+
+def test_tested_pair_docker2407_apptainer125_and_compose_v1_only():
+    tk = parse("ubuntu20-docker2407-apptainer125.txt")
+    assert tk.docker_server == "24.0.7" and tk.apptainer == "1.2.5"
+    assert tk.compose is None and tk.compose_v1 == "1.29.2"
+    assert tk.nvidia_ctk == "1.14.3" and not tk.nvidia_runtime_configured
+    assert tk.daemon_json == {"default-runtime": "runc"} and tk.sudo is None
+    assert tk.docker_root == "/data/docker" and tk.free_kib == 11803544
+
+
+def test_failed_driver_bad_daemon_json_and_singularity():
+    tk = parse("nvidia-smi-failed-singularity.txt")
+    assert tk.gpus == () and tk.nvidia_driver is None
+    assert "couldn't communicate with the NVIDIA driver" in tk.nvidia_smi_error
+    assert tk.daemon_json is None and "not valid JSON" in tk.daemon_json_error
+    assert tk.singularity == "4.1.2" and tk.apptainer is None
+    assert tk.arch == "aarch64" and tk.user.uid == 2000
+
+
+def test_fresh_pc_without_docker():
+    tk = parse("no-docker.txt")
+    assert tk.docker_client is None and tk.docker_server is None
+    assert tk.docker_server_error is None and not tk.docker_permission_denied
+    assert tk.compose is None and tk.nvidia_ctk is None and tk.images == {}
+    assert len(tk.gpus) == 1 and tk.gpus[0].memory == "24564 MiB"
+
+
+def test_captured_here_root_with_debian_docker20():
+    tk = parse("debian12-root-docker20.txt")
+    assert tk.user.uid == 0 and tk.docker_server == "20.10.24"
+    assert tk.gpus == () and tk.nvidia_smi_error is None  # no nvidia-smi: CPU-only, not an error
+    assert tk.dockerd == "/usr/sbin/dockerd" and tk.init != "systemd"
+
+
+def test_captured_here_user_not_in_docker_group():
+    tk = parse("debian12-nogroup-permission-denied.txt")
+    assert tk.docker_client and tk.docker_server is None
+    assert tk.docker_permission_denied
+    assert tk.docker_root is None  # docker info gave nothing usable
+
+
+def test_captured_here_daemon_down():
+    tk = parse("debian12-daemon-down.txt")
+    assert tk.docker_client and tk.docker_server is None
+    assert "Cannot connect to the Docker daemon" in tk.docker_server_error
+    assert not tk.docker_permission_denied
+
+
+@pytest.mark.parametrize("name", ["garbage.txt", "empty.txt"])
+def test_garbage_and_empty_give_an_empty_toolkit(name):
+    tk = parse(name)
+    assert tk.user is None and tk.docker_client is None and tk.gpus == ()
+    assert tk.free_kib is None and tk.images == {}
+
+
+def test_image_key_adds_latest_only_without_tag_or_digest():
+    assert image_key("isaac-lab-base") == "isaac-lab-base:latest"
+    assert image_key("localhost:5000/isaac-lab-base") == "localhost:5000/isaac-lab-base:latest"
+    assert image_key("reg:5000/a/b:4.5") == "reg:5000/a/b:4.5"
+    assert image_key("a@sha256:" + "0" * 64) == "a@sha256:" + "0" * 64
