@@ -35,7 +35,9 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
     """``"20.10.24+dfsg1"`` -> ``(20, 10, 24)``: leading digits of each dotted part."""
     if not version:
         return ()
-    parts = [int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split(".")[:3]]
+    parts = [
+        int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split(".")[:3]
+    ]
     return tuple(parts + [0] * (3 - len(parts)))
 
 

@@ -262,7 +262,7 @@ def provision(ws: Workstation) -> None:
             **ws.admin,
         )
     docker_ops.daemon_running(name="Docker daemon running", toolkit=tk, **ws.admin)
-    if ws.gpu:
+    if ws.gpu and not tk.nvidia_ctk:
         files.download(
             name="NVIDIA Container Toolkit apt key",
             src=apt_sources.NVIDIA_KEY_URL,
@@ -284,6 +284,7 @@ def provision(ws: Workstation) -> None:
             cache_time=3600,
             **ws.admin,
         )
+    if ws.gpu:
         docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=tk, **ws.admin)
 
 

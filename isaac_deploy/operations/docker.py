@@ -91,7 +91,7 @@ def daemon_start_command(toolkit: Toolkit) -> StringCommand:
         return StringCommand(f"systemctl enable --now docker.service && {wait}")
     dockerd = toolkit.dockerd or "/usr/sbin/dockerd"
     return StringCommand(
-        "start-stop-daemon --start --background --make-pidfile",
+        "start-stop-daemon --start --oknodo --background --make-pidfile",
         "--pidfile", DAEMON_PIDFILE, "--output", DAEMON_LOG,
         "--exec", QuoteString(dockerd), "&&", wait,
     )  # fmt: skip

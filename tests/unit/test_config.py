@@ -21,7 +21,10 @@ def test_defaults_come_from_the_detected_user_and_the_project():
     assert config.extension_name == "ext_template" and config.profiles == ("ext-dev",)
     assert config.docker_ext_path == "/workspace/ext_template"
     assert config.provision == "install" and config.user_mode == "user"
-    assert config.base_images == {"ext": "isaac-lab-base:latest", "ext-dev": "isaac-lab-ros2:latest"}
+    assert config.base_images == {
+        "ext": "isaac-lab-base:latest",
+        "ext-dev": "isaac-lab-ros2:latest",
+    }
 
 
 def test_names_are_per_user_so_a_shared_machine_never_mixes_them():

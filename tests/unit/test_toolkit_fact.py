@@ -31,7 +31,11 @@ def test_gpu_workstation_docker27_apptainer134():
     assert tk.arch == "x86_64" and tk.init == "systemd"
     assert [g.name for g in tk.gpus] == ["NVIDIA RTX A6000", "NVIDIA RTX A6000"]
     assert tk.nvidia_driver == "550.120" and tk.nvidia_smi_error is None
-    assert (tk.docker_client, tk.docker_server, tk.docker_server_error) == ("27.3.1", "27.3.1", None)
+    assert (tk.docker_client, tk.docker_server, tk.docker_server_error) == (
+        "27.3.1",
+        "27.3.1",
+        None,
+    )
     assert tk.compose == "2.29.7" and tk.compose_v1 is None
     assert tk.nvidia_ctk == "1.16.2"
     assert tk.nvidia_runtime_configured

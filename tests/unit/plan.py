@@ -1,0 +1,54 @@
+"""Plan a packaged deploy on a real pyinfra State whose host answers facts from fixtures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyinfra.api import Config, Inventory, State
+from pyinfra.context import ctx_host, ctx_state
+
+from isaac_deploy.config import WorkstationConfig
+from isaac_deploy.deploys import workstation
+from isaac_deploy.facts.toolkit import WorkstationToolkit
+from isaac_deploy.mounts import MountConfig
+from tests.helpers import ROOT, command_repr, fixture_lines
+
+
+@dataclass
+class PlannedOp:
+    name: str
+    sudo: bool
+    commands: list[Any]
+
+
+def make_workstation(fixture: str, **data) -> workstation.Workstation:
+    toolkit = WorkstationToolkit().process(fixture_lines(f"toolkit/{fixture}"))
+    config = WorkstationConfig.from_host_data(data, toolkit.user, "/home/alice/ext")
+    return workstation.Workstation(
+        config, toolkit, MountConfig.loads(None), Path(ROOT / "templates"), None, None
+    )
+
+
+def plan(deploy_func, ws: workstation.Workstation, facts: dict[str, Any] | None = None):
+    """Run ``deploy_func(ws)`` in prepare mode; return its operations with their commands."""
+    facts = facts or {}
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config())
+    host = inventory.get_host("@local")
+
+    def get_fact(cls, *args, **kwargs):
+        value = facts.get(cls.__name__, cls.default())
+        return value(**kwargs) if callable(value) else value
+
+    host.get_fact = get_fact  # type: ignore[method-assign]
+    with ctx_state.use(state), ctx_host.use(host):
+        deploy_func(ws)
+        ops = []
+        for op_hash in state.get_op_order():
+            data = state.get_op_data_for_host(host, op_hash)
+            name = next(iter(state.get_op_meta(op_hash).names)).split(" | ", 1)[-1]
+            commands = [command_repr(c) for c in data.command_generator()]
+            ops.append(PlannedOp(name, bool(data.global_arguments.get("_sudo")), commands))
+    return ops

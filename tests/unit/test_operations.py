@@ -1,0 +1,239 @@
+"""Operations -> commands, for given facts (the way pyinfra tests its own operations)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pyinfra.api.hiddenvalue import HiddenValue
+
+from isaac_deploy.facts.files import FileDigest, FileSnapshot
+from isaac_deploy.facts.images import BuildInputs, LocalImage
+from isaac_deploy.facts.toolkit import Toolkit
+from isaac_deploy.managed import stamp
+from isaac_deploy.operations import docker as docker_ops
+from isaac_deploy.operations import files as file_ops
+from tests.helpers import run_op
+
+ENV = "/p/docker/.env.ext"
+TMP = "/p/docker/..env.ext.isaac-deploy.tmp"
+
+
+def write_commands(path: str, tmp: str, content: str, mode: str) -> list:
+    return [
+        f"rm -f {tmp} && ( umask 077 && : > {tmp} )",
+        ("upload", tmp, content),
+        f"chmod {mode} {tmp} && mv -f {tmp} {path}",
+    ]
+
+
+def snapshot(text: str, mode: int = 0o600) -> FileSnapshot:
+    return FileSnapshot(mode=mode, uid=1000, lines=text.rstrip("\n").split("\n"))
+
+
+class TestManagedFile:
+    def test_absent_file_is_written_atomically_through_a_0600_temp_file(self):
+        commands, _ = run_op(
+            file_ops.managed_file, {"FileWithMode": None}, path=ENV, content="A='1'\n"
+        )
+        assert commands == write_commands(ENV, TMP, stamp("A='1'\n"), "600")
+
+    def test_identical_file_is_a_noop(self):
+        commands, host = run_op(file_ops.managed_file, {"FileWithMode": snapshot(stamp("A='1'\n"))},
+                                path=ENV, content="A='1'\n")  # fmt: skip
+        assert commands == [] and host.noops == [f"{ENV} is up to date"]
+
+    def test_identical_file_with_loose_mode_is_tightened(self):
+        facts = {"FileWithMode": snapshot(stamp("A='1'\n"), mode=0o644)}
+        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='1'\n")
+        assert commands == [f"chmod 600 {ENV}"]
+
+    def test_pristine_file_with_new_content_is_rewritten(self):
+        facts = {"FileWithMode": snapshot(stamp("A='1'\n"))}
+        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
+        assert commands == write_commands(ENV, TMP, stamp("A='2'\n"), "600")
+
+    def test_edited_file_is_kept_and_the_diff_shown(self, caplog):
+        edited = stamp("A='1'\n").replace("A='1'", "A='mine'")
+        facts = {"FileWithMode": snapshot(edited)}
+        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
+        assert commands == []
+        assert "kept /p/docker/.env.ext: it was edited by hand" in caplog.text
+        assert "A='mine'" in caplog.text and "A='2'" in caplog.text
+
+    def test_edited_file_with_loose_mode_is_kept_but_tightened(self):
+        facts = {"FileWithMode": snapshot("MY='own'\n", mode=0o664)}
+        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
+        assert commands == [f"chmod 600 {ENV}"]
+
+    def test_edited_file_is_replaced_when_told_keeping_a_copy(self):
+        facts = {"FileWithMode": snapshot("MY='own'\n")}
+        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n",
+                             overwrite_edited=True)  # fmt: skip
+        assert commands == [
+            f"cp -p {ENV} {ENV}.edited",
+            *write_commands(ENV, TMP, stamp("A='2'\n"), "600"),
+        ]
+
+    def test_paths_are_quoted(self):
+        path = "/home/a b/it's/.env"
+        commands, _ = run_op(
+            file_ops.managed_file, {"FileWithMode": None}, path=path, content="x\n"
+        )
+        assert (
+            commands[0]
+            == "rm -f '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' && ( umask 077 && : > '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' )"
+        )
+
+
+class TestSecretFile:
+    KEY = "/home/a/.config/isaac-deploy/ext/wandb_api_key"
+
+    def test_secret_is_uploaded_never_put_in_a_command(self):
+        commands, _ = run_op(file_ops.secret_file, {"FileSha256WithMode": None},
+                             path=self.KEY, secret=HiddenValue("s3cr3t"))  # fmt: skip
+        assert commands[0] == "mkdir -p -m 700 /home/a/.config/isaac-deploy/ext"
+        assert (
+            "upload",
+            "/home/a/.config/isaac-deploy/ext/.wandb_api_key.isaac-deploy.tmp",
+            "s3cr3t\n",
+        ) in commands
+        assert not any("s3cr3t" in c for c in commands if isinstance(c, str))
+
+    def test_same_secret_is_a_noop_compared_by_digest(self, caplog):
+        digest = hashlib.sha256(b"s3cr3t\n").hexdigest()
+        facts = {"FileSha256WithMode": FileDigest(mode=0o600, uid=1000, sha256=digest)}
+        commands, host = run_op(
+            file_ops.secret_file, facts, path=self.KEY, secret=HiddenValue("s3cr3t")
+        )
+        assert commands == [] and "secret not shown" in host.noops[0]
+        assert "s3cr3t" not in caplog.text
+
+    def test_same_secret_with_loose_mode_is_tightened(self):
+        digest = hashlib.sha256(b"s3cr3t\n").hexdigest()
+        facts = {"FileSha256WithMode": FileDigest(mode=0o644, uid=1000, sha256=digest)}
+        commands, _ = run_op(
+            file_ops.secret_file, facts, path=self.KEY, secret=HiddenValue("s3cr3t")
+        )
+        assert commands == [f"chmod 600 {self.KEY}"]
+
+    def test_hidden_value_is_masked_in_output(self):
+        assert str(HiddenValue("s3cr3t")) == "*MASKED*" and "s3cr3t" not in repr(
+            HiddenValue("s3cr3t")
+        )
+
+
+BUILD = docker_ops.ImageBuild(
+    image="isaac-lab-ext:alice", dockerfile="/p/docker/Dockerfile.ext", base_image="base:1",
+    build_args={"EXTENSION_NAME": "ext", "NOTE": "a b;$(x)"},
+)  # fmt: skip
+BASE = LocalImage("sha256:" + "b" * 64)
+
+
+def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
+    images = {"base:1": BASE}
+    if image:
+        images["isaac-lab-ext:alice"] = image
+    return BuildInputs(kwargs.get("digest", "sha256:ctx"), kwargs.get("error"), images,
+                       kwargs.get("docker_error"))  # fmt: skip
+
+
+class TestImages:
+    def expected_inputs(self) -> str:
+        return docker_ops.build_inputs_digest(
+            "sha256:ctx", BUILD.dockerfile, BASE.id, BUILD.build_args
+        )
+
+    def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
+        commands, host = run_op(docker_ops.images, {"ImageBuildInputs": inputs()}, context="/p",
+                                builds=[BUILD])  # fmt: skip
+        assert commands == [
+            "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
+            f"--label org.isaac-deploy.inputs={self.expected_inputs()} "
+            "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p"
+        ]
+        assert host.fact_calls == [
+            ("ImageBuildInputs", {"context": "/p", "images": ["isaac-lab-ext:alice", "base:1"]})
+        ]
+
+    def test_unchanged_inputs_are_not_rebuilt(self):
+        image = LocalImage(
+            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
+        )
+        commands, host = run_op(docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p",
+                                builds=[BUILD])  # fmt: skip
+        assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
+
+    def test_any_changed_input_rebuilds(self):
+        image = LocalImage(
+            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
+        )
+        for changed in (inputs(image, digest="sha256:other"),):
+            commands, _ = run_op(
+                docker_ops.images, {"ImageBuildInputs": changed}, context="/p", builds=[BUILD]
+            )
+            assert len(commands) == 1
+        other_args = docker_ops.ImageBuild(
+            **{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}}
+        )
+        commands, _ = run_op(docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p",
+                             builds=[other_args])  # fmt: skip
+        assert len(commands) == 1
+
+    def test_missing_base_warns_with_the_hint_and_builds_nothing(self, caplog):
+        facts = {"ImageBuildInputs": BuildInputs("sha256:ctx", None, {})}
+        commands, _ = run_op(
+            docker_ops.images, facts, context="/p", builds=[BUILD], base_hint="get it"
+        )
+        assert commands == []
+        assert (
+            "base image base:1 is missing, so isaac-lab-ext:alice is not built: get it"
+            in caplog.text
+        )
+
+    def test_docker_unusable_or_context_unreadable_builds_nothing(self, caplog):
+        for facts in (
+            inputs(docker_error="permission denied"),
+            inputs(digest=None, error="no such build context: /p"),
+        ):
+            commands, _ = run_op(
+                docker_ops.images, {"ImageBuildInputs": facts}, context="/p", builds=[BUILD]
+            )
+            assert commands == []
+        assert "Docker is not usable: permission denied" in caplog.text
+        assert "no such build context" in caplog.text
+
+
+class TestDaemonAndRuntime:
+    def test_running_daemon_is_a_noop(self):
+        commands, _ = run_op(docker_ops.daemon_running, {}, toolkit=Toolkit(docker_server="27.0.1"))
+        assert commands == []
+
+    def test_permission_denied_means_running(self):
+        toolkit = Toolkit(
+            docker_client="27.0.1", docker_server_error="dial unix: connect: permission denied"
+        )
+        assert run_op(docker_ops.daemon_running, {}, toolkit=toolkit)[0] == []
+
+    def test_systemd_and_plain_hosts(self):
+        systemd, _ = run_op(docker_ops.daemon_running, {}, toolkit=Toolkit(init="systemd"))
+        assert systemd[0].startswith("systemctl enable --now docker.service && ")
+        plain, _ = run_op(
+            docker_ops.daemon_running,
+            {},
+            toolkit=Toolkit(init="process_api", dockerd="/usr/bin/dockerd"),
+        )
+        assert plain[0].startswith(
+            "start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "
+            "/run/isaac-deploy-dockerd.pid --output /var/log/isaac-deploy-dockerd.log --exec /usr/bin/dockerd && "
+        )
+
+    def test_nvidia_runtime_only_when_not_configured(self):
+        configured = Toolkit(runtimes=("nvidia", "runc"), init="systemd")
+        assert run_op(docker_ops.nvidia_runtime, {}, toolkit=configured)[0] == []
+        by_daemon_json = Toolkit(daemon_json={"runtimes": {"nvidia": {}}}, init="systemd")
+        assert run_op(docker_ops.nvidia_runtime, {}, toolkit=by_daemon_json)[0] == []
+        commands, _ = run_op(docker_ops.nvidia_runtime, {}, toolkit=Toolkit(init="systemd"))
+        assert commands == [
+            "nvidia-ctk runtime configure --runtime=docker",
+            "systemctl restart docker.service",
+        ]

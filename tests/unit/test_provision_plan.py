@@ -1,0 +1,134 @@
+"""Provisioning, planned: which operations a new lab PC gets, with sudo, and their exact files.
+
+The Docker and NVIDIA apt repositories cannot be reached here; their files and the planned
+commands are what we can test (the Debian `docker.io` path runs for real in the lab tests).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from isaac_deploy import apt_sources
+from isaac_deploy.deploys import workstation
+from isaac_deploy.errors import ToolkitError
+from tests.unit.plan import make_workstation, plan
+
+ALICE = {
+    "alice": {"comment": "", "home": "/home/alice", "shell": "/bin/bash", "group": "alice",
+              "groups": ["adm", "sudo"], "uid": 1000, "gid": 1000, "lastlog": None, "password": "x"}
+}  # fmt: skip
+
+
+def uploads(op) -> list:
+    return [c for c in op.commands if isinstance(c, tuple) and c[0] == "upload"]
+
+
+def joined(op) -> str:
+    return "\n".join(str(c) for c in op.commands)
+
+
+def by_name(ops):
+    return {op.name: op for op in ops}
+
+
+def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit():
+    ws = make_workstation("no-docker.txt")
+    ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
+    assert list(ops) == [
+        "Docker engine and Compose packages",
+        "docker group",
+        "Add alice to the docker group (log in again for it to apply)",
+        "Docker daemon running",
+        "NVIDIA Container Toolkit apt key",
+        "NVIDIA Container Toolkit apt repository",
+        "NVIDIA Container Toolkit",
+        "nvidia runtime in Docker",
+    ]
+    assert all(op.sudo for op in ops.values())  # alice is not root: sudo for exactly these steps
+    packages = joined(ops["Docker engine and Compose packages"])
+    assert "apt-get update" in packages
+    assert "install docker.io docker-compose-v2" in packages.replace("'", "")
+    assert "usermod -a -G docker alice" in joined(
+        ops["Add alice to the docker group (log in again for it to apply)"]
+    )
+    assert "systemctl enable --now docker.service" in joined(ops["Docker daemon running"])
+    key = joined(ops["NVIDIA Container Toolkit apt key"])
+    assert apt_sources.NVIDIA_KEY_URL in key and apt_sources.NVIDIA_KEYRING in key
+    upload = uploads(ops["NVIDIA Container Toolkit apt repository"])[0]
+    assert upload[0] == "upload" and upload[2] == (
+        "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.asc] "
+        "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
+    )
+    assert "install nvidia-container-toolkit" in joined(ops["NVIDIA Container Toolkit"]).replace(
+        "'", ""
+    )
+    runtime = ops["nvidia runtime in Docker"].commands
+    assert runtime == [
+        "nvidia-ctk runtime configure --runtime=docker",
+        "systemctl restart docker.service",
+    ]
+
+
+def test_dockers_own_repository_as_an_option():
+    ws = make_workstation("no-docker.txt", isaac_docker_source="docker-repo")
+    ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
+    assert ops["Docker's apt key"].sudo
+    assert "https://download.docker.com/linux/ubuntu/gpg" in joined(ops["Docker's apt key"])
+    listing = uploads(ops["Docker's apt repository"])[0]
+    assert listing[2] == (
+        "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] "
+        "https://download.docker.com/linux/ubuntu jammy stable\n"
+    )
+    install = joined(ops["Docker engine and Compose packages"]).replace("'", "")
+    assert ("docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin"
+            in install)  # fmt: skip
+
+
+def test_configured_gpu_box_changes_nothing():
+    ws = make_workstation("ubuntu22-gpu-docker27-apptainer134.txt")
+    ops = plan(workstation.provision, ws)
+    assert [op.name for op in ops] == ["Docker daemon running", "nvidia runtime in Docker"]
+    assert [op.commands for op in ops] == [[], []]
+
+
+def test_debian12_root_with_docker_only_gets_the_compose_plugin_without_sudo():
+    ws = make_workstation("debian12-root-docker20.txt")
+    object.__setattr__(
+        ws, "toolkit", ws.toolkit.__class__(**{**ws.toolkit.__dict__, "compose": None})
+    )
+    ops = by_name(plan(workstation.provision, ws))
+    assert (
+        "Docker engine and Compose packages" not in ops
+    )  # docker.io is there; no v2 package on Debian 12
+    plugin = ops["Compose v2 CLI plugin for this user (not packaged by this distribution)"]
+    assert not plugin.sudo
+    upload = uploads(plugin)[0]
+    assert upload[1] == "/root/.docker/cli-plugins/docker-compose"
+    assert ops["Docker daemon running"].commands == []  # running: nothing to do
+
+
+def test_daemon_down_without_systemd_starts_dockerd_detached():
+    ws = make_workstation("debian12-daemon-down.txt")
+    command = joined(by_name(plan(workstation.provision, ws))["Docker daemon running"])
+    assert "start-stop-daemon --start --oknodo --background" in command
+    assert "--exec /usr/sbin/dockerd" in command and "until docker version" in command
+
+
+def test_check_mode_installs_nothing():
+    ws = make_workstation("no-docker.txt", isaac_provision="check")
+    assert [op.commands for op in plan(workstation.provision, ws)] == []
+
+
+def test_check_mode_without_docker_stops_with_one_actionable_line():
+    ws = make_workstation("no-docker.txt", isaac_provision="check")
+    with pytest.raises(ToolkitError) as error:
+        plan(workstation.check_toolkit, ws)
+    message = str(error.value)
+    assert "\n" not in message and "Docker is not installed" in message
+    assert "apt-get install docker.io" in message
+
+
+def test_install_mode_without_sudo_is_refused_before_anything_changes():
+    ws = make_workstation("ubuntu20-docker2407-apptainer125.txt")  # bob: no sudo, runtime missing
+    with pytest.raises(ToolkitError, match="needs sudo, which is not installed"):
+        plan(workstation.check_toolkit, ws)
