@@ -1,0 +1,244 @@
+"""`pyinfra <inventory> deploy/dev.py` for real on @local, end state checked with testinfra.
+
+The tests in this module share one project copy and run in order: dry run, first run, no-op
+re-run, then changes and bad input on top of that state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import testinfra
+
+import docker
+from tests.conftest import PYINFRA, tree_state
+
+pytestmark = pytest.mark.lab
+LOCAL = testinfra.get_host("local://")
+COMPOSE_FILES = ["-f", "docker/docker-compose.yaml", "-f", "docker/docker-compose.override.yaml"]
+
+
+@pytest.fixture(scope="module")
+def project(root_project):
+    return root_project
+
+
+def image_labels(ref: str) -> dict | None:
+    try:
+        return docker.from_env().images.get(ref).labels
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(project):
+    before = tree_state(project.path)
+    result = project.deploy("--dry")
+    assert result.rc == 0, result.out
+    assert "Detected changes" in result.out
+    assert "Env file .env.lab_ext-dev" in result.out and "Images isaac-lab-lab-ext" in result.out
+    assert tree_state(project.path) == before
+    assert image_labels("isaac-lab-lab-ext:root") is None
+
+
+def test_first_run_makes_it_true(project):
+    result = project.deploy(env={"WANDB_API_KEY": "wandb-s3cr3t-0123456789"})
+    assert result.rc == 0, result.out
+    totals = result.totals()
+    assert totals["error"] == 0 and totals["success"] >= 4
+    for profile in ("ext", "ext-dev"):
+        env_file = LOCAL.file(str(project.env_file(profile)))
+        assert env_file.exists and env_file.mode == 0o600 and env_file.user == "root"
+        assert f"EXTENSION_FOLDER='{project.path}'" in env_file.content_string
+    override = LOCAL.file(str(project.path / "docker" / "docker-compose.override.yaml"))
+    assert override.exists and "!reset" in override.content_string  # no GPU here: CPU-only
+    assert LOCAL.file(str(project.path / "logs")).is_directory
+    for ref in ("isaac-lab-lab-ext:root", "isaac-lab-lab-ext-dev:root"):
+        labels = image_labels(ref)
+        assert labels and labels["org.isaac-deploy.inputs"].startswith("sha256:")
+
+
+def test_secret_is_a_0600_file_and_never_in_output_or_rendered_files(project):
+    key_file = LOCAL.file("/root/.config/isaac-deploy/lab_ext/wandb_api_key")
+    assert key_file.mode == 0o600 and key_file.content_string == "wandb-s3cr3t-0123456789\n"
+    assert LOCAL.file("/root/.config/isaac-deploy/lab_ext").mode == 0o700
+    result = project.deploy("-y", "--diff", "-vv", env={"WANDB_API_KEY": "wandb-s3cr3t-0123456789"})
+    assert result.rc == 0 and "wandb-s3cr3t" not in result.out
+    for path in (project.env_file("ext"), project.env_file("ext-dev"),
+                 project.path / "docker" / "docker-compose.override.yaml"):  # fmt: skip
+        assert "wandb-s3cr3t" not in path.read_text()
+    assert "WANDB_API_KEY_FILE='/root/.config/isaac-deploy/lab_ext/wandb_api_key'" in (
+        project.env_file("ext").read_text()
+    )
+
+
+def test_second_run_reports_zero_changes(project):
+    before = tree_state(project.path)
+    result = project.deploy()
+    assert result.rc == 0, result.out
+    totals = result.totals()
+    assert totals["success"] == 0 and totals["error"] == 0 and totals["no_change"] == totals["ops"]
+    assert tree_state(project.path) == before
+
+
+def test_images_hold_no_env_files_mount_config_or_secrets(project):
+    client = docker.from_env()
+    for ref in ("isaac-lab-lab-ext:root", "isaac-lab-lab-ext-dev:root"):
+        image = client.images.get(ref)
+        history = json.dumps(image.history()) + json.dumps(image.attrs["Config"])
+        assert "wandb-s3cr3t" not in history and "WANDB_API_KEY=" not in history
+        container = client.containers.create(ref, command=["true"])
+        try:
+            names = subprocess.run(
+                f"docker export {container.id} | tar -t", shell=True, capture_output=True,
+                text=True, check=True,
+            ).stdout.splitlines()  # fmt: skip
+        finally:
+            container.remove(force=True)
+        workspace = [n for n in names if n.startswith("workspace/lab_ext/")]
+        assert "workspace/lab_ext/scripts/rsl_rl/train.py" in workspace
+        assert not [n for n in names if "/.env" in n or n.endswith(".mount.config")]
+        assert not [n for n in names if "wandb_api_key" in n or "override.yaml" in n]
+        assert not [n for n in workspace if n.startswith(("workspace/lab_ext/docker/",
+                                                          "workspace/lab_ext/tests/"))]  # fmt: skip
+
+
+def test_changed_context_rebuilds_unrelated_change_does_not(project):
+    before = image_labels("isaac-lab-lab-ext:root")["org.isaac-deploy.inputs"]
+    (project.path / "README.md").write_text("changed outside the build context\n")
+    (project.path / "tests" / "new_test.py").write_text("# not in the image\n")
+    result = project.deploy()
+    assert result.totals()["success"] == 0, result.out
+    assert image_labels("isaac-lab-lab-ext:root")["org.isaac-deploy.inputs"] == before
+
+    module = project.path / "source" / "lab_ext" / "ext_template" / "tasks.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    result = project.deploy()
+    assert result.rc == 0 and result.totals()["success"] == 1, result.out
+    assert image_labels("isaac-lab-lab-ext:root")["org.isaac-deploy.inputs"] != before
+    assert project.deploy().totals()["success"] == 0
+
+
+def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
+    env_file = project.env_file("ext-dev")
+    edited = env_file.read_text().replace("WANDB_MODE='online'", "WANDB_MODE='offline'")
+    env_file.write_text(edited)
+    result = project.deploy(data={"isaac_wandb": {"project": "new-project"}})
+    assert result.rc == 0, result.out
+    assert f"kept {env_file}: it was edited by hand" in result.out
+    assert "new-project" in result.out  # the diff of what the deploy would write
+    assert env_file.read_text() == edited
+    result = project.deploy(data={"isaac_wandb": {"project": "new-project"},
+                                  "isaac_env_overwrite_edited": True})  # fmt: skip
+    assert result.rc == 0, result.out
+    assert "WANDB_PROJECT='new-project'" in env_file.read_text()
+    assert env_file.with_name(env_file.name + ".edited").read_text() == edited
+    assert LOCAL.file(str(env_file)).mode == 0o600
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"isaac_uid": "abc"}, "isaac_uid: Input should be a valid integer"),
+        (
+            {"isaac_extension_folder": "/nonexistent/ext"},
+            "isaac_extension_folder: /nonexistent/ext does not exist",
+        ),
+        ({"isaac_extension_folder": "/tmp"}, "has no source/lab_ext folder"),
+        ({"isaac_extension_name": "bad name"}, "isaac_extension_name: 'bad name' is not a valid"),
+        ({"isaac_profiles": ["prod"]}, "isaac_profiles[0]: Input should be 'ext' or 'ext-dev'"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(project, data, words):
+    before = tree_state(project.path)
+    result = project.deploy(data=data)
+    assert result.rc != 0
+    errors = [line for line in result.out.splitlines() if "pyinfra error" in line]
+    assert len(errors) == 1 and words in errors[0], result.out
+    assert "Traceback" not in result.out and "Starting operation" not in result.out
+    assert tree_state(project.path) == before
+
+
+def test_bad_mount_config_is_refused_before_anything_changes(project):
+    (project.path / ".mount.config").write_text(json.dumps({"mounts": {"isaaclab": {
+        "enabled": True, "local_path": str(project.path / "no-isaaclab"),
+        "container_path": "/workspace/isaaclab", "mount_type": "source"}}}))  # fmt: skip
+    before = tree_state(project.path)
+    result = project.deploy()
+    assert result.rc != 0 and "mounts.isaaclab: local_path" in result.out
+    assert tree_state(project.path) == before
+    (project.path / ".mount.config").unlink()
+
+
+def test_missing_base_image_one_line_and_the_rest_completes(project):
+    project.env_file("ext").unlink()
+    result = project.deploy(data={"isaac_base_images": {"ext": "isaac-lab-missing:9.9",
+                                                        "ext-dev": "isaac-lab-missing:9.9"}})  # fmt: skip
+    assert result.rc == 0, result.out
+    lines = [
+        line
+        for line in result.out.splitlines()
+        if "base image isaac-lab-missing:9.9 is missing" in line
+    ]
+    assert len(lines) == 2 and "Isaac Lab checkout" in lines[0]
+    assert project.env_file("ext").exists()  # the rest of the deploy still ran
+
+
+def test_no_docker_in_check_only_mode_is_one_actionable_line(project):
+    """Docker hidden in a private mount namespace: check-only mode must stop before changes."""
+    hide = " ".join(
+        f"mount --bind /dev/null {path};"
+        for path in ("/usr/bin/docker", "/usr/local/bin/docker", "/usr/sbin/dockerd")
+        if os.path.exists(path)
+    )
+    project.deploy("--dry", data={"isaac_provision": "check"})  # writes the inventory file
+    before = tree_state(project.path)
+    proc = subprocess.run(
+        ["unshare", "--mount", "sh", "-c",
+         f"{hide} cd '{project.path}' && /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin "
+         f"'{PYINFRA}' -y ../test_inventory.py deploy/dev.py"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    errors = [line for line in out.splitlines() if "pyinfra error" in line]
+    assert (
+        len(errors) == 1 and "Docker is not installed and isaac_provision='check'" in errors[0]
+    ), out
+    assert "sudo apt-get install docker.io" in errors[0]
+    assert tree_state(project.path) == before
+
+
+def test_compose_file_works_without_display_or_ssh_agent(project):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "SSH_AUTH_SOCK")}
+    for profile, env_profile in (
+        ("ext", "ext"),
+        ("ext-dev", "ext-dev"),
+        ("ext-dev-rootless", "ext-dev"),
+    ):
+        proc = subprocess.run(
+            ["docker", "compose", *COMPOSE_FILES, "--env-file",
+             str(project.env_file(env_profile)), "--profile", profile, "config", "--format", "json"],
+            cwd=project.path, capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        service = json.loads(proc.stdout)["services"][profile]
+        assert "deploy" not in service  # the override resets the GPU reservation here
+        assert service["network_mode"] == "host"
+        assert service["environment"]["DISPLAY"] is None  # passed on only when set
+        assert all(v.get("source") for v in service["volumes"] if v["type"] == "bind")
+
+
+def test_cache_volumes_really_are_separate_volumes(project):
+    proc = subprocess.run(
+        ["docker", "compose", *COMPOSE_FILES, "--env-file",
+         str(project.env_file("ext-dev")), "--profile", "ext-dev", "config", "--format", "json"],
+        cwd=project.path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    config = json.loads(proc.stdout)
+    named = [v for v in config["services"]["ext-dev"]["volumes"] if v["type"] == "volume"]
+    assert len(named) == 8
+    assert len({v["source"] for v in named}) == 8 and len({v["target"] for v in named}) == 8
+    assert all(config["volumes"][v["source"]]["name"].startswith("lab-ext-root_") for v in named)
