@@ -6,9 +6,11 @@ re-run, then changes and bad input on top of that state.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 
 import pytest
 import testinfra
@@ -31,6 +33,31 @@ def image_labels(ref: str) -> dict | None:
         return docker.from_env().images.get(ref).labels
     except docker.errors.ImageNotFound:
         return None
+
+
+def tar_names(chunks) -> list[str]:
+    """Member names of a streamed tar (``docker export``)."""
+    reader = io.BufferedReader(_ChunkStream(chunks))
+    with tarfile.open(fileobj=reader, mode="r|") as archive:
+        return [member.name.removeprefix("./") for member in archive]
+
+
+class _ChunkStream(io.RawIOBase):
+    def __init__(self, chunks) -> None:
+        self.chunks, self.buffer = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self.buffer:
+            try:
+                self.buffer = next(self.chunks)
+            except StopIteration:
+                return 0
+        size = min(len(target), len(self.buffer))
+        target[:size], self.buffer = self.buffer[:size], self.buffer[size:]
+        return size
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(project):
@@ -91,10 +118,7 @@ def test_images_hold_no_env_files_mount_config_or_secrets(project):
         assert "wandb-s3cr3t" not in history and "WANDB_API_KEY=" not in history
         container = client.containers.create(ref, command=["true"])
         try:
-            names = subprocess.run(
-                f"docker export {container.id} | tar -t", shell=True, capture_output=True,
-                text=True, check=True,
-            ).stdout.splitlines()  # fmt: skip
+            names = tar_names(container.export())
         finally:
             container.remove(force=True)
         workspace = [n for n in names if n.startswith("workspace/lab_ext/")]

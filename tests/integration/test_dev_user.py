@@ -1,0 +1,120 @@
+"""The non-root lab member: the deploy runs as the test user, the dev container runs as them.
+
+The lab's test user is in the docker group (as provisioning would have made them) and has no
+sudo: install mode then needs no admin step at all, and installs Compose v2 for them only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import testinfra
+
+pytestmark = pytest.mark.lab
+LOCAL = testinfra.get_host("local://")
+
+
+@pytest.fixture(scope="module")
+def project(user_project):
+    result = user_project.deploy()
+    assert result.rc == 0, result.out
+    return user_project
+
+
+def test_files_belong_to_the_user_and_env_files_are_private(project):
+    name = project.user["name"]
+    for profile in ("ext", "ext-dev"):
+        env_file = LOCAL.file(str(project.env_file(profile)))
+        assert env_file.user == name and env_file.group == name and env_file.mode == 0o600
+        assert f"HOST_UID='{project.user['uid']}'" in env_file.content_string
+        assert f"HOST_HOME='{project.user['home']}'" in env_file.content_string
+    assert f"DOCKER_USER_HOME='{project.user['home']}'" in project.env_file("ext-dev").read_text()
+    assert LOCAL.file(str(project.path / "docker" / "docker-compose.override.yaml")).user == name
+    assert LOCAL.file(str(project.path / "logs")).user == name
+
+
+def test_compose_v2_plugin_installed_for_the_user_only(project):
+    plugin = LOCAL.file(f"{project.user['home']}/.docker/cli-plugins/docker-compose")
+    assert plugin.exists and plugin.user == project.user["name"] and plugin.mode == 0o755
+    assert project.shell("docker compose version --short").rc == 0
+
+
+def test_second_run_as_the_user_reports_zero_changes(project):
+    totals = project.deploy().totals()
+    assert totals["success"] == 0 and totals["error"] == 0
+
+
+def test_dev_container_runs_as_the_host_user_and_writes_files_they_own(project):
+    result = project.compose(
+        "ext-dev", "run", "--rm", "ext-dev",
+        "sh", "-c", 'id -u; id -g; echo "home=$HOME"; touch "$DOCKER_EXT_PATH/made in container"',
+    )  # fmt: skip
+    assert result.rc == 0, result.out
+    lines = result.out.splitlines()
+    assert str(project.user["uid"]) in lines and str(project.user["gid"]) in lines
+    assert f"home={project.user['home']}" in lines
+    made = LOCAL.file(str(project.path / "made in container"))
+    assert made.exists and made.uid == project.user["uid"] and made.gid == project.user["gid"]
+
+
+def test_given_command_runs_with_its_arguments_and_exit_code(project):
+    args = ["--task", "Template-Reach-v0", "--max_iterations", "5", "--run_name", "ci",
+            "spaces in arg", "$(touch /tmp/pwned)", "semi;colon", "*", "ünï"]  # fmt: skip
+    result = project.compose(
+        "ext-dev", "run", "--rm", "ext-dev", "python", "scripts/rsl_rl/train.py", *args
+    )
+    assert result.rc == 0, result.out
+    runs = sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_ci"))
+    assert runs, result.out
+    recorded = json.loads((runs[-1] / "args.json").read_text())["argv"]
+    assert recorded == args
+    assert (runs[-1] / "model_5.json").exists()
+    assert LOCAL.file(str(runs[-1] / "model_5.json")).uid == project.user["uid"]
+    failed = project.compose("ext-dev", "run", "--rm", "ext-dev",
+                             "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0", "--fail")  # fmt: skip
+    assert failed.rc == 1, failed.out
+    usage = project.compose(
+        "ext-dev", "run", "--rm", "ext-dev", "python", "scripts/rsl_rl/train.py", "--task", "Nope"
+    )
+    assert usage.rc == 2 and "unknown task" in usage.out
+
+
+def test_production_container_runs_the_entry_point_with_logs_persisted(project):
+    result = project.compose(
+        "ext", "run", "--rm", "ext",
+        "python", "scripts/rsl_rl/train.py", "--task", "Template-Balance-v0", "--run_name", "prod",
+    )  # fmt: skip
+    assert result.rc == 0, result.out
+    assert sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_prod"))
+
+
+def test_display_is_passed_on_only_when_set(project):
+    unset = project.compose(
+        "ext-dev", "run", "--rm", "ext-dev", "sh", "-c", 'echo "display=${DISPLAY-unset}"'
+    )
+    assert "display=unset" in unset.out, unset.out
+    result = project.shell(
+        "DISPLAY=:7 docker compose -f docker/docker-compose.yaml -f docker/docker-compose.override.yaml "
+        f"--env-file '{project.env_file('ext-dev')}' --profile ext-dev run --rm ext-dev "
+        "sh -c 'echo display=$DISPLAY'"
+    )
+    assert "display=:7" in result.out, result.out
+
+
+def test_rootless_service_runs_as_root(project):
+    result = project.compose("ext-dev-rootless", "run", "--rm", "ext-dev-rootless", "id", "-u")
+    assert result.rc == 0 and result.out.strip().splitlines()[-1] == "0", result.out
+
+
+def test_uid_2000_on_a_shared_server(project):
+    result = project.deploy(
+        data={"isaac_uid": 2000, "isaac_gid": 2000, "isaac_profiles": ("ext-dev",)}
+    )
+    assert result.rc == 0, result.out
+    env_file = project.env_file("ext-dev").read_text()
+    assert "HOST_UID='2000'" in env_file and "HOST_GID='2000'" in env_file
+    run = project.compose(
+        "ext-dev", "run", "--rm", "ext-dev", "sh", "-c", "id -u; id -g; touch /tmp/ok"
+    )
+    assert run.rc == 0 and run.out.splitlines()[-2:] == ["2000", "2000"], run.out
