@@ -2,6 +2,7 @@
 
 Used by ``tests/conftest.py`` (session fixtures) and by hand::
 
+    python -m tests.lab.lab install # apt packages the lab needs (root, only what is missing)
     python -m tests.lab.lab up      # install (root, when missing), start, print what it did
     python -m tests.lab.lab down    # stop exactly what ``up`` started
 
@@ -32,7 +33,7 @@ CACHE_DIR = Path(
         else Path.home() / ".cache/isaac-deploy-lab",
     )
 )
-APT_PACKAGES = ["docker.io", "debootstrap", "sudo", "git", "rsync", "python3-venv", "iproute2"]
+APT_PACKAGES = ["docker.io", "debootstrap", "python3-venv", "iproute2", "procps", "util-linux"]
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
 # The stand-in base images: Debian minbase + python3/pip, with the entry points the Dockerfiles
@@ -294,9 +295,11 @@ def down() -> None:
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
-    if command == "up":
+    if command == "install":
+        ensure_packages()
+    elif command == "up":
         print(json.dumps(up(), indent=2))
     elif command == "down":
         down()
     else:
-        sys.exit("usage: python -m tests.lab.lab up|down")
+        sys.exit("usage: python -m tests.lab.lab install|up|down")
