@@ -1,0 +1,85 @@
+"""No-op re-run of deploy/dev.py against an empty pyinfra deploy on @local, side by side.
+
+    .venv/bin/python -m benchmarks.noop_dev_deploy [--runs 15]
+
+Uses the test lab (a Docker engine, the base-image stand-in) and a throw-away copy of this
+project whose images are built first, so the no-op run checks real files and real images.
+Runs alternate (empty, no-op, empty, ...) so machine noise hits both alike. Target: the no-op
+re-run costs at most 1.3x the empty deploy. Results: printed, and saved under results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab import lab
+from tests.lab.project import PYINFRA, make_project, remove_test_images
+
+TARGET = 1.3
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    info = lab.up()
+    try:
+        with tempfile.TemporaryDirectory(prefix="isaac-bench-") as tmp:
+            project = make_project(Path(tmp) / "ext", None, info)
+            for _ in range(2):  # build the images, then settle
+                result = project.deploy()
+                assert result.rc == 0, result.out
+            assert project.deploy().totals()["success"] == 0, "the re-run is not a no-op"
+            empty = Path(tmp) / "empty.py"
+            empty.write_text("")
+            inventory = project.path.parent / "test_inventory.py"
+            empty_argv = [str(PYINFRA), "-y", "@local", str(empty)]
+            noop_argv = [str(PYINFRA), "-y", str(inventory), "deploy/dev.py"]
+            times: dict[str, list[float]] = {"empty": [], "noop": []}
+            for _ in range(args.runs):
+                times["empty"].append(timed(empty_argv, project.path))
+                times["noop"].append(timed(noop_argv, project.path))
+    finally:
+        remove_test_images()
+        lab.down()
+    report(times)
+
+
+LABELS = {"empty": "empty pyinfra deploy on @local", "noop": "no-op re-run of deploy/dev.py"}
+
+
+def report(times: dict[str, list[float]]) -> None:
+    med = {key: statistics.median(values) for key, values in times.items()}
+    ratio = med["noop"] / med["empty"]
+    print("| run | median s | min s | max s |\n|---|---|---|---|")
+    for key, values in times.items():
+        print(f"| {LABELS[key]} | {med[key]:.3f} | {min(values):.3f} | {max(values):.3f} |")
+    verdict = "meets" if ratio <= TARGET else "MISSES"
+    runs = len(times["noop"])
+    print(f"no-op / empty = {ratio:.2f}x ({verdict} the {TARGET}x target), {runs} runs each")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    record = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
+              "cpus": os.cpu_count(), "times": times, "median": med, "ratio": ratio}  # fmt: skip
+    (out / "noop_dev_deploy.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

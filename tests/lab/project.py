@@ -1,0 +1,140 @@
+"""A throw-away copy of this repository as an extension project, and the real ``pyinfra`` CLI
+run on it (as root or as the lab's test user). Used by the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PYINFRA = VENV_BIN / "pyinfra"
+# Tests use their own extension name so they never touch a real user's images or volumes.
+TEST_EXTENSION = "lab_ext"
+SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "logs", "build"}
+
+
+def remove_test_images() -> None:
+    prefix = f"isaac-lab-{TEST_EXTENSION.replace('_', '-')}"
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    refs = [ref for ref in listed if ref.startswith(prefix)]
+    if refs:
+        subprocess.run(["docker", "rmi", "-f", *refs], capture_output=True, check=False)
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "-q", "--filter", f"name={TEST_EXTENSION.replace('_', '-')}-"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, check=False)
+
+
+def project_files() -> list[Path]:
+    files = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if path.is_dir() or SKIP_PARTS & set(rel.parts):
+            continue
+        if rel.parts[0] == "docker" and rel.name.startswith(".env"):
+            continue
+        if rel.name in (".mount.config", "docker-compose.override.yaml") or rel.suffix == ".pyc":
+            continue
+        files.append(rel)
+    return files
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+
+    def totals(self) -> dict[str, int]:
+        """The "Grand total" row of pyinfra's results: operations, success, error, no change."""
+        for line in self.out.splitlines():
+            if line.strip().startswith("Grand total"):
+                cells = line.split()[2:]
+                values = [0 if cell == "-" else int(cell) for cell in cells]
+                return dict(zip(["ops", "success", "error", "no_change"], values, strict=False))
+        raise AssertionError(f"no results table in pyinfra output:\n{self.out}")
+
+
+@dataclass
+class Project:
+    """A copy of this repository as an extension project, owned by ``user``."""
+
+    path: Path
+    user: dict | None = None
+    data: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return TEST_EXTENSION
+
+    def env_file(self, profile: str) -> Path:
+        suffix = "" if profile == "ext" else "-dev"
+        return self.path / "docker" / f".env.{TEST_EXTENSION}{suffix}"
+
+    def shell(self, command: str, env: dict | None = None, check: bool = False) -> Result:
+        """Run ``command`` in the project as its owner (a login shell for the test user)."""
+        exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
+        if self.user:
+            argv = [
+                "su",
+                "-",
+                self.user["name"],
+                "-c",
+                f"{exports}cd {shlex.quote(str(self.path))} && {command}",
+            ]
+        else:
+            argv = ["sh", "-c", f"{exports}cd {shlex.quote(str(self.path))} && {command}"]
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        result = Result(proc.returncode, proc.stdout + proc.stderr)
+        if check and result.rc != 0:
+            raise AssertionError(f"{command} failed ({result.rc}):\n{result.out}")
+        return result
+
+    def deploy(self, *args: str, data: dict | None = None, env: dict | None = None) -> Result:
+        """The real CLI: ``pyinfra -y <inventory> deploy/dev.py`` with this project's data."""
+        inventory = self.path.parent / "test_inventory.py"
+        merged = {**self.data, **(data or {})}
+        inventory.write_text(f"local = [('@local', {merged!r})]\n")
+        if self.user:
+            os.chown(inventory, self.user["uid"], self.user["gid"])
+        flags = " ".join(shlex.quote(a) for a in args) if args else "-y"
+        return self.shell(f"{PYINFRA} {flags} {shlex.quote(str(inventory))} deploy/dev.py", env=env)
+
+    def compose(self, profile: str, *args: str) -> Result:
+        service_profile = profile
+        env_profile = "ext" if profile == "ext" else "ext-dev"
+        command = (
+            "docker compose -f docker/docker-compose.yaml -f docker/docker-compose.override.yaml "
+            "--env-file "
+            f"{shlex.quote(str(self.env_file(env_profile)))} --profile {service_profile} "
+            + " ".join(shlex.quote(a) for a in args)
+        )
+        return self.shell(command)
+
+
+def make_project(path: Path, user: dict | None, lab_info: dict) -> Project:
+    for rel in project_files():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+    # the example extension under the tests' own name (its Python package stays ext_template)
+    (path / "source" / "ext_template").rename(path / "source" / TEST_EXTENSION)
+    if user:
+        subprocess.run(["chown", "-R", f"{user['uid']}:{user['gid']}", str(path)], check=True)
+    data = {
+        "isaac_extension_name": TEST_EXTENSION,
+        "isaac_profiles": ("ext", "ext-dev"),
+        "isaac_base_images": dict(lab_info["images"]),
+        "isaac_dev_pip_packages": "",  # the stand-in has no network for pip
+    }
+    return Project(path=path, user=user, data=data)
