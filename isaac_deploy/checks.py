@@ -116,7 +116,8 @@ def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
     if tk.compose:
         checks.append(Check("Docker Compose", "OK", f"v{tk.compose}"))
     else:
-        legacy = f" (only the old docker-compose {tk.compose_v1} is there)" if tk.compose_v1 else ""
+        standalone = tk.compose_standalone
+        legacy = f" (only a standalone docker-compose {standalone} is there)" if standalone else ""
         checks.append(
             Check("Docker Compose", "WARN" if will_install else "FAIL",
                   f"Compose v2 (`docker compose`) is missing{legacy}",

@@ -8,138 +8,94 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
+from . import validate as v
 from .errors import ConfigError
 from .paths import PROFILES
 
-Profile = Literal["ext", "ext-dev"]
 PREFIX = "isaac_"
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = r"[A-Za-z_][A-Za-z0-9_]*"
 # Image references as Docker accepts them: [registry[:port]/]path[:tag][@digest]
-IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+IMAGE_RE = (
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
 DEFAULT_BASE_IMAGES: dict[str, str] = {
     "ext": "isaac-lab-base:latest",
     "ext-dev": "isaac-lab-ros2:latest",
 }
+WANDB_MODES = ("online", "offline", "disabled")
 
 
-class HostUser(BaseModel):
+@dataclass(frozen=True)
+class HostUser:
     """The user the deploy runs as on the target, as detected by the toolkit fact."""
 
-    model_config = ConfigDict(frozen=True)
-
     name: str
-    uid: int = Field(ge=0)
-    gid: int = Field(ge=0)
+    uid: int
+    gid: int
     home: str
     shell: str = "/bin/sh"
     groups: tuple[str, ...] = ()
 
 
-class WandbSettings(BaseModel):
+@dataclass(frozen=True)
+class WandbSettings:
     """Weights & Biases settings; the API key itself never appears here."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     username: str | None = None
     entity: str | None = None
     project: str | None = None
-    mode: Literal["online", "offline", "disabled"] = "online"
+    mode: str = "online"
     api_key_file: str | None = None
     api_key_env: str = "WANDB_API_KEY"
 
-    @field_validator("api_key_file")
     @classmethod
-    def _absolute_key_file(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("/", "~")):
-            raise ValueError("must be an absolute path (or start with ~)")
-        return value
+    def parse(cls, key: str, raw: Any) -> WandbSettings:
+        raw = v.mapping(key, raw or {}, (f.name for f in fields(cls)))
+        key_file = raw.get("api_key_file")
+        return cls(
+            username=v.optional_text(f"{key}[username]", raw.get("username")),
+            entity=v.optional_text(f"{key}[entity]", raw.get("entity")),
+            project=v.optional_text(f"{key}[project]", raw.get("project")),
+            mode=v.choice(f"{key}[mode]", raw.get("mode", "online"), WANDB_MODES),
+            api_key_file=None
+            if not key_file
+            else v.absolute_path(f"{key}[api_key_file]", key_file, also=("~",)),
+            api_key_env=v.text(
+                f"{key}[api_key_env]", raw.get("api_key_env", "WANDB_API_KEY"),
+                r"[A-Za-z_][A-Za-z0-9_]*", "must be an environment variable name",
+            ),
+        )  # fmt: skip
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError("must be an environment variable name")
-        return value
 
-
-class WorkstationConfig(BaseModel):
+@dataclass(frozen=True)
+class WorkstationConfig:
     """Everything the workstation deploy needs to know about one extension project on one host."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    extension_name: str = "ext_template"
     extension_folder: str
-    profiles: tuple[Profile, ...] = ("ext-dev",)
-    user_mode: Literal["user", "rootless"] = "user"
-    uid: int = Field(ge=0)
-    gid: int = Field(ge=0)
+    uid: int
+    gid: int
     user: HostUser
-    base_images: dict[Profile, str] = Field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
-    provision: Literal["install", "check"] = "install"
-    docker_source: Literal["distro", "docker-repo"] = "distro"
+    extension_name: str = "ext_template"
+    profiles: tuple[str, ...] = ("ext-dev",)
+    user_mode: str = "user"
+    base_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    provision: str = "install"
+    docker_source: str = "distro"
     env_overwrite_edited: bool = False
-    wandb: WandbSettings = Field(default_factory=WandbSettings)
+    wandb: WandbSettings = field(default_factory=WandbSettings)
     isaacsim_root: str = "/isaac-sim"
     isaaclab_path: str = "/workspace/isaaclab"
-    min_free_gb: int = Field(default=20, ge=0)
-    dev_pip_packages: str = Field(default="pytest ruff", pattern=r"^[A-Za-z0-9_.=<>~!,\[\] -]*$")
-
-    @field_validator("extension_name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid extension name: use letters, digits and _ only "
-                "(it names a Python package, an image and a folder; no '/', '-' or spaces)"
-            )
-        return value
-
-    @field_validator("extension_folder", "isaacsim_root", "isaaclab_path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path")
-        if "\n" in value or "\x00" in value:
-            raise ValueError("must not contain newlines or NUL bytes")
-        return value.rstrip("/") or "/"
-
-    @field_validator("profiles", mode="before")
-    @classmethod
-    def _profiles(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [p for p in re.split(r"[,\s]+", value) if p]
-        if not value:
-            raise ValueError(f"must name at least one profile of {', '.join(PROFILES)}")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("base_images")
-    @classmethod
-    def _images(cls, value: dict[str, str]) -> dict[str, str]:
-        for profile, image in value.items():
-            if not IMAGE_RE.match(image):
-                raise ValueError(f"{profile}: {image!r} is not a valid image reference")
-        return {**DEFAULT_BASE_IMAGES, **value}
+    min_free_gb: int = 20
+    dev_pip_packages: str = "pytest ruff"
 
     # derived values, one definition each
     @property
     def docker_ext_path(self) -> str:
         return f"/workspace/{self.extension_name}"
-
-    @property
-    def container_home(self) -> str:
-        """Home of the container user: the host user's home in user mode, ``/root`` rootless."""
-        return "/root" if self.user_mode == "rootless" else self.user.home
-
-    @property
-    def container_user_name(self) -> str:
-        return "root" if self.user_mode == "rootless" else self.user.name
 
     @property
     def user_slug(self) -> str:
@@ -161,7 +117,7 @@ class WorkstationConfig(BaseModel):
         cls, data: Mapping[str, Any], user: HostUser, default_folder: str
     ) -> WorkstationConfig:
         """Build the model from inventory data (``isaac_*`` keys) and the detected user."""
-        known = {f"{PREFIX}{name}" for name in cls.model_fields if name != "user"}
+        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"}
         values: dict[str, Any] = {}
         for key, value in data.items():
             if not key.startswith(PREFIX):
@@ -172,27 +128,50 @@ class WorkstationConfig(BaseModel):
                 )
             if value is not None:
                 values[key[len(PREFIX) :]] = value
-        values.setdefault("extension_folder", default_folder)
-        values.setdefault("uid", user.uid)
-        values.setdefault("gid", user.gid)
-        values["user"] = user
-        return parse_model(cls, values)
+
+        def get(name: str, default: Any) -> tuple[str, Any]:
+            return PREFIX + name, values.get(name, default)
+
+        return cls(
+            extension_name=v.text(*get("extension_name", "ext_template"), NAME_RE, (
+                f"{values.get('extension_name')!r} is not a valid extension name: use letters, "
+                "digits and _ only (it names a Python package, an image and a folder; no '/', "
+                "'-' or spaces)")),
+            extension_folder=v.absolute_path(*get("extension_folder", default_folder)),
+            profiles=_profiles(*get("profiles", ("ext-dev",))),
+            user_mode=v.choice(*get("user_mode", "user"), ("user", "rootless")),
+            uid=v.integer(*get("uid", user.uid)),
+            gid=v.integer(*get("gid", user.gid)),
+            user=user,
+            base_images=_base_images(*get("base_images", {})),
+            provision=v.choice(*get("provision", "install"), ("install", "check")),
+            docker_source=v.choice(*get("docker_source", "distro"), ("distro", "docker-repo")),
+            env_overwrite_edited=v.boolean(*get("env_overwrite_edited", False)),
+            wandb=WandbSettings.parse(*get("wandb", {})),
+            isaacsim_root=v.absolute_path(*get("isaacsim_root", "/isaac-sim")),
+            isaaclab_path=v.absolute_path(*get("isaaclab_path", "/workspace/isaaclab")),
+            min_free_gb=v.integer(*get("min_free_gb", 20)),
+            dev_pip_packages=v.text(*get("dev_pip_packages", "pytest ruff"),
+                                    r"[A-Za-z0-9_.=<>~!,\[\] -]*",
+                                    "must be pip requirement specifiers separated by spaces"),
+        )  # fmt: skip
 
 
-def parse_model(model: type[BaseModel], values: Mapping[str, Any], prefix: str = PREFIX) -> Any:
-    """Validate ``values`` into ``model``; the first problem is a ConfigError naming its key."""
-    try:
-        return model.model_validate(dict(values))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        field = (
-            prefix + loc[0] + "".join(f"[{part}]" for part in loc[1:])
-            if loc
-            else prefix.rstrip("_")
+def _profiles(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [p for p in re.split(r"[,\s]+", value) if p]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(key, f"must name at least one profile of {', '.join(PROFILES)}")
+    for index, profile in enumerate(value):
+        v.choice(f"{key}[{index}]", profile, PROFILES)
+    return tuple(dict.fromkeys(value))
+
+
+def _base_images(key: str, value: Any) -> dict[str, str]:
+    value = v.mapping(key, value, PROFILES)
+    images = dict(DEFAULT_BASE_IMAGES)
+    for profile, image in value.items():
+        images[profile] = v.text(
+            f"{key}[{profile}]", image, IMAGE_RE, f"{image!r} is not a valid image reference"
         )
-        message = error["msg"].removeprefix("Value error, ")
-        given = error.get("input")
-        if error["type"] not in ("value_error", "missing") and not isinstance(given, (dict, list)):
-            message = f"{message}, got {given!r}"
-        raise ConfigError(field, message) from None
+    return images

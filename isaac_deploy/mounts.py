@@ -11,46 +11,50 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import parse_model
+from . import validate as v
 from .errors import ConfigError
 
 Probe = Callable[[str], str]
 SERVICES = ("ext", "ext-dev", "ext-dev-rootless")
-MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MOUNT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 RSL_RL_IN_IMAGE = "/workspace/isaaclab/_isaac_sim/kit/python/lib/python3.11/site-packages/rsl_rl"
+FILE = ".mount.config"
 
 
-class Mount(BaseModel):
+@dataclass(frozen=True)
+class Mount:
     """One external checkout mounted into the containers (and optionally synced to clusters)."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    container_path: str
     enabled: bool = False
     local_path: str = ""
-    container_path: str
-    mount_type: Literal["full", "source"] = "full"
+    mount_type: str = "full"  # "full": the folder; "source": only its source/ folder
     read_only: bool = False
     sync_to_cluster: bool = False
     cluster_path: str = ""
 
-    @field_validator("container_path")
     @classmethod
-    def _container_absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path inside the container")
-        return value.rstrip("/") or "/"
-
-    @field_validator("cluster_path")
-    @classmethod
-    def _cluster_absolute(cls, value: str) -> str:
-        if value and not value.startswith(("/", "~", "$")):
-            raise ValueError(f"{value!r} must be absolute (or start with ~ or $VAR)")
-        return value
+    def parse(cls, key: str, raw: Any) -> Mount:
+        raw = v.mapping(key, raw, (f.name for f in fields(cls)))
+        if "container_path" not in raw:
+            raise ConfigError(f"{key}[container_path]", "is required")
+        cluster_path = raw.get("cluster_path") or ""
+        return cls(
+            container_path=v.absolute_path(f"{key}[container_path]", raw["container_path"]),
+            enabled=v.boolean(f"{key}[enabled]", raw.get("enabled", False)),
+            local_path=v.text(f"{key}[local_path]", raw.get("local_path") or ""),
+            mount_type=v.choice(f"{key}[mount_type]", raw.get("mount_type", "full"),
+                                ("full", "source")),
+            read_only=v.boolean(f"{key}[read_only]", raw.get("read_only", False)),
+            sync_to_cluster=v.boolean(f"{key}[sync_to_cluster]", raw.get("sync_to_cluster", False)),
+            cluster_path=v.absolute_path(f"{key}[cluster_path]", cluster_path, also=("~", "$"))
+            if cluster_path else "",
+        )  # fmt: skip
 
 
 def default_mounts(isaaclab_path: str = "/workspace/isaaclab") -> dict[str, Mount]:
@@ -60,19 +64,10 @@ def default_mounts(isaaclab_path: str = "/workspace/isaaclab") -> dict[str, Moun
     }
 
 
-class MountConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@dataclass(frozen=True)
+class MountConfig:
+    mounts: dict[str, Mount] = field(default_factory=default_mounts)
     version: int = 1
-    mounts: dict[str, Mount] = Field(default_factory=default_mounts)
-
-    @field_validator("mounts")
-    @classmethod
-    def _names(cls, value: dict[str, Mount]) -> dict[str, Mount]:
-        for name in value:
-            if not MOUNT_NAME_RE.match(name):
-                raise ValueError(f"{name!r} is not a valid mount name (letters, digits, _ . -)")
-        return {**default_mounts(), **value}
 
     @classmethod
     def loads(cls, text: str | None) -> MountConfig:
@@ -82,13 +77,25 @@ class MountConfig(BaseModel):
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ConfigError(".mount.config", f"is not valid JSON ({exc})") from None
+            raise ConfigError(FILE, f"is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
-            raise ConfigError(".mount.config", "must hold a JSON object")
-        return parse_model(cls, data, prefix=".mount.config:")
+            raise ConfigError(FILE, "must hold a JSON object")
+        v.mapping(FILE, data, ("version", "mounts"))
+        raw_mounts = v.mapping(
+            f"{FILE}: mounts", data.get("mounts") or {}, data.get("mounts") or {}
+        )
+        mounts = default_mounts()
+        for name, raw in raw_mounts.items():
+            if not isinstance(name, str) or not re.fullmatch(MOUNT_NAME_RE, name):
+                raise ConfigError(
+                    f"{FILE}: mounts",
+                    f"{name!r} is not a valid mount name (letters, digits, _ . -)",
+                )
+            mounts[name] = Mount.parse(f"{FILE}: mounts.{name}", raw)
+        return cls(mounts=mounts, version=v.integer(f"{FILE}: version", data.get("version", 1)))
 
     def dumps(self) -> str:
-        return json.dumps(self.model_dump(), indent=2) + "\n"
+        return json.dumps(asdict(self), indent=2) + "\n"
 
     def enabled(self) -> dict[str, Mount]:
         return {name: m for name, m in self.mounts.items() if m.enabled}
@@ -114,7 +121,7 @@ def required_paths(config: MountConfig, home: str) -> list[str]:
 def validate(config: MountConfig, probe: Probe, home: str) -> None:
     """Raise ConfigError (naming the mount) for the first enabled mount that cannot work."""
     for name, mount in config.enabled().items():
-        field = f".mount.config: mounts.{name}"
+        field = f"{FILE}: mounts.{name}"
         if not mount.local_path:
             raise ConfigError(field, "is enabled but has no local_path (mount-set NAME PATH)")
         local = expand_home(mount.local_path, home)

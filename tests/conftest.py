@@ -28,6 +28,7 @@ def lab():
     except Exception:
         lab_module.down()
         raise
+    remove_test_images()  # a clean slate, whatever an interrupted run left behind
     yield info
     remove_test_images()
     lab_module.down()

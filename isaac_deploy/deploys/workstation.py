@@ -24,7 +24,7 @@ from .. import apt_sources, paths
 from ..checks import Check, toolkit_checks
 from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
-from ..facts.files import FileSha256WithMode, FileWithMode, PathKinds
+from ..facts.files import PathKinds
 from ..facts.toolkit import Toolkit, WorkstationToolkit
 from ..mounts import MountConfig, override_yaml, required_paths, validate
 from ..operations import docker as docker_ops
@@ -72,39 +72,39 @@ class Workstation:
         return {"wandb_api_key": self.wandb_key_file} if self.wandb_key_file else {}
 
 
-def _wandb_key_path(config: WorkstationConfig) -> str:
-    return posixpath.join(
-        config.user.home, ".config", "isaac-deploy", config.extension_name, "wandb_api_key"
-    )
+def _wandb_key_path(extension_name: str) -> str:
+    """Where a key taken from the environment is kept (``~``: the target user's home)."""
+    return f"~/.config/isaac-deploy/{extension_name}/wandb_api_key"
 
 
-def _check_folder(config: WorkstationConfig) -> list[str]:
-    folder = config.extension_folder
-    wanted = {
+def _folder_paths(folder: str, extension_name: str) -> dict[str, str]:
+    """What an extension project must contain, and of which kind."""
+    return {
         folder: "dir",
-        posixpath.join(folder, "source", config.extension_name): "dir",
+        posixpath.join(folder, "source", extension_name): "dir",
         str(paths.docker_dir(folder) / paths.COMPOSE_FILE): "file",
         **{posixpath.join(folder, dockerfile): "file" for dockerfile in DOCKERFILES.values()},
     }
-    kinds = host.get_fact(PathKinds, paths=list(wanted))
-    if kinds.get(folder) != "dir":
+
+
+def _check_folder(config: WorkstationConfig, toolkit: Toolkit) -> None:
+    folder = config.extension_folder
+    if toolkit.path_kind(folder) != "dir":
         raise ConfigError(
             "isaac_extension_folder", f"{folder} does not exist or is not a directory on the target"
         )
-    for path, kind in wanted.items():
-        if kinds.get(path) != kind:
+    for path, kind in _folder_paths(folder, config.extension_name).items():
+        if toolkit.path_kind(path) != kind:
             what = "folder" if kind == "dir" else "file"
             raise ConfigError(
                 "isaac_extension_folder",
                 f"{folder} has no {posixpath.relpath(path, folder)} {what}: is it an extension "
                 f"project (source/{config.extension_name}/ and docker/ from isaac-deploy)?",
             )
-    return list(wanted)
 
 
-def _load_mounts(config: WorkstationConfig) -> MountConfig:
-    current = host.get_fact(FileWithMode, path=str(paths.mount_config(config.extension_folder)))
-    mounts = MountConfig.loads("\n".join(current.lines) if current else None)
+def _load_mounts(config: WorkstationConfig, toolkit: Toolkit) -> MountConfig:
+    mounts = MountConfig.loads(toolkit.files.get(str(paths.mount_config(config.extension_folder))))
     needed = required_paths(mounts, config.user.home)
     if needed:
         kinds = host.get_fact(PathKinds, paths=needed)
@@ -112,13 +112,15 @@ def _load_mounts(config: WorkstationConfig) -> MountConfig:
     return mounts
 
 
-def _load_wandb(config: WorkstationConfig) -> tuple[HiddenValue | None, str | None]:
+def _load_wandb(
+    config: WorkstationConfig, toolkit: Toolkit
+) -> tuple[HiddenValue | None, str | None]:
     """The key comes from the user's environment or a 0600 file; never from the inventory."""
+    home = config.user.home
     if config.wandb.api_key_file:
         path = config.wandb.api_key_file
-        if path.startswith("~"):
-            path = config.user.home + path[1:]
-        state = host.get_fact(FileSha256WithMode, path=path)
+        state = toolkit.digests.get(path)
+        path = home + path[1:] if path.startswith("~") else path
         if state is None:
             raise ConfigError("isaac_wandb[api_key_file]", f"{path} does not exist on the target")
         if state.mode & 0o077:
@@ -128,25 +130,36 @@ def _load_wandb(config: WorkstationConfig) -> tuple[HiddenValue | None, str | No
             )
         return None, path
     value = os.environ.get(config.wandb.api_key_env, "").strip()
-    stored = _wandb_key_path(config)
-    if value:
-        return HiddenValue(value), stored
-    if host.get_fact(FileSha256WithMode, path=stored) is not None:
-        return None, stored
+    stored = _wandb_key_path(config.extension_name)
+    if value or toolkit.digests.get(stored) is not None:
+        return (HiddenValue(value) if value else None), home + stored[1:]
     return None, None
 
 
 def load(project_root: str | Path) -> Workstation:
-    """Gather facts and validate inventory data, ``.mount.config`` and the extension folder."""
-    toolkit = host.get_fact(WorkstationToolkit)
+    """Gather facts and validate inventory data, ``.mount.config`` and the extension folder.
+
+    One command (the toolkit fact) brings everything needed here; only enabled external mounts
+    need a second one.
+    """
+    data = host.data.dict()
+    folder = str(data.get("isaac_extension_folder") or project_root)
+    name = str(data.get("isaac_extension_name") or "ext_template")
+    wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
+    toolkit = host.get_fact(
+        WorkstationToolkit,
+        paths=tuple(_folder_paths(folder, name)),
+        read=(str(paths.mount_config(folder)),),
+        digest=tuple(str(p) for p in (wandb.get("api_key_file"), _wandb_key_path(name)) if p),
+    )
     if toolkit.user is None:
         raise ToolkitError(
-            "could not detect the user on the target (`id` / `getent passwd` failed)"
+            "could not inspect the target: python3 is needed there (`sudo apt-get install python3`)"
         )
-    config = WorkstationConfig.from_host_data(host.data.dict(), toolkit.user, str(project_root))
-    _check_folder(config)
-    mounts = _load_mounts(config)
-    wandb_key, wandb_key_file = _load_wandb(config)
+    config = WorkstationConfig.from_host_data(data, toolkit.user, str(project_root))
+    _check_folder(config, toolkit)
+    mounts = _load_mounts(config, toolkit)
+    wandb_key, wandb_key_file = _load_wandb(config, toolkit)
     templates = Path(project_root) / "templates"
     if not (templates / "env.ext.j2").is_file():
         raise ToolkitError(f"templates not found in {templates}: run from an isaac-deploy checkout")

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from importlib import resources
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from .toolkit import image_key, split_sections
+from ..remote import PYTHON, program
+from .toolkit import image_key
 
 INPUTS_LABEL = "org.isaac-deploy.inputs"
-INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}} {{json .Config.Labels}}"
-
-
-def _digest_script() -> str:
-    return resources.files("isaac_deploy.remote").joinpath("context_digest.py").read_text()
 
 
 @dataclass(frozen=True)
@@ -39,65 +33,42 @@ class BuildInputs:
     docker_error: str | None = None
 
     def image(self, ref: str) -> LocalImage | None:
-        return self.images.get(image_key(ref)) or self.images.get(ref)
+        return self.images.get(ref) or self.images.get(image_key(ref))
 
 
 class ImageBuildInputs(FactBase[BuildInputs]):
-    """Digest of a build context plus ``docker image inspect`` of the given images, in one
-    command: the context is hashed once however many images are built from it."""
+    """Digest of a build context and the engine's view of the given images, in one command:
+    the context is hashed once however many images are built from it."""
 
     def command(self, context: str, images: list[str]) -> StringCommand:
+        source = program("dockerapi", "context_digest", "build_inputs")
         refs = [QuoteString(ref) for ref in images]
-        return StringCommand(
-            "echo @@isaac:context;",
-            # the system interpreter: it starts fast (version-manager shims do not)
-            "py=/usr/bin/python3; [ -x $py ] || py=python3;",
-            "$py", "-c", QuoteString(_digest_script()), QuoteString(context), ";",
-            "e=$(mktemp) || exit 1; echo @@isaac:inspect;",
-            "docker image inspect --format", QuoteString(INSPECT_FORMAT), *refs, '2>"$e";',
-            'echo @@isaac:errors; cat "$e"; rm -f "$e"',
-        )  # fmt: skip
+        return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(context), *refs)
 
     @staticmethod
     def default() -> BuildInputs:
-        return BuildInputs(None, "fact not gathered", {})
+        return BuildInputs(None, "could not digest the build context (is python3 installed?)", {})
 
     def process(self, output: list[str]) -> BuildInputs:
-        return parse_build_inputs(list(output))
+        return parse_build_inputs("\n".join(output))
 
 
-def _parse_inspect(lines: list[str]) -> dict[str, LocalImage]:
-    decoder = json.JSONDecoder()
-    images: dict[str, LocalImage] = {}
-    for line in lines:
-        try:
-            tags, pos = decoder.raw_decode(line)
-            digests, pos = decoder.raw_decode(line, pos + 1)
-            image_id, _, rest = line[pos + 1 :].partition(" ")
-            labels = json.loads(rest or "null") or {}
-        except ValueError:
-            continue
-        image = LocalImage(image_id, {str(k): str(v) for k, v in labels.items()})
-        for ref in [*(tags or []), *(digests or []), image_id]:
-            images[ref] = image
-    return images
-
-
-def parse_build_inputs(lines: list[str]) -> BuildInputs:
-    sec = split_sections(lines)
-    digest = error = None
+def parse_build_inputs(output: str) -> BuildInputs:
     try:
-        data = json.loads(" ".join(sec.get("context", [])) or "{}")
-        digest, error = data.get("digest"), data.get("error")
+        data = json.loads(output)
     except ValueError:
-        error = "could not digest the build context: " + " ".join(sec.get("context", []))[:200]
-    if digest is None and error is None:
-        error = "could not digest the build context (is python3 installed?)"
-    errors = [
-        line.strip()
-        for line in sec.get("errors", [])
-        if line.strip() and not re.search(r"no such (image|object)", line, re.I)
-    ]
+        data = None
+    if not isinstance(data, dict):
+        return BuildInputs(None, f"could not digest the build context: {output[:200]}", {})
+    context = data.get("context") or {}
+    images = {}
+    for ref, value in (data.get("images") or {}).items():
+        if isinstance(value, dict) and value.get("id"):
+            labels = {str(k): str(v) for k, v in (value.get("labels") or {}).items()}
+            images[ref] = LocalImage(value["id"], labels)
     return BuildInputs(
-        digest, error, _parse_inspect(sec.get("inspect", [])), " ".join(errors) or None
+        context.get("digest"),
+        None if context.get("digest") else str(context.get("error") or "no context digest"),
+        images,
+        data.get("error") or None,
     )

@@ -1,21 +1,17 @@
 """Digest of a Docker build context as the builder sees it, honouring ``.dockerignore``.
 
-Standalone (stdlib only) so that a fact can run it on the target with ``python3 -c``:
-
-    python3 -c "$(cat context_digest.py)" CONTEXT_DIR [DOCKERIGNORE]
-
-prints one JSON object: ``{"digest": "sha256:...", "files": N, "bytes": N}``. Patterns follow
+Stdlib only: the ``ImageBuildInputs`` fact runs it on the target as part of one
+``python3 -c`` program (see ``build_inputs``); :func:`context_digest` gives
+``{"digest": "sha256:...", "files": N, "bytes": N}``. Patterns follow
 Docker's rules: ``#`` comments, ``!`` exceptions (last match wins), ``*``, ``?``, ``[...]`` and
 ``**`` (any number of directories), a leading ``/`` ignored, and a match on a parent directory
 counting for everything below it.
 """
 
 import hashlib
-import json
 import os
 import re
 import stat
-import sys
 
 __all__ = ["Pattern", "DockerIgnore", "context_digest"]
 
@@ -155,11 +151,3 @@ def context_digest(context, dockerignore=None):
         total.update(f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape"))
         files += 1
     return {"digest": "sha256:" + total.hexdigest(), "files": files, "bytes": size}
-
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2 or not os.path.isdir(sys.argv[1]):
-        missing = (sys.argv[1:] or ["?"])[0]
-        print(json.dumps({"error": "no such build context: " + missing}))
-        sys.exit(0)
-    print(json.dumps(context_digest(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)))

@@ -165,14 +165,14 @@ def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
 @pytest.mark.parametrize(
     ("data", "words"),
     [
-        ({"isaac_uid": "abc"}, "isaac_uid: Input should be a valid integer"),
+        ({"isaac_uid": "abc"}, "isaac_uid: must be an integer, got 'abc'"),
         (
             {"isaac_extension_folder": "/nonexistent/ext"},
             "isaac_extension_folder: /nonexistent/ext does not exist",
         ),
         ({"isaac_extension_folder": "/tmp"}, "has no source/lab_ext folder"),
         ({"isaac_extension_name": "bad name"}, "isaac_extension_name: 'bad name' is not a valid"),
-        ({"isaac_profiles": ["prod"]}, "isaac_profiles[0]: Input should be 'ext' or 'ext-dev'"),
+        ({"isaac_profiles": ["prod"]}, "isaac_profiles[0]: must be one of 'ext', 'ext-dev'"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(project, data, words):

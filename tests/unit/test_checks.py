@@ -40,7 +40,7 @@ def test_version_tuple_handles_suffixes():
 
 
 def test_gpu_box_all_ok():
-    result = checks("ubuntu22-gpu-docker27-apptainer134.txt")
+    result = checks("ubuntu22-gpu-docker27-apptainer134.json")
     assert {name: c.status for name, c in result.items()} == {
         "NVIDIA driver": "OK",
         "Docker": "OK",
@@ -53,14 +53,14 @@ def test_gpu_box_all_ok():
 
 
 def test_no_gpu_is_skipped_never_passed():
-    result = checks("debian12-root-docker20.txt")
+    result = checks("debian12-root-docker20.json")
     assert result["NVIDIA driver"].status == "SKIPPED"
     assert "CPU-only" in result["NVIDIA driver"].message
     assert result["NVIDIA Container Toolkit"].status == "SKIPPED"
 
 
 def test_unis_tested_combination_warns():
-    tk = WorkstationToolkit().process(fixture_lines("toolkit/nvidia-smi-failed-singularity.txt"))
+    tk = WorkstationToolkit().process(fixture_lines("toolkit/nvidia-smi-failed-singularity.json"))
     result = {c.name: c for c in toolkit_checks(tk, will_install=True)}
     assert result["Docker/Apptainer"].status == "WARN"
     assert "26.1.3" in result["Docker/Apptainer"].message
@@ -68,13 +68,13 @@ def test_unis_tested_combination_warns():
 
 
 def test_failed_driver_is_one_actionable_fail_line():
-    check = checks("nvidia-smi-failed-singularity.txt")["NVIDIA driver"]
+    check = checks("nvidia-smi-failed-singularity.json")["NVIDIA driver"]
     assert check.status == "FAIL" and "\n" not in check.line()
     assert "NVIDIA driver" in check.line() and "->" in check.line()
 
 
 def test_missing_toolkit_check_mode_fails_with_the_fix():
-    result = checks("no-docker.txt", will_install=False)
+    result = checks("no-docker.json", will_install=False)
     docker = result["Docker"]
     assert docker.status == "FAIL" and "apt-get install docker.io" in docker.fix
     nvidia = result["NVIDIA Container Toolkit"]
@@ -83,13 +83,13 @@ def test_missing_toolkit_check_mode_fails_with_the_fix():
 
 
 def test_missing_toolkit_install_mode_says_the_deploy_installs_it():
-    result = checks("no-docker.txt", will_install=True)
+    result = checks("no-docker.json", will_install=True)
     assert result["Docker"].status == "WARN" and "deploy installs" in result["Docker"].fix
     assert result["NVIDIA Container Toolkit"].status == "WARN"
 
 
 def test_runtime_not_configured_and_compose_v1_only():
-    result = checks("ubuntu20-docker2407-apptainer125.txt", will_install=False)
+    result = checks("ubuntu20-docker2407-apptainer125.json", will_install=False)
     assert result["NVIDIA Container Toolkit"].status == "FAIL"
     assert "nvidia-ctk runtime configure" in result["NVIDIA Container Toolkit"].fix
     assert result["Docker Compose"].status == "FAIL"
@@ -99,7 +99,7 @@ def test_runtime_not_configured_and_compose_v1_only():
 
 
 def test_permission_denied_names_the_docker_group():
-    result = checks("debian12-nogroup-permission-denied.txt", will_install=False)
+    result = checks("debian12-nogroup-permission-denied.json", will_install=False)
     assert result["Docker"].status == "FAIL"
     assert "usermod -aG docker" in result["Docker"].fix
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from isaac_deploy.config import HostUser, WorkstationConfig
@@ -32,7 +34,7 @@ def test_names_are_per_user_so_a_shared_machine_never_mixes_them():
     assert config.compose_project == "my-robot-alice"
     assert config.image_name("ext") == "isaac-lab-my-robot:alice"
     assert config.image_name("ext-dev") == "isaac-lab-my-robot-dev:alice"
-    odd = WorkstationConfig.from_host_data({}, USER.model_copy(update={"name": "A.Bc@x"}), "/x")
+    odd = WorkstationConfig.from_host_data({}, dataclasses.replace(USER, name="A.Bc@x"), "/x")
     assert odd.user_slug == "a.bc-x"
 
 
@@ -50,19 +52,22 @@ def test_non_isaac_keys_are_ignored():
     ("data", "field", "words"),
     [
         ({"isaac_uid": "abc"}, "isaac_uid", "integer, got 'abc'"),
-        ({"isaac_gid": -1}, "isaac_gid", "greater than or equal to 0"),
+        ({"isaac_gid": -1}, "isaac_gid", "must be at least 0"),
         ({"isaac_extension_name": "my ext"}, "isaac_extension_name", "no '/', '-' or spaces"),
         ({"isaac_extension_name": "a/b"}, "isaac_extension_name", "not a valid extension name"),
         ({"isaac_extension_folder": "relative/path"}, "isaac_extension_folder", "absolute"),
-        ({"isaac_profiles": ["ext", "prod"]}, "isaac_profiles[1]", "'ext' or 'ext-dev'"),
+        ({"isaac_profiles": ["ext", "prod"]}, "isaac_profiles[1]", "one of 'ext', 'ext-dev', got 'prod'"),
         ({"isaac_profiles": []}, "isaac_profiles", "at least one profile"),
-        ({"isaac_user_mode": "admin"}, "isaac_user_mode", "'user' or 'rootless'"),
-        ({"isaac_provision": "yes"}, "isaac_provision", "'install' or 'check'"),
-        ({"isaac_base_images": {"ext": "Not An Image"}}, "isaac_base_images", "image reference"),
+        ({"isaac_user_mode": "admin"}, "isaac_user_mode", "one of 'user', 'rootless'"),
+        ({"isaac_provision": "yes"}, "isaac_provision", "one of 'install', 'check'"),
+        ({"isaac_base_images": {"ext": "Not An Image"}}, "isaac_base_images[ext]", "image reference"),
+        ({"isaac_base_images": {"prod": "x"}}, "isaac_base_images[prod]", "unknown setting"),
+        ({"isaac_env_overwrite_edited": "maybe"}, "isaac_env_overwrite_edited", "true or false"),
+        ({"isaac_uid": True}, "isaac_uid", "must be an integer"),
         ({"isaac_wandb": {"mode": "sometimes"}}, "isaac_wandb[mode]", "online"),
-        ({"isaac_wandb": {"api_key": "x"}}, "isaac_wandb[api_key]", "Extra inputs"),
+        ({"isaac_wandb": {"api_key": "x"}}, "isaac_wandb[api_key]", "unknown setting"),
         ({"isaac_wandb": {"api_key_file": "key.txt"}}, "isaac_wandb[api_key_file]", "absolute"),
-        ({"isaac_dev_pip_packages": "x; rm -rf /"}, "isaac_dev_pip_packages", "pattern"),
+        ({"isaac_dev_pip_packages": "x; rm -rf /"}, "isaac_dev_pip_packages", "pip requirement"),
         ({"isaac_extenion_name": "typo"}, "isaac_extenion_name", "unknown setting"),
     ],
 )

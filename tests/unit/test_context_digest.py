@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from isaac_deploy.remote import program
 from isaac_deploy.remote.context_digest import DockerIgnore, context_digest
 
 
@@ -82,12 +83,14 @@ def test_mode_and_symlinks_count(tmp_path):
     assert context_digest(str(tmp_path))["digest"] != after_chmod
 
 
-def test_runs_standalone_as_the_fact_runs_it(tmp_path):
+def test_runs_as_part_of_the_facts_program_without_the_package(tmp_path):
     make_tree(tmp_path, {"a": "1"})
-    script = open(sys.modules["isaac_deploy.remote.context_digest"].__file__).read()
-    out = subprocess.run(["/usr/bin/python3", "-c", script, str(tmp_path)],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert out.startswith('{"digest": "sha256:') and '"files": 1' in out
-    missing = subprocess.run(["/usr/bin/python3", "-c", script, str(tmp_path / "nope")],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert "no such build context" in missing
+    source = program("dockerapi", "context_digest", "build_inputs")
+    # -I: isolated mode, so the program cannot import isaac_deploy from anywhere
+    out = subprocess.run(["/usr/bin/python3", "-I", "-c", source, str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd="/").stdout  # fmt: skip
+    data = json.loads(out)
+    assert data["context"] == context_digest(str(tmp_path)) and data["images"] == {}
+    missing = subprocess.run(["/usr/bin/python3", "-I", "-c", source, str(tmp_path / "nope")],
+                             capture_output=True, text=True, check=True, cwd="/").stdout  # fmt: skip
+    assert "no such build context" in json.loads(missing)["context"]["error"]

@@ -86,12 +86,12 @@ def test_validation_like_the_seed():
         ("{not json", "not valid JSON"),
         ("[1, 2]", "JSON object"),
         ('{"mounts": {"bad name": {"container_path": "/x"}}}', "not a valid mount name"),
-        ('{"mounts": {"x": {"container_path": "relative"}}}', "absolute path inside the container"),
+        ('{"mounts": {"x": {"container_path": "relative"}}}', "must be an absolute path"),
         (
             '{"mounts": {"x": {"container_path": "/x", "mount_type": "weird"}}}',
-            "'full' or 'source'",
+            "one of 'full', 'source'",
         ),
-        ('{"mounts": {"x": {"container_path": "/x", "typo": 1}}}', "Extra inputs"),
+        ('{"mounts": {"x": {"container_path": "/x", "typo": 1}}}', "unknown setting"),
     ],
 )
 def test_bad_mount_config_is_one_clear_error(text, words):

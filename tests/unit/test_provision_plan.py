@@ -32,7 +32,7 @@ def by_name(ops):
 
 
 def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit():
-    ws = make_workstation("no-docker.txt")
+    ws = make_workstation("no-docker.json")
     ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
     assert list(ops) == [
         "Docker engine and Compose packages",
@@ -70,7 +70,7 @@ def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit()
 
 
 def test_dockers_own_repository_as_an_option():
-    ws = make_workstation("no-docker.txt", isaac_docker_source="docker-repo")
+    ws = make_workstation("no-docker.json", isaac_docker_source="docker-repo")
     ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
     assert ops["Docker's apt key"].sudo
     assert "https://download.docker.com/linux/ubuntu/gpg" in joined(ops["Docker's apt key"])
@@ -85,14 +85,14 @@ def test_dockers_own_repository_as_an_option():
 
 
 def test_configured_gpu_box_changes_nothing():
-    ws = make_workstation("ubuntu22-gpu-docker27-apptainer134.txt")
+    ws = make_workstation("ubuntu22-gpu-docker27-apptainer134.json")
     ops = plan(workstation.provision, ws)
     assert [op.name for op in ops] == ["Docker daemon running", "nvidia runtime in Docker"]
     assert [op.commands for op in ops] == [[], []]
 
 
 def test_debian12_root_with_docker_only_gets_the_compose_plugin_without_sudo():
-    ws = make_workstation("debian12-root-docker20.txt")
+    ws = make_workstation("debian12-root-docker20.json")
     object.__setattr__(
         ws, "toolkit", ws.toolkit.__class__(**{**ws.toolkit.__dict__, "compose": None})
     )
@@ -108,19 +108,19 @@ def test_debian12_root_with_docker_only_gets_the_compose_plugin_without_sudo():
 
 
 def test_daemon_down_without_systemd_starts_dockerd_detached():
-    ws = make_workstation("debian12-daemon-down.txt")
+    ws = make_workstation("debian12-daemon-down.json")
     command = joined(by_name(plan(workstation.provision, ws))["Docker daemon running"])
     assert "start-stop-daemon --start --oknodo --background" in command
     assert "--exec /usr/sbin/dockerd" in command and "until docker version" in command
 
 
 def test_check_mode_installs_nothing():
-    ws = make_workstation("no-docker.txt", isaac_provision="check")
+    ws = make_workstation("no-docker.json", isaac_provision="check")
     assert [op.commands for op in plan(workstation.provision, ws)] == []
 
 
 def test_check_mode_without_docker_stops_with_one_actionable_line():
-    ws = make_workstation("no-docker.txt", isaac_provision="check")
+    ws = make_workstation("no-docker.json", isaac_provision="check")
     with pytest.raises(ToolkitError) as error:
         plan(workstation.check_toolkit, ws)
     message = str(error.value)
@@ -129,6 +129,6 @@ def test_check_mode_without_docker_stops_with_one_actionable_line():
 
 
 def test_install_mode_without_sudo_is_refused_before_anything_changes():
-    ws = make_workstation("ubuntu20-docker2407-apptainer125.txt")  # bob: no sudo, runtime missing
+    ws = make_workstation("ubuntu20-docker2407-apptainer125.json")  # bob: no sudo, runtime missing
     with pytest.raises(ToolkitError, match="needs sudo, which is not installed"):
         plan(workstation.check_toolkit, ws)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 
@@ -44,35 +45,39 @@ def test_path_kinds(tmp_path):
     assert run_fact(PathKinds(), paths=paths) == dict(zip(paths, ["dir", "file", "missing"]))
 
 
-INSPECT = [
-    "@@isaac:context",
-    '{"digest": "sha256:abc", "files": 3, "bytes": 10}',
-    "@@isaac:inspect",
-    '["isaac-lab-base:latest","isaac-lab-ros2:latest"] [] sha256:1111 {"a":"b"}',
-    '["isaac-lab-ext:alice"] [] sha256:2222 {"org.isaac-deploy.inputs":"sha256:in"}',
-    '[] ["reg/x@sha256:ffff"] sha256:3333 null',
-    "@@isaac:errors",
-    "Error response from daemon: No such image: nope:1",
-]
+INPUTS = {
+    "context": {"digest": "sha256:abc", "files": 3, "bytes": 10},
+    "images": {
+        "isaac-lab-base": {"id": "sha256:1111", "labels": {"a": "b"}},
+        "isaac-lab-ext:alice": {
+            "id": "sha256:2222",
+            "labels": {"org.isaac-deploy.inputs": "sha256:in"},
+        },
+        "nope:1": None,
+    },
+    "error": None,
+}
 
 
 def test_image_build_inputs_parse():
-    state = parse_build_inputs(INSPECT)
+    state = parse_build_inputs(json.dumps(INPUTS))
     assert state.context_digest == "sha256:abc" and state.docker_error is None
     assert state.image("isaac-lab-base").id == "sha256:1111"
-    assert state.image("isaac-lab-ros2:latest").id == "sha256:1111"
     assert state.image("isaac-lab-ext:alice").inputs == "sha256:in"
-    assert state.image("reg/x@sha256:ffff").id == "sha256:3333"
     assert state.image("nope:1") is None
 
 
 def test_image_build_inputs_docker_errors_and_garbage():
-    denied = parse_build_inputs(["@@isaac:context", '{"digest": "sha256:a"}', "@@isaac:inspect",
-                                 "@@isaac:errors", "permission denied while trying to connect"])  # fmt: skip
+    denied = parse_build_inputs(
+        json.dumps({**INPUTS, "images": {}, "error": "permission denied while trying to connect"})
+    )
     assert "permission denied" in denied.docker_error
-    garbage = parse_build_inputs(["@@isaac:context", "Traceback (most recent call last):"])
+    garbage = parse_build_inputs("Traceback (most recent call last):")
     assert garbage.context_digest is None and "could not digest" in garbage.context_error
-    assert parse_build_inputs([]).context_error
+    missing = parse_build_inputs(
+        json.dumps({"context": {"error": "no such build context: /x"}, "images": {}})
+    )
+    assert missing.context_error == "no such build context: /x"
 
 
 def test_image_build_inputs_command_runs_here(tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 
 import pytest
 
-from isaac_deploy.facts.toolkit import TOOLKIT_SCRIPT, WorkstationToolkit, image_key, parse_toolkit
+from isaac_deploy.facts.toolkit import WorkstationToolkit, image_key
 from tests.helpers import fixture_lines
 
 
@@ -14,17 +16,35 @@ def parse(name: str):
     return WorkstationToolkit().process(fixture_lines(f"toolkit/{name}"))
 
 
-def test_command_is_one_shell_script_that_runs_here():
-    command = WorkstationToolkit().command()
-    assert command == TOOLKIT_SCRIPT.strip()
+def test_one_command_runs_here_and_answers_paths_files_and_digests(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "it's a file").write_text("content\n")
+    (tmp_path / "key").write_text("s3cr3t\n")
+    (tmp_path / "key").chmod(0o600)
+    command = (
+        WorkstationToolkit()
+        .command(
+            paths=(str(tmp_path / "dir"), str(tmp_path / "it's a file"), str(tmp_path / "none")),
+            read=(str(tmp_path / "it's a file"), str(tmp_path / "none")),
+            digest=(str(tmp_path / "key"),),
+        )
+        .get_raw_value()
+    )
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
-    toolkit = parse_toolkit(result.stdout.splitlines())
-    assert toolkit.user is not None and toolkit.user.name
-    assert result.stdout.rstrip().endswith("@@isaac:end")
+    assert len(result.stdout.splitlines()) == 1  # one JSON object
+    tk = WorkstationToolkit().process(result.stdout.splitlines())
+    assert tk.user is not None and tk.user.uid == os.getuid()
+    assert tk.path_kind(str(tmp_path / "dir")) == "dir"
+    assert tk.path_kind(str(tmp_path / "it's a file")) == "file"
+    assert tk.path_kind(str(tmp_path / "none")) == "missing"
+    assert tk.files == {str(tmp_path / "it's a file"): "content\n", str(tmp_path / "none"): None}
+    key = tk.digests[str(tmp_path / "key")]
+    assert key.mode == 0o600 and key.sha256 == hashlib.sha256(b"s3cr3t\n").hexdigest()
+    assert "s3cr3t" not in result.stdout
 
 
 def test_gpu_workstation_docker27_apptainer134():
-    tk = parse("ubuntu22-gpu-docker27-apptainer134.txt")
+    tk = parse("ubuntu22-gpu-docker27-apptainer134.json")
     assert tk.user.name == "alice" and tk.user.uid == 1000 and tk.user.home == "/home/alice"
     assert tk.user.shell == "/bin/zsh" and "docker" in tk.user.groups
     assert (tk.os_id, tk.os_version, tk.os_codename) == ("ubuntu", "22.04", "jammy")
@@ -36,10 +56,12 @@ def test_gpu_workstation_docker27_apptainer134():
         "27.3.1",
         None,
     )
-    assert tk.compose == "2.29.7" and tk.compose_v1 is None
+    assert tk.compose == "2.29.7" and tk.compose_standalone is None
     assert tk.nvidia_ctk == "1.16.2"
     assert tk.nvidia_runtime_configured
-    assert tk.runtimes == ("io.containerd.runc.v2", "nvidia", "runc")
+    assert (
+        tk.runtimes == ("io.containerd.runc.v2", "nvidia", "runc") and tk.default_runtime == "runc"
+    )
     assert tk.apptainer == "1.3.4" and tk.singularity is None
     assert tk.docker_root == "/var/lib/docker" and tk.free_kib == 498567890
     assert tk.has_image("isaac-lab-base") and tk.has_image("isaac-lab-ros2:latest")
@@ -48,16 +70,16 @@ def test_gpu_workstation_docker27_apptainer134():
 
 
 def test_tested_pair_docker2407_apptainer125_and_compose_v1_only():
-    tk = parse("ubuntu20-docker2407-apptainer125.txt")
+    tk = parse("ubuntu20-docker2407-apptainer125.json")
     assert tk.docker_server == "24.0.7" and tk.apptainer == "1.2.5"
-    assert tk.compose is None and tk.compose_v1 == "1.29.2"
+    assert tk.compose is None and tk.compose_standalone == "1.29.2"
     assert tk.nvidia_ctk == "1.14.3" and not tk.nvidia_runtime_configured
     assert tk.daemon_json == {"default-runtime": "runc"} and tk.sudo is None
     assert tk.docker_root == "/data/docker" and tk.free_kib == 11803544
 
 
 def test_failed_driver_bad_daemon_json_and_singularity():
-    tk = parse("nvidia-smi-failed-singularity.txt")
+    tk = parse("nvidia-smi-failed-singularity.json")
     assert tk.gpus == () and tk.nvidia_driver is None
     assert "couldn't communicate with the NVIDIA driver" in tk.nvidia_smi_error
     assert tk.daemon_json is None and "not valid JSON" in tk.daemon_json_error
@@ -66,7 +88,7 @@ def test_failed_driver_bad_daemon_json_and_singularity():
 
 
 def test_fresh_pc_without_docker():
-    tk = parse("no-docker.txt")
+    tk = parse("no-docker.json")
     assert tk.docker_client is None and tk.docker_server is None
     assert tk.docker_server_error is None and not tk.docker_permission_denied
     assert tk.compose is None and tk.nvidia_ctk is None and tk.images == {}
@@ -74,27 +96,27 @@ def test_fresh_pc_without_docker():
 
 
 def test_captured_here_root_with_debian_docker20():
-    tk = parse("debian12-root-docker20.txt")
+    tk = parse("debian12-root-docker20.json")
     assert tk.user.uid == 0 and tk.docker_server == "20.10.24"
     assert tk.gpus == () and tk.nvidia_smi_error is None  # no nvidia-smi: CPU-only, not an error
     assert tk.dockerd == "/usr/sbin/dockerd" and tk.init != "systemd"
 
 
 def test_captured_here_user_not_in_docker_group():
-    tk = parse("debian12-nogroup-permission-denied.txt")
+    tk = parse("debian12-nogroup-permission-denied.json")
     assert tk.docker_client and tk.docker_server is None
     assert tk.docker_permission_denied
-    assert tk.docker_root is None  # docker info gave nothing usable
+    assert tk.docker_root is None and tk.images == {}  # the engine said nothing
 
 
 def test_captured_here_daemon_down():
-    tk = parse("debian12-daemon-down.txt")
+    tk = parse("debian12-daemon-down.json")
     assert tk.docker_client and tk.docker_server is None
     assert "Cannot connect to the Docker daemon" in tk.docker_server_error
     assert not tk.docker_permission_denied
 
 
-@pytest.mark.parametrize("name", ["garbage.txt", "empty.txt"])
+@pytest.mark.parametrize("name", ["garbage.txt", "empty.txt", "not-an-object.json"])
 def test_garbage_and_empty_give_an_empty_toolkit(name):
     tk = parse(name)
     assert tk.user is None and tk.docker_client is None and tk.gpus == ()

@@ -1,0 +1,42 @@
+"""What an image build starts from: the context digest and the engine's view of some images.
+
+Run by the ``ImageBuildInputs`` fact as ``python3 -c <program> CONTEXT REF...`` (joined after
+``dockerapi`` and ``context_digest``); prints one JSON object.
+"""
+
+import json
+import os
+import sys
+import threading
+from urllib.parse import quote
+
+if "DockerAPI" not in globals():  # imported as a module, not joined into one program
+    from isaac_deploy.remote.context_digest import context_digest
+    from isaac_deploy.remote.dockerapi import DockerAPI
+
+
+def build_inputs(context, refs):
+    urls = {ref: "/images/{}/json".format(quote(ref, safe="")) for ref in refs}
+    answers = {}
+    engine = threading.Thread(target=lambda: answers.update(DockerAPI().get_many(urls.values())))
+    engine.start()  # ask the engine while the context is being hashed
+    if os.path.isdir(context):
+        digest = context_digest(context)
+    else:
+        digest = {"error": "no such build context: " + context}
+    engine.join()
+    images, error = {}, None
+    for ref in refs:
+        status, data = answers[urls[ref]]
+        if status == 200 and isinstance(data, dict):
+            config = data.get("Config") or {}
+            images[ref] = {"id": data.get("Id"), "labels": config.get("Labels") or {}}
+        elif status == 404:
+            images[ref] = None
+        else:
+            error = data if status == 0 else f"HTTP {status}: {data}"
+    return {"context": digest, "images": images, "error": error}
+
+
+if __name__ == "__main__":
+    print(json.dumps(build_inputs(sys.argv[1], sys.argv[2:])))
