@@ -10,15 +10,17 @@ import sys
 import threading
 from urllib.parse import quote
 
-if "DockerAPI" not in globals():  # imported as a module, not joined into one program
+if "docker_client" not in globals():  # imported as a module, not joined into one program
     from isaac_deploy.remote.context_digest import context_digest
-    from isaac_deploy.remote.dockerapi import DockerAPI
+    from isaac_deploy.remote.dockerapi import docker_client
 
 
 def build_inputs(context, refs):
     urls = {ref: "/images/{}/json".format(quote(ref, safe="")) for ref in refs}
     answers = {}
-    engine = threading.Thread(target=lambda: answers.update(DockerAPI().get_many(urls.values())))
+    engine = threading.Thread(
+        target=lambda: answers.update(docker_client().get_many(urls.values()))
+    )
     engine.start()  # ask the engine while the context is being hashed
     if os.path.isdir(context):
         digest = context_digest(context)

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-__all__ = ["DockerAPI"]
+__all__ = ["DockerAPI", "DockerCLI", "docker_client"]
 
 
 class DockerAPI:
@@ -71,3 +71,77 @@ class DockerAPI:
         for thread in threads:
             thread.join()
         return results
+
+
+class DockerCLI:
+    """The same questions through the ``docker`` CLI, for a ``DOCKER_HOST`` that is not a unix
+    socket or a non-default Docker context (slower: one CLI process per question)."""
+
+    def __init__(self, docker="docker"):
+        self.docker = docker
+
+    def _run(self, args):
+        import subprocess
+
+        try:
+            proc = subprocess.run([self.docker, *args], capture_output=True, text=True,
+                                  timeout=60)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return 0, str(exc)
+        if proc.returncode != 0:
+            error = proc.stderr.strip() or proc.stdout.strip()
+            if "no such image" in error.lower() or "no such object" in error.lower():
+                return 404, error
+            return 0, error
+        return 200, proc.stdout
+
+    def get(self, url):
+        if url == "/version":
+            status, out = self._run(["version", "--format", "{{json .Server}}"])
+        elif url == "/info":
+            status, out = self._run(["info", "--format", "{{json .}}"])
+        elif url == "/images/json":
+            status, out = self._run(["images", "--no-trunc", "--format", "{{json .}}"])
+            if status == 200:
+                rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+                tags = [
+                    (r.get("ID"), "{}:{}".format(r.get("Repository"), r.get("Tag"))) for r in rows
+                ]
+                return 200, [{"Id": image_id, "RepoTags": [tag]} for image_id, tag in tags]
+            return status, out
+        elif url.startswith("/images/") and url.endswith("/json"):
+            from urllib.parse import unquote
+
+            ref = unquote(url[len("/images/") : -len("/json")])
+            status, out = self._run(["image", "inspect", ref])
+            if status == 200:
+                return 200, (json.loads(out) or [None])[0]
+            return status, out
+        else:
+            return 0, "unsupported question " + url
+        if status != 200:
+            return status, out
+        try:
+            return 200, json.loads(out)
+        except ValueError:
+            return 0, out.strip()
+
+    get_many = DockerAPI.get_many
+
+
+def docker_client():
+    """The engine API on its socket when the CLI would use it too, else the CLI itself."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return DockerCLI()
+    context = os.environ.get("DOCKER_CONTEXT", "")
+    if not context:
+        config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+        try:
+            with open(os.path.join(config, "config.json"), encoding="utf-8") as handle:
+                context = json.load(handle).get("currentContext") or ""
+        except (OSError, ValueError, AttributeError):
+            context = ""
+    if context and context != "default" and not host:
+        return DockerCLI()
+    return DockerAPI()

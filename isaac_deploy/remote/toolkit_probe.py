@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import sys
 
-if "DockerAPI" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.remote.dockerapi import DockerAPI
+if "docker_client" not in globals():  # imported as a module, not joined into one program
+    from isaac_deploy.remote.dockerapi import docker_client
 
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",
@@ -152,7 +152,7 @@ def probe(args):
         if found[tool]:
             procs[tool] = start([found[tool], "--version"])
 
-    api = DockerAPI()
+    api = docker_client()
     engine = {}
     answers = api.get_many(["/version", "/info", "/images/json"])
     status, version = answers["/version"]

@@ -85,3 +85,26 @@ def test_image_build_inputs_command_runs_here(tmp_path):
     state = run_fact(ImageBuildInputs(), context=str(tmp_path), images=["isaac-deploy-test/none:1"])
     assert state.context_digest.startswith("sha256:")
     assert state.image("isaac-deploy-test/none:1") is None
+
+
+def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
+    """A non-unix DOCKER_HOST or a non-default context goes through the docker CLI."""
+    from isaac_deploy.remote.dockerapi import DockerAPI, DockerCLI, docker_client
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    assert isinstance(docker_client(), DockerCLI)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+    assert isinstance(docker_client(), DockerAPI)
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setenv("DOCKER_CONTEXT", "rootless")
+    assert isinstance(docker_client(), DockerCLI)
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    api, cli = DockerAPI(), DockerCLI()
+    api_version, cli_version = api.get("/version"), cli.get("/version")
+    assert api_version[0] == cli_version[0]
+    if api_version[0] == 200:  # with an engine, both see the same one and the same images
+        assert api_version[1]["Version"] == cli_version[1]["Version"]
+        api_tags = sorted(t for i in api.get("/images/json")[1] for t in (i.get("RepoTags") or []))
+        cli_tags = sorted(t for i in cli.get("/images/json")[1] for t in i["RepoTags"] if "<none>" not in t)
+        assert [t for t in api_tags if "<none>" not in t] == cli_tags
+        assert cli.get("/images/isaac-deploy-test%2Fnone:1/json")[0] == 404
