@@ -214,7 +214,10 @@ def _compose_plugin_binary() -> str | None:
 def provision(ws: Workstation) -> None:
     """Install what is missing (sudo only here); in check-only mode only report."""
     if not ws.install:
-        host.noop("isaac_provision='check': nothing is installed")
+        logger.info(
+            f"{host.print_prefix}isaac_provision='check': nothing is installed "
+            "(what is missing is reported above)"
+        )
         return
     tk, user = ws.toolkit, ws.config.user
     repo = ws.config.docker_source == "docker-repo"

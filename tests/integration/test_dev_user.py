@@ -7,6 +7,7 @@ sudo: install mode then needs no admin step at all, and installs Compose v2 for 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import testinfra
@@ -118,3 +119,45 @@ def test_uid_2000_on_a_shared_server(project):
         "ext-dev", "run", "--rm", "ext-dev", "sh", "-c", "id -u; id -g; touch /tmp/ok"
     )
     assert run.rc == 0 and run.out.splitlines()[-2:] == ["2000", "2000"], run.out
+
+
+def test_wandb_key_reaches_the_container_as_a_secret_file_only(project):
+    result = project.deploy(env={"WANDB_API_KEY": "user-wandb-key-42"})
+    assert result.rc == 0 and "user-wandb-key-42" not in result.out, result.out
+    run = project.compose("ext-dev", "run", "--rm", "ext-dev", "sh", "-c",
+                          'echo "key=$WANDB_API_KEY"; ls -ln /run/secrets/wandb_api_key')  # fmt: skip
+    assert run.rc == 0 and "key=user-wandb-key-42" in run.out, run.out
+    assert f" {project.user['uid']} " in run.out.splitlines()[-1]  # bind-mounted, still the user's
+    for profile in ("ext", "ext-dev"):
+        assert "user-wandb-key-42" not in project.env_file(profile).read_text()
+    inspect = project.shell("docker inspect $(docker ps -aq) 2>/dev/null; docker history --no-trunc "
+                            f"isaac-lab-lab-ext-dev:{project.user['name']}")  # fmt: skip
+    assert "user-wandb-key-42" not in inspect.out
+
+
+def test_key_file_must_be_private(project):
+    key = project.path.parent / "wandb-key"
+    key.write_text("from-a-file\n")
+    os.chown(key, project.user["uid"], project.user["gid"])
+    key.chmod(0o644)
+    result = project.deploy(data={"isaac_wandb": {"api_key_file": str(key)}})
+    assert result.rc != 0
+    assert (
+        f"isaac_wandb[api_key_file]: {key} is readable by others (mode 644): run `chmod 600 {key}`"
+        in result.out
+    )
+    key.chmod(0o600)
+    result = project.deploy(data={"isaac_wandb": {"api_key_file": str(key)}})
+    assert result.rc == 0, result.out
+    assert f"WANDB_API_KEY_FILE='{key}'" in project.env_file("ext-dev").read_text()
+    assert str(key) in (project.path / "docker" / "docker-compose.override.yaml").read_text()
+
+
+def test_check_only_mode_installs_nothing_and_still_renders(project):
+    project.env_file("ext").unlink()
+    result = project.deploy(data={"isaac_provision": "check"})
+    assert result.rc == 0, result.out
+    assert "isaac_provision='check': nothing is installed" in result.out
+    assert "Install Docker" not in result.out  # no provisioning operation at all
+    assert "[SKIPPED] NVIDIA driver" in result.out and "[OK] Docker" in result.out
+    assert project.env_file("ext").exists()

@@ -105,6 +105,8 @@ def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
     if api_version[0] == 200:  # with an engine, both see the same one and the same images
         assert api_version[1]["Version"] == cli_version[1]["Version"]
         api_tags = sorted(t for i in api.get("/images/json")[1] for t in (i.get("RepoTags") or []))
-        cli_tags = sorted(t for i in cli.get("/images/json")[1] for t in i["RepoTags"] if "<none>" not in t)
+        cli_tags = sorted(
+            t for i in cli.get("/images/json")[1] for t in i["RepoTags"] if "<none>" not in t
+        )
         assert [t for t in api_tags if "<none>" not in t] == cli_tags
         assert cli.get("/images/isaac-deploy-test%2Fnone:1/json")[0] == 404
