@@ -169,24 +169,32 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(_Reset, _represent_reset)
 
 
+X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's socket folder
+DEV_SERVICES = ("ext-dev", "ext-dev-rootless")
+
+
 def override_yaml(
     config: MountConfig,
     home: str,
     *,
     gpu: bool,
+    x11: bool = False,
     secret_files: dict[str, str] | None = None,
     services: Iterable[str] = SERVICES,
 ) -> str:
-    """The ``docker-compose.override.yaml`` text: mounts, CPU-only reset, secrets."""
+    """The ``docker-compose.override.yaml`` text: mounts, CPU-only reset, X11 for the dev
+    containers (when the host has an X server's socket folder), secrets."""
     binds = volumes(config, home)
+    x11_bind = {"type": "bind", "source": X11_SOCKETS, "target": X11_SOCKETS, "read_only": False}
     secrets = dict(sorted((secret_files or {}).items()))
     body: dict[str, Any] = {"services": {}}
     for service in services:
         entry: dict[str, Any] = {}
         if not gpu:
             entry["deploy"] = _Reset()
-        if binds:
-            entry["volumes"] = binds
+        service_binds = binds + ([x11_bind] if x11 and service in DEV_SERVICES else [])
+        if service_binds:
+            entry["volumes"] = service_binds
         if secrets:
             entry["secrets"] = list(secrets)
         body["services"][service] = entry

@@ -26,7 +26,7 @@ from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.files import PathKinds
 from ..facts.toolkit import Toolkit, WorkstationToolkit
-from ..mounts import MountConfig, override_yaml, required_paths, validate
+from ..mounts import X11_SOCKETS, MountConfig, override_yaml, required_paths, validate
 from ..operations import docker as docker_ops
 from ..operations import files as file_ops
 from ..render import render
@@ -148,7 +148,7 @@ def load(project_root: str | Path) -> Workstation:
     wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
     toolkit = host.get_fact(
         WorkstationToolkit,
-        paths=tuple(_folder_paths(folder, name)),
+        paths=(*_folder_paths(folder, name), X11_SOCKETS),
         read=(str(paths.mount_config(folder)),),
         digest=tuple(str(p) for p in (wandb.get("api_key_file"), _wandb_key_path(name)) if p),
     )
@@ -334,8 +334,12 @@ def project_files(ws: Workstation) -> None:
         name="docker-compose.override.yaml (mounts, GPU, secrets)",
         path=str(paths.override_file(ws.folder)),
         content=override_yaml(
-            ws.mounts, config.user.home, gpu=ws.gpu, secret_files=ws.secret_files()
-        ),
+            ws.mounts,
+            config.user.home,
+            gpu=ws.gpu,
+            secret_files=ws.secret_files(),
+            x11=ws.toolkit.path_kind(X11_SOCKETS) == "dir",
+        ),  # fmt: skip
         mode=0o644,
         overwrite_edited=config.env_overwrite_edited,
     )

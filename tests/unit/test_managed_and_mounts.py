@@ -123,3 +123,16 @@ class _ResetLoader(yaml.SafeLoader):
 
 
 _ResetLoader.add_constructor("!reset", lambda loader, node: "RESET")
+
+
+def test_x11_socket_folder_goes_to_the_dev_containers_only():
+    data = yaml.safe_load(override_yaml(MountConfig.loads(None), "/home/a", gpu=True, x11=True))
+    x11 = {
+        "type": "bind",
+        "source": "/tmp/.X11-unix",
+        "target": "/tmp/.X11-unix",
+        "read_only": False,
+    }
+    assert data["services"]["ext-dev"]["volumes"] == [x11]
+    assert data["services"]["ext-dev-rootless"]["volumes"] == [x11]
+    assert "volumes" not in data["services"]["ext"]
