@@ -63,68 +63,88 @@ def check_gpu(tk: Toolkit) -> Check:
     return Check("NVIDIA driver", "OK", f"driver {tk.nvidia_driver}, GPUs {names}")
 
 
+def missing(name: str, message: str, will_install: bool, deploy_does: str, admin_fix: str) -> Check:
+    """Something the deploy installs (WARN) or, in check-only mode, an admin must (FAIL)."""
+    return Check(
+        name,
+        "WARN" if will_install else "FAIL",
+        message,
+        deploy_does if will_install else admin_fix,
+    )
+
+
 def check_nvidia_toolkit(tk: Toolkit, will_install: bool) -> Check:
     name = "NVIDIA Container Toolkit"
     if not tk.gpus:
         return Check(name, "SKIPPED", "not needed without an NVIDIA GPU")
-    action = "the deploy installs it" if will_install else "ask an admin to install it"
     if not tk.nvidia_ctk:
-        return Check(
-            name, "WARN" if will_install else "FAIL", "nvidia-ctk is missing",
-            f"{action}: apt-get install nvidia-container-toolkit (NVIDIA's apt repository), "
-            "then `nvidia-ctk runtime configure --runtime=docker`",
-        )  # fmt: skip
+        how = (
+            "apt-get install nvidia-container-toolkit (NVIDIA's apt repository), then "
+            "`nvidia-ctk runtime configure --runtime=docker`"
+        )
+        return missing(
+            name,
+            "nvidia-ctk is missing",
+            will_install,
+            f"the deploy installs it: {how}",
+            f"ask an admin to install it: {how}",
+        )
     if not tk.nvidia_runtime_configured:
-        return Check(
-            name, "WARN" if will_install else "FAIL",
+        return missing(
+            name,
             f"nvidia-ctk {tk.nvidia_ctk} installed, but Docker has no nvidia runtime",
-            "the deploy configures it" if will_install
-            else "ask an admin to run `sudo nvidia-ctk runtime configure --runtime=docker` "
+            will_install,
+            "the deploy configures it",
+            "ask an admin to run `sudo nvidia-ctk runtime configure --runtime=docker` "
             "and restart Docker",
-        )  # fmt: skip
+        )
     return Check(name, "OK", f"nvidia-ctk {tk.nvidia_ctk}, nvidia runtime configured")
 
 
 def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
-    checks = []
     if not tk.docker_client:
-        checks.append(
-            Check("Docker", "WARN" if will_install else "FAIL", "docker is not installed",
-                  "the deploy installs it" if will_install
-                  else "ask an admin to run `sudo apt-get install docker.io`, or set "
-                  "isaac_provision='install' on a host where you may use sudo")
-        )  # fmt: skip
-        return checks
+        return [
+            missing(
+                "Docker",
+                "docker is not installed",
+                will_install,
+                "the deploy installs it",
+                "ask an admin to run `sudo apt-get install docker.io`, or set "
+                "isaac_provision='install' on a host where you may use sudo",
+            )
+        ]
     if tk.docker_server:
-        checks.append(
-            Check("Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}")
-        )
+        engine = Check("Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}")
     elif tk.docker_permission_denied:
-        checks.append(
-            Check("Docker", "FAIL", f"client {tk.docker_client}; this user may not use the engine",
-                  f"the user must be in the docker group: {DOCKER_GROUP_FIX}"
-                  if will_install else "ask an admin to run `sudo usermod -aG docker $USER`, then "
-                  + DOCKER_GROUP_FIX)
-        )  # fmt: skip
+        engine = Check(
+            "Docker",
+            "FAIL",
+            f"client {tk.docker_client}; this user may not use the engine",
+            f"the user must be in the docker group: {DOCKER_GROUP_FIX}"
+            if will_install
+            else "ask an admin to run `sudo usermod -aG docker $USER`, then " + DOCKER_GROUP_FIX,
+        )
     else:
-        checks.append(
-            Check("Docker", "WARN" if will_install else "FAIL",
-                  f"client {tk.docker_client}; engine not reachable ({tk.docker_server_error})",
-                  "the deploy starts it" if will_install
-                  else "ask an admin to start it: `sudo systemctl start docker`")
-        )  # fmt: skip
+        engine = missing(
+            "Docker",
+            f"client {tk.docker_client}; engine not reachable ({tk.docker_server_error})",
+            will_install,
+            "the deploy starts it",
+            "ask an admin to start it: `sudo systemctl start docker`",
+        )
     if tk.compose:
-        checks.append(Check("Docker Compose", "OK", f"v{tk.compose}"))
+        compose = Check("Docker Compose", "OK", f"v{tk.compose}")
     else:
         standalone = tk.compose_standalone
         legacy = f" (only a standalone docker-compose {standalone} is there)" if standalone else ""
-        checks.append(
-            Check("Docker Compose", "WARN" if will_install else "FAIL",
-                  f"Compose v2 (`docker compose`) is missing{legacy}",
-                  "the deploy installs it" if will_install
-                  else "install `docker-compose-plugin` or `docker-compose-v2`")
-        )  # fmt: skip
-    return checks
+        compose = missing(
+            "Docker Compose",
+            f"Compose v2 (`docker compose`) is missing{legacy}",
+            will_install,
+            "the deploy installs it",
+            "install `docker-compose-plugin` or `docker-compose-v2`",
+        )
+    return [engine, compose]
 
 
 def check_apptainer(tk: Toolkit) -> list[Check]:

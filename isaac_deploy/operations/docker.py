@@ -97,7 +97,7 @@ def daemon_start_command(toolkit: Toolkit) -> StringCommand:
     )  # fmt: skip
 
 
-@operation(is_idempotent=False)
+@operation()
 def daemon_running(toolkit: Toolkit):
     """Start the Docker daemon when it does not answer (needs root: run with ``_sudo``).
 
@@ -112,7 +112,7 @@ def daemon_running(toolkit: Toolkit):
     yield daemon_start_command(toolkit)
 
 
-@operation(is_idempotent=False)
+@operation()
 def nvidia_runtime(toolkit: Toolkit):
     """Register the nvidia runtime with Docker (``nvidia-ctk runtime configure``), then restart
     the daemon; only when it is not registered yet (needs root: run with ``_sudo``)."""
