@@ -113,7 +113,15 @@ def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
                 "isaac_provision='install' on a host where you may use sudo",
             )
         ]
-    if tk.docker_server:
+    if tk.docker_engine_missing:
+        engine = missing(
+            "Docker",
+            f"client {tk.docker_client}, but no Docker engine (dockerd) is installed",
+            will_install,
+            "the deploy installs it",
+            "ask an admin to run `sudo apt-get install docker.io`",
+        )
+    elif tk.docker_server:
         engine = Check("Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}")
     elif tk.docker_permission_denied:
         engine = Check(

@@ -177,7 +177,7 @@ def check_toolkit(ws: Workstation) -> None:
     checks = toolkit_checks(ws.toolkit, will_install=ws.install, min_free_gb=ws.config.min_free_gb)
     for check in checks:
         _log(check)
-    if not ws.install and not ws.toolkit.docker_client:
+    if not ws.install and (not ws.toolkit.docker_client or ws.toolkit.docker_engine_missing):
         raise ToolkitError(
             "Docker is not installed and isaac_provision='check' may not install it: ask an admin "
             "to run `sudo apt-get install docker.io` (and add you to the docker group), or run "
@@ -195,6 +195,7 @@ def _needs_admin(ws: Workstation) -> bool:
     user = tk.user
     return (
         not tk.docker_client
+        or tk.docker_engine_missing
         or not tk.docker_server
         or (user is not None and user.uid != 0 and "docker" not in user.groups)
         or (ws.gpu and (not tk.nvidia_ctk or not tk.nvidia_runtime_configured))
@@ -224,7 +225,7 @@ def provision(ws: Workstation) -> None:
     packages, compose_package = apt_sources.docker_packages(
         ws.config.docker_source, tk.os_id, tk.os_version
     )
-    if tk.docker_client:  # Docker is there: at most Compose is missing
+    if tk.docker_client and not tk.docker_engine_missing:  # at most Compose is missing
         packages = [compose_package] if compose_package and not tk.compose else []
     if packages and repo:
         files.directory(

@@ -70,6 +70,11 @@ class Toolkit:
         return "nvidia" in self.runtimes or in_daemon_json
 
     @property
+    def docker_engine_missing(self) -> bool:
+        """No local engine to start: no ``dockerd`` and none answering (a client may exist)."""
+        return not self.dockerd and not self.docker_server and not self.docker_permission_denied
+
+    @property
     def docker_permission_denied(self) -> bool:
         return bool(self.docker_server_error and "permission denied" in self.docker_server_error)
 

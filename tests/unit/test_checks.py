@@ -106,3 +106,9 @@ def test_permission_denied_names_the_docker_group():
 
 def test_unknown_disk_is_skipped():
     assert checks("empty.txt")["Disk"].status == "SKIPPED"
+
+
+def test_client_without_engine_is_not_ok():
+    check = checks("debian12-client-only-no-engine.json", will_install=False)["Docker"]
+    assert check.status == "FAIL" and "no Docker engine (dockerd) is installed" in check.message
+    assert "apt-get install docker.io" in check.fix

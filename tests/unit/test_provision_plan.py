@@ -132,3 +132,17 @@ def test_install_mode_without_sudo_is_refused_before_anything_changes():
     ws = make_workstation("ubuntu20-docker2407-apptainer125.json")  # bob: no sudo, runtime missing
     with pytest.raises(ToolkitError, match="needs sudo, which is not installed"):
         plan(workstation.check_toolkit, ws)
+
+
+def test_client_without_engine_gets_the_engine_installed_then_started():
+    """Captured here: a docker CLI in /usr/local/bin, but no docker.io (no dockerd)."""
+    ws = make_workstation("debian12-client-only-no-engine.json")
+    ops = by_name(plan(workstation.provision, ws))
+    assert "install docker.io" in joined(ops["Docker engine and Compose packages"]).replace("'", "")
+    assert "--exec /usr/sbin/dockerd" in joined(ops["Docker daemon running"])
+
+
+def test_client_without_engine_in_check_mode_stops():
+    ws = make_workstation("debian12-client-only-no-engine.json", isaac_provision="check")
+    with pytest.raises(ToolkitError, match="Docker is not installed"):
+        plan(workstation.check_toolkit, ws)
