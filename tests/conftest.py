@@ -4,6 +4,7 @@ throw-away copies of this project on which the real ``pyinfra`` CLI runs."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,18 @@ def tree_state(path: Path) -> dict[str, tuple]:
                 st.st_mtime_ns,
             )
     return state
+
+
+@pytest.fixture(scope="module")
+def sudo_project(lab):
+    """A project of the lab member with passwordless sudo, outside the docker group."""
+    user = lab["sudo_user"]
+    if user is None:
+        pytest.fail("the sudo path needs the lab's sudo user: run the suite as root")
+    # whatever an earlier run did: start outside the docker group
+    subprocess.run(["gpasswd", "-d", user["name"], "docker"], capture_output=True, check=False)
+    path = Path(user["home"]) / "ext"
+    shutil.rmtree(path, ignore_errors=True)
+    project = make_project(path, user, lab)
+    yield project
+    shutil.rmtree(path, ignore_errors=True)

@@ -33,7 +33,15 @@ CACHE_DIR = Path(
         else Path.home() / ".cache/isaac-deploy-lab",
     )
 )
-APT_PACKAGES = ["docker.io", "debootstrap", "python3-venv", "iproute2", "procps", "util-linux"]
+APT_PACKAGES = [
+    "docker.io",
+    "debootstrap",
+    "python3-venv",
+    "iproute2",
+    "procps",
+    "util-linux",
+    "sudo",
+]
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
 # The stand-in base images: Debian minbase + python3/pip, with the entry points the Dockerfiles
@@ -264,6 +272,39 @@ def ensure_test_user(started: dict) -> dict:
     return {"name": TEST_USER, "uid": int(entry[2]), "gid": int(entry[3]), "home": entry[5]}
 
 
+SUDO_USER = os.environ.get("ISAAC_LAB_SUDO_USER", "isaacadm")
+SUDOERS = Path("/etc/sudoers.d/isaac-deploy-lab")
+
+
+def ensure_sudo_user(started: dict) -> dict:
+    """A lab member with passwordless sudo who is not (yet) in the docker group."""
+    if run("getent", "passwd", SUDO_USER, check=False, capture_output=True).returncode != 0:
+        run("useradd", "-m", "-u", str(TEST_UID + 1), "-s", "/bin/bash", SUDO_USER)
+        started["sudo_user"] = SUDO_USER
+        save_started(started)
+        log(f"created test user {SUDO_USER} (passwordless sudo)")
+    if not SUDOERS.exists():
+        tmp = SUDOERS.with_suffix(".tmp")
+        tmp.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n")
+        tmp.chmod(0o440)
+        tmp.rename(SUDOERS)
+        started["sudoers"] = str(SUDOERS)
+        save_started(started)
+    entry = run("getent", "passwd", SUDO_USER, capture_output=True).stdout.strip().split(":")
+    return {"name": SUDO_USER, "uid": int(entry[2]), "gid": int(entry[3]), "home": entry[5]}
+
+
+def remove_sudo_user(started: dict) -> None:
+    if started.pop("sudoers", None):
+        SUDOERS.unlink(missing_ok=True)
+    name = started.pop("sudo_user", None)
+    if name:
+        run("pkill", "-u", name, check=False, capture_output=True)
+        run("userdel", "-r", name, check=False, capture_output=True)
+        log(f"removed test user {name}")
+    save_started(started)
+
+
 def remove_test_user(started: dict) -> None:
     name = started.pop("user", None)
     if name:
@@ -281,13 +322,16 @@ def up() -> dict:
     start_dockerd(started)
     images = ensure_base_images()
     user = ensure_test_user(started) if is_root() else None
-    info = {"images": images, "user": user, "seconds": round(time.monotonic() - t0, 2)}
+    sudo_user = ensure_sudo_user(started) if is_root() else None
+    info = {"images": images, "user": user, "sudo_user": sudo_user,
+            "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     log(f"lab up in {info['seconds']}s")
     return info
 
 
 def down() -> None:
     started = load_started()
+    remove_sudo_user(started)
     remove_test_user(started)
     stop_dockerd(started)
     save_started(started)
