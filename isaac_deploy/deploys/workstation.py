@@ -26,6 +26,7 @@ from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.files import PathKinds
 from ..facts.toolkit import Toolkit, WorkstationToolkit
+from ..images import DOCKERFILES, image_build
 from ..mounts import X11_SOCKETS, MountConfig, override_yaml, required_paths, validate
 from ..operations import docker as docker_ops
 from ..operations import files as file_ops
@@ -37,7 +38,6 @@ BASE_HINT = (
     "`docker compose --file docker/docker-compose.yaml build isaac-lab-ros2`) or point "
     "isaac_base_images at an image you have"
 )
-DOCKERFILES = {"ext": "docker/Dockerfile.ext", "ext-dev": "docker/Dockerfile.ext-dev"}
 
 
 @dataclass(frozen=True)
@@ -346,39 +346,12 @@ def project_files(ws: Workstation) -> None:
     )
 
 
-def build_args(config: WorkstationConfig, profile: str) -> dict[str, str]:
-    args = {
-        "ISAACLAB_BASE_IMAGE": config.base_images[profile],
-        "EXTENSION_NAME": config.extension_name,
-        "DOCKER_EXT_PATH": config.docker_ext_path,
-        "DOCKER_ISAACSIM_ROOT_PATH": config.isaacsim_root,
-        "DOCKER_ISAACLAB_PATH": config.isaaclab_path,
-    }
-    if profile == "ext-dev":
-        args.update(
-            HOST_UID=str(config.uid),
-            HOST_GID=str(config.gid),
-            DOCKER_USER_NAME=config.user.name,
-            DOCKER_USER_HOME=config.user.home,
-            DEV_PIP_PACKAGES=config.dev_pip_packages,
-        )
-    return args
-
-
 @deploy("Extension images")
 def images(ws: Workstation) -> None:
     config = ws.config
     docker_ops.images(
         name="Images " + ", ".join(config.image_name(profile) for profile in config.profiles),
         context=ws.folder,
-        builds=[
-            docker_ops.ImageBuild(
-                image=config.image_name(profile),
-                dockerfile=posixpath.join(ws.folder, DOCKERFILES[profile]),
-                base_image=config.base_images[profile],
-                build_args=build_args(config, profile),
-            )
-            for profile in config.profiles
-        ],
+        builds=[image_build(config, profile) for profile in config.profiles],
         base_hint=BASE_HINT,
     )

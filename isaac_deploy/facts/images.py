@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from ..images import INPUTS_LABEL
 from ..remote import PYTHON, program
 from .toolkit import image_key
-
-INPUTS_LABEL = "org.isaac-deploy.inputs"
 
 
 @dataclass(frozen=True)

@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from ..facts.images import INPUTS_LABEL, ImageBuildInputs
+from ..facts.images import ImageBuildInputs
 from ..facts.toolkit import Toolkit
+from ..images import ImageBuild, build_argv, inputs_digest
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
 DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
-
-
-def build_inputs_digest(
-    context_digest: str, dockerfile: str, base_id: str, build_args: dict[str, str]
-) -> str:
-    """One digest over everything that decides the image: context, Dockerfile, base, args."""
-    text = "\n".join(
-        [context_digest, dockerfile, base_id, *(f"{k}={v}" for k, v in sorted(build_args.items()))]
-    )
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def build_command(
-    image: str, context: str, dockerfile: str, build_args: dict[str, str], inputs: str
-) -> StringCommand:
-    parts: list = ["docker", "build", "--pull=false", "-f", QuoteString(dockerfile)]
-    parts += ["-t", QuoteString(image), "--label", QuoteString(f"{INPUTS_LABEL}={inputs}")]
-    for key, value in sorted(build_args.items()):
-        parts += ["--build-arg", QuoteString(f"{key}={value}")]
-    return StringCommand(*parts, QuoteString(context))
-
-
-@dataclass(frozen=True)
-class ImageBuild:
-    """One image to build: tag, Dockerfile, base image (``FROM``) and build arguments."""
-
-    image: str
-    dockerfile: str
-    base_image: str
-    build_args: dict[str, str] = field(default_factory=dict)
 
 
 @operation()
@@ -71,13 +39,12 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
                 "is not built" + (f": {base_hint}" if base_hint else "")
             )
             continue
-        args = dict(build.build_args)
-        inputs = build_inputs_digest(current.context_digest, build.dockerfile, base.id, args)
+        inputs = inputs_digest(current.context_digest, build, base.id)
         existing = current.image(build.image)
         if existing is not None and existing.inputs == inputs:
             host.noop(f"image {build.image} is up to date")
             continue
-        yield build_command(build.image, context, build.dockerfile, args, inputs)
+        yield StringCommand(*(QuoteString(part) for part in build_argv(build, context, inputs)))
 
 
 def daemon_start_command(toolkit: Toolkit) -> StringCommand:

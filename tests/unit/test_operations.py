@@ -9,6 +9,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
 from isaac_deploy.facts.images import BuildInputs, LocalImage
 from isaac_deploy.facts.toolkit import Toolkit
+from isaac_deploy.images import ImageBuild, inputs_digest
 from isaac_deploy.managed import stamp
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
@@ -122,7 +123,7 @@ class TestSecretFile:
         )
 
 
-BUILD = docker_ops.ImageBuild(
+BUILD = ImageBuild(
     image="isaac-lab-ext:alice", dockerfile="/p/docker/Dockerfile.ext", base_image="base:1",
     build_args={"EXTENSION_NAME": "ext", "NOTE": "a b;$(x)"},
 )  # fmt: skip
@@ -139,9 +140,7 @@ def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
 
 class TestImages:
     def expected_inputs(self) -> str:
-        return docker_ops.build_inputs_digest(
-            "sha256:ctx", BUILD.dockerfile, BASE.id, BUILD.build_args
-        )
+        return inputs_digest("sha256:ctx", BUILD, BASE.id)
 
     def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
         commands, host = run_op(docker_ops.images, {"ImageBuildInputs": inputs()}, context="/p",
@@ -172,9 +171,7 @@ class TestImages:
                 docker_ops.images, {"ImageBuildInputs": changed}, context="/p", builds=[BUILD]
             )
             assert len(commands) == 1
-        other_args = docker_ops.ImageBuild(
-            **{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}}
-        )
+        other_args = ImageBuild(**{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}})
         commands, _ = run_op(docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p",
                              builds=[other_args])  # fmt: skip
         assert len(commands) == 1

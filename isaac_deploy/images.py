@@ -1,0 +1,70 @@
+"""Image builds, one definition for the deploy's operation and the CLI: which images a profile
+has, their build arguments, the digest of their inputs and the ``docker build`` argv."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass, field
+
+from .config import WorkstationConfig
+
+INPUTS_LABEL = "org.isaac-deploy.inputs"
+DOCKERFILES = {"ext": "docker/Dockerfile.ext", "ext-dev": "docker/Dockerfile.ext-dev"}
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One image to build: tag, Dockerfile, base image (``FROM``) and build arguments."""
+
+    image: str
+    dockerfile: str
+    base_image: str
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+def build_args(config: WorkstationConfig, profile: str) -> dict[str, str]:
+    args = {
+        "ISAACLAB_BASE_IMAGE": config.base_images[profile],
+        "EXTENSION_NAME": config.extension_name,
+        "DOCKER_EXT_PATH": config.docker_ext_path,
+        "DOCKER_ISAACSIM_ROOT_PATH": config.isaacsim_root,
+        "DOCKER_ISAACLAB_PATH": config.isaaclab_path,
+    }
+    if profile == "ext-dev":
+        args.update(
+            HOST_UID=str(config.uid),
+            HOST_GID=str(config.gid),
+            DOCKER_USER_NAME=config.user.name,
+            DOCKER_USER_HOME=config.user.home,
+            DEV_PIP_PACKAGES=config.dev_pip_packages,
+        )
+    return args
+
+
+def image_build(config: WorkstationConfig, profile: str) -> ImageBuild:
+    return ImageBuild(
+        image=config.image_name(profile),
+        dockerfile=posixpath.join(config.extension_folder, DOCKERFILES[profile]),
+        base_image=config.base_images[profile],
+        build_args=build_args(config, profile),
+    )
+
+
+def inputs_digest(context_digest: str, build: ImageBuild, base_id: str) -> str:
+    """One digest over everything that decides the image: context, Dockerfile, base, args."""
+    args = (f"{k}={v}" for k, v in sorted(build.build_args.items()))
+    text = "\n".join([context_digest, build.dockerfile, base_id, *args])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_argv(
+    build: ImageBuild, context: str, inputs: str, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """``docker build`` for ``build``, labelled with its inputs digest; ``extra`` flags such as
+    ``--no-cache`` go before the context."""
+    argv = ["docker", "build", "--pull=false", "-f", build.dockerfile, "-t", build.image]
+    argv += ["--label", f"{INPUTS_LABEL}={inputs}"]
+    for key, value in sorted(build.build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    return [*argv, *extra, context]
