@@ -109,11 +109,12 @@ class DockerCLI:
                 ]
                 return 200, [{"Id": image_id, "RepoTags": [tag]} for image_id, tag in tags]
             return status, out
-        elif url.startswith("/images/") and url.endswith("/json"):
+        elif url.startswith(("/images/", "/containers/")) and url.endswith("/json"):
             from urllib.parse import unquote
 
-            ref = unquote(url[len("/images/") : -len("/json")])
-            status, out = self._run(["image", "inspect", ref])
+            kind, _, rest = url[1:].partition("/")
+            ref = unquote(rest[: -len("/json")])
+            status, out = self._run([kind[:-1], "inspect", ref])
             if status == 200:
                 return 200, (json.loads(out) or [None])[0]
             return status, out

@@ -129,12 +129,14 @@ def make_project(path: Path, user: dict | None, lab_info: dict) -> Project:
         shutil.copy2(ROOT / rel, target)
     # the example extension under the tests' own name (its Python package stays ext_template)
     (path / "source" / "ext_template").rename(path / "source" / TEST_EXTENSION)
-    if user:
-        subprocess.run(["chown", "-R", f"{user['uid']}:{user['gid']}", str(path)], check=True)
     data = {
         "isaac_extension_name": TEST_EXTENSION,
         "isaac_profiles": ("ext", "ext-dev"),
         "isaac_base_images": dict(lab_info["images"]),
         "isaac_dev_pip_packages": "",  # the stand-in has no network for pip
     }
+    # the CLI reads the same settings as the deploy, from the project's own inventory
+    (path / "inventories" / "local.py").write_text(f"local = [('@local', {data!r})]\n")
+    if user:
+        subprocess.run(["chown", "-R", f"{user['uid']}:{user['gid']}", str(path)], check=True)
     return Project(path=path, user=user, data=data)

@@ -1,0 +1,1 @@
+"""The isaac-deploy command line for everyday container work."""

@@ -1,0 +1,217 @@
+"""Container commands: a named, long-lived container per service, so that run, exec, attach,
+logs and stop all reach the same one; commands run with their arguments exactly as given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ..images import build_argv, image_build, inputs_digest
+from ..remote.context_digest import context_digest
+from ..remote.dockerapi import docker_client
+from .project import Project, ProjectError
+
+ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
+SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"
+
+
+def say(message: str) -> None:
+    print(f"isaac-deploy: {message}", file=sys.stderr, flush=True)
+
+
+def call(argv: list[str], check: bool = False, quiet: bool = False) -> int:
+    """Run ``argv`` (no shell), its output on the terminal; its exit code is returned."""
+    kwargs = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else {}
+    code = subprocess.run(argv, **kwargs).returncode  # noqa: PLW1510 - the code is the result
+    if check and code != 0:
+        raise ProjectError(f"`{' '.join(argv[:4])} ...` failed with exit code {code}")
+    return code
+
+
+def container_state(name: str) -> str | None:
+    """``running``, ``exited``, ... or ``None`` when there is no such container."""
+    status, data = docker_client().get(f"/containers/{name}/json")
+    if status == 200 and isinstance(data, dict):
+        return (data.get("State") or {}).get("Status")
+    if status == 404:
+        return None
+    raise ProjectError(f"Docker is not usable: {data}")
+
+
+def runtime_override(project: Project) -> Path | None:
+    """A compose file for what depends on this shell: the SSH agent, only when it is set."""
+    sock = os.environ.get("SSH_AUTH_SOCK", "")
+    if not sock or not os.path.exists(sock):
+        return None
+    folder = Path(tempfile.gettempdir()) / f"isaac-deploy-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{project.config.compose_project}-runtime.yaml"
+    bind = {"type": "bind", "source": sock, "target": SSH_AGENT_TARGET}
+    services = {name: {"volumes": [bind]} for name in ("ext", "ext-dev", "ext-dev-rootless")}
+    path.write_text(json.dumps({"services": services}))
+    return path
+
+
+def ensure_running(project: Project, service: str) -> str:
+    """Start the service's named container detached; Compose leaves a running one alone and
+    recreates it when its configuration changed (new mounts, the SSH agent appeared)."""
+    name = project.container(service)
+    extra = runtime_override(project)
+    argv = project.compose(
+        service,
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        service,
+        extra_files=(extra,) if extra else (),
+    )
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        image = project.config.image_name("ext" if service == "ext" else "ext-dev")
+        sys.stderr.write(result.stderr)
+        raise ProjectError(
+            f"could not start {name} (exit {result.returncode}); is the image {image} built? "
+            f"`isaac-deploy -p {service} build`"
+        )
+    return name
+
+
+@dataclass
+class RunOptions:
+    user: str | None = None  # "UID:GID" for docker exec, None: the container's user
+    fix_perms: bool = False
+    workdir: str | None = None
+
+
+def exec_argv(project: Project, name: str, command: list[str], options: RunOptions) -> list[str]:
+    argv = ["docker", "exec", "--interactive"]
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        argv.append("--tty")
+    if options.user:
+        argv += ["--user", options.user]
+    if os.environ.get("SSH_AUTH_SOCK") and os.path.exists(os.environ["SSH_AUTH_SOCK"]):
+        argv += ["--env", f"SSH_AUTH_SOCK={SSH_AGENT_TARGET}"]
+    if os.environ.get("DISPLAY"):
+        argv += ["--env", f"DISPLAY={os.environ['DISPLAY']}"]
+    argv += ["--workdir", options.workdir or project.config.docker_ext_path, name]
+    # through the entrypoint: secrets, HOME for a foreign uid, exactly like the main process
+    return [*argv, ENTRYPOINT, *(command or ["bash"])]
+
+
+def fix_permissions(project: Project, name: str) -> int:
+    """Give files in the mounted extension folder that are not the host user's back to them."""
+    uid, gid = project.config.uid, project.config.gid
+    argv = [
+        "docker",
+        "exec",
+        "--user",
+        "0:0",
+        name,
+        "find",
+        project.config.docker_ext_path,
+        "-xdev",
+        "(",
+        "!",
+        "-user",
+        str(uid),
+        "-o",
+        "!",
+        "-group",
+        str(gid),
+        ")",
+        "-exec",
+        "chown",
+        "-h",
+        f"{uid}:{gid}",
+        "{}",
+        "+",
+    ]
+    code = call(argv)
+    say(f"--fix-perms: files under {project.folder} belong to {uid}:{gid} again")
+    return code
+
+
+def run(project: Project, service: str, command: list[str], options: RunOptions) -> int:
+    name = ensure_running(project, service)
+    try:
+        return call(exec_argv(project, name, command, options))
+    finally:
+        if options.fix_perms:
+            fix_permissions(project, name)
+
+
+def exec_in(project: Project, service: str, command: list[str], options: RunOptions) -> int:
+    name = running(project, service)
+    return call(exec_argv(project, name, command, options))
+
+
+def running(project: Project, service: str) -> str:
+    name = project.container(service)
+    state = container_state(name)
+    if state != "running":
+        now = "does not exist" if state is None else f"is {state}"
+        raise ProjectError(
+            f"no {service} container is running ({name} {now}): start it with "
+            f"`isaac-deploy -p {service} run`"
+        )
+    return name
+
+
+def attach(project: Project, service: str) -> int:
+    say("detach with Ctrl-p Ctrl-q (exit or Ctrl-d stops the container)")
+    return call(["docker", "attach", running(project, service)])
+
+
+def logs(project: Project, service: str, follow: bool, tail: str | None) -> int:
+    name = project.container(service)
+    if container_state(name) is None:
+        raise ProjectError(f"no {service} container ({name}): start it with `isaac-deploy run`")
+    argv = [
+        "docker",
+        "logs",
+        *(["--follow"] if follow else []),
+        *(["--tail", tail] if tail else []),
+    ]
+    return call([*argv, name])
+
+
+def ps(project: Project) -> int:
+    label = f"label=com.docker.compose.project={project.config.compose_project}"
+    fmt = "table {{.Names}}\t{{.Status}}\t{{.Image}}"
+    return call(["docker", "ps", "--all", "--filter", label, "--format", fmt])
+
+
+def stop(project: Project, service: str) -> int:
+    """Remove the service's container; its named cache and log volumes stay."""
+    return call(project.compose(service, "down"))
+
+
+def remove_volumes(project: Project, service: str) -> int:
+    return call(project.compose(service, "down", "--volumes"))
+
+
+def build(project: Project, service: str, extra: list[str]) -> int:
+    """Build the service's image as the deploy does (same inputs label), passing ``extra``
+    flags such as ``--no-cache`` to ``docker build``; progress is Docker's own."""
+    profile = "ext" if service == "ext" else "ext-dev"
+    spec = image_build(project.config, profile)
+    status, base = docker_client().get(f"/images/{quote(spec.base_image, safe='')}/json")
+    if status != 200:
+        raise ProjectError(
+            f"base image {spec.base_image} is missing: build it from your Isaac Lab checkout "
+            "or set isaac_base_images"
+            if status == 404
+            else f"Docker is not usable: {base}"
+        )
+    digest = context_digest(str(project.folder))["digest"]
+    inputs = inputs_digest(digest, spec, base["Id"])
+    say(f"building {spec.image} from {spec.base_image}")
+    return call(build_argv(spec, str(project.folder), inputs, tuple(extra)))

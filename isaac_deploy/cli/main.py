@@ -1,0 +1,263 @@
+"""``isaac-deploy``: the everyday container commands for a person at a terminal.
+
+The seed's ``container.sh -p PROFILE COMMAND`` and ``run_dev.sh [options] [command]`` interfaces,
+on the workstation deploy's configuration model; ``docker/container.sh`` and
+``docker/run_dev.sh`` forward to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from ..errors import IsaacDeployError
+from . import containers, mount_commands
+from .doctor import doctor
+from .project import Project, load
+
+EXAMPLES = {
+    "build": "isaac-deploy -p ext-dev build\n  isaac-deploy -p ext build --no-cache",
+    "run": "isaac-deploy run\n"
+    "  isaac-deploy run python scripts/rsl_rl/train.py --task Template-Reach-v0"
+    "\n  isaac-deploy -p ext run python scripts/rsl_rl/train.py --task X --headless"
+    "\n  isaac-deploy run --rootless --fix-perms pip install -e source/ext_template",
+    "run-dev": "isaac-deploy run-dev\n  isaac-deploy run-dev --rootless\n"
+    "  isaac-deploy run-dev -u 2000 -g 2000 python scripts/rsl_rl/train.py --task X",
+    "exec": "isaac-deploy exec nvidia-smi\n  isaac-deploy -p ext exec ls logs",
+    "attach": "isaac-deploy attach        (detach: Ctrl-p Ctrl-q)",
+    "logs": "isaac-deploy logs --follow\n  isaac-deploy -p ext logs --tail 100",
+    "ps": "isaac-deploy ps",
+    "stop": "isaac-deploy stop           (named cache and log volumes stay)",
+    "remove-volumes": "isaac-deploy remove-volumes --yes",
+    "mount-setup": "isaac-deploy mount-setup",
+    "mount-show": "isaac-deploy mount-show\n  isaac-deploy mount-show --format docker",
+    "mount-enable": "isaac-deploy mount-enable isaaclab",
+    "mount-disable": "isaac-deploy mount-disable rsl_rl",
+    "mount-set": "isaac-deploy mount-set isaaclab ~/dev/IsaacLab\n"
+    "  isaac-deploy mount-set assets /data/assets --container-path /assets --read-only",
+    "mount-set-cluster": "isaac-deploy mount-set-cluster isaaclab /cluster/work/me/IsaacLab",
+    "mount-set-sync": "isaac-deploy mount-set-sync isaaclab on",
+    "mount-validate": "isaac-deploy mount-validate",
+    "doctor": "isaac-deploy doctor",
+}
+
+
+def add(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rootless", action="store_true", help="run as root in the container")
+    parser.add_argument(
+        "--fix-perms",
+        action="store_true",
+        help="on exit, give files in the extension folder back to your user",
+    )
+    parser.add_argument("-u", "--uid", type=int, help="run as this uid (default: yours)")
+    parser.add_argument("-g", "--gid", type=int, help="run as this gid (default: yours)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="command and its arguments")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="isaac-deploy",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  isaac-deploy run python scripts/rsl_rl/train.py --task X\n"
+        "  isaac-deploy -p ext build\n  isaac-deploy doctor",
+    )
+    top.add_argument(
+        "-p",
+        "--profile",
+        choices=("ext", "ext-dev"),
+        help="ext (production) or ext-dev (development, the default)",
+    )
+    sub = top.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    build = add(sub, "build", "build the profile's image (extra flags go to docker build)")
+    build.add_argument("flags", nargs=argparse.REMAINDER, help="e.g. --no-cache")
+    run_options(add(sub, "run", "run a command (default: a shell) in the profile's container"))
+    run_options(add(sub, "run-dev", "run_dev.sh: like run, in the development container"))
+    exec_parser = add(sub, "exec", "run a command in the running container")
+    run_options(exec_parser)
+    add(sub, "attach", "attach to the running container's shell")
+    logs = add(sub, "logs", "show the container's output")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", help="only the last N lines")
+    add(sub, "ps", "list this project's containers")
+    stop = add(sub, "stop", "remove the profile's container (volumes stay)")
+    stop.add_argument("--rootless", action="store_true")
+    remove = add(sub, "remove-volumes", "remove the profile's container and its named volumes")
+    remove.add_argument("--yes", action="store_true", help="do not ask")
+    add(sub, "mount-setup", "interactively configure external mounts")
+    show = add(sub, "mount-show", "show the external mounts")
+    show.add_argument("--format", choices=mount_commands.FORMATS, default="text")
+    for name, verb in (("mount-enable", "enable"), ("mount-disable", "disable")):
+        add(sub, name, f"{verb} an external mount").add_argument("name")
+    mount_set = add(sub, "mount-set", "set (or add) a mount's local path")
+    mount_set.add_argument("name")
+    mount_set.add_argument("path")
+    mount_set.add_argument("--container-path", help="required for a new mount")
+    mount_set.add_argument("--type", choices=("full", "source"), dest="mount_type")
+    mount_set.add_argument("--read-only", action="store_true")
+    cluster = add(sub, "mount-set-cluster", "set a mount's path on the cluster")
+    cluster.add_argument("name")
+    cluster.add_argument("path")
+    sync = add(sub, "mount-set-sync", "sync a mount to the cluster, or only mount it there")
+    sync.add_argument("name")
+    sync.add_argument("state", choices=("on", "off"))
+    add(sub, "mount-validate", "check every enabled mount")
+    add(sub, "doctor", "check the toolkit and the project, with fixes")
+    return top
+
+
+def service_of(args: argparse.Namespace, project: Project) -> str:
+    profile = args.profile or ("ext-dev" if "ext-dev" in project.config.profiles else "ext")
+    if getattr(args, "cmd", "") == "run-dev":
+        profile = "ext-dev"
+    if getattr(args, "rootless", False) or (
+        profile == "ext-dev" and project.config.user_mode == "rootless"
+    ):
+        if profile == "ext":
+            raise IsaacDeployError("--rootless applies to the ext-dev profile (ext runs as root)")
+        return "ext-dev-rootless"
+    return profile
+
+
+def user_of(args: argparse.Namespace, project: Project, service: str) -> str | None:
+    if args.uid is None and args.gid is None:
+        return None
+    uid = args.uid if args.uid is not None else project.config.uid
+    gid = args.gid if args.gid is not None else project.config.gid
+    return f"{uid}:{gid}"
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    project = load()
+    cmd = args.cmd
+    service = service_of(args, project)
+    if cmd in ("run", "run-dev", "exec"):
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if args.uid is not None or args.gid is not None:
+            project.config = replace(
+                project.config,
+                uid=args.uid if args.uid is not None else project.config.uid,
+                gid=args.gid if args.gid is not None else project.config.gid,
+            )
+        options = containers.RunOptions(
+            user=user_of(args, project, service), fix_perms=args.fix_perms
+        )
+        runner = containers.exec_in if cmd == "exec" else containers.run
+        return runner(project, service, command, options)
+    if cmd == "build":
+        return containers.build(project, service, args.flags)
+    if cmd == "attach":
+        return containers.attach(project, service)
+    if cmd == "logs":
+        return containers.logs(project, service, args.follow, args.tail)
+    if cmd == "ps":
+        return containers.ps(project)
+    if cmd == "stop":
+        return containers.stop(project, service)
+    if cmd == "remove-volumes":
+        if not args.yes and (
+            not sys.stdin.isatty()
+            or input(f"remove the named volumes (caches, logs) of {service}? [y/N] ")
+            .strip()
+            .lower()
+            not in ("y", "yes")
+        ):
+            containers.say("nothing removed (pass --yes to skip this question)")
+            return 1
+        return containers.remove_volumes(project, service)
+    if cmd == "doctor":
+        checks = doctor(project)
+        for check in checks:
+            print(check.line())
+        failed = [c for c in checks if c.status == "FAIL"]
+        print(f"{len(checks) - len(failed)} checks without failure, {len(failed)} failed")
+        return 1 if failed else 0
+    return mounts(args, project)
+
+
+def mounts(args: argparse.Namespace, project: Project) -> int:
+    from ..mounts import Mount
+
+    cmd = args.cmd
+    if cmd == "mount-show":
+        print(mount_commands.show(project, args.format))
+    elif cmd == "mount-validate":
+        from ..mounts import validate
+
+        validate(mount_commands.load(project), mount_commands.local_probe, project.config.user.home)
+        print("every enabled mount is valid")
+    elif cmd == "mount-setup":
+        from .wizard import wizard
+
+        return wizard(project)
+    elif cmd in ("mount-enable", "mount-disable"):
+        mount_commands.change(
+            project, args.name, lambda m: replace(m, enabled=cmd == "mount-enable")
+        )
+    elif cmd == "mount-set":
+        path = mount_commands.expand(args.path)
+        current = mount_commands.load(project).mounts.get(args.name)
+        if current is None:
+            if not args.container_path:
+                raise IsaacDeployError(f"{args.name} is a new mount: give --container-path")
+            new = Mount(
+                container_path=args.container_path,
+                enabled=True,
+                local_path=path,
+                mount_type=args.mount_type or "full",
+                read_only=args.read_only,
+            )
+            mount_commands.add(project, args.name, new)
+        else:
+            mount_commands.change(
+                project,
+                args.name,
+                lambda m: replace(
+                    m,
+                    local_path=path,
+                    enabled=True,
+                    container_path=args.container_path or m.container_path,
+                    mount_type=args.mount_type or m.mount_type,
+                    read_only=args.read_only or m.read_only,
+                ),
+            )
+    elif cmd == "mount-set-cluster":
+        mount_commands.change(project, args.name, lambda m: replace(m, cluster_path=args.path))
+    elif cmd == "mount-set-sync":
+        mount_commands.change(
+            project, args.name, lambda m: replace(m, sync_to_cluster=args.state == "on")
+        )
+    if cmd not in ("mount-show", "mount-validate"):
+        print(mount_commands.show(project, "text"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if args.cmd == "build":  # everything else goes to docker build, e.g. --no-cache
+        args.flags = [*unknown, *args.flags]
+    elif unknown:
+        top.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return dispatch(args)
+    except IsaacDeployError as exc:
+        print(f"isaac-deploy: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The project the CLI works on: found from any directory inside it, configured by the same
+model and inventory data as the workstation deploy, with this machine's user detected."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..config import HostUser, WorkstationConfig
+from ..errors import IsaacDeployError
+from ..facts.toolkit import Toolkit, parse_toolkit
+from ..remote import toolkit_probe
+
+PROFILES = {"ext": "ext", "ext-dev": "ext-dev", "ext-dev-rootless": "ext-dev"}
+"""Compose service -> the profile whose env file and image it uses."""
+
+
+class ProjectError(IsaacDeployError):
+    """The CLI cannot work here; the message says what to do."""
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding ``docker/docker-compose.yaml``."""
+    for folder in [start, *start.parents]:
+        if (folder / paths.DOCKER_DIR / paths.COMPOSE_FILE).is_file():
+            return folder
+    raise ProjectError(
+        f"no extension project here: neither {start} nor a folder above it has "
+        "docker/docker-compose.yaml (run inside your isaac-deploy checkout)"
+    )
+
+
+def inventory_data(root: Path) -> dict[str, Any]:
+    """The ``@local`` host's data in ``inventories/local.py`` (empty when there is none)."""
+    inventory = root / "inventories" / "local.py"
+    if not inventory.is_file():
+        return {}
+    namespace = runpy.run_path(str(inventory))
+    for value in namespace.values():
+        if isinstance(value, (list, tuple)):
+            for entry in value:
+                if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "@local":
+                    return dict(entry[1])
+    return {}
+
+
+def local_toolkit(paths_to_probe: tuple[str, ...] = ()) -> Toolkit:
+    """This machine's toolkit, by the very probe the deploy's fact runs on its target."""
+    return parse_toolkit(json.dumps(toolkit_probe.probe({"paths": list(paths_to_probe)})))
+
+
+def local_user() -> HostUser:
+    raw = toolkit_probe.user_info()
+    return HostUser(**{**raw, "groups": tuple(raw["groups"])})
+
+
+@dataclass
+class Project:
+    root: Path
+    config: WorkstationConfig
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.extension_folder)
+
+    def env_file(self, service: str) -> Path:
+        return Path(paths.env_file(self.folder, self.config.extension_name, PROFILES[service]))
+
+    @property
+    def compose_file(self) -> Path:
+        return self.folder / paths.DOCKER_DIR / paths.COMPOSE_FILE
+
+    @property
+    def override_file(self) -> Path:
+        return Path(paths.override_file(self.folder))
+
+    @property
+    def mount_config_file(self) -> Path:
+        return Path(paths.mount_config(self.folder))
+
+    def container(self, service: str) -> str:
+        return f"{self.config.compose_project}-{service}"
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        """Values of the dev env file (as written by the deploy), for the CLI's own use."""
+        return read_env_file(self.env_file("ext-dev"))
+
+    def compose(self, service: str, *args: str, extra_files: tuple[Path, ...] = ()) -> list[str]:
+        """``docker compose`` for ``service``: its env file, the override, ``extra_files``."""
+        env_file = self.env_file(service)
+        if not env_file.is_file():
+            raise ProjectError(
+                f"{env_file} is missing: run the workstation deploy first "
+                "(./dev-setup.sh or pyinfra inventories/local.py deploy/dev.py)"
+            )
+        files = [self.compose_file]
+        if self.override_file.is_file():
+            files.append(self.override_file)
+        argv = ["docker", "compose"]
+        for file in (*files, *extra_files):
+            argv += ["-f", str(file)]
+        return [*argv, "--env-file", str(env_file), "--profile", service, *args]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse an env file as the deploy writes it (single- or double-quoted values)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].replace('\\"', '"').replace("\\$", "$").replace("\\\\", "\\")
+        values[key.strip()] = value
+    return values
+
+
+def load(start: Path | None = None, overrides: dict[str, Any] | None = None) -> Project:
+    root = find_root((start or Path.cwd()).resolve())
+    data = {**inventory_data(root), **(overrides or {})}
+    config = WorkstationConfig.from_host_data(data, local_user(), str(root))
+    if not Path(config.extension_folder).is_dir():
+        raise ProjectError(f"isaac_extension_folder: {config.extension_folder} does not exist")
+    os.environ.setdefault("COMPOSE_PROJECT_NAME", config.compose_project)
+    return Project(root, config)

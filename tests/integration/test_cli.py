@@ -1,0 +1,323 @@
+"""The everyday CLI against the real Docker engine, as the non-root lab member: the console
+script and the seed's two shell wrappers, which forward to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shlex
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+from tests.lab.project import VENV_BIN
+
+pytestmark = pytest.mark.lab
+LOCAL = testinfra.get_host("local://")
+CLI = f"{VENV_BIN}/isaac-deploy"
+WRAP = f"PATH={VENV_BIN}:$PATH"
+HOSTILE = [
+    "spaces in arg",
+    "$(touch /tmp/pwned-cli)",
+    "semi;colon",
+    "*",
+    "'quoted' \"twice\"",
+    "ünï",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def project(user_project):
+    result = user_project.deploy()
+    assert result.rc == 0, result.out
+    return user_project
+
+
+def cli(project, *args: str, cwd: str = "", env: dict | None = None):
+    where = f"cd {shlex.quote(cwd)} && " if cwd else ""
+    return project.shell(where + " ".join([CLI, *(shlex.quote(a) for a in args)]), env=env)
+
+
+def argv_script(*args: str) -> list[str]:
+    """A command that prints each argument it got as JSON, then exits 3."""
+    return ["python", "-c", "import json,sys; print(json.dumps(sys.argv[1:])); sys.exit(3)", *args]
+
+
+def test_run_keeps_every_argument_and_the_exit_code(project):
+    result = cli(project, "run", *argv_script(*HOSTILE))
+    assert result.rc == 3, result.out
+    assert json.loads(result.out.strip().splitlines()[-1]) == HOSTILE
+    assert not os.path.exists("/tmp/pwned-cli")
+
+
+def test_run_dev_wrapper_forwards_exactly(project):
+    args = " ".join(shlex.quote(a) for a in argv_script(*HOSTILE))
+    result = project.shell(f"{WRAP} docker/run_dev.sh {args}")
+    assert result.rc == 3, result.out
+    assert json.loads(result.out.strip().splitlines()[-1]) == HOSTILE
+
+
+def test_container_sh_wrapper_forwards_profile_and_command(project):
+    result = project.shell(f"{WRAP} docker/container.sh -p ext-dev run id -u")
+    assert result.rc == 0 and result.out.strip().splitlines()[-1] == str(project.user["uid"])
+
+
+def test_training_entry_point_through_the_cli(project):
+    result = cli(project, "run", "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0",
+                 "--max_iterations", "3", "--run_name", "cli")  # fmt: skip
+    assert result.rc == 0, result.out
+    runs = sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_cli"))
+    assert runs and LOCAL.file(str(runs[-1] / "model_3.json")).uid == project.user["uid"]
+    failed = cli(
+        project, "run", "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0", "--fail"
+    )
+    assert failed.rc == 1, failed.out
+
+
+def test_files_made_in_the_container_are_the_users(project):
+    assert cli(project, "run", "touch", "made-by-cli").rc == 0
+    made = LOCAL.file(str(project.path / "made-by-cli"))
+    assert (made.uid, made.gid) == (project.user["uid"], project.user["gid"])
+
+
+def test_custom_uid_gid_on_a_shared_server(project):
+    shared = project.path / "shared"  # a folder the shared server's uid 2000 may write to
+    shared.mkdir(exist_ok=True)
+    shared.chmod(0o777)
+    result = project.shell(
+        f"{WRAP} docker/run_dev.sh -u 2000 -g 2000 sh -c 'id -u; id -g; echo home=$HOME; touch shared/made-by-2000'"
+    )
+    assert result.rc == 0, result.out
+    assert result.out.splitlines()[-3:-1] == ["2000", "2000"]
+    assert "home=/tmp/home-2000" in result.out  # the entrypoint gives a foreign uid a home
+    made = LOCAL.file(str(shared / "made-by-2000"))
+    assert (made.uid, made.gid) == (2000, 2000)
+
+
+def test_rootless_runs_as_root_and_fix_perms_hands_files_back(project):
+    result = cli(
+        project,
+        "run",
+        "--rootless",
+        "sh",
+        "-c",
+        "id -u; mkdir -p rootdir; touch rootdir/file rootfile",
+    )
+    assert result.rc == 0 and "0" in result.out.splitlines(), result.out
+    assert LOCAL.file(str(project.path / "rootfile")).uid == 0
+    result = cli(project, "run-dev", "--rootless", "--fix-perms", "touch", "rootfile2")
+    assert result.rc == 0, result.out
+    for name in ("rootfile", "rootdir", "rootdir/file", "rootfile2"):
+        owned = LOCAL.file(str(project.path / name))
+        assert (owned.uid, owned.gid) == (project.user["uid"], project.user["gid"]), name
+
+
+def test_fix_perms_also_runs_when_the_command_fails(project):
+    result = cli(
+        project, "run", "--rootless", "--fix-perms", "sh", "-c", "touch failed-root; exit 9"
+    )
+    assert result.rc == 9
+    assert LOCAL.file(str(project.path / "failed-root")).uid == project.user["uid"]
+
+
+def test_exec_logs_and_ps_reach_the_named_container(project):
+    assert cli(project, "run", "true").rc == 0
+    name = f"lab-ext-{project.user['name']}-ext-dev"
+    ps = cli(project, "ps")
+    assert name in ps.out and "Up" in ps.out
+    result = cli(project, "exec", "sh", "-c", "echo from-exec; exit 4")
+    assert result.rc == 4 and "from-exec" in result.out
+    subprocess.run(
+        ["docker", "exec", name, "sh", "-c", "echo to-the-log > /proc/1/fd/1"], check=True
+    )
+    logs = cli(project, "logs", "--tail", "5")
+    assert logs.rc == 0 and "to-the-log" in logs.out
+
+
+def test_stop_keeps_volumes_and_exec_then_says_so(project):
+    volumes_before = set(
+        subprocess.run(
+            ["docker", "volume", "ls", "-q"], capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert cli(project, "stop").rc == 0
+    result = cli(project, "exec", "true")
+    assert result.rc == 1 and "no ext-dev container is running" in result.out
+    assert "isaac-deploy -p ext-dev run" in result.out
+    volumes_after = set(
+        subprocess.run(
+            ["docker", "volume", "ls", "-q"], capture_output=True, text=True
+        ).stdout.split()
+    )
+    mine = {v for v in volumes_before if v.startswith(f"lab-ext-{project.user['name']}_user-")}
+    assert len(mine) == 8 and mine <= volumes_after
+
+
+def test_remove_volumes_needs_yes(project):
+    refused = cli(project, "remove-volumes")
+    assert refused.rc == 1 and "nothing removed" in refused.out
+    assert cli(project, "remove-volumes", "--yes").rc == 0
+    left = subprocess.run(
+        ["docker", "volume", "ls", "-q"], capture_output=True, text=True
+    ).stdout.split()
+    assert not [v for v in left if v.startswith(f"lab-ext-{project.user['name']}_user-")]
+
+
+def test_build_passes_flags_through(project):
+    result = cli(project, "-p", "ext", "build", "--no-cache")
+    assert result.rc == 0, result.out
+    assert "Using cache" not in result.out and "building isaac-lab-lab-ext:" in result.out
+    assert project.deploy().totals()["success"] == 0  # same inputs label as the deploy's
+
+
+def test_mount_commands_from_a_subdirectory(project, tmp_path_factory):
+    isaaclab = project.path.parent / "IsaacLab"
+    (isaaclab / "source").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["chown", "-R", f"{project.user['uid']}:{project.user['gid']}", str(isaaclab)], check=True
+    )
+    sub = str(project.path / "source" / "lab_ext")
+    bad = cli(project, "mount-set", "isaaclab", str(project.path / "nope"), cwd=sub)
+    assert bad.rc == 1 and "is not a directory" in bad.out
+    assert not (project.path / ".mount.config").exists()
+    ok = cli(project, "mount-set", "isaaclab", str(isaaclab), cwd=sub)
+    assert ok.rc == 0, ok.out
+    assert not (project.path / "source" / "lab_ext" / ".mount.config").exists()
+    config = json.loads((project.path / ".mount.config").read_text())
+    assert config["mounts"]["isaaclab"]["enabled"] is True
+    override = (project.path / "docker" / "docker-compose.override.yaml").read_text()
+    assert f"{isaaclab}/source" in override
+    assert cli(project, "mount-set-cluster", "isaaclab", "$SCRATCH/IsaacLab").rc == 0
+    assert cli(project, "mount-set-sync", "isaaclab", "on").rc == 0
+    assert cli(project, "mount-set-cluster", "isaaclab", "relative/path").rc == 1
+    shown = json.loads(cli(project, "mount-show", "--format", "json").out)
+    assert shown["mounts"]["isaaclab"]["cluster_path"] == "$SCRATCH/IsaacLab"
+    assert shown["mounts"]["isaaclab"]["sync_to_cluster"] is True
+    assert cli(project, "mount-show", "--format", "docker").out.strip() == (
+        f"-v {isaaclab}/source:/workspace/isaaclab/source"
+    )
+    assert "--bind" in cli(project, "mount-show", "--format", "singularity").out
+    assert "isaaclab:" in cli(project, "mount-show", "--format", "yaml").out
+    inside = cli(project, "run", "ls", "/workspace/isaaclab/source")
+    assert inside.rc == 0, inside.out  # the running container was recreated with the mount
+    assert cli(project, "mount-validate").rc == 0
+    assert cli(project, "mount-disable", "isaaclab").rc == 0
+    assert (
+        f"{isaaclab}/source"
+        not in (project.path / "docker" / "docker-compose.override.yaml").read_text()
+    )
+    assert project.deploy().totals()["success"] == 0  # the CLI wrote what the deploy would
+
+
+def test_mount_setup_wizard_through_a_pseudo_terminal(project):
+    isaaclab = project.path.parent / "IsaacLab"
+    answers = [("Enable the isaaclab mount?", "y"), ("local path of isaaclab", str(project.path / "missing")),
+               ("local path of isaaclab", str(isaaclab)), ("sync isaaclab", "n"),
+               ("path of isaaclab on the cluster", "/cluster/IsaacLab"), ("Enable the rsl_rl mount?", "n")]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the wizard as the test user, in a real terminal
+        os.execvp(
+            "su",
+            [
+                "su",
+                "-",
+                project.user["name"],
+                "-c",
+                f"cd {shlex.quote(str(project.path))} && {CLI} mount-setup",
+            ],
+        )
+    screen = ""
+    for prompt, answer in answers:
+        screen += read_until(fd, prompt)
+        os.write(fd, answer.encode() + b"\n")
+    screen += read_until(fd, "written: .mount.config")
+    os.waitpid(pid, 0)
+    assert "is not a directory" in screen  # the bad answer was refused and asked again
+    config = json.loads((project.path / ".mount.config").read_text())
+    assert config["mounts"]["isaaclab"]["local_path"] == str(isaaclab)
+    assert config["mounts"]["isaaclab"]["cluster_path"] == "/cluster/IsaacLab"
+    assert config["mounts"]["rsl_rl"]["enabled"] is False
+
+
+def read_until(fd: int, text: str, timeout: float = 20) -> str:
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"waited for {text!r}, the terminal shows:\n{seen}")
+        try:
+            seen += os.read(fd, 4096).decode(errors="replace")
+        except OSError:
+            raise AssertionError(f"terminal closed before {text!r}:\n{seen}") from None
+    return seen
+
+
+def test_ssh_agent_forwarded_only_when_set(project):
+    agent = project.shell(
+        "eval $(ssh-agent -s) >/dev/null; echo $SSH_AUTH_SOCK; echo $SSH_AGENT_PID"
+    )
+    sock, agent_pid = agent.out.split()[-2:]
+    try:
+        result = cli(project, "run", "sh", "-c", 'echo "sock=$SSH_AUTH_SOCK"; test -S "$SSH_AUTH_SOCK"',
+                     env={"SSH_AUTH_SOCK": sock})  # fmt: skip
+        assert result.rc == 0 and "sock=/run/isaac-deploy/ssh-agent" in result.out, result.out
+    finally:
+        subprocess.run(["kill", agent_pid], check=False)
+    unset = cli(project, "run", "sh", "-c", 'echo "sock=${SSH_AUTH_SOCK-unset}"')
+    assert unset.rc == 0 and "sock=unset" in unset.out, unset.out
+
+
+def test_doctor_on_a_healthy_lab(project):
+    result = cli(project, "doctor")
+    assert result.rc == 0, result.out
+    assert "[FAIL]" not in result.out
+    assert "[SKIPPED] NVIDIA driver" in result.out and "[OK] Docker:" in result.out
+    assert "[OK] Env file .env.lab_ext-dev" in result.out and "[OK] Override" in result.out
+
+
+def test_doctor_names_what_is_broken_with_the_fix(project):
+    env_file = project.env_file("ext")
+    saved = env_file.read_text()
+    env_file.unlink()
+    try:
+        result = cli(project, "doctor")
+        assert result.rc == 1
+        assert (
+            f"[FAIL] Env file .env.lab_ext: {env_file} is missing -> run the workstation deploy"
+            in result.out
+        )
+    finally:
+        env_file.write_text(saved)
+        os.chown(env_file, project.user["uid"], project.user["gid"])
+        env_file.chmod(0o600)
+    down = cli(project, "doctor", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert (
+        down.rc == 1 and "[FAIL] Docker:" in down.out and "-> ask an admin to start it" in down.out
+    )
+    inventory = project.path / "inventories" / "local.py"
+    original = inventory.read_text()
+    inventory.write_text(
+        original.replace("isaac-deploy-lab/isaac-lab-base:standin", "isaac-lab-missing:1.0")
+    )
+    try:
+        missing = cli(project, "doctor")
+        assert missing.rc == 1
+        assert (
+            "[FAIL] Base image (ext): isaac-lab-missing:1.0 is missing -> build it from your Isaac Lab checkout"
+            in missing.out
+        )
+    finally:
+        inventory.write_text(original)
+
+
+def test_help_shows_examples_for_every_command(project):
+    for command in ("build", "run", "run-dev", "exec", "attach", "logs", "ps", "stop", "remove-volumes",
+                    "mount-setup", "mount-show", "mount-enable", "mount-disable", "mount-set",
+                    "mount-set-cluster", "mount-set-sync", "mount-validate", "doctor"):  # fmt: skip
+        result = cli(project, command, "--help")
+        assert result.rc == 0 and "example:" in result.out and "isaac-deploy" in result.out, command
