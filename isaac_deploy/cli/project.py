@@ -132,5 +132,4 @@ def load(start: Path | None = None, overrides: dict[str, Any] | None = None) -> 
     config = WorkstationConfig.from_host_data(data, local_user(), str(root))
     if not Path(config.extension_folder).is_dir():
         raise ProjectError(f"isaac_extension_folder: {config.extension_folder} does not exist")
-    os.environ.setdefault("COMPOSE_PROJECT_NAME", config.compose_project)
     return Project(root, config)

@@ -1,0 +1,91 @@
+"""CLI pieces without Docker: project discovery, env-file reading, options -> docker argv."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from isaac_deploy.cli import containers
+from isaac_deploy.cli.main import main, parser, service_of
+from isaac_deploy.cli.project import ProjectError, find_root, inventory_data, load, read_env_file
+from isaac_deploy.render import env_quote
+from tests.unit.test_envfiles import HOSTILE
+
+
+def make_root(tmp_path: Path, data: dict | None = None) -> Path:
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "docker-compose.yaml").write_text("services: {}\n")
+    (tmp_path / "source" / "ext_template" / "pkg").mkdir(parents=True)
+    if data is not None:
+        (tmp_path / "inventories").mkdir()
+        (tmp_path / "inventories" / "local.py").write_text(f"local = [('@local', {data!r})]\n")
+    return tmp_path
+
+
+def test_env_file_reader_reads_what_the_deploy_writes(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text(
+        "# comment\n" + "".join(f"V{i}={env_quote(v)}\n" for i, v in enumerate(HOSTILE))
+    )
+    assert read_env_file(path) == {f"V{i}": v for i, v in enumerate(HOSTILE)}
+    assert read_env_file(tmp_path / "missing") == {}
+
+
+def test_root_is_found_from_any_folder_inside(tmp_path):
+    root = make_root(tmp_path, {"isaac_profiles": ("ext",), "isaac_uid": 2000})
+    assert find_root(root / "source" / "ext_template" / "pkg") == root
+    with pytest.raises(ProjectError, match="no extension project here"):
+        find_root(Path("/"))
+    assert inventory_data(root) == {"isaac_profiles": ("ext",), "isaac_uid": 2000}
+    project = load(root / "source")
+    assert project.config.uid == 2000 and project.config.gid == os.getgid()
+    assert project.env_file("ext-dev-rootless").name == ".env.ext_template-dev"
+    assert project.container("ext-dev") == f"{project.config.compose_project}-ext-dev"
+
+
+def test_compose_without_env_file_says_to_deploy(tmp_path):
+    project = load(make_root(tmp_path))
+    with pytest.raises(ProjectError, match="run the workstation deploy first"):
+        project.compose("ext-dev", "up")
+
+
+def test_services_from_profile_and_rootless(tmp_path):
+    project = load(make_root(tmp_path, {"isaac_profiles": ("ext", "ext-dev")}))
+    ns = argparse.Namespace
+    assert service_of(ns(profile=None, cmd="run", rootless=False), project) == "ext-dev"
+    assert service_of(ns(profile="ext", cmd="run", rootless=False), project) == "ext"
+    assert service_of(ns(profile=None, cmd="run", rootless=True), project) == "ext-dev-rootless"
+    assert service_of(ns(profile="ext", cmd="run-dev", rootless=False), project) == "ext-dev"
+
+
+def test_exec_goes_through_the_entrypoint_with_arguments_untouched(tmp_path, monkeypatch):
+    project = load(make_root(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("DISPLAY", ":3")
+    options = containers.RunOptions(user="2000:2000")
+    argv = containers.exec_argv(project, "c1", ["python", "-c", "x; y", "$(z)"], options)
+    assert (
+        argv[:3] == ["docker", "exec", "--interactive"] and "--tty" not in argv
+    )  # no terminal here
+    assert argv[argv.index("--user") + 1] == "2000:2000"
+    assert "DISPLAY=:3" in argv and not [a for a in argv if a.startswith("SSH_AUTH_SOCK")]
+    assert argv[-5:] == [containers.ENTRYPOINT, "python", "-c", "x; y", "$(z)"]
+    assert containers.exec_argv(project, "c1", [], containers.RunOptions())[-1] == "bash"
+
+
+def test_unknown_flags_only_for_build(capsys):
+    with pytest.raises(SystemExit):
+        main(["ps", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    args, unknown = parser().parse_known_args(["-p", "ext", "build", "--no-cache"])
+    assert args.cmd == "build" and unknown == ["--no-cache"]
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir("/")
+    assert main(["ps"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("isaac-deploy: error: no extension project here") and "\n" not in err
