@@ -4,7 +4,6 @@ model and inventory data as the workstation deploy, with this machine's user det
 from __future__ import annotations
 
 import json
-import os
 import runpy
 from dataclasses import dataclass
 from functools import cached_property
