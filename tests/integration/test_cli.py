@@ -14,12 +14,8 @@ import time
 import pytest
 import testinfra
 
-from tests.lab.project import VENV_BIN
-
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
-CLI = f"{VENV_BIN}/isaac-deploy"
-WRAP = f"PATH={VENV_BIN}:$PATH"
 HOSTILE = [
     "spaces in arg",
     "$(touch /tmp/pwned-cli)",
@@ -40,7 +36,13 @@ def project(user_project):
 
 def cli(project, *args: str, cwd: str = "", env: dict | None = None):
     where = f"cd {shlex.quote(cwd)} && " if cwd else ""
-    return project.shell(where + " ".join([CLI, *(shlex.quote(a) for a in args)]), env=env)
+    command = [str(project.venv_bin / "isaac-deploy"), *(shlex.quote(a) for a in args)]
+    return project.shell(where + " ".join(command), env=env)
+
+
+def wrap(project) -> str:
+    """PATH for the shell wrappers, which find isaac-deploy there (no .venv in the copy)."""
+    return f"PATH={project.venv_bin}:$PATH"
 
 
 def argv_script(*args: str) -> list[str]:
@@ -57,13 +59,13 @@ def test_run_keeps_every_argument_and_the_exit_code(project):
 
 def test_run_dev_wrapper_forwards_exactly(project):
     args = " ".join(shlex.quote(a) for a in argv_script(*HOSTILE))
-    result = project.shell(f"{WRAP} docker/run_dev.sh {args}")
+    result = project.shell(f"{wrap(project)} docker/run_dev.sh {args}")
     assert result.rc == 3, result.out
     assert json.loads(result.out.strip().splitlines()[-1]) == HOSTILE
 
 
 def test_container_sh_wrapper_forwards_profile_and_command(project):
-    result = project.shell(f"{WRAP} docker/container.sh -p ext-dev run id -u")
+    result = project.shell(f"{wrap(project)} docker/container.sh -p ext-dev run id -u")
     assert result.rc == 0 and result.out.strip().splitlines()[-1] == str(project.user["uid"])
 
 
@@ -90,7 +92,7 @@ def test_custom_uid_gid_on_a_shared_server(project):
     shared.mkdir(exist_ok=True)
     shared.chmod(0o777)
     result = project.shell(
-        f"{WRAP} docker/run_dev.sh -u 2000 -g 2000 sh -c 'id -u; id -g; echo home=$HOME; touch shared/made-by-2000'"
+        f"{wrap(project)} docker/run_dev.sh -u 2000 -g 2000 sh -c 'id -u; id -g; echo home=$HOME; touch shared/made-by-2000'"
     )
     assert result.rc == 0, result.out
     assert result.out.splitlines()[-3:-1] == ["2000", "2000"]
@@ -228,7 +230,7 @@ def test_mount_setup_wizard_through_a_pseudo_terminal(project):
                 "-",
                 project.user["name"],
                 "-c",
-                f"cd {shlex.quote(str(project.path))} && {CLI} mount-setup",
+                f"cd {shlex.quote(str(project.path))} && {project.venv_bin}/isaac-deploy mount-setup",
             ],
         )
     screen = ""
@@ -334,7 +336,7 @@ def test_attach_reaches_the_shell_and_detaches(project):
                 "-",
                 project.user["name"],
                 "-c",
-                f"cd {shlex.quote(str(project.path))} && {CLI} attach",
+                f"cd {shlex.quote(str(project.path))} && {project.venv_bin}/isaac-deploy attach",
             ],
         )
     screen = read_until(fd, "detach with Ctrl-p Ctrl-q")
@@ -348,14 +350,14 @@ def test_attach_reaches_the_shell_and_detaches(project):
 
 
 def test_seed_commands_through_container_sh(project):
-    assert project.shell(f"{WRAP} docker/container.sh -p ext-dev exec true").rc == 0
-    logs = project.shell(f"{WRAP} docker/container.sh -p ext-dev logs --tail 1")
+    assert project.shell(f"{wrap(project)} docker/container.sh -p ext-dev exec true").rc == 0
+    logs = project.shell(f"{wrap(project)} docker/container.sh -p ext-dev logs --tail 1")
     assert logs.rc == 0
-    shown = project.shell(f"{WRAP} docker/container.sh mount-show")
+    shown = project.shell(f"{wrap(project)} docker/container.sh mount-show")
     assert shown.rc == 0 and "isaaclab" in shown.out and "rsl_rl" in shown.out
-    built = project.shell(f"{WRAP} docker/container.sh -p ext-dev build")
+    built = project.shell(f"{wrap(project)} docker/container.sh -p ext-dev build")
     assert built.rc == 0 and "building isaac-lab-lab-ext-dev:" in built.out, built.out
-    help_text = project.shell(f"{WRAP} docker/run_dev.sh --help")
+    help_text = project.shell(f"{wrap(project)} docker/run_dev.sh --help")
     assert help_text.rc == 0 and "--rootless" in help_text.out and "--fix-perms" in help_text.out
 
 

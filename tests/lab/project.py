@@ -72,6 +72,7 @@ class Project:
     path: Path
     user: dict | None = None
     data: dict = field(default_factory=dict)
+    venv_bin: Path = VENV_BIN
 
     @property
     def name(self) -> str:
@@ -108,7 +109,8 @@ class Project:
         if self.user:
             os.chown(inventory, self.user["uid"], self.user["gid"])
         flags = " ".join(shlex.quote(a) for a in args) if args else "-y"
-        return self.shell(f"{PYINFRA} {flags} {shlex.quote(str(inventory))} deploy/dev.py", env=env)
+        pyinfra = self.venv_bin / "pyinfra"
+        return self.shell(f"{pyinfra} {flags} {shlex.quote(str(inventory))} deploy/dev.py", env=env)
 
     def compose(self, profile: str, *args: str) -> Result:
         service_profile = profile
@@ -140,3 +142,16 @@ def make_project(path: Path, user: dict | None, lab_info: dict) -> Project:
     if user:
         subprocess.run(["chown", "-R", f"{user['uid']}:{user['gid']}", str(path)], check=True)
     return Project(path=path, user=user, data=data)
+
+
+def venv_for(project: Project) -> Path:
+    """A venv the project's owner can run: this one, or (when the checkout lies where others may
+    not enter) a copy of isaac-deploy installed into a shared one, made once."""
+    probe = project.shell(f"{VENV_BIN / 'python'} -c 'import isaac_deploy, pyinfra'")
+    if probe.rc == 0:
+        return VENV_BIN
+    shared = Path("/var/tmp/isaac-deploy-lab-venv")
+    if not (shared / "bin" / "isaac-deploy").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(shared)], check=True)
+        subprocess.run([str(shared / "bin" / "pip"), "install", "-q", str(ROOT)], check=True)
+    return shared / "bin"
