@@ -14,6 +14,7 @@ from typing import Any
 from . import validate as v
 from .errors import ConfigError
 from .paths import PROFILES
+from .registries import Registry, parse_registries
 
 PREFIX = "isaac_"
 NAME_RE = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -91,6 +92,8 @@ class WorkstationConfig:
     isaaclab_path: str = "/workspace/isaaclab"
     min_free_gb: int = 20
     dev_pip_packages: str = "pytest ruff"
+    registries: tuple[Registry, ...] = ()
+    push_profiles: tuple[str, ...] = ("ext",)
 
     # derived values, one definition each
     @property
@@ -154,6 +157,8 @@ class WorkstationConfig:
             dev_pip_packages=v.text(*get("dev_pip_packages", "pytest ruff"),
                                     r"[A-Za-z0-9_.=<>~!,\[\] -]*",
                                     "must be pip requirement specifiers separated by spaces"),
+            registries=tuple(parse_registries(values.get("registries"))),
+            push_profiles=_profiles(*get("push_profiles", ("ext",))),
         )  # fmt: skip
 
 

@@ -219,7 +219,9 @@ def test_mount_commands_from_a_subdirectory(project, tmp_path_factory):
 def test_mount_setup_wizard_through_a_pseudo_terminal(project):
     isaaclab = project.path.parent / "IsaacLab"
     (isaaclab / "source").mkdir(parents=True, exist_ok=True)
-    subprocess.run(["chown", "-R", f"{project.user['uid']}:{project.user['gid']}", str(isaaclab)], check=True)
+    subprocess.run(
+        ["chown", "-R", f"{project.user['uid']}:{project.user['gid']}", str(isaaclab)], check=True
+    )
     answers = [("Enable the isaaclab mount?", "y"), ("local path of isaaclab", str(project.path / "missing")),
                ("local path of isaaclab", str(isaaclab)), ("sync isaaclab", "n"),
                ("path of isaaclab on the cluster", "/cluster/IsaacLab"), ("Enable the rsl_rl mount?", "n")]  # fmt: skip

@@ -323,7 +323,10 @@ def up() -> dict:
     images = ensure_base_images()
     user = ensure_test_user(started) if is_root() else None
     sudo_user = ensure_sudo_user(started) if is_root() else None
-    info = {"images": images, "user": user, "sudo_user": sudo_user,
+    from . import registry  # needs the venv (cryptography, bcrypt): only for `up`
+
+    reg = registry.start(LAB_DIR, started, save_started)
+    info = {"images": images, "user": user, "sudo_user": sudo_user, "registry": reg,
             "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     log(f"lab up in {info['seconds']}s")
     return info
@@ -331,6 +334,9 @@ def up() -> dict:
 
 def down() -> None:
     started = load_started()
+    from . import registry
+
+    registry.stop(started, save_started)
     remove_sudo_user(started)
     remove_test_user(started)
     stop_dockerd(started)

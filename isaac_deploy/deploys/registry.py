@@ -1,0 +1,124 @@
+"""The push deploy: each configured registry holds the current images, under the commit, the
+extension's version and ``latest``; only what changed is sent."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.operations import files
+
+from ..config import WorkstationConfig
+from ..errors import ConfigError, ToolkitError
+from ..facts.toolkit import WorkstationToolkit
+from ..operations import files as file_ops
+from ..operations.registry import image_pushed
+from ..registries import KEY, Registry, auth_file_content, skopeo_flags
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    config: WorkstationConfig
+    version: str
+    passwords: dict[str, HiddenValue]
+
+    def state_dir(self, registry: Registry) -> str:
+        home = self.config.user.home
+        return posixpath.join(home, ".config", "isaac-deploy", "registries", registry.name)
+
+    def auth_file(self, registry: Registry) -> str | None:
+        return (
+            posixpath.join(self.state_dir(registry), "auth.json") if registry.password_env else None
+        )
+
+    def cert_dir(self, registry: Registry) -> str | None:
+        return posixpath.join(self.state_dir(registry), "certs") if registry.ca_file else None
+
+
+def _pyproject(config: WorkstationConfig) -> str:
+    return posixpath.join(
+        config.extension_folder, "source", config.extension_name, "pyproject.toml"
+    )
+
+
+def _version(text: str | None) -> str:
+    """``[project] version`` of the extension's pyproject.toml, as an image tag ("" if none)."""
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text or "", re.M)
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", match.group(1)) if match else ""
+
+
+def load(project_root: str | Path) -> PushPlan:
+    """Validate the registries, their CA files and credentials before anything changes."""
+    data = host.data.dict()
+    folder = str(data.get("isaac_extension_folder") or project_root)
+    name = str(data.get("isaac_extension_name") or "ext_template")
+    raw = data.get(KEY) if isinstance(data.get(KEY), dict) else {}
+    ca_files = [s.get("ca_file") for s in raw.values() if isinstance(s, dict) and s.get("ca_file")]
+    toolkit = host.get_fact(
+        WorkstationToolkit,
+        read=(posixpath.join(folder, "source", name, "pyproject.toml"),),
+        digest=tuple(str(path) for path in ca_files),
+    )
+    if toolkit.user is None:
+        raise ToolkitError("could not inspect the target: python3 is needed there")
+    config = WorkstationConfig.from_host_data(data, toolkit.user, str(project_root))
+    if not config.registries:
+        raise ConfigError(KEY, "no registry configured (see inventories/registries.py)")
+    if not toolkit.docker_server:
+        raise ToolkitError(f"Docker is not usable here: {toolkit.docker_server_error}")
+    passwords = {}
+    for registry in config.registries:
+        field = f"{KEY}[{registry.name}]"
+        if registry.ca_file and toolkit.digests.get(registry.ca_file) is None:
+            raise ConfigError(f"{field}[ca_file]", f"{registry.ca_file} does not exist")
+        if registry.password_env:
+            value = os.environ.get(registry.password_env, "")
+            if not value:
+                raise ConfigError(
+                    f"{field}[password_env]", f"${registry.password_env} is not set in this shell"
+                )
+            passwords[registry.name] = HiddenValue(value)
+    version = _version(toolkit.files.get(_pyproject(config)))
+    return PushPlan(config, version, passwords)
+
+
+@deploy("Push images")
+def push(plan: PushPlan) -> None:
+    config = plan.config
+    for registry in config.registries:
+        auth_file, cert_dir = plan.auth_file(registry), plan.cert_dir(registry)
+        if auth_file:
+            file_ops.secret_file(
+                name=f"{registry.name}: credentials (auth file, not shown)",
+                path=auth_file,
+                secret=HiddenValue(
+                    auth_file_content(registry, plan.passwords[registry.name].unmask())
+                ),
+            )
+        if cert_dir and registry.ca_file:
+            ca_file = registry.ca_file
+            if ca_file.startswith("~"):
+                ca_file = config.user.home + ca_file[1:]
+            files.directory(name=f"{registry.name}: CA folder", path=cert_dir, mode="700")
+            files.put(name=f"{registry.name}: CA", src=ca_file, dest=posixpath.join(cert_dir, "ca.crt"),
+                      mode="644")  # fmt: skip
+        for profile in config.push_profiles:
+            local = config.image_name(profile)
+            repository = registry.repository(local.split(":", 1)[0])
+            image_pushed(
+                name=f"{registry.name}: {repository}",
+                registry=registry,
+                local=local,
+                repository=repository,
+                version=plan.version,
+                folder=config.extension_folder,
+                inspect_flags=skopeo_flags(registry, auth_file, cert_dir, ""),
+                src_flags=skopeo_flags(registry, auth_file, cert_dir, "src"),
+                dest_flags=skopeo_flags(registry, auth_file, cert_dir, "dest"),
+            )

@@ -1,0 +1,63 @@
+"""Fact: the local image, and what the registry holds under each of its tags, in one command."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from ..remote import PYTHON, program
+
+
+@dataclass(frozen=True)
+class TagState:
+    tag: str
+    digest: str | None = None  # the image config digest (= the local image ID when current)
+    missing: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryImageState:
+    local_id: str | None
+    local_error: str | None
+    tags: tuple[TagState, ...] = field(default_factory=tuple)
+    commit: str | None = None
+
+
+class RegistryImage(FactBase[RegistryImageState]):
+    """``local`` image vs ``repository``:<tag> for the commit, ``version`` and ``latest`` tags.
+
+    + flags: skopeo flags for the registry (auth file, cert dir, tls)
+    + folder: the project, for its git commit
+    """
+
+    def command(
+        self, local: str, repository: str, version: str, folder: str, flags: tuple[str, ...] = ()
+    ) -> StringCommand:
+        args = json.dumps({"local": local, "repository": repository, "version": version,
+                           "folder": folder, "flags": list(flags)})  # fmt: skip
+        source = program("dockerapi", "registry_state")
+        return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(args))
+
+    @staticmethod
+    def default() -> RegistryImageState:
+        return RegistryImageState(None, "could not inspect (is python3 installed?)")
+
+    def process(self, output: list[str]) -> RegistryImageState:
+        return parse_registry_state("\n".join(output))
+
+
+def parse_registry_state(output: str) -> RegistryImageState:
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return RegistryImageState(None, f"could not inspect: {output[:200]}")
+    local = data.get("local") or {}
+    error = None if local.get("id") else ("missing" if local.get("missing") else local.get("error"))
+    tags = tuple(
+        TagState(tag, state.get("digest"), bool(state.get("missing")), state.get("error"))
+        for tag, state in data.get("tags") or []
+    )
+    return RegistryImageState(local.get("id"), error, tags, data.get("commit"))

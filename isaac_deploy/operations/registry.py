@@ -1,0 +1,60 @@
+"""Operation: a registry holds the local image under its tags, layers sent only when missing."""
+
+from __future__ import annotations
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+
+from ..facts.registry import RegistryImage
+from ..registries import Registry, explain
+
+
+@operation()
+def image_pushed(
+    registry: Registry,
+    local: str,
+    repository: str,
+    version: str,
+    folder: str,
+    src_flags: tuple[str, ...] = (),
+    dest_flags: tuple[str, ...] = (),
+    inspect_flags: tuple[str, ...] = (),
+):
+    """Push ``local`` to ``repository`` under the commit, version and ``latest`` tags.
+
+    The first tag that is not current gets the image from the Docker engine (skopeo sends only
+    the layers the registry lacks); the others are copied inside the registry, ``latest`` last.
+
+    + registry: the target registry (for its name in messages)
+    + src_flags / dest_flags / inspect_flags: skopeo flags for the registry in each role
+    + local: the local image, e.g. ``isaac-lab-ext-template:alice``
+    + repository: ``address/prefix/name`` without a tag
+    """
+    state = host.get_fact(RegistryImage, local=local, repository=repository, version=version,
+                          folder=folder, flags=tuple(inspect_flags))  # fmt: skip
+    if state.local_error == "missing":
+        raise OperationError(
+            f"image {local} is not built: run deploy/dev.py with this profile in isaac_profiles"
+        )
+    if state.local_error:
+        raise OperationError(f"Docker is not usable: {state.local_error}")
+    for tag in state.tags:
+        if tag.error:
+            raise OperationError(explain(registry, tag.error))
+    stale = [tag.tag for tag in state.tags if tag.digest != state.local_id]
+    if not stale:
+        current = ", ".join(t.tag for t in state.tags)
+        host.noop(f"{registry.name}: {repository} is current ({current})")
+        return
+    logger.info(f"{host.print_prefix}{registry.name}: pushing {local} as {', '.join(stale)}")
+    first = f"{repository}:{stale[0]}"
+    yield copy_command(dest_flags, f"docker-daemon:{local}", f"docker://{first}")
+    for tag in stale[1:]:  # inside the registry: no layer is sent again
+        yield copy_command(
+            (*src_flags, *dest_flags), f"docker://{first}", f"docker://{repository}:{tag}"
+        )
+
+
+def copy_command(flags: tuple[str, ...], source: str, destination: str) -> StringCommand:
+    parts = ["skopeo", "copy", "--quiet", *flags, source, destination]
+    return StringCommand(*(QuoteString(part) for part in parts))
