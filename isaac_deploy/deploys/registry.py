@@ -106,8 +106,12 @@ def push(plan: PushPlan) -> None:
             if ca_file.startswith("~"):
                 ca_file = config.user.home + ca_file[1:]
             files.directory(name=f"{registry.name}: CA folder", path=cert_dir, mode="700")
-            files.put(name=f"{registry.name}: CA", src=ca_file, dest=posixpath.join(cert_dir, "ca.crt"),
-                      mode="644")  # fmt: skip
+            files.put(
+                name=f"{registry.name}: CA",
+                src=ca_file,
+                dest=posixpath.join(cert_dir, "ca.crt"),
+                mode="644",
+            )
         for profile in config.push_profiles:
             local = config.image_name(profile)
             repository = registry.repository(local.split(":", 1)[0])

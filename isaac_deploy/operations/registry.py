@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand, operation
 
 from ..facts.registry import RegistryImage
 from ..registries import Registry, explain
@@ -33,14 +33,17 @@ def image_pushed(
     state = host.get_fact(RegistryImage, local=local, repository=repository, version=version,
                           folder=folder, flags=tuple(inspect_flags))  # fmt: skip
     if state.local_error == "missing":
-        raise OperationError(
-            f"image {local} is not built: run deploy/dev.py with this profile in isaac_profiles"
+        yield fail(
+            f"image {local} is not built: run deploy/dev.py with its profile in isaac_profiles"
         )
+        return
     if state.local_error:
-        raise OperationError(f"Docker is not usable: {state.local_error}")
+        yield fail(f"Docker is not usable: {state.local_error}")
+        return
     for tag in state.tags:
         if tag.error:
-            raise OperationError(explain(registry, tag.error))
+            yield fail(explain(registry, tag.error))
+            return
     stale = [tag.tag for tag in state.tags if tag.digest != state.local_id]
     if not stale:
         current = ", ".join(t.tag for t in state.tags)
@@ -53,6 +56,11 @@ def image_pushed(
         yield copy_command(
             (*src_flags, *dest_flags), f"docker://{first}", f"docker://{repository}:{tag}"
         )
+
+
+def fail(message: str) -> StringCommand:
+    """A command that fails with ``message``: the operation stops with that one line."""
+    return StringCommand("echo", QuoteString(f"error: {message}"), ">&2; exit 1")
 
 
 def copy_command(flags: tuple[str, ...], source: str, destination: str) -> StringCommand:
