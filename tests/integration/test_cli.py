@@ -225,18 +225,7 @@ def test_mount_setup_wizard_through_a_pseudo_terminal(project):
     answers = [("Enable the isaaclab mount?", "y"), ("local path of isaaclab", str(project.path / "missing")),
                ("local path of isaaclab", str(isaaclab)), ("sync isaaclab", "n"),
                ("path of isaaclab on the cluster", "/cluster/IsaacLab"), ("Enable the rsl_rl mount?", "n")]  # fmt: skip
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the wizard as the test user, in a real terminal
-        os.execvp(
-            "su",
-            [
-                "su",
-                "-",
-                project.user["name"],
-                "-c",
-                f"cd {shlex.quote(str(project.path))} && {project.venv_bin}/isaac-deploy mount-setup",
-            ],
-        )
+    pid, fd = in_terminal(project, "mount-setup")
     screen = ""
     for prompt, answer in answers:
         screen += read_until(fd, prompt)
@@ -248,6 +237,15 @@ def test_mount_setup_wizard_through_a_pseudo_terminal(project):
     assert config["mounts"]["isaaclab"]["local_path"] == str(isaaclab)
     assert config["mounts"]["isaaclab"]["cluster_path"] == "/cluster/IsaacLab"
     assert config["mounts"]["rsl_rl"]["enabled"] is False
+
+
+def in_terminal(project, command: str) -> tuple[int, int]:
+    """``isaac-deploy COMMAND`` as the test user in a real pseudo-terminal: (pid, its fd)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        shell = f"cd {shlex.quote(str(project.path))} && {project.venv_bin}/isaac-deploy {command}"
+        os.execvp("su", ["su", "-", project.user["name"], "-c", shell])
+    return pid, fd
 
 
 def read_until(fd: int, text: str, timeout: float = 20) -> str:
@@ -331,18 +329,7 @@ def test_help_shows_examples_for_every_command(project):
 
 def test_attach_reaches_the_shell_and_detaches(project):
     assert cli(project, "run", "true").rc == 0  # the long-lived container is up
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp(
-            "su",
-            [
-                "su",
-                "-",
-                project.user["name"],
-                "-c",
-                f"cd {shlex.quote(str(project.path))} && {project.venv_bin}/isaac-deploy attach",
-            ],
-        )
+    pid, fd = in_terminal(project, "attach")
     screen = read_until(fd, "detach with Ctrl-p Ctrl-q")
     time.sleep(0.5)
     os.write(fd, b"echo attached-$((6*7))\n")
