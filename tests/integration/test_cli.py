@@ -341,6 +341,7 @@ def test_attach_reaches_the_shell_and_detaches(project):
 
 
 def test_seed_commands_through_container_sh(project):
+    assert cli(project, "run", "true").rc == 0  # the long-lived container is up
     assert project.shell(f"{wrap(project)} docker/container.sh -p ext-dev exec true").rc == 0
     logs = project.shell(f"{wrap(project)} docker/container.sh -p ext-dev logs --tail 1")
     assert logs.rc == 0
@@ -376,3 +377,43 @@ def test_x11_socket_and_display_reach_the_dev_container(project):
         if made_folder:
             os.rmdir("/tmp/.X11-unix")
         project.deploy()
+
+
+def test_seed_mount_commands_and_run_dev_flags_through_the_wrappers(project):
+    rsl_rl = project.path.parent / "rsl_rl_checkout" / "rsl_rl"
+    rsl_rl.mkdir(parents=True, exist_ok=True)
+    (rsl_rl / "__init__.py").write_text("")
+    subprocess.run(
+        ["chown", "-R", f"{project.user['uid']}:{project.user['gid']}", str(rsl_rl.parent)],
+        check=True,
+    )
+    sh = f"{wrap(project)} docker/container.sh"
+    assert project.shell(f"{sh} mount-set rsl_rl {shlex.quote(str(rsl_rl))}").rc == 0
+    assert project.shell(f"{sh} mount-disable rsl_rl").rc == 0
+    assert (
+        json.loads((project.path / ".mount.config").read_text())["mounts"]["rsl_rl"]["enabled"]
+        is False
+    )
+    enabled = project.shell(f"{sh} mount-enable rsl_rl")
+    assert enabled.rc == 0 and "rsl_rl       enabled" in enabled.out, enabled.out
+    assert project.shell(f"{sh} mount-validate").rc == 0
+    result = project.shell(
+        f"{wrap(project)} docker/run_dev.sh --rootless --fix-perms sh -c 'id -u; touch by-wrapper'"
+    )
+    assert result.rc == 0 and "0" in result.out.splitlines(), result.out
+    assert LOCAL.file(str(project.path / "by-wrapper")).uid == project.user["uid"]
+    assert project.shell(f"{sh} mount-disable rsl_rl").rc == 0
+
+
+def test_attach_through_container_sh(project):
+    assert cli(project, "run", "true").rc == 0
+    pid, fd = pty.fork()
+    if pid == 0:
+        shell = f"cd {shlex.quote(str(project.path))} && {wrap(project)} docker/container.sh -p ext-dev attach"
+        os.execvp("su", ["su", "-", project.user["name"], "-c", shell])
+    read_until(fd, "detach with Ctrl-p Ctrl-q")
+    time.sleep(0.5)
+    os.write(fd, b"echo via-wrapper-$((2*21))\n")
+    read_until(fd, "via-wrapper-42")
+    os.write(fd, b"\x10\x11")
+    os.waitpid(pid, 0)
