@@ -1,4 +1,5 @@
-"""The project's test lab: a real Docker engine, an Isaac Lab base-image stand-in and a test user.
+"""The project's test lab: a real Docker engine, an Isaac Lab base-image stand-in, two test users
+(one in the docker group, one with sudo outside it) and a registry with TLS and authentication.
 
 Used by ``tests/conftest.py`` (session fixtures) and by hand::
 
@@ -6,8 +7,8 @@ Used by ``tests/conftest.py`` (session fixtures) and by hand::
     python -m tests.lab.lab up      # install (root, when missing), start, print what it did
     python -m tests.lab.lab down    # stop exactly what ``up`` started
 
-The lab stops only what it started: a Docker daemon that already answered is reused and left
-running; a test user that already existed is kept. What it started is recorded in
+The lab stops only what it started: a Docker daemon or registry that already answered is reused
+and left running; a test user that already existed is kept. What it started is recorded in
 ``$ISAAC_LAB_DIR/started.json`` so a later ``down`` (or a crashed run's next start) can undo it.
 """
 
