@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import posixpath
+import sys
 from dataclasses import dataclass
 from importlib import util as importlib_util
 from io import StringIO
@@ -25,6 +26,7 @@ from ..checks import Check, toolkit_checks
 from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.files import PathKinds
+from ..facts.sudo import SudoWithoutPassword
 from ..facts.toolkit import Toolkit, WorkstationToolkit
 from ..images import DOCKERFILES, image_build
 from ..mounts import X11_SOCKETS, MountConfig, override_yaml, required_paths, validate
@@ -183,11 +185,18 @@ def check_toolkit(ws: Workstation) -> None:
             "to run `sudo apt-get install docker.io` (and add you to the docker group), or run "
             "the deploy with isaac_provision='install' where you may use sudo"
         )
-    if ws.install and ws.admin and not ws.toolkit.sudo and _needs_admin(ws):
-        raise ToolkitError(
-            "installing the missing tools needs sudo, which is not installed: run the deploy as "
-            "root once, or set isaac_provision='check' to skip installing"
-        )
+    if ws.install and ws.admin and _needs_admin(ws):
+        if not ws.toolkit.sudo:
+            raise ToolkitError(
+                "installing the missing tools needs sudo, which is not installed: run the deploy "
+                "as root once, or set isaac_provision='check' to skip installing"
+            )
+        if not sys.stdin.isatty() and not host.get_fact(SudoWithoutPassword):
+            raise ToolkitError(
+                "installing the missing tools needs sudo, which asks for a password, and there "
+                "is no terminal to type it in: run the deploy in a terminal, or set "
+                "isaac_provision='check' to skip installing"
+            )
 
 
 def _needs_admin(ws: Workstation) -> bool:

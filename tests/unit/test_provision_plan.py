@@ -146,3 +146,12 @@ def test_client_without_engine_in_check_mode_stops():
     ws = make_workstation("debian12-client-only-no-engine.json", isaac_provision="check")
     with pytest.raises(ToolkitError, match="Docker is not installed"):
         plan(workstation.check_toolkit, ws)
+
+
+def test_sudo_with_a_password_and_no_terminal_is_refused_up_front(monkeypatch):
+    """pyinfra would prompt for the sudo password; without a terminal that cannot work."""
+    ws = make_workstation("no-docker.json")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(ToolkitError, match="asks for a password, and there is no terminal"):
+        plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": False})
+    plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": True})  # NOPASSWD: fine

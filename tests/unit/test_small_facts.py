@@ -110,3 +110,11 @@ def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
         )
         assert [t for t in api_tags if "<none>" not in t] == cli_tags
         assert cli.get("/images/isaac-deploy-test%2Fnone:1/json")[0] == 404
+
+
+def test_sudo_without_password_fact():
+    from isaac_deploy.facts.sudo import SudoWithoutPassword
+
+    fact = SudoWithoutPassword()
+    assert fact.process(["yes"]) is True and fact.process(["no"]) is False and fact.process([]) is False
+    assert "sudo -n true" in fact.command()
