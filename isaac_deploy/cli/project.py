@@ -126,9 +126,17 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def load(start: Path | None = None, overrides: dict[str, Any] | None = None) -> Project:
+    """The project around ``start``; the uid/gid the deploy rendered (e.g. ``--data
+    isaac_uid=2000``) win over the inventory's, so the CLI matches the built image."""
     root = find_root((start or Path.cwd()).resolve())
     data = {**inventory_data(root), **(overrides or {})}
     config = WorkstationConfig.from_host_data(data, local_user(), str(root))
+    rendered = read_env_file(
+        Path(paths.env_file(config.extension_folder, config.extension_name, "ext-dev"))
+    )
+    if rendered.get("HOST_UID", "").isdigit() and rendered.get("HOST_GID", "").isdigit():
+        data = {**data, "isaac_uid": rendered["HOST_UID"], "isaac_gid": rendered["HOST_GID"]}
+        config = WorkstationConfig.from_host_data(data, local_user(), str(root))
     if not Path(config.extension_folder).is_dir():
         raise ProjectError(f"isaac_extension_folder: {config.extension_folder} does not exist")
     return Project(root, config)

@@ -89,3 +89,10 @@ def test_errors_are_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     assert main(["ps"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("isaac-deploy: error: no extension project here") and "\n" not in err
+
+
+def test_rendered_uid_gid_win_so_the_cli_matches_the_image(tmp_path):
+    root = make_root(tmp_path, {})
+    (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
+    config = load(root).config
+    assert (config.uid, config.gid) == (2000, 2001)

@@ -116,5 +116,9 @@ def test_sudo_without_password_fact():
     from isaac_deploy.facts.sudo import SudoWithoutPassword
 
     fact = SudoWithoutPassword()
-    assert fact.process(["yes"]) is True and fact.process(["no"]) is False and fact.process([]) is False
+    assert (
+        fact.process(["yes"]) is True
+        and fact.process(["no"]) is False
+        and fact.process([]) is False
+    )
     assert "sudo -n true" in fact.command()
