@@ -327,8 +327,13 @@ def up() -> dict:
     from . import registry  # needs the venv (cryptography, bcrypt): only for `up`
 
     reg = registry.start(LAB_DIR, started, save_started)
+    cluster_info = None
+    if is_root():
+        from . import cluster
+
+        cluster_info = cluster.start(LAB_DIR, started, save_started)
     info = {"images": images, "user": user, "sudo_user": sudo_user, "registry": reg,
-            "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
+            "cluster": cluster_info, "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     log(f"lab up in {info['seconds']}s")
     return info
 
@@ -338,6 +343,9 @@ def down() -> None:
     from . import registry
 
     registry.stop(started, save_started)
+    from . import cluster
+
+    cluster.stop(started, save_started)
     remove_sudo_user(started)
     remove_test_user(started)
     stop_dockerd(started)

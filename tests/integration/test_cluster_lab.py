@@ -1,0 +1,85 @@
+"""The lab's login node and Slurm, as the cluster roll-out will use them: pyinfra over real SSH
+with host keys checked, end state seen by testinfra over SSH, and Slurm jobs really run."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+from tests.lab.project import VENV_BIN
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def login(lab):
+    if lab["cluster"] is None:
+        pytest.fail("the cluster part of the lab needs root")
+    return lab["cluster"]["login"]
+
+
+def inventory(tmp_path, login, known_hosts: str) -> str:
+    path = tmp_path / "cluster_inventory.py"
+    data = {"ssh_hostname": login["host"], "ssh_port": login["port"], "ssh_user": login["user"],
+            "ssh_key": login["key"], "ssh_known_hosts_file": known_hosts,
+            "ssh_strict_host_key_checking": "yes"}  # fmt: skip
+    path.write_text(f"login = [('lab-login', {data!r})]\n")
+    return str(path)
+
+
+def test_pyinfra_reaches_the_login_node_over_ssh_as_the_cluster_user(tmp_path, login):
+    deploy = tmp_path / "probe.py"
+    deploy.write_text("from pyinfra.operations import files\n"
+                      "files.directory(name='probe dir', path='isaac-probe', mode='750')\n")  # fmt: skip
+    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, login["known_hosts"]),
+                             str(deploy)], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    probe = node.file(f"{login['home']}/isaac-probe")
+    assert probe.is_directory and probe.user == login["user"] and probe.mode == 0o750
+    assert node.user().name == login["user"] and node.user().uid != 0
+
+
+def test_unknown_host_key_is_refused(tmp_path, login):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    deploy = tmp_path / "noop.py"
+    deploy.write_text("from pyinfra.operations import server\nserver.shell(commands=['true'])\n")
+    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, str(empty)), str(deploy)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0
+    assert "No hosts remaining" in result.stdout + result.stderr
+
+
+def sbatch(login, script: str) -> str:
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    job = subprocess.run([*ssh, f"mkdir -p jobs && cd jobs && sbatch --parsable {script}"],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    deadline = time.monotonic() + 60
+    while subprocess.run(
+        [*ssh, f"squeue -h -j {job}"], capture_output=True, text=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline, f"job {job} did not finish"
+        time.sleep(0.2)
+    return job
+
+
+def job_info(login, job: str) -> str:
+    return subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job {job}"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+def test_slurm_runs_jobs_and_reports_failures(login):
+    ok = sbatch(
+        login,
+        "--gres=gpu:1 -o out-%j.log --wrap 'echo ran-on-$(hostname) gpu=$CUDA_VISIBLE_DEVICES'",
+    )
+    assert "JobState=COMPLETED" in job_info(login, ok) and "ExitCode=0:0" in job_info(login, ok)
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    assert "gpu=0" in node.file(f"{login['home']}/jobs/out-{ok}.log").content_string
+    bad = sbatch(login, "-o out-%j.log --wrap 'echo failing; exit 3'")
+    info = job_info(login, bad)
+    assert "JobState=FAILED" in info and "ExitCode=3:0" in info

@@ -1,0 +1,224 @@
+"""The lab's cluster: a login node (``sshd`` on a loopback port, a non-root cluster user reached
+with a key, host keys checked) and a single-node Slurm (private ``munged``, ``slurmctld`` and
+``slurmd`` on their own ports, two fake GPUs). Started and stopped by ``lab.up/down``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+USER = os.environ.get("ISAAC_LAB_CLUSTER_USER", "labuser")
+SSH_ADDR = "127.0.0.1"
+SSH_PORT = int(os.environ.get("ISAAC_LAB_SSH_PORT", "2222"))
+CTLD_PORT, SLURMD_PORT = 16817, 16818
+FAKE_GPUS = 2
+
+
+def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=kwargs.pop("check", True), text=True, **kwargs)
+
+
+def _wait(what: str, test, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not test():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"lab cluster: {what} did not come up in {seconds:.0f}s")
+        time.sleep(0.1)
+
+
+def _alive(pid: int, name: str) -> bool:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return comm.startswith(name[:15]) and state != "Z"
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((SSH_ADDR, port)) != 0
+
+
+# ------------------------------------------------------------------ munge + slurm
+def start_slurm(lab_dir: Path, started: dict, save) -> dict:
+    munge, slurm = lab_dir / "munge", lab_dir / "slurm"
+    socket_path = munge / "munge.socket"
+    conf = slurm / "slurm.conf"
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    for folder in (slurm, slurm / "state", slurm / "spool", slurm / "log", slurm / "dev"):
+        folder.mkdir(parents=True, exist_ok=True)
+    munge.mkdir(parents=True, exist_ok=True)
+    shutil.chown(munge, "munge", "munge")
+    key = munge / "munge.key"
+    if not key.exists():
+        _run("mungekey", "-c", "-k", str(key))
+    shutil.chown(key, "munge", "munge")
+    key.chmod(0o400)
+    munged = started.get("munged")
+    if not (munged and _alive(munged, "munged")):
+        _run("runuser", "-u", "munge", "--", "munged", f"--socket={socket_path}",
+             f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
+             f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}")  # fmt: skip
+        _wait("munged", lambda: _pid(munge / "munged.pid") is not None)
+        started["munged"] = _pid(munge / "munged.pid")
+        save(started)
+    node = socket.gethostname().split(".")[0]
+    hardware = _run("slurmd", "-C", capture_output=True).stdout.splitlines()[0].split(" ", 1)[1]
+    for index in range(FAKE_GPUS):  # gres/gpu wants device files: copies of /dev/null
+        device = slurm / "dev" / f"gpu{index}"
+        if not device.exists():
+            os.mknod(device, 0o20666, os.makedev(1, 3))
+    (slurm / "gres.conf").write_text(
+        f"NodeName={node} Name=gpu File={slurm}/dev/gpu[0-{FAKE_GPUS - 1}]\n"
+    )
+    conf.write_text(f"""ClusterName=lab
+SlurmctldHost={node}({SSH_ADDR})
+SlurmctldPort={CTLD_PORT}
+SlurmdPort={SLURMD_PORT}
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket={socket_path}
+CredType=cred/munge
+StateSaveLocation={slurm}/state
+SlurmdSpoolDir={slurm}/spool
+SlurmctldPidFile={slurm}/slurmctld.pid
+SlurmdPidFile={slurm}/slurmd.pid
+SlurmctldLogFile={slurm}/log/slurmctld.log
+SlurmdLogFile={slurm}/log/slurmd.log
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc={slurm}/log/jobcomp.log
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MinJobAge=600
+GresTypes=gpu
+NodeName={node} NodeAddr={SSH_ADDR} {hardware} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+""")
+    for daemon, argv, pidfile in (
+        ("slurmctld", ["slurmctld", "-c"], slurm / "slurmctld.pid"),
+        ("slurmd", ["slurmd", "-N", node], slurm / "slurmd.pid"),
+    ):
+        pid = started.get(daemon)
+        if pid and _alive(pid, daemon):
+            continue
+        port = CTLD_PORT if daemon == "slurmctld" else SLURMD_PORT
+        if not _port_free(port):
+            raise RuntimeError(f"lab cluster: port {port} for {daemon} is in use")
+        pidfile.unlink(missing_ok=True)
+        _run(*argv, env=env)
+        _wait(f"{daemon} pid file", lambda p=pidfile: _pid(p) is not None)
+        started[daemon] = _pid(pidfile)
+        save(started)
+    _wait("node idle", lambda: _run("sinfo", "-h", "-n", node, "-o", "%T", env=env,
+                                    capture_output=True, check=False).stdout.strip() == "idle")  # fmt: skip
+    return {"slurm_conf": str(conf), "node": node, "gpus": FAKE_GPUS}
+
+
+# ------------------------------------------------------------------ login node
+def start_login(lab_dir: Path, started: dict, save, slurm_conf: str) -> dict:
+    keys = lab_dir / "ssh"
+    keys.mkdir(parents=True, exist_ok=True)
+    if _run("getent", "passwd", USER, check=False, capture_output=True).returncode != 0:
+        _run("useradd", "-m", "-s", "/bin/bash", USER)
+        started["cluster_user"] = USER
+        save(started)
+    _run("usermod", "-p", "*", USER)  # useradd leaves it locked; sshd (UsePAM no) refuses locked
+    for name, comment in (("id_ed25519", f"{USER}@lab"), ("ssh_host_ed25519_key", "lab-host")):
+        if not (keys / name).exists():
+            _run(
+                "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(keys / name)
+            )
+    home = Path(_run("getent", "passwd", USER, capture_output=True).stdout.split(":")[5])
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    _run("chown", "-R", f"{USER}:{USER}", str(ssh_dir))
+    (keys / "id_ed25519").chmod(0o600)
+    (keys / "sshd_config").write_text(f"""Port {SSH_PORT}
+ListenAddress {SSH_ADDR}
+HostKey {keys}/ssh_host_ed25519_key
+PidFile {keys}/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+AllowUsers {USER}
+SetEnv SLURM_CONF={slurm_conf}
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    pid = started.get("sshd")
+    if not (pid and _alive(pid, "sshd")):
+        if not _port_free(SSH_PORT):
+            raise RuntimeError(f"lab cluster: {SSH_ADDR}:{SSH_PORT} is in use")
+        _run("/usr/sbin/sshd", "-f", str(keys / "sshd_config"), "-E", str(keys / "sshd.log"))
+        _wait("sshd", lambda: _pid(keys / "sshd.pid") is not None)
+        started["sshd"] = _pid(keys / "sshd.pid")
+        save(started)
+    host_key = " ".join((keys / "ssh_host_ed25519_key.pub").read_text().split()[:2])
+    (keys / "known_hosts").write_text(f"[{SSH_ADDR}]:{SSH_PORT} {host_key}\n")
+    (keys / "ssh_config").write_text(f"""Host lab-login
+  HostName {SSH_ADDR}
+  Port {SSH_PORT}
+  User {USER}
+  IdentityFile {keys}/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile {keys}/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+""")
+    ssh = ["ssh", "-F", str(keys / "ssh_config"), "lab-login", "true"]
+    _wait(
+        "ssh to the login node",
+        lambda: _run(*ssh, check=False, capture_output=True).returncode == 0,
+    )
+    return {"host": SSH_ADDR, "port": SSH_PORT, "user": USER, "home": str(home),
+            "key": str(keys / "id_ed25519"), "known_hosts": str(keys / "known_hosts"),
+            "ssh_config": str(keys / "ssh_config")}  # fmt: skip
+
+
+def start(lab_dir: Path, started: dict, save) -> dict:
+    slurm = start_slurm(lab_dir, started, save)
+    return {**slurm, "login": start_login(lab_dir, started, save, slurm["slurm_conf"])}
+
+
+def stop(started: dict, save) -> None:
+    for daemon in ("sshd", "slurmd", "slurmctld", "munged"):
+        pid = started.pop(daemon, None)
+        if pid and _alive(pid, daemon):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid, daemon) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid, daemon):
+                os.kill(pid, signal.SIGKILL)
+        save(started)
+    name = started.pop("cluster_user", None)
+    if name:
+        _run("pkill", "-u", name, check=False, capture_output=True)
+        _run("userdel", "-r", name, check=False, capture_output=True)
+        save(started)
