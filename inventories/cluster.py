@@ -1,0 +1,46 @@
+"""Clusters the extension is rolled out to: one group per cluster (login nodes + settings).
+
+This replaces the seed's `.env.cluster`. Values are checked when this file loads, before any
+connection; secrets come from an environment variable or a 0600 file on this workstation, never
+from this file. Cluster paths may start with ~ or a variable the cluster sets ($SCRATCH, ...).
+"""
+
+from isaac_deploy.cluster import cluster
+
+euler = cluster(
+    "euler",
+    hosts=["login.euler.example.org"],
+    user="jdoe",
+    scheduler="slurm",
+    image_dir="$SCRATCH/isaac/images",
+    code_dir="$SCRATCH/isaac/code",
+    cache_dir="$SCRATCH/isaac/cache",
+    logs_dir="$HOME/isaac/logs",
+    entry_script="scripts/rsl_rl/train.py",
+    modules=["eth_proxy"],
+    resources={
+        "account": "es_robotics",
+        "gpus": 1,
+        "cpus": 16,
+        "memory": "32G",
+        "walltime": "04:00:00",
+        "mail": "jdoe@example.org",
+    },
+    snapshot_retention=5,
+    wandb_api_key_env="WANDB_API_KEY",
+)
+
+pbs_cluster = cluster(
+    "pbs_cluster",
+    hosts=["login1.hpc.example.edu", "login2.hpc.example.edu"],
+    ssh={"port": 22},
+    user="jdoe",
+    scheduler="pbs",
+    image_dir="/scratch/jdoe/isaac/images",
+    code_dir="/scratch/jdoe/isaac/code",
+    cache_dir="/scratch/jdoe/isaac/cache",
+    logs_dir="~/isaac/logs",
+    modules=[],
+    resources={"gpus": 2, "cpus": 24, "memory": "64G", "walltime": "12:00:00"},
+    wandb_api_key_file="~/.config/isaac-deploy/wandb_api_key",
+)

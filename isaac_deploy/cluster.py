@@ -1,0 +1,161 @@
+"""The cluster model (the ``.env.cluster`` of the seed, per cluster): who logs in, which
+scheduler, where images, code snapshots, caches and logs live, what a job asks for, and where
+secrets come from. Cluster inventories build their groups with :func:`cluster`, which refuses
+bad values while the inventory loads, before any connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from . import validate as v
+from .errors import ConfigError
+
+KEY = "isaac_cluster"
+SCHEDULERS = ("slurm", "pbs")
+NAME = r"[A-Za-z0-9_.-]+"
+# cluster paths may start with ~ or a variable the cluster sets ($SCRATCH, $WORK, ...)
+CLUSTER_PATH_STARTS = ("~", "$")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each job asks the scheduler for (``None``: the cluster's default)."""
+
+    account: str | None = None
+    partition: str | None = None
+    qos: str | None = None
+    gpus: int = 1
+    cpus: int = 8
+    memory: str = "32G"
+    walltime: str = "04:00:00"
+    mail: str | None = None
+
+    @classmethod
+    def parse(cls, key: str, raw: Any) -> Resources:
+        raw = v.mapping(key, raw or {}, (f.name for f in fields(cls)))
+
+        def name(item: str) -> str | None:
+            value = raw.get(item)
+            return (
+                None
+                if value in (None, "")
+                else v.text(f"{key}[{item}]", value, NAME, "letters, digits, _ . - only")
+            )
+
+        mail = raw.get("mail")
+        return cls(
+            account=name("account"),
+            partition=name("partition"),
+            qos=name("qos"),
+            gpus=v.integer(f"{key}[gpus]", raw.get("gpus", 1)),
+            cpus=v.integer(f"{key}[cpus]", raw.get("cpus", 8), minimum=1),
+            memory=v.text(
+                f"{key}[memory]",
+                str(raw.get("memory", "32G")),
+                r"\d+[KMGT]?",
+                "a size such as 32G or 64000M",
+            ),
+            walltime=v.text(
+                f"{key}[walltime]",
+                str(raw.get("walltime", "04:00:00")),
+                r"(?:\d+-)?\d{1,3}:\d{2}:\d{2}",
+                "[D-]HH:MM:SS, e.g. 04:00:00 or 1-12:00:00",
+            ),
+            mail=None
+            if not mail
+            else v.text(f"{key}[mail]", mail, r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    user: str
+    scheduler: str
+    image_dir: str
+    code_dir: str
+    cache_dir: str
+    logs_dir: str
+    entry_script: str = "scripts/rsl_rl/train.py"
+    modules: tuple[str, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    snapshot_retention: int = 5
+    wandb_api_key_env: str | None = None
+    wandb_api_key_file: str | None = None
+
+    @classmethod
+    def parse(cls, name: str, raw: Any) -> ClusterConfig:
+        key = f"{name}: {KEY}"
+        raw = v.mapping(key, raw, (f.name for f in fields(cls) if f.name != "name"))
+        for required in ("user", "scheduler", "image_dir", "code_dir", "cache_dir", "logs_dir"):
+            if raw.get(required) in (None, ""):
+                raise ConfigError(f"{key}[{required}]", "is required")
+
+        def cluster_path(item: str) -> str:
+            return v.absolute_path(f"{key}[{item}]", raw[item], also=CLUSTER_PATH_STARTS)
+
+        script = v.text(
+            f"{key}[entry_script]",
+            raw.get("entry_script", "scripts/rsl_rl/train.py"),
+            r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_./-]+\.py",
+            "must be a .py path inside the extension (relative, no ..)",
+        )
+        modules = raw.get("modules") or []
+        if not isinstance(modules, (list, tuple)):
+            raise ConfigError(f"{key}[modules]", "must be a list of module names (may be empty)")
+        key_file = raw.get("wandb_api_key_file")
+        return cls(
+            name=v.text(f"{name}: cluster name", name, NAME, "letters, digits, _ . - only"),
+            user=v.text(f"{key}[user]", raw["user"], r"[a-z_][a-z0-9_-]*\$?", "a user name"),
+            scheduler=v.choice(f"{key}[scheduler]", raw["scheduler"], SCHEDULERS),
+            image_dir=cluster_path("image_dir"),
+            code_dir=cluster_path("code_dir"),
+            cache_dir=cluster_path("cache_dir"),
+            logs_dir=cluster_path("logs_dir"),
+            entry_script=script,
+            modules=tuple(
+                v.text(f"{key}[modules][{i}]", m, r"[A-Za-z0-9_./+-]+", "a module name")
+                for i, m in enumerate(modules)
+            ),
+            resources=Resources.parse(f"{key}[resources]", raw.get("resources")),
+            snapshot_retention=v.integer(
+                f"{key}[snapshot_retention]", raw.get("snapshot_retention", 5), minimum=1
+            ),
+            wandb_api_key_env=None
+            if not raw.get("wandb_api_key_env")
+            else v.text(
+                f"{key}[wandb_api_key_env]",
+                raw["wandb_api_key_env"],
+                r"[A-Za-z_][A-Za-z0-9_]*",
+                "an environment variable name (the key itself never goes in the inventory)",
+            ),
+            wandb_api_key_file=None
+            if not key_file
+            else v.absolute_path(f"{key}[wandb_api_key_file]", key_file, also=("~",)),
+        )
+
+
+SSH_KEYS = {"port": "ssh_port", "key": "ssh_key", "known_hosts": "ssh_known_hosts_file"}
+
+
+def cluster(name: str, hosts: list[str], ssh: Mapping[str, Any] | None = None, **settings: Any):
+    """An inventory group for one cluster: ``(hosts, data)``, validated now.
+
+    SSH host keys are always checked (``ssh_strict_host_key_checking: yes``); ``ssh`` may set
+    ``port``, ``key`` and ``known_hosts``. ``settings`` are :class:`ClusterConfig`'s fields.
+    """
+    if not hosts or not all(isinstance(h, str) and h for h in hosts):
+        raise ConfigError(f"{name}: hosts", "give at least one login node")
+    config = ClusterConfig.parse(name, settings)
+    ssh = v.mapping(f"{name}: ssh", ssh or {}, SSH_KEYS)
+    data: dict[str, Any] = {
+        KEY: config,
+        "ssh_user": config.user,
+        "ssh_strict_host_key_checking": "yes",
+    }
+    for item, value in ssh.items():
+        data[SSH_KEYS[item]] = v.integer(f"{name}: ssh[port]", value) if item == "port" else value
+    return list(hosts), data

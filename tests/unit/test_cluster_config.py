@@ -1,0 +1,98 @@
+"""The cluster model: the example inventory loads; bad values are refused naming the field,
+while the inventory loads (before any connection)."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+
+import pytest
+
+from isaac_deploy.cluster import KEY, ClusterConfig, cluster
+from isaac_deploy.errors import ConfigError
+from tests.helpers import ROOT
+from tests.lab.project import PYINFRA
+
+GOOD = dict(user="jdoe", scheduler="slurm", image_dir="$SCRATCH/img", code_dir="/scratch/code",
+            cache_dir="~/cache", logs_dir="$HOME/logs")  # fmt: skip
+
+
+def test_example_inventory_has_a_slurm_and_a_pbs_cluster():
+    groups = runpy.run_path(str(ROOT / "inventories" / "cluster.py"))
+    schedulers = {name: groups[name][1][KEY].scheduler for name in ("euler", "pbs_cluster")}
+    assert schedulers == {"euler": "slurm", "pbs_cluster": "pbs"}
+    hosts, data = groups["pbs_cluster"]
+    assert (
+        len(hosts) == 2
+        and data["ssh_strict_host_key_checking"] == "yes"
+        and data["ssh_user"] == "jdoe"
+    )
+
+
+def test_defaults_and_types():
+    config = ClusterConfig.parse(
+        "c", {**GOOD, "resources": {"gpus": "2", "walltime": "1-12:00:00"}}
+    )
+    assert config.resources.gpus == 2 and config.resources.walltime == "1-12:00:00"
+    assert config.entry_script == "scripts/rsl_rl/train.py" and config.modules == ()
+    assert config.snapshot_retention == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"scheduler": "sge"}, "c: isaac_cluster[scheduler]", "one of 'slurm', 'pbs'"),
+        ({"user": None}, "c: isaac_cluster[user]", "is required"),
+        ({"user": "Bad User"}, "c: isaac_cluster[user]", "a user name"),
+        ({"image_dir": "relative/images"}, "c: isaac_cluster[image_dir]", "absolute"),
+        ({"logs_dir": None}, "c: isaac_cluster[logs_dir]", "is required"),
+        ({"entry_script": "/abs/train.py"}, "c: isaac_cluster[entry_script]", "relative, no .."),
+        ({"entry_script": "../outside.py"}, "c: isaac_cluster[entry_script]", "relative, no .."),
+        ({"modules": "cuda"}, "c: isaac_cluster[modules]", "a list"),
+        ({"modules": ["cuda; rm -rf /"]}, "c: isaac_cluster[modules][0]", "a module name"),
+        ({"resources": {"gpus": "two"}}, "c: isaac_cluster[resources][gpus]", "integer"),
+        ({"resources": {"memory": "lots"}}, "c: isaac_cluster[resources][memory]", "32G"),
+        ({"resources": {"walltime": "4h"}}, "c: isaac_cluster[resources][walltime]", "HH:MM:SS"),
+        (
+            {"resources": {"partition": "gpu;x"}},
+            "c: isaac_cluster[resources][partition]",
+            "letters",
+        ),
+        ({"resources": {"mem": "1G"}}, "c: isaac_cluster[resources][mem]", "unknown setting"),
+        ({"snapshot_retention": 0}, "c: isaac_cluster[snapshot_retention]", "at least 1"),
+        ({"wandb_api_key": "s3cr3t"}, "c: isaac_cluster[wandb_api_key]", "unknown setting"),
+        ({"wandb_api_key_file": "key.txt"}, "c: isaac_cluster[wandb_api_key_file]", "absolute"),
+    ],
+)
+def test_bad_values_name_the_field(change, field, words):
+    with pytest.raises(ConfigError) as error:
+        ClusterConfig.parse("c", {**GOOD, **change})
+    assert error.value.field == field and words in str(error.value)
+
+
+def test_hosts_and_ssh_settings():
+    with pytest.raises(ConfigError, match="at least one login node"):
+        cluster("c", hosts=[], **GOOD)
+    with pytest.raises(ConfigError, match=r"c: ssh\[password\]"):
+        cluster("c", hosts=["h"], ssh={"password": "x"}, **GOOD)
+    _, data = cluster("c", hosts=["h"], ssh={"port": "2222", "key": "~/.ssh/k"}, **GOOD)
+    assert data["ssh_port"] == 2222 and data["ssh_key"] == "~/.ssh/k"
+
+
+def test_bad_cluster_inventory_stops_pyinfra_before_connecting(tmp_path):
+    inventory = tmp_path / "cluster.py"
+    inventory.write_text(
+        "from isaac_deploy.cluster import cluster\n"
+        "c = cluster('c', hosts=['203.0.113.7'], user='jdoe', scheduler='sge',\n"
+        "            image_dir='/i', code_dir='/c', cache_dir='/k', logs_dir='/l')\n"
+    )
+    deploy = tmp_path / "noop.py"
+    deploy.write_text("")
+    result = subprocess.run([str(PYINFRA), "-y", str(inventory), str(deploy)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    out = result.stdout + result.stderr
+    assert (
+        result.returncode != 0
+        and "c: isaac_cluster[scheduler]: must be one of 'slurm', 'pbs'" in out
+    )
+    assert "Connecting to hosts" not in out  # refused while the inventory loads
