@@ -33,6 +33,13 @@ class Resources:
     walltime: str = "04:00:00"
     mail: str | None = None
 
+    @property
+    def walltime_hms(self) -> str:
+        """``[D-]HH:MM:SS`` as ``HH:MM:SS`` (PBS has no days)."""
+        days, _, clock = self.walltime.rpartition("-")
+        hours, minutes, seconds = clock.split(":")
+        return f"{int(days or 0) * 24 + int(hours):02d}:{minutes}:{seconds}"
+
     @classmethod
     def parse(cls, key: str, raw: Any) -> Resources:
         raw = v.mapping(key, raw or {}, (f.name for f in fields(cls)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ def env_quote(value: Any, name: str = "value") -> str:
     return f'"{escaped}"'
 
 
+def shell_path(value: Any) -> str:
+    """Quote a cluster path for bash: a leading ``~`` or ``$VAR`` expands on the cluster, the
+    rest stays literal (``$SCRATCH/a b`` -> ``"${SCRATCH}"'/a b'``)."""
+    text = "" if value is None else str(value)
+    if "\n" in text or "\x00" in text:
+        raise ConfigError("path", "must not contain newlines or NUL bytes")
+    match = re.match(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", text, re.S)
+    if not match:
+        return shlex.quote(text)
+    head = '"$HOME"' if match.group(1) == "~" else f'"${{{match.group(2)}}}"'
+    rest = match.group(3)
+    return head + (shlex.quote(rest) if rest else "")
+
+
 def yaml_quote(value: Any) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
     import json
@@ -48,6 +63,7 @@ def environment(templates: Path) -> jinja2.Environment:
     env.filters["envq"] = env_quote
     env.filters["shq"] = lambda value: shlex.quote("" if value is None else str(value))
     env.filters["yamlq"] = yaml_quote
+    env.filters["shpath"] = shell_path
     return env
 
 

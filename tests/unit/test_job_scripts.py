@@ -1,0 +1,126 @@
+"""Job scripts: Slurm and PBS directives, and the body run for real by bash with a stand-in
+`apptainer` that records its argv: every argument arrives exactly as given, exit codes pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from isaac_deploy.cluster import ClusterConfig
+from isaac_deploy.jobs import JobSpec, render_job
+from isaac_deploy.render import shell_path
+from tests.helpers import ROOT
+from tests.unit.test_envfiles import HOSTILE
+
+CLUSTER = dict(user="jdoe", image_dir="$SCRATCH/img", code_dir="$SCRATCH/code", cache_dir="$SCRATCH/cache",
+               logs_dir="~/logs", modules=["cuda/12.1", "eth_proxy"],
+               resources={"account": "es_rob", "partition": "gpu", "gpus": 2, "cpus": 16, "memory": "64G",
+                          "walltime": "1-12:00:00", "mail": "jdoe@example.org"})  # fmt: skip
+ARGS = ("--task", "Template-Reach-v0", *HOSTILE, "$(touch /tmp/pwned-job)", "*.py", "a\tb")
+
+
+def job(**changes) -> JobSpec:
+    values = dict(run_key="2026-11-24_run-1", image="$SCRATCH/img/sha256-abc.sif", code_dir="$SCRATCH/code/run 1",
+                  logs_dir="~/logs/run-1", cache_dir="$SCRATCH/cache", output="/scratch/jdoe/logs/job-%j.out",
+                  args=ARGS, secret_file="~/.config/isaac-deploy/wandb_api_key", ext_path="/workspace/ext_template")  # fmt: skip
+    return JobSpec(**{**values, **changes})
+
+
+def script(scheduler: str, **changes) -> str:
+    return render_job(
+        ROOT / "templates",
+        ClusterConfig.parse("c", {**CLUSTER, "scheduler": scheduler}),
+        job(**changes),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [("/abs/a b", "'/abs/a b'"), ("~/logs", '"$HOME"/logs'), ("~", '"$HOME"'),
+     ("$SCRATCH/x y", "\"${SCRATCH}\"'/x y'"), ("${WORK}/z", '"${WORK}"/z'), ("$(rm -rf)/x", "'$(rm -rf)/x'")],
+)  # fmt: skip
+def test_shell_paths_expand_only_a_leading_home_or_variable(value, quoted):
+    assert shell_path(value) == quoted
+
+
+def test_slurm_directives():
+    text = script("slurm")
+    for line in ("#SBATCH --job-name=2026-11-24_run-1", "#SBATCH --gpus=2", "#SBATCH --cpus-per-task=16",
+                 "#SBATCH --mem=64G", "#SBATCH --time=1-12:00:00", "#SBATCH --account=es_rob",
+                 "#SBATCH --partition=gpu", "#SBATCH --mail-user=jdoe@example.org",
+                 "#SBATCH --output=/scratch/jdoe/logs/job-%j.out", "set -euo pipefail",
+                 "module load cuda/12.1"):  # fmt: skip
+        assert line in text.splitlines(), line
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_pbs_directives():
+    text = script("pbs")
+    for line in ("#PBS -N 2026-11-24_run-1", "#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb",
+                 "#PBS -l walltime=36:00:00", "#PBS -A es_rob", "#PBS -q gpu", "#PBS -M jdoe@example.org"):  # fmt: skip
+        assert line in text.splitlines(), line
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def run_with_standin(tmp_path, text: str, exit_code: int = 0) -> tuple[int, list[str], str]:
+    """Run the job body with stand-ins for `apptainer` (records argv) and `module`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "argv.json"
+    (bin_dir / "apptainer").write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\nsys.exit({exit_code})\n"
+    )
+    (bin_dir / "module").write_text(f'#!/bin/sh\necho "module $*" >> {tmp_path}/modules.log\n')
+    for tool in ("apptainer", "module"):
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SCRATCH": str(tmp_path / "scratch"),
+        "HOME": str(tmp_path / "home"),
+    }
+    proc = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True)
+    argv = json.loads(record.read_text()) if record.exists() else []
+    return proc.returncode, argv, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_every_argument_arrives_exactly_as_given(tmp_path, scheduler):
+    code, argv, out = run_with_standin(tmp_path, script(scheduler))
+    assert code == 0, out
+    assert argv[-len(ARGS) :] == list(ARGS)
+    assert argv[-len(ARGS) - 3:-len(ARGS)] == ["/opt/isaac-deploy/entrypoint.sh", "python",
+                                               "/workspace/ext_template/scripts/rsl_rl/train.py"]  # fmt: skip
+    assert argv[:2] == ["exec", "--nv"]
+    assert f"{tmp_path}/scratch/img/sha256-abc.sif" in argv  # $SCRATCH expanded on the cluster
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
+    assert f"{tmp_path}/scratch/code/run 1:/workspace/ext_template" in binds
+    assert f"{tmp_path}/home/logs/run-1:/workspace/ext_template/logs" in binds
+    assert (
+        f"{tmp_path}/home/.config/isaac-deploy/wandb_api_key:/run/secrets/wandb_api_key:ro" in binds
+    )
+    assert (tmp_path / "home" / "logs" / "run-1").is_dir() and (
+        tmp_path / "scratch" / "cache" / "kit"
+    ).is_dir()
+    assert not os.path.exists("/tmp/pwned-job")
+    assert "module load cuda/12.1" in (tmp_path / "modules.log").read_text()
+
+
+def test_the_containers_exit_code_is_the_jobs(tmp_path):
+    code, _, _ = run_with_standin(tmp_path, script("slurm"), exit_code=7)
+    assert code == 7
+
+
+def test_the_secret_is_only_a_bind_never_a_value():
+    text = script("slurm")
+    assert "WANDB_API_KEY=" not in text and "/run/secrets/wandb_api_key:ro" in text
+    assert "--bind" not in script("slurm", secret_file=None).split("/run/secrets")[0][-40:]
+
+
+def test_a_failing_module_load_fails_the_job_before_the_container(tmp_path):
+    text = script("slurm").replace("module load eth_proxy", "module load eth_proxy && false")
+    code, argv, _ = run_with_standin(tmp_path, text)
+    assert code != 0 and argv == []  # set -euo pipefail: nothing runs after a failed step
