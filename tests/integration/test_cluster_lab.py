@@ -83,3 +83,16 @@ def test_slurm_runs_jobs_and_reports_failures(login):
     bad = sbatch(login, "-o out-%j.log --wrap 'echo failing; exit 3'")
     info = job_info(login, bad)
     assert "JobState=FAILED" in info and "ExitCode=3:0" in info
+
+
+def test_job_states_fact_on_the_login_node(login):
+    from isaac_deploy.facts.jobs import JobStates
+
+    ok = sbatch(login, "-o out-%j.log --wrap 'true'")
+    bad = sbatch(login, "-o out-%j.log --wrap 'exit 4'")
+    command = JobStates().command("slurm", (ok, bad)).get_raw_value()
+    out = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", command],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    states = JobStates().process(out.splitlines())
+    assert (states[ok].state, states[ok].exit_code) == ("COMPLETED", 0)
+    assert (states[bad].state, states[bad].exit_code, states[bad].active) == ("FAILED", 4, False)

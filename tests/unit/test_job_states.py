@@ -1,0 +1,52 @@
+"""JobStates: Slurm (captured from the lab's slurmctld) and PBS Pro (qstat -F json) outputs."""
+
+from __future__ import annotations
+
+import subprocess
+
+from isaac_deploy.facts.jobs import JobStates, parse_qstat, parse_slurm
+from tests.helpers import fixture_lines
+
+
+def test_slurm_scontrol_captured_in_the_lab():
+    states = parse_slurm([], fixture_lines("jobs/scontrol-lab.txt"))
+    assert {j: (s.state, s.exit_code, s.active) for j, s in states.items()} == {
+        "6": ("CANCELLED", 128 + 15, False),  # scancel: signal 15
+        "8": ("COMPLETED", 0, False),
+        "9": ("FAILED", 5, False),
+        "10": ("RUNNING", 0, True),
+    }
+
+
+def test_slurm_sacct_for_older_jobs_and_signals():
+    states = parse_slurm(["41|COMPLETED|0:0", "42|CANCELLED by 1000|0:15", "43|TIMEOUT|0:1",
+                          "44|OUT_OF_MEMORY|0:125", "garbage", "45|PENDING|0:0"], [])  # fmt: skip
+    assert states["41"].state == "COMPLETED" and states["42"].state == "CANCELLED"
+    assert states["42"].exit_code == 128 + 15 and states["43"].state == "TIMEOUT"
+    assert states["44"].state == "FAILED" and states["45"].active
+
+
+def test_pbs_qstat_json():
+    states = parse_qstat("\n".join(fixture_lines("jobs/qstat-pbspro.json")))
+    summary = {j: (s.state, s.exit_code) for j, s in states.items() if "." in j}
+    assert summary == {
+        "1201.pbs01": ("RUNNING", None), "1202.pbs01": ("PENDING", None),
+        "1203.pbs01": ("COMPLETED", 0), "1204.pbs01": ("FAILED", 3),
+        "1205.pbs01": ("CANCELLED", -11), "1206.pbs01": ("PENDING", None),
+    }  # fmt: skip
+    assert states["1204"].state == "FAILED"  # the short id works too
+    assert parse_qstat("qstat: Unknown Job Id 9.pbs01") == {}
+
+
+def test_commands_quote_and_drop_bad_ids():
+    slurm = JobStates().command("slurm", ("12", "13; rm -rf /")).get_raw_value()
+    assert "-j 12 " in slurm and "rm -rf" not in slurm
+    pbs = JobStates().command("pbs", ("1201.pbs01",)).get_raw_value()
+    assert pbs.startswith("echo @@isaac:qstat; qstat -x -f -F json 1201.pbs01")
+
+
+def test_slurm_command_runs_here_without_slurm():
+    """No scheduler on this host: the command still succeeds and the fact is empty."""
+    out = subprocess.run(["/bin/sh", "-c", JobStates().command("slurm", ("1",)).get_raw_value()],
+                         capture_output=True, text=True, env={"PATH": "/nonexistent"})  # fmt: skip
+    assert JobStates().process(out.stdout.splitlines()) == {}
