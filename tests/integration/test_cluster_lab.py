@@ -9,7 +9,7 @@ import time
 import pytest
 import testinfra
 
-from tests.lab.project import VENV_BIN
+from tests.lab.project import VENV_BIN, Result
 
 pytestmark = pytest.mark.lab
 
@@ -96,3 +96,61 @@ def test_job_states_fact_on_the_login_node(login):
     states = JobStates().process(out.splitlines())
     assert (states[ok].state, states[ok].exit_code) == ("COMPLETED", 0)
     assert (states[bad].state, states[bad].exit_code, states[bad].active) == ("FAILED", 4, False)
+
+
+def test_a_run_key_is_submitted_once_and_recorded(tmp_path, login):
+    """The submission operation over real SSH against the lab's Slurm (a plain job script here;
+    the container job scripts are tested in tests/unit/test_job_scripts.py)."""
+    home = login["home"]
+    deploy = tmp_path / "submit.py"
+    deploy.write_text(f'''
+import os
+from isaac_deploy.ledger import Entry
+from isaac_deploy.operations.jobs import job_submitted
+
+run_key = os.environ["RUN_KEY"]
+script = "#!/bin/bash\\n#SBATCH -o {home}/runs/out-%j.log\\nprintf '[%s]' \\"$@\\" args: \\"$1\\" ; echo done-$SLURM_JOB_ID\\n"
+job_submitted(
+    name="submit " + run_key,
+    entry=Entry(run_key=run_key, job_id="", scheduler="slurm", commit="abc123",
+                snapshot="{home}/runs/" + run_key, args=("a b", "$(x)")),
+    script=script,
+    ledger="{home}/.isaac-deploy/ledger.jsonl",
+    resubmit=os.environ.get("RESUBMIT") == "1",
+)
+''')
+    inv = inventory(tmp_path, login, login["known_hosts"])
+
+    def run(run_key: str, resubmit: str = "0") -> str:
+        result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
+                                env={**__import__("os").environ, "RUN_KEY": run_key, "RESUBMIT": resubmit})  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    ledger = f"{home}/.isaac-deploy/ledger.jsonl"
+    node.run(f"rm -f {ledger}")
+    first = run("run-one")
+    assert Result(0, first).totals()["success"] == 1
+    lines = [
+        __import__("json").loads(line) for line in node.file(ledger).content_string.splitlines()
+    ]
+    assert len(lines) == 1 and lines[0]["run_key"] == "run-one" and lines[0]["job_id"].isdigit()
+    assert lines[0]["args"] == ["a b", "$(x)"] and lines[0]["commit"] == "abc123"
+    again = run("run-one")
+    assert Result(0, again).totals()["success"] == 0  # the same run key: nothing submitted
+    assert len(node.file(ledger).content_string.splitlines()) == 1  # nothing new
+    run("run-two")
+    run("run-two", resubmit="1")
+    keys = [
+        __import__("json").loads(line)["run_key"]
+        for line in node.file(ledger).content_string.splitlines()
+    ]
+    assert keys == ["run-one", "run-two", "run-two"]
+    job = lines[0]["job_id"]
+    deadline = time.monotonic() + 60
+    while "COMPLETED" not in job_info(login, job):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert f"done-{job}" in node.file(f"{home}/runs/out-{job}.log").content_string
+    assert oct(node.file(f"{home}/runs/run-one/job-run-one.sh").mode) == "0o700"

@@ -1,0 +1,42 @@
+"""Operation: a run key is submitted to the scheduler once, and recorded in the ledger."""
+
+from __future__ import annotations
+
+import posixpath
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+
+from ..facts.ledger import LedgerEntries
+from ..ledger import Entry, check_run_key, entry_line_parts, submitted
+
+SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
+
+
+@operation()
+def job_submitted(entry: Entry, script: str, ledger: str, resubmit: bool = False):
+    """Submit ``script`` from ``entry.snapshot`` unless ``entry.run_key`` is in the ledger.
+
+    + entry: the ledger entry to record (its ``job_id`` is filled in from the scheduler)
+    + script: the rendered job script, written as ``job-<run key>.sh`` in the snapshot
+    + ledger: absolute path of the ledger file on the login node
+    + resubmit: submit even when the run key was submitted before
+    """
+    check_run_key(entry.run_key)
+    done = submitted(host.get_fact(LedgerEntries, path=ledger), entry.run_key)
+    if done and not resubmit:
+        jobs = ", ".join(e.job_id for e in done)
+        host.noop(f"run {entry.run_key} was submitted already (job {jobs})")
+        return
+    snapshot = entry.snapshot or ""
+    job_file = posixpath.join(snapshot, f"job-{entry.run_key}.sh")
+    yield StringCommand("mkdir -p", QuoteString(snapshot), QuoteString(posixpath.dirname(ledger)))
+    yield FileUploadCommand(StringIO(script), job_file, remote_temp_filename=job_file)
+    prefix, suffix = entry_line_parts(entry)
+    yield StringCommand(
+        "cd", QuoteString(snapshot), "&& chmod 700", QuoteString(job_file),
+        "&& id=$(", SUBMIT[entry.scheduler], QuoteString(job_file), ") && id=${id%%;*}",
+        "&& printf '%s%s%s\\n'", QuoteString(prefix), '"$id"', QuoteString(suffix),
+        ">>", QuoteString(ledger), '&& echo "submitted job $id"',
+    )  # fmt: skip

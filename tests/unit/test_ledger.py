@@ -1,0 +1,70 @@
+"""The submission ledger and the submission operation's commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from isaac_deploy.errors import ConfigError
+from isaac_deploy.ledger import Entry, check_run_key, entry_line_parts, parse_ledger, submitted
+from isaac_deploy.operations.jobs import job_submitted
+from tests.helpers import run_op
+from tests.unit.test_envfiles import HOSTILE
+
+ENTRY = Entry(run_key="run-1", job_id="", scheduler="slurm", commit="abc", snapshot="/s/run-1",
+              args=tuple(HOSTILE) + ("%s %d %%", "100%"))  # fmt: skip
+
+
+def test_the_shell_writes_a_valid_line_whatever_the_arguments():
+    prefix, suffix = entry_line_parts(ENTRY)
+    line = subprocess.run(["bash", "-c", 'id=4242; printf "%s%s%s\\n" "$1" "$id" "$2"', "bash", prefix, suffix],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    [entry] = parse_ledger(line.splitlines())
+    assert entry.job_id == "4242" and entry.args == ENTRY.args and entry.commit == "abc"
+
+
+def test_parse_skips_torn_lines_and_finds_run_keys():
+    good = Entry(run_key="r", job_id="1", scheduler="slurm").to_json()
+    entries = parse_ledger([good, '{"run_key": "x", "job_', "garbage", good.replace('"1"', '"2"')])
+    assert [e.job_id for e in submitted(entries, "r")] == ["1", "2"] and submitted(
+        entries, "x"
+    ) == []
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "../up", "a" * 65, "-leading"])
+def test_run_keys(bad):
+    with pytest.raises(ConfigError, match="run key"):
+        check_run_key(bad)
+    assert check_run_key("2026-11-24_lr-3e-4") == "2026-11-24_lr-3e-4"
+
+
+def test_submission_commands():
+    commands, _ = run_op(job_submitted, {"LedgerEntries": []}, entry=ENTRY, script="#!/bin/bash\n",
+                         ledger="/h/.isaac-deploy/ledger.jsonl")  # fmt: skip
+    assert commands[0] == "mkdir -p /s/run-1 /h/.isaac-deploy"
+    assert commands[1] == ("upload", "/s/run-1/job-run-1.sh", "#!/bin/bash\n")
+    assert commands[2].startswith(
+        "cd /s/run-1 && chmod 700 /s/run-1/job-run-1.sh && id=$( sbatch --parsable /s/run-1/job-run-1.sh )"
+    )
+    assert commands[2].endswith('>> /h/.isaac-deploy/ledger.jsonl && echo "submitted job $id"')
+    pbs = Entry(**{**ENTRY.__dict__, "scheduler": "pbs"})
+    commands, _ = run_op(job_submitted, {"LedgerEntries": []}, entry=pbs, script="", ledger="/l")
+    assert "id=$( qsub /s/run-1/job-run-1.sh )" in commands[2]
+
+
+def test_same_run_key_submits_nothing_unless_told():
+    done = [Entry(run_key="run-1", job_id="77", scheduler="slurm")]
+    commands, host = run_op(
+        job_submitted, {"LedgerEntries": done}, entry=ENTRY, script="", ledger="/l"
+    )
+    assert commands == [] and host.noops == ["run run-1 was submitted already (job 77)"]
+    commands, _ = run_op(
+        job_submitted, {"LedgerEntries": done}, entry=ENTRY, script="", ledger="/l", resubmit=True
+    )
+    assert len(commands) == 3
+
+
+def test_entry_json_round_trip():
+    assert parse_ledger([json.dumps(json.loads(ENTRY.to_json()))]) == [ENTRY]
