@@ -6,6 +6,7 @@ bad values while the inventory loads, before any connection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -143,6 +144,27 @@ class ClusterConfig:
             if not key_file
             else v.absolute_path(f"{key}[wandb_api_key_file]", key_file, also=("~",)),
         )
+
+
+def path_variables(path: str) -> tuple[str, ...]:
+    """The variable a cluster path starts with (``$SCRATCH/x`` -> ``("SCRATCH",)``)."""
+    match = re.match(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", path)
+    return (match.group(1),) if match else ()
+
+
+def resolve(path: str, env: Mapping[str, str], field_name: str = "path") -> str:
+    """A cluster path with its leading ``~`` or ``$VAR`` replaced from the login node's
+    environment; the rest is taken literally (never evaluated)."""
+    match = re.match(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", path, re.S)
+    if not match:
+        return path
+    name = "HOME" if match.group(1) == "~" else match.group(2)
+    value = env.get(name, "")
+    if not value.startswith("/"):
+        raise ConfigError(
+            field_name, f"{path}: ${name} is not set to an absolute path on the cluster"
+        )
+    return value.rstrip("/") + match.group(3)
 
 
 SSH_KEYS = {"port": "ssh_port", "key": "ssh_key", "known_hosts": "ssh_known_hosts_file"}

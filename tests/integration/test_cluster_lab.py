@@ -154,3 +154,56 @@ job_submitted(
         time.sleep(0.2)
     assert f"done-{job}" in node.file(f"{home}/runs/out-{job}.log").content_string
     assert oct(node.file(f"{home}/runs/run-one/job-run-one.sh").mode) == "0o700"
+
+
+def test_code_snapshots_send_only_the_build_context_and_link_unchanged_files(tmp_path, login, lab):
+    from tests.lab.project import make_project
+
+    project = make_project(tmp_path / "ext", None, lab)
+    (project.path / "docker" / ".env.lab_ext").write_text("SECRET='no'\n")
+    snapshots = f"{login['home']}/code/lab_ext"
+    deploy = tmp_path / "sync.py"
+    deploy.write_text(
+        "import os\nfrom isaac_deploy.operations.code import snapshot_synced\n"
+        f"snapshot_synced(name='sync', folder={str(project.path)!r}, snapshots={snapshots!r},\n"
+        "                snapshot=os.environ['SNAPSHOT'])\n"
+    )
+    inv = inventory(tmp_path, login, login["known_hosts"])
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    node.run(f"rm -rf {snapshots}")
+
+    def sync(name: str) -> Result:
+        proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
+                              env={**__import__("os").environ, "SNAPSHOT": name})  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return Result(0, proc.stdout + proc.stderr)
+
+    assert sync("run-a").totals()["success"] == 1
+    files = set(node.run(f"cd {snapshots}/run-a && find . -type f").stdout.split())
+    assert (
+        "./scripts/rsl_rl/train.py" in files and "./source/lab_ext/ext_template/tasks.py" in files
+    )
+    assert not [
+        f for f in files if f.startswith(("./tests", "./deploy", "./docker/.env", "./isaac_deploy"))
+    ]
+    assert sync("run-a").totals()["success"] == 0  # a snapshot is never changed
+    tasks = project.path / "source" / "lab_ext" / "ext_template" / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n# changed\n")
+    time.sleep(1)  # distinct snapshot mtimes
+    assert sync("run-b").totals()["success"] == 1
+
+    def inode(snapshot: str, rel: str) -> str:
+        return node.run(f"stat -c %i {snapshots}/{snapshot}/{rel}").stdout.strip()
+
+    assert inode("run-a", "scripts/rsl_rl/train.py") == inode("run-b", "scripts/rsl_rl/train.py")
+    assert inode("run-a", "source/lab_ext/ext_template/tasks.py") != inode(
+        "run-b", "source/lab_ext/ext_template/tasks.py"
+    )
+    assert (
+        "# changed"
+        in node.file(f"{snapshots}/run-b/source/lab_ext/ext_template/tasks.py").content_string
+    )
+    assert (
+        "# changed"
+        not in node.file(f"{snapshots}/run-a/source/lab_ext/ext_template/tasks.py").content_string
+    )

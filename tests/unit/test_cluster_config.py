@@ -96,3 +96,39 @@ def test_bad_cluster_inventory_stops_pyinfra_before_connecting(tmp_path):
         and "c: isaac_cluster[scheduler]: must be one of 'slurm', 'pbs'" in out
     )
     assert "Connecting to hosts" not in out  # refused while the inventory loads
+
+
+def test_cluster_paths_resolve_only_a_leading_home_or_variable():
+    from isaac_deploy.cluster import path_variables, resolve
+
+    env = {"HOME": "/home/jdoe", "SCRATCH": "/scratch/jdoe/"}
+    assert resolve("$SCRATCH/isaac/$(x)", env) == "/scratch/jdoe/isaac/$(x)"
+    assert (
+        resolve("${SCRATCH}/a b", env) == "/scratch/jdoe/a b"
+        and resolve("~/logs", env) == "/home/jdoe/logs"
+    )
+    assert resolve("/abs/p", env) == "/abs/p" and path_variables("$WORK/x") == ("WORK",)
+    with pytest.raises(ConfigError, match=r"\$WORK is not set"):
+        resolve("$WORK/x", env, "c: isaac_cluster[code_dir]")
+
+
+def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
+    import os
+    import time
+
+    from isaac_deploy.facts.cluster import ClusterEnv, Snapshots
+
+    command = ClusterEnv().command(("SCRATCH", "bad name", "X")).get_raw_value()
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                         env={"HOME": "/h", "SCRATCH": "/s x"}).stdout  # fmt: skip
+    assert ClusterEnv().process(out.splitlines()) == {"HOME": "/h", "SCRATCH": "/s x", "X": ""}
+    for index, name in enumerate(("run-b", "run-a")):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (time.time() - 100 + index, time.time() - 100 + index))
+    (tmp_path / "file").write_text("")
+    command = Snapshots().command(str(tmp_path)).get_raw_value()
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+    assert Snapshots().process(out.splitlines()) == ["run-b", "run-a"]  # oldest first
+    empty = subprocess.run(["sh", "-c", Snapshots().command(str(tmp_path / "none")).get_raw_value()],
+                           capture_output=True, text=True)  # fmt: skip
+    assert empty.returncode == 0 and Snapshots().process(empty.stdout.splitlines()) == []
