@@ -207,3 +207,61 @@ def test_code_snapshots_send_only_the_build_context_and_link_unchanged_files(tmp
         "# changed"
         not in node.file(f"{snapshots}/run-a/source/lab_ext/ext_template/tasks.py").content_string
     )
+
+
+def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login):
+    import hashlib
+    import os
+
+    image = tmp_path / "sha256-0123.sif"
+    with open(image, "wb") as handle:
+        handle.write(os.urandom(6 * 1024 * 1024))
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    folder = f"{login['home']}/images"
+    deploy = tmp_path / "deliver.py"
+    deploy.write_text(
+        "import os\nfrom isaac_deploy.operations.delivery import file_delivered\n"
+        f"file_delivered(name='image', local_path={str(image)!r}, sha256=os.environ['SHA'],\n"
+        f"               folder={folder!r}, filename='sha256-0123.sif',\n"
+        "               reserve_kib=int(os.environ.get('RESERVE', '1024')))\n"
+    )
+    inv = inventory(tmp_path, login, login["known_hosts"])
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    node.run(f"rm -rf {folder}")
+
+    def deliver(sha: str = digest, reserve: str = "1024") -> tuple[int, str]:
+        proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
+                              env={**os.environ, "SHA": sha, "RESERVE": reserve})  # fmt: skip
+        return proc.returncode, proc.stdout + proc.stderr
+
+    # an interrupted earlier upload: half the file sits in .incoming, never under the final name
+    node.run(f"mkdir -p {folder}/.incoming")
+    subprocess.run(
+        [
+            "scp",
+            "-q",
+            "-F",
+            login["ssh_config"],
+            str(image),
+            f"lab-login:{folder}/.incoming/sha256-0123.sif",
+        ],
+        check=True,
+    )
+    node.run(f"truncate -s 3M {folder}/.incoming/sha256-0123.sif")
+    assert not node.file(f"{folder}/sha256-0123.sif").exists
+    code, out = deliver()
+    assert code == 0, out
+    final = node.file(f"{folder}/sha256-0123.sif")
+    assert final.exists and final.sha256sum == digest
+    assert node.file(f"{folder}/sha256-0123.sif.sha256").content_string.strip() == digest
+    assert not node.file(f"{folder}/.incoming/sha256-0123.sif").exists
+    code, out = deliver()
+    assert (
+        code == 0 and Result(0, out).totals()["success"] == 0
+    )  # present and verified: nothing sent
+    node.run(f"rm {folder}/sha256-0123.sif*")
+    code, out = deliver(sha="0" * 64)  # a damaged arrival is never renamed into place
+    assert code != 0 and "arrived damaged" in out
+    assert not node.file(f"{folder}/sha256-0123.sif").exists
+    code, out = deliver(reserve=str(10**12))  # no space: refused before sending
+    assert code != 0 and "not enough space" in out

@@ -1,0 +1,60 @@
+"""Large-file delivery: the fact run here on real folders, and the operation's decisions."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+from isaac_deploy.facts.delivery import DeliveredFile, Delivery
+from isaac_deploy.operations.delivery import file_delivered
+from tests.helpers import run_op
+
+
+def fact(folder, name):
+    command = DeliveredFile().command(str(folder), name).get_raw_value()
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    return DeliveredFile().process(out.splitlines())
+
+
+def test_fact_on_real_folders(tmp_path):
+    missing = fact(tmp_path / "not" / "yet", "img.sif")
+    assert not missing.present and missing.partial_bytes == 0 and missing.free_kib > 0
+    (tmp_path / ".incoming").mkdir()
+    (tmp_path / ".incoming" / "img.sif").write_bytes(b"x" * 1000)
+    assert fact(tmp_path, "img.sif").partial_bytes == 1000
+    (tmp_path / "img.sif").write_bytes(b"data")
+    (tmp_path / "img.sif.sha256").write_text(hashlib.sha256(b"data").hexdigest() + "\n")
+    done = fact(tmp_path, "img.sif")
+    assert done.present and done.sha256 == hashlib.sha256(b"data").hexdigest()
+
+
+def test_present_and_verified_sends_nothing(tmp_path):
+    local = tmp_path / "img.sif"
+    local.write_bytes(b"data")
+    sha = hashlib.sha256(b"data").hexdigest()
+    commands, host = run_op(file_delivered, {"DeliveredFile": Delivery(True, sha, 0, 10**6)},
+                            local_path=str(local), sha256=sha, folder="/img", filename="img.sif")  # fmt: skip
+    assert commands == [] and host.noops == ["img.sif is present and verified"]
+
+
+def test_no_space_refused_before_sending(tmp_path):
+    local = tmp_path / "img.sif"
+    local.write_bytes(b"x" * 4096)
+    commands, _ = run_op(file_delivered, {"DeliveredFile": Delivery(False, None, 0, 100)},
+                         local_path=str(local), sha256="0" * 64, folder="/img", filename="img.sif")  # fmt: skip
+    assert (
+        len(commands) == 1
+        and "not enough space in /img" in commands[0]
+        and commands[0].endswith("exit 1")
+    )
+
+
+def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
+    local = tmp_path / "img.sif"
+    local.write_bytes(b"x")
+    commands, _ = run_op(file_delivered, {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+                         local_path=str(local), sha256="a" * 64, folder="/img", filename="img.sif")  # fmt: skip
+    assert commands[0] == "mkdir -p /img/.incoming"
+    assert (
+        "sha256sum -c --status" in commands[2] and "mv -f .incoming/img.sif img.sif" in commands[2]
+    )
