@@ -19,12 +19,15 @@ class FakeHost:
 
     print_prefix = "[test] "
 
-    def __init__(self, facts: dict[str, Any]) -> None:
+    name = "@test"
+
+    def __init__(self, facts: dict[str, Any], data: dict | None = None) -> None:
         self.facts = facts
         self.noops: list[str] = []
         self.fact_calls: list[tuple[str, dict]] = []
         self.current_op_global_arguments: dict = {}
-        self.data = SimpleNamespace()
+        host_data = dict(data or {})
+        self.data = SimpleNamespace(dict=lambda: dict(host_data), **host_data)
 
     def get_fact(self, cls, *args, **kwargs):
         self.fact_calls.append((cls.__name__, kwargs))
@@ -51,9 +54,11 @@ def command_repr(command) -> Any:
     return str(command)
 
 
-def run_op(op, facts: dict[str, Any], diff: bool = False, **kwargs) -> tuple[list, FakeHost]:
+def run_op(
+    op, facts: dict[str, Any], diff: bool = False, host_data: dict | None = None, **kwargs
+) -> tuple[list, FakeHost]:
     """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content))."""
-    host = FakeHost(facts)
+    host = FakeHost(facts, host_data)
     state = SimpleNamespace(config=SimpleNamespace(DIFF=diff))
     with ctx_host.use(host), ctx_state.use(state):
         commands = [command_repr(c) for c in op._inner(**kwargs)]

@@ -3,6 +3,9 @@ with host keys checked, end state seen by testinfra over SSH, and Slurm jobs rea
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import subprocess
 import time
 
@@ -123,7 +126,7 @@ job_submitted(
 
     def run(run_key: str, resubmit: str = "0") -> str:
         result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
-                                env={**__import__("os").environ, "RUN_KEY": run_key, "RESUBMIT": resubmit})  # fmt: skip
+                                env={**os.environ, "RUN_KEY": run_key, "RESUBMIT": resubmit})  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
@@ -132,9 +135,7 @@ job_submitted(
     node.run(f"rm -f {ledger}")
     first = run("run-one")
     assert Result(0, first).totals()["success"] == 1
-    lines = [
-        __import__("json").loads(line) for line in node.file(ledger).content_string.splitlines()
-    ]
+    lines = [json.loads(line) for line in node.file(ledger).content_string.splitlines()]
     assert len(lines) == 1 and lines[0]["run_key"] == "run-one" and lines[0]["job_id"].isdigit()
     assert lines[0]["args"] == ["a b", "$(x)"] and lines[0]["commit"] == "abc123"
     again = run("run-one")
@@ -142,10 +143,7 @@ job_submitted(
     assert len(node.file(ledger).content_string.splitlines()) == 1  # nothing new
     run("run-two")
     run("run-two", resubmit="1")
-    keys = [
-        __import__("json").loads(line)["run_key"]
-        for line in node.file(ledger).content_string.splitlines()
-    ]
+    keys = [json.loads(line)["run_key"] for line in node.file(ledger).content_string.splitlines()]
     assert keys == ["run-one", "run-two", "run-two"]
     job = lines[0]["job_id"]
     deadline = time.monotonic() + 60
@@ -174,7 +172,7 @@ def test_code_snapshots_send_only_the_build_context_and_link_unchanged_files(tmp
 
     def sync(name: str) -> Result:
         proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
-                              env={**__import__("os").environ, "SNAPSHOT": name})  # fmt: skip
+                              env={**os.environ, "SNAPSHOT": name})  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return Result(0, proc.stdout + proc.stderr)
 
@@ -211,7 +209,6 @@ def test_code_snapshots_send_only_the_build_context_and_link_unchanged_files(tmp
 
 def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login):
     import hashlib
-    import os
 
     image = tmp_path / "sha256-0123.sif"
     with open(image, "wb") as handle:
@@ -265,3 +262,43 @@ def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login)
     assert not node.file(f"{folder}/sha256-0123.sif").exists
     code, out = deliver(reserve=str(10**12))  # no space: refused before sending
     assert code != 0 and "not enough space" in out
+
+
+def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
+
+    from isaac_deploy.ledger import Entry
+
+    home = login["home"]
+    logs, ledger = f"{home}/results-logs", f"{home}/.isaac-deploy/results-ledger.jsonl"
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    node.run(
+        f"rm -rf {logs} {ledger}; mkdir -p {logs}/done-run {logs}/busy-run {logs}/unknown-run {home}/.isaac-deploy"
+    )
+    done = sbatch(login, f"-o /dev/null --wrap 'echo checkpoint > {logs}/done-run/model_1.json'")
+    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
+                           f"sbatch --parsable -o /dev/null --wrap 'echo partial > {logs}/busy-run/log.txt; sleep 60'"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    time.sleep(1.5)
+    lines = [Entry(run_key="done-run", job_id=done, scheduler="slurm").to_json(),
+             Entry(run_key="busy-run", job_id=busy, scheduler="slurm").to_json()]  # fmt: skip
+    node.run(f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} > {ledger}")
+    local = tmp_path / "pulled"
+    deploy = tmp_path / "pull.py"
+    deploy.write_text(
+        "from isaac_deploy.operations.results import results_pulled\n"
+        f"results_pulled(name='results', logs_dir={logs!r}, local_dir={str(local)!r}, ledger={ledger!r},\n"
+        "               scheduler='slurm', remove=True)\n"
+    )
+    proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, login["known_hosts"]), str(deploy)],
+                          capture_output=True, text=True)  # fmt: skip
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (local / "done-run" / "model_1.json").read_text() == "checkpoint\n"
+        assert (local / "busy-run" / "log.txt").exists()
+        assert not node.file(f"{logs}/done-run").exists  # finished and pulled: removed
+        assert node.file(f"{logs}/busy-run/log.txt").exists  # its job still runs: kept
+        assert node.file(f"{logs}/unknown-run").exists  # not in the ledger: kept
+    finally:
+        subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
+        )

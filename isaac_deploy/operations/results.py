@@ -1,0 +1,89 @@
+"""Operation: the experiment logs of a cluster are on this workstation, pulled incrementally.
+
+rsync runs here (the workstation pulls from the login node, with the host's SSH settings:
+port, key, known hosts, host key checking). The remove option deletes a run's logs on the
+cluster only after they were pulled, only for runs the ledger knows, and never while the run's
+job is queued or running.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+import subprocess
+import sys
+
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
+
+from ..facts.cluster import Snapshots
+from ..facts.jobs import JobStates
+from ..facts.ledger import LedgerEntries
+
+
+def ssh_command(data) -> str:
+    """The ``ssh`` rsync uses for this host: like pyinfra's own connections, keys checked."""
+    parts = ["ssh", "-o", "BatchMode=yes"]
+    if data.get("ssh_known_hosts_file"):
+        parts += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
+    parts += ["-o", f"StrictHostKeyChecking={data.get('ssh_strict_host_key_checking') or 'yes'}"]
+    if data.get("ssh_port"):
+        parts += ["-p", str(data["ssh_port"])]
+    if data.get("ssh_key"):
+        parts += ["-i", str(data["ssh_key"])]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def pull(state, host, source: str, destination: str, rsh: str) -> bool:
+    """rsync from the login node; progress goes to the terminal."""
+    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "--mkpath", "-e", rsh,
+            source, destination]  # fmt: skip
+    result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        logger.error(f"{host.print_prefix}pulling {source} failed: {result.stderr.strip()}")
+    return result.returncode == 0
+
+
+@operation(is_idempotent=False)
+def results_pulled(
+    logs_dir: str, local_dir: str, ledger: str, scheduler: str, remove: bool = False
+):
+    """``local_dir`` holds everything under ``logs_dir`` on the login node.
+
+    + logs_dir: the cluster's logs folder (absolute), one sub-folder per run key
+    + local_dir: where the runs go on this workstation
+    + ledger: the login node's ledger (which runs exist, and their jobs)
+    + remove: delete pulled runs on the cluster whose jobs are finished
+    """
+    data = host.data.dict()
+    user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
+    source = f"{user + '@' if user else ''}{address}:{logs_dir.rstrip('/')}/"
+    removable = finished_runs(logs_dir, ledger, scheduler) if remove else []  # before the pull:
+    # a job that ends during the pull may still write; only runs already finished are removed
+    yield FunctionCommand(pull, (source, local_dir.rstrip("/") + "/", ssh_command(data)), {})
+    if removable:
+        paths = [QuoteString(posixpath.join(logs_dir, run)) for run in removable]
+        yield StringCommand("rm -rf --", *paths)
+
+
+def finished_runs(logs_dir: str, ledger: str, scheduler: str) -> list[str]:
+    """Run folders on the cluster whose ledger job has finished (the others are kept)."""
+    entries = host.get_fact(LedgerEntries, path=ledger)
+    runs = host.get_fact(Snapshots, folder=logs_dir)
+    jobs = {entry.run_key: entry.job_id for entry in entries}
+    states = (
+        host.get_fact(JobStates, scheduler=scheduler, job_ids=tuple(jobs.values())) if jobs else {}
+    )
+    removable = []
+    for run in sorted(runs):
+        job = jobs.get(run)
+        state = states.get(job) if job else None
+        if job is None:
+            host.noop(f"kept {run} on the cluster: no job of it in the ledger")
+        elif state is None or state.active:
+            host.noop(
+                f"kept {run} on the cluster: job {job} is {state.state if state else 'unknown'}"
+            )
+        else:
+            removable.append(run)
+    return removable

@@ -1,0 +1,34 @@
+"""Results back: the ssh command rsync uses, and which runs the remove option may delete."""
+
+from __future__ import annotations
+
+from isaac_deploy.facts.jobs import JobState
+from isaac_deploy.ledger import Entry
+from isaac_deploy.operations.results import results_pulled, ssh_command
+from tests.helpers import run_op
+
+
+def test_ssh_command_checks_host_keys():
+    command = ssh_command(
+        {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
+    )
+    assert command == ("ssh -o BatchMode=yes -o 'UserKnownHostsFile=/k/known hosts' "
+                       "-o StrictHostKeyChecking=yes -p 2222 -i /k/id")  # fmt: skip
+
+
+def test_remove_only_finished_runs_known_to_the_ledger():
+    facts = {
+        "LedgerEntries": [Entry(run_key="done", job_id="1", scheduler="slurm"),
+                          Entry(run_key="busy", job_id="2", scheduler="slurm"),
+                          Entry(run_key="gone", job_id="3", scheduler="slurm")],
+        "Snapshots": ["busy", "done", "gone", "mystery"],
+        "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING", 0)},
+    }  # fmt: skip
+    commands, host = run_op(results_pulled, facts, host_data={"ssh_user": "u", "ssh_hostname": "h"},
+                            logs_dir="/logs", local_dir="/local", ledger="/l", scheduler="slurm",
+                            remove=True)  # fmt: skip
+    assert "FunctionCommand(pull, ('u@h:/logs/', '/local/'" in commands[0]
+    assert commands[-1] == "rm -rf -- /logs/done"
+    assert "kept busy on the cluster: job 2 is RUNNING" in host.noops
+    assert "kept gone on the cluster: job 3 is unknown" in host.noops
+    assert "kept mystery on the cluster: no job of it in the ledger" in host.noops
