@@ -59,7 +59,7 @@ def tags_for(commit, dirty, version):
 
 def registry_state(args):
     commit, dirty = git_commit(args.get("folder") or ".")
-    tags = tags_for(commit, dirty, args.get("version"))
+    tags = [] if args.get("no_remote") else tags_for(commit, dirty, args.get("version"))
     results = {}
 
     def ask(tag):

@@ -315,6 +315,21 @@ def remove_test_user(started: dict) -> None:
         log(f"removed test user {name}")
 
 
+# ---------------------------------------------------------------- Apptainer stand-in
+def install_apptainer_standin() -> Path:
+    """`apptainer` is neither in Debian 12 nor on PyPI: the lab's stand-in (tests/lab/bin/apptainer,
+    real SIF files from skopeo, mksquashfs and siftool) goes into a bin folder the tests put on
+    PATH; nothing outside the lab folder sees it."""
+    bin_dir = LAB_DIR / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    target = bin_dir / "apptainer"
+    source = Path(__file__).resolve().parent / "bin" / "apptainer"
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
+        target.chmod(0o755)
+    return bin_dir
+
+
 # ---------------------------------------------------------------- whole lab
 def up() -> dict:
     t0 = time.monotonic()
@@ -333,7 +348,8 @@ def up() -> dict:
 
         cluster_info = cluster.start(LAB_DIR, started, save_started)
     info = {"images": images, "user": user, "sudo_user": sudo_user, "registry": reg,
-            "cluster": cluster_info, "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
+            "cluster": cluster_info, "apptainer_bin": str(install_apptainer_standin()),
+            "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     log(f"lab up in {info['seconds']}s")
     return info
 

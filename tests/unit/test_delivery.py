@@ -58,3 +58,28 @@ def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
     assert (
         "sha256sum -c --status" in commands[2] and "mv -f .incoming/img.sif img.sif" in commands[2]
     )
+
+
+def test_apptainer_build_command_lines():
+    from isaac_deploy.operations.sif import build_command
+
+    assert build_command("isaac-lab-ext:alice", "/c/.x.partial").get_raw_value() == (
+        "apptainer build --force /c/.x.partial docker-daemon://isaac-lab-ext:alice"
+    )
+    assert "--sandbox" in build_command("i:t", "/c/dir", sandbox=True).get_raw_value()
+
+
+def test_cached_sif_fact_parsing():
+    import json
+
+    from isaac_deploy.facts.sif import CachedSif, sif_name
+
+    image = "sha256:" + "ab" * 32
+    found = [json.dumps({"local": {"id": image}, "tags": []}), "@@cache", f"{sif_name(image)} {'c' * 64}",
+             "sha256-old.sif " + "d" * 64]  # fmt: skip
+    state = CachedSif().process(found)
+    assert state.image_id == image and state.sif == sif_name(image) and state.sha256 == "c" * 64
+    fresh = CachedSif().process([json.dumps({"local": {"id": image}, "tags": []}), "@@cache"])
+    assert fresh.sif is None and fresh.image_error is None
+    missing = CachedSif().process([json.dumps({"local": {"missing": True}, "tags": []}), "@@cache"])
+    assert missing.image_error == "missing"
