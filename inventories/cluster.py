@@ -7,6 +7,9 @@ from this file. Cluster paths may start with ~ or a variable the cluster sets ($
 
 from isaac_deploy.cluster import cluster
 
+# the workstation builds the Apptainer image; the clusters below receive it
+workstation = [("@local", {})]
+
 euler = cluster(
     "euler",
     hosts=["login.euler.example.org"],

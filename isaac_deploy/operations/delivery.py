@@ -19,14 +19,18 @@ from ..facts.delivery import INCOMING, DeliveredFile
 
 @operation()
 def file_delivered(
-    local_path: str, sha256: str, folder: str, filename: str, reserve_kib: int = 1024
+    local_path: str, sha256: str | None, folder: str, filename: str, reserve_kib: int = 1024
 ):
-    """``folder/filename`` is the file at ``local_path`` (whose SHA-256 is ``sha256``).
+    """``folder/filename`` is the file at ``local_path`` (whose SHA-256 is ``sha256``, or, when
+    ``None``, in the ``<local_path>.sha256`` sidecar).
 
     + folder: absolute folder on the login node
     + filename: the name there, e.g. the image digest + ``.sif``
     + reserve_kib: free space to leave on the target beyond the file
     """
+    if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by now
+        with open(f"{local_path}.sha256") as handle:
+            sha256 = handle.read().split()[0]
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256 == sha256:
         host.noop(f"{filename} is present and verified")

@@ -15,13 +15,16 @@ SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
 
 
 @operation()
-def job_submitted(entry: Entry, script: str, ledger: str, resubmit: bool = False):
+def job_submitted(
+    entry: Entry, script: str, ledger: str, resubmit: bool = False, directories: tuple = ()
+):
     """Submit ``script`` from ``entry.snapshot`` unless ``entry.run_key`` is in the ledger.
 
     + entry: the ledger entry to record (its ``job_id`` is filled in from the scheduler)
     + script: the rendered job script, written as ``job-<run key>.sh`` in the snapshot
     + ledger: absolute path of the ledger file on the login node
     + resubmit: submit even when the run key was submitted before
+    + directories: folders that must exist at submission (e.g. where the job log goes)
     """
     check_run_key(entry.run_key)
     done = submitted(host.get_fact(LedgerEntries, path=ledger), entry.run_key)
@@ -31,7 +34,8 @@ def job_submitted(entry: Entry, script: str, ledger: str, resubmit: bool = False
         return
     snapshot = entry.snapshot or ""
     job_file = posixpath.join(snapshot, f"job-{entry.run_key}.sh")
-    yield StringCommand("mkdir -p", QuoteString(snapshot), QuoteString(posixpath.dirname(ledger)))
+    folders = (snapshot, posixpath.dirname(ledger), *directories)
+    yield StringCommand("mkdir -p", *(QuoteString(folder) for folder in folders))
     yield FileUploadCommand(StringIO(script), job_file, remote_temp_filename=job_file)
     prefix, suffix = entry_line_parts(entry)
     yield StringCommand(

@@ -137,6 +137,8 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 # ------------------------------------------------------------------ login node
 def start_login(lab_dir: Path, started: dict, save, slurm_conf: str) -> dict:
+    """sshd for the cluster user; its sessions (and so the jobs they submit) see SLURM_CONF and
+    the lab's bin folder (the Apptainer stand-in) on PATH."""
     keys = lab_dir / "ssh"
     keys.mkdir(parents=True, exist_ok=True)
     if _run("getent", "passwd", USER, check=False, capture_output=True).returncode != 0:
@@ -167,7 +169,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin no
 UsePAM no
 AllowUsers {USER}
-SetEnv SLURM_CONF={slurm_conf}
+SetEnv SLURM_CONF={slurm_conf} PATH={lab_dir}/bin:/usr/local/bin:/usr/bin:/bin
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)

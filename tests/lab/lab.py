@@ -34,6 +34,7 @@ CACHE_DIR = Path(
         else Path.home() / ".cache/isaac-deploy-lab",
     )
 )
+APT_NORECOMMENDS = ["charliecloud-runtime"]  # ch-run, for the Apptainer stand-in's exec
 APT_PACKAGES = [
     "docker.io",
     "debootstrap",
@@ -109,11 +110,12 @@ def missing_packages(packages: list[str]) -> list[str]:
 def ensure_packages(packages: list[str] = APT_PACKAGES) -> list[str]:
     """apt-get install what is missing (root only); package scripts may not start services."""
     missing = missing_packages(packages)
-    if not missing:
+    plain = missing_packages(APT_NORECOMMENDS)
+    if not missing and not plain:
         return []
     if not is_root():
         raise RuntimeError(
-            f"the test lab needs {' '.join(missing)}: run the test command as root once "
+            f"the test lab needs {' '.join(missing + plain)}: run the test command as root once "
             "(it installs them), or install them yourself"
         )
     policy = Path("/usr/sbin/policy-rc.d")
@@ -124,12 +126,16 @@ def ensure_packages(packages: list[str] = APT_PACKAGES) -> list[str]:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
         run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
-        run("apt-get", "install", "-y", "-q", *missing, env=env, stdout=subprocess.DEVNULL)
+        if missing:
+            run("apt-get", "install", "-y", "-q", *missing, env=env, stdout=subprocess.DEVNULL)
+        if plain:
+            run("apt-get", "install", "-y", "-q", "--no-install-recommends", *plain, env=env,
+                stdout=subprocess.DEVNULL)  # fmt: skip
     finally:
         if made_policy:
             policy.unlink()
-    log(f"installed {' '.join(missing)}")
-    return missing
+    log(f"installed {' '.join(missing + plain)}")
+    return missing + plain
 
 
 # ---------------------------------------------------------------- docker daemon
@@ -342,13 +348,14 @@ def up() -> dict:
     from . import registry  # needs the venv (cryptography, bcrypt): only for `up`
 
     reg = registry.start(LAB_DIR, started, save_started)
+    apptainer_bin = install_apptainer_standin()
     cluster_info = None
     if is_root():
         from . import cluster
 
         cluster_info = cluster.start(LAB_DIR, started, save_started)
     info = {"images": images, "user": user, "sudo_user": sudo_user, "registry": reg,
-            "cluster": cluster_info, "apptainer_bin": str(install_apptainer_standin()),
+            "cluster": cluster_info, "apptainer_bin": str(apptainer_bin),
             "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     log(f"lab up in {info['seconds']}s")
     return info

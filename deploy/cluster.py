@@ -1,0 +1,14 @@
+"""Cluster roll-out: `pyinfra inventories/cluster.py deploy/cluster.py` (add --dry for the plan).
+
+The workstation builds the Apptainer image of the production image (once per image digest);
+each login node gets that image when it lacks it, a code snapshot for the run, the W&B key as a
+0600 file, and the job, submitted once per run key (`--data isaac_run_key=...`,
+`--data isaac_job_args="--task X --num_envs 64"`, `--data isaac_resubmit=1`).
+"""
+
+from pathlib import Path
+
+from isaac_deploy.deploys import cluster
+
+plan = cluster.load(project_root=Path(__file__).resolve().parent.parent)
+cluster.rollout(plan)

@@ -1,0 +1,164 @@
+"""The cluster roll-out: the workstation (``@local``) builds the Apptainer image once per image
+digest; each login node gets the image (only when it lacks that digest), a code snapshot for
+the run, the W&B key as a 0600 file, and the job, submitted once per run key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.hiddenvalue import HiddenValue
+
+from ..cli.project import local_user
+from ..cluster import KEY, ClusterConfig, path_variables, resolve
+from ..config import WorkstationConfig
+from ..errors import ConfigError, ToolkitError
+from ..facts.cluster import ClusterEnv
+from ..facts.sif import sif_name
+from ..jobs import JobSpec, render_job
+from ..ledger import Entry, check_run_key
+from ..operations import files as file_ops
+from ..operations.code import snapshot_synced
+from ..operations.delivery import file_delivered
+from ..operations.jobs import job_submitted
+from ..operations.sif import sif_built
+from ..remote.dockerapi import docker_client
+
+WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_sif_cache", KEY)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    config: WorkstationConfig
+    project_root: Path
+    image: str
+    image_id: str
+    sif_cache: str
+    args: tuple[str, ...]
+    run_key: str
+    commit: str | None
+    resubmit: bool
+
+    @property
+    def sif(self) -> str:
+        return sif_name(self.image_id)
+
+
+def _commit(folder: str) -> str | None:
+    result = subprocess.run(["git", "-C", folder, "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True)  # fmt: skip
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def load(project_root: str | Path) -> Rollout:
+    """Everything the workstation side knows; checked before anything changes."""
+    data = {k: v for k, v in host.data.dict().items() if k not in WORKSTATION_KEYS}
+    raw = host.data.dict()
+    config = WorkstationConfig.from_host_data(data, local_user(), str(project_root))
+    image = config.image_name("ext")
+    status, found = docker_client().get(f"/images/{quote(image, safe='')}/json")
+    if status != 200:
+        raise ToolkitError(
+            f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
+            if status == 404 else f"Docker is not usable here: {found}"
+        )  # fmt: skip
+    args = raw.get("isaac_job_args") or ()
+    args = tuple(shlex.split(args) if isinstance(args, str) else (str(a) for a in args))
+    commit = _commit(config.extension_folder)
+    digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
+    run_key = check_run_key(str(raw.get("isaac_run_key") or f"{commit or 'run'}-{digest}"))
+    cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
+    resubmit = str(raw.get("isaac_resubmit", "")).lower() in ("1", "true", "yes")
+    return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
+                   resubmit)  # fmt: skip
+
+
+@deploy("Cluster roll-out")
+def rollout(plan: Rollout) -> None:
+    if host.name == "@local":
+        sif_built(
+            name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
+        )
+        return
+    cluster = host.data.get(KEY)
+    if not isinstance(cluster, ClusterConfig):
+        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
+    paths = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
+    names = tuple({name for path in paths for name in path_variables(path)})
+    env = host.get_fact(ClusterEnv, names=names)
+    image_dir, code_dir, cache_dir, logs_dir = (
+        resolve(path, env, f"{cluster.name}: {KEY}") for path in paths
+    )
+    ext = plan.config.extension_name
+    file_delivered(
+        name=f"{cluster.name}: image {plan.sif}",
+        local_path=os.path.join(plan.sif_cache, plan.sif),
+        sha256=None,
+        folder=image_dir,
+        filename=plan.sif,
+    )
+    snapshots = posixpath.join(code_dir, ext)
+    snapshot_synced(
+        name=f"{cluster.name}: code snapshot {plan.run_key}",
+        folder=plan.config.extension_folder,
+        snapshots=snapshots,
+        snapshot=plan.run_key,
+    )
+    secret = _secret(cluster, env["HOME"], ext)
+    job = JobSpec(
+        run_key=plan.run_key,
+        image=posixpath.join(image_dir, plan.sif),
+        code_dir=posixpath.join(snapshots, plan.run_key),
+        logs_dir=posixpath.join(logs_dir, plan.run_key),
+        cache_dir=cache_dir,
+        output=posixpath.join(logs_dir, plan.run_key, "job-%j.out"),
+        args=plan.args,
+        secret_file=secret,
+        ext_path=plan.config.docker_ext_path,
+        isaacsim_root=plan.config.isaacsim_root,
+    )
+    job_submitted(
+        name=f"{cluster.name}: job {plan.run_key}",
+        entry=Entry(
+            run_key=plan.run_key,
+            job_id="",
+            scheduler=cluster.scheduler,
+            commit=plan.commit,
+            image=plan.image_id,
+            snapshot=job.code_dir,
+            args=plan.args,
+        ),  # fmt: skip
+        script=render_job(plan.project_root / "templates", cluster, job),
+        ledger=posixpath.join(env["HOME"], ".isaac-deploy", f"{ext}-ledger.jsonl"),
+        resubmit=plan.resubmit,
+        # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
+        # the persistent logs folder is bound inside the container
+        directories=(job.logs_dir, posixpath.join(job.code_dir, "logs")),
+    )
+
+
+def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
+    """The W&B key as a 0600 file on the cluster (from this workstation's environment or file)."""
+    value = None
+    if cluster.wandb_api_key_env:
+        value = os.environ.get(cluster.wandb_api_key_env) or None
+    elif cluster.wandb_api_key_file:
+        path = Path(os.path.expanduser(cluster.wandb_api_key_file))
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{cluster.name}: {KEY}[wandb_api_key_file]",
+                              f"{path} is readable by others: chmod 600 {path}")  # fmt: skip
+        value = path.read_text().strip()
+    if not value:
+        return None
+    target = posixpath.join(home, ".config", "isaac-deploy", ext, "wandb_api_key")
+    file_ops.secret_file(name=f"{cluster.name}: W&B key (not shown)", path=target,
+                         secret=HiddenValue(value))  # fmt: skip
+    return target

@@ -1,0 +1,128 @@
+"""`pyinfra <inventory> deploy/cluster.py` end to end: the workstation builds the Apptainer image
+(lab stand-in), the lab login node receives image, code snapshot and secret over real SSH, and the
+job really runs under the lab's Slurm; a second roll-out sends nothing and submits nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+from tests.lab.project import Result
+from tests.unit.test_envfiles import HOSTILE
+
+pytestmark = pytest.mark.lab
+ARGS = [
+    "--task",
+    "Template-Reach-v0",
+    "--max_iterations",
+    "4",
+    *[a for a in HOSTILE if a],
+    "$(touch /tmp/pwned-e2e)",
+    "*",
+]
+
+
+@pytest.fixture(scope="module")
+def rollout(root_project, lab):
+    project = root_project
+    assert project.deploy(data={"isaac_profiles": ("ext",)}).rc == 0
+    git = ["git", "-C", str(project.path), "-c", "user.name=lab", "-c", "user.email=l@e.org"]
+    subprocess.run(["git", "init", "-q", str(project.path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "lab"], check=True)
+    login = lab["cluster"]["login"]
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    node.run("rm -rf ~/isaac ~/.isaac-deploy ~/.config/isaac-deploy ~/.cache/fake-apptainer")
+
+    def run(run_key: str, args: list[str], *flags: str) -> Result:
+        data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
+        data.update(isaac_run_key=run_key, isaac_job_args=list(args),
+                    isaac_sif_cache=str(project.path.parent / "sif-cache"))  # fmt: skip
+        inventory = project.path.parent / "cluster_inventory.py"
+        inventory.write_text(
+            "from isaac_deploy.cluster import cluster\n"
+            f"DATA = {data!r}\n"
+            "workstation = [('@local', DATA)]\n"
+            f"hosts, group = cluster('lab', hosts=['lab-login'], user={login['user']!r}, scheduler='slurm',\n"
+            "    ssh={'port': %d, 'key': %r, 'known_hosts': %r},\n"
+            % (login["port"], login["key"], login["known_hosts"])
+            + "    image_dir='~/isaac/images', code_dir='~/isaac/code', cache_dir='~/isaac/cache',\n"
+            "    logs_dir='~/isaac/logs', resources={'gpus': 1, 'cpus': 1, 'memory': '500M', 'walltime': '00:10:00'},\n"
+            "    wandb_api_key_env='ROLLOUT_WANDB_KEY')\n"
+            f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
+        )
+        env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
+               "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1"}  # fmt: skip
+        proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", *flags, str(inventory), "deploy/cluster.py"],
+                              cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+        return Result(proc.returncode, proc.stdout + proc.stderr)
+
+    return project, login, node, run
+
+
+def ledger(node) -> list[dict]:
+    text = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl 2>/dev/null").stdout
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def wait(login, job: str) -> str:
+    deadline = time.monotonic() + 120
+    while True:
+        info = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job -o {job}"],
+                              capture_output=True, text=True).stdout  # fmt: skip
+        if (
+            "JobState=PENDING" not in info
+            and "JobState=RUNNING" not in info
+            and "JobState=" in info
+        ):
+            return info
+        assert time.monotonic() < deadline, info
+        time.sleep(0.3)
+
+
+def test_full_rollout_runs_the_entry_script_with_every_argument(rollout):
+    project, login, node, run = rollout
+    result = run("e2e-1", ARGS, "-v")
+    assert result.rc == 0, result.out
+    assert "e2e-wandb-secret-1" not in result.out
+    [entry] = ledger(node)
+    assert (
+        entry["run_key"] == "e2e-1"
+        and entry["args"] == ARGS
+        and entry["image"].startswith("sha256:")
+    )
+    info = wait(login, entry["job_id"])
+    job_log = node.run(f"cat ~/isaac/logs/e2e-1/job-{entry['job_id']}.out").stdout
+    assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, job_log
+    runs = node.run("ls -d ~/isaac/logs/e2e-1/rsl_rl/ext_template/*/").stdout.split()
+    assert len(runs) == 1
+    assert json.loads(node.file(f"{runs[0]}args.json").content_string)["argv"] == ARGS
+    assert node.file(f"{runs[0]}model_4.json").exists  # the checkpoint is in the persistent logs
+    key = node.file(f"{login['home']}/.config/isaac-deploy/lab_ext/wandb_api_key")
+    assert key.mode == 0o600 and key.content_string == "e2e-wandb-secret-1\n"
+    assert "e2e-wandb-secret-1" not in job_log
+    sif = node.run("ls ~/isaac/images").stdout.split()
+    assert len([s for s in sif if s.endswith(".sif")]) == 1 and not os.path.exists("/tmp/pwned-e2e")
+
+
+def test_second_rollout_sends_no_image_and_submits_nothing(rollout):
+    project, login, node, run = rollout
+    before = node.run("stat -c %Y ~/isaac/images/*.sif").stdout
+    result = run("e2e-1", ARGS)
+    assert result.rc == 0 and result.totals()["success"] == 0, result.out
+    assert node.run("stat -c %Y ~/isaac/images/*.sif").stdout == before
+    assert len(ledger(node)) == 1
+
+
+def test_a_failing_training_fails_the_job_with_its_exit_code(rollout):
+    project, login, node, run = rollout
+    result = run("e2e-fail", ["--task", "Template-Reach-v0", "--fail"])
+    assert result.rc == 0, result.out
+    entry = [e for e in ledger(node) if e["run_key"] == "e2e-fail"][0]
+    info = wait(login, entry["job_id"])
+    assert "JobState=FAILED" in info and "ExitCode=1:0" in info, info
