@@ -29,10 +29,16 @@ from ..operations import files as file_ops
 from ..operations.code import snapshot_synced
 from ..operations.delivery import file_delivered
 from ..operations.jobs import job_submitted
+from ..operations.results import results_pulled
 from ..operations.sif import sif_built
 from ..remote.dockerapi import docker_client
 
 WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_sif_cache", KEY)
+
+
+def ledger_path(home: str, extension: str) -> str:
+    """The submission ledger of ``extension`` on a login node."""
+    return posixpath.join(home, ".isaac-deploy", f"{extension}-ledger.jsonl")
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def rollout(plan: Rollout) -> None:
             args=plan.args,
         ),  # fmt: skip
         script=render_job(plan.project_root / "templates", cluster, job),
-        ledger=posixpath.join(env["HOME"], ".isaac-deploy", f"{ext}-ledger.jsonl"),
+        ledger=ledger_path(env["HOME"], ext),
         resubmit=plan.resubmit,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
         # the persistent logs folder is bound inside the container
@@ -162,3 +168,29 @@ def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
     file_ops.secret_file(name=f"{cluster.name}: W&B key (not shown)", path=target,
                          secret=HiddenValue(value))  # fmt: skip
     return target
+
+
+@deploy("Results back")
+def results(project_root: str | Path) -> None:
+    """Each cluster's logs to ``<extension>/logs/cluster/<cluster>/``; with
+    ``--data isaac_remove=1`` pulled runs whose jobs finished are removed on the cluster."""
+    if host.name == "@local":
+        return
+    cluster = host.data.get(KEY)
+    if not isinstance(cluster, ClusterConfig):
+        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
+    raw = host.data.dict()
+    data = {k: v for k, v in raw.items() if k not in (*WORKSTATION_KEYS, "isaac_remove")}
+    config = WorkstationConfig.from_host_data(data, local_user(), str(project_root))
+    env = host.get_fact(ClusterEnv, names=path_variables(cluster.logs_dir))
+    logs_dir = resolve(cluster.logs_dir, env, f"{cluster.name}: {KEY}[logs_dir]")
+    results_pulled(
+        name=f"{cluster.name}: results",
+        logs_dir=logs_dir,
+        local_dir=os.path.join(config.extension_folder, "logs", "cluster", cluster.name),
+        ledger=posixpath.join(
+            env["HOME"], ".isaac-deploy", f"{config.extension_name}-ledger.jsonl"
+        ),
+        scheduler=cluster.scheduler,
+        remove=str(raw.get("isaac_remove", "")).lower() in ("1", "true", "yes"),
+    )

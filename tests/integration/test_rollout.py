@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
 
@@ -39,7 +41,9 @@ def rollout(root_project, lab):
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
     node.run("rm -rf ~/isaac ~/.isaac-deploy ~/.config/isaac-deploy ~/.cache/fake-apptainer")
 
-    def run(run_key: str, args: list[str], *flags: str) -> Result:
+    def run(
+        run_key: str, args: list[str], *flags: str, deploy: str = "deploy/cluster.py"
+    ) -> Result:
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
         data.update(isaac_run_key=run_key, isaac_job_args=list(args),
                     isaac_sif_cache=str(project.path.parent / "sif-cache"))  # fmt: skip
@@ -58,7 +62,7 @@ def rollout(root_project, lab):
         )
         env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
                "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1"}  # fmt: skip
-        proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", *flags, str(inventory), "deploy/cluster.py"],
+        proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", *flags, str(inventory), deploy],
                               cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
         return Result(proc.returncode, proc.stdout + proc.stderr)
 
@@ -71,14 +75,19 @@ def ledger(node) -> list[dict]:
 
 
 def wait(login, job: str) -> str:
+    """``scontrol show job`` once the job has ended (COMPLETING is not ended yet)."""
     deadline = time.monotonic() + 120
     while True:
         info = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job -o {job}"],
                               capture_output=True, text=True).stdout  # fmt: skip
-        if (
-            "JobState=PENDING" not in info
-            and "JobState=RUNNING" not in info
-            and "JobState=" in info
+        state = re.search(r"JobState=(\w+)", info)
+        if state and state.group(1) in (
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "OUT_OF_MEMORY",
+            "NODE_FAIL",
         ):
             return info
         assert time.monotonic() < deadline, info
@@ -126,3 +135,30 @@ def test_a_failing_training_fails_the_job_with_its_exit_code(rollout):
     entry = [e for e in ledger(node) if e["run_key"] == "e2e-fail"][0]
     info = wait(login, entry["job_id"])
     assert "JobState=FAILED" in info and "ExitCode=1:0" in info, info
+
+
+def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
+    project, login, node, run = rollout
+    result = run("e2e-1", ARGS, deploy="deploy/sync.py")
+    assert result.rc == 0, result.out
+    pulled = list((project.path / "logs" / "cluster" / "lab" / "e2e-1").rglob("model_4.json"))
+    assert len(pulled) == 1
+    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
+                           "mkdir -p ~/isaac/logs/e2e-busy && cd ~/isaac/logs/e2e-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    node.run(
+        "printf '%s\\n' "
+        + shlex.quote(json.dumps({"run_key": "e2e-busy", "job_id": busy, "scheduler": "slurm"}))
+        + " >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
+    )
+    try:
+        result = run("e2e-1", ARGS, "--data", "isaac_remove=1", deploy="deploy/sync.py")
+        assert result.rc == 0, result.out
+        assert not node.file(
+            f"{login['home']}/isaac/logs/e2e-1"
+        ).exists  # finished, pulled: removed
+        assert node.file(f"{login['home']}/isaac/logs/e2e-busy").exists  # still running: kept
+    finally:
+        subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
+        )

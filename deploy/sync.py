@@ -1,0 +1,9 @@
+"""Results back: `pyinfra inventories/cluster.py deploy/sync.py` pulls each cluster's experiment
+logs into logs/cluster/<cluster>/ incrementally; `--data isaac_remove=1` then deletes pulled runs
+on the cluster whose jobs have finished (never a queued or running one, never an unknown one)."""
+
+from pathlib import Path
+
+from isaac_deploy.deploys import cluster
+
+cluster.results(project_root=Path(__file__).resolve().parent.parent)
