@@ -146,25 +146,35 @@ class ClusterConfig:
         )
 
 
+CLUSTER_PATH_RE = re.compile(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", re.S)
+
+
+def split_cluster_path(path: str) -> tuple[str | None, str]:
+    """``("SCRATCH", "/x")`` for ``$SCRATCH/x``, ``("HOME", "/x")`` for ``~/x``, ``(None, path)``
+    otherwise: only a leading ``~`` or ``$VAR`` is the cluster's, the rest is literal."""
+    match = CLUSTER_PATH_RE.match(path)
+    if not match:
+        return None, path
+    return ("HOME" if match.group(1) == "~" else match.group(2)), match.group(3)
+
+
 def path_variables(path: str) -> tuple[str, ...]:
     """The variable a cluster path starts with (``$SCRATCH/x`` -> ``("SCRATCH",)``)."""
-    match = re.match(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", path)
-    return (match.group(1),) if match else ()
+    name, _ = split_cluster_path(path)
+    return (name,) if name and path.startswith("$") else ()
 
 
 def resolve(path: str, env: Mapping[str, str], field_name: str = "path") -> str:
     """A cluster path with its leading ``~`` or ``$VAR`` replaced from the login node's
     environment; the rest is taken literally (never evaluated)."""
-    match = re.match(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", path, re.S)
-    if not match:
+    name, rest = split_cluster_path(path)
+    if name is None:
         return path
-    name = "HOME" if match.group(1) == "~" else match.group(2)
     value = env.get(name, "")
     if not value.startswith("/"):
-        raise ConfigError(
-            field_name, f"{path}: ${name} is not set to an absolute path on the cluster"
-        )
-    return value.rstrip("/") + match.group(3)
+        reason = f"{path}: ${name} is not set to an absolute path on the cluster"
+        raise ConfigError(field_name, reason)
+    return value.rstrip("/") + rest
 
 
 SSH_KEYS = {"port": "ssh_port", "key": "ssh_key", "known_hosts": "ssh_known_hosts_file"}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .cluster import split_cluster_path
 from .errors import ConfigError
 
 
@@ -36,11 +36,10 @@ def shell_path(value: Any) -> str:
     text = "" if value is None else str(value)
     if "\n" in text or "\x00" in text:
         raise ConfigError("path", "must not contain newlines or NUL bytes")
-    match = re.match(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", text, re.S)
-    if not match:
+    name, rest = split_cluster_path(text)
+    if name is None:
         return shlex.quote(text)
-    head = '"$HOME"' if match.group(1) == "~" else f'"${{{match.group(2)}}}"'
-    rest = match.group(3)
+    head = '"$HOME"' if text.startswith("~") else f'"${{{name}}}"'
     return head + (shlex.quote(rest) if rest else "")
 
 

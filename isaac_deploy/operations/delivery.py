@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from ..facts.delivery import INCOMING, DeliveredFile
+from .util import fail
 
 
 @operation()
@@ -37,9 +38,8 @@ def file_delivered(
         return
     needed = os.path.getsize(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
     if state.free_kib is not None and state.free_kib < needed:
-        yield StringCommand("echo", QuoteString(
-            f"error: not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
-            f"{needed} KiB needed"), ">&2; exit 1")  # fmt: skip
+        yield fail(f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
+                   f"{needed} KiB needed")  # fmt: skip
         return
     incoming = posixpath.join(folder, INCOMING)
     yield StringCommand("mkdir -p", QuoteString(incoming))

@@ -7,6 +7,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from ..facts.registry import RegistryImage
 from ..registries import Registry, explain
+from .util import fail
 
 
 @operation()
@@ -56,11 +57,6 @@ def image_pushed(
         yield copy_command(
             (*src_flags, *dest_flags), f"docker://{first}", f"docker://{repository}:{tag}"
         )
-
-
-def fail(message: str) -> StringCommand:
-    """A command that fails with ``message``: the operation stops with that one line."""
-    return StringCommand("echo", QuoteString(f"error: {message}"), ">&2; exit 1")
 
 
 def copy_command(flags: tuple[str, ...], source: str, destination: str) -> StringCommand:

@@ -9,6 +9,7 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from ..facts.sif import CachedSif, sif_name
+from .util import fail
 
 
 def build_command(image: str, destination: str, sandbox: bool = False) -> StringCommand:
@@ -30,7 +31,7 @@ def sif_built(image: str, cache_dir: str):
     if state.image_error:
         what = "is not built: run deploy/dev.py with it in isaac_profiles" if (
             state.image_error == "missing") else f"cannot be read: {state.image_error}"  # fmt: skip
-        yield StringCommand("echo", QuoteString(f"error: image {image} {what}"), ">&2; exit 1")
+        yield fail(f"image {image} {what}")
         return
     if state.sif:
         host.noop(f"{state.sif} is built")
