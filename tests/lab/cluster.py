@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from .processes import alive, stop_process
 
 USER = os.environ.get("ISAAC_LAB_CLUSTER_USER", "labuser")
 SSH_ADDR = "127.0.0.1"
@@ -29,15 +30,6 @@ def _wait(what: str, test, seconds: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"lab cluster: {what} did not come up in {seconds:.0f}s")
         time.sleep(0.1)
-
-
-def _alive(pid: int, name: str) -> bool:
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return comm.startswith(name[:15]) and state != "Z"
 
 
 def _pid(path: Path) -> int | None:
@@ -68,7 +60,7 @@ def start_slurm(lab_dir: Path, started: dict, save) -> dict:
     shutil.chown(key, "munge", "munge")
     key.chmod(0o400)
     munged = started.get("munged")
-    if not (munged and _alive(munged, "munged")):
+    if not (munged and alive(munged, "munged")):
         _run("runuser", "-u", "munge", "--", "munged", f"--socket={socket_path}",
              f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
              f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}")  # fmt: skip
@@ -120,7 +112,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         ("slurmd", ["slurmd", "-N", node], slurm / "slurmd.pid"),
     ):
         pid = started.get(daemon)
-        if pid and _alive(pid, daemon):
+        if pid and alive(pid, daemon):
             continue
         port = CTLD_PORT if daemon == "slurmctld" else SLURMD_PORT
         if not _port_free(port):
@@ -174,7 +166,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 """)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     pid = started.get("sshd")
-    if not (pid and _alive(pid, "sshd")):
+    if not (pid and alive(pid, "sshd")):
         if not _port_free(SSH_PORT):
             raise RuntimeError(f"lab cluster: {SSH_ADDR}:{SSH_PORT} is in use")
         _run("/usr/sbin/sshd", "-f", str(keys / "sshd_config"), "-E", str(keys / "sshd.log"))
@@ -211,13 +203,8 @@ def start(lab_dir: Path, started: dict, save) -> dict:
 def stop(started: dict, save) -> None:
     for daemon in ("sshd", "slurmd", "slurmctld", "munged"):
         pid = started.pop(daemon, None)
-        if pid and _alive(pid, daemon):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _alive(pid, daemon) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid, daemon):
-                os.kill(pid, signal.SIGKILL)
+        if pid:
+            stop_process(pid, daemon, timeout=15)
         save(started)
     name = started.pop("cluster_user", None)
     if name:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from .processes import stop_process
 
 LAB_DIR = Path(os.environ.get("ISAAC_LAB_DIR", "/tmp/isaac-deploy-lab"))
 CACHE_DIR = Path(
@@ -143,14 +144,6 @@ def docker_answers() -> bool:
     return run("docker", "version", check=False, capture_output=True).returncode == 0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def start_dockerd(started: dict) -> None:
     if docker_answers():
         log("Docker engine answers already: reusing it (it will be left running)")
@@ -180,13 +173,7 @@ def stop_dockerd(started: dict) -> None:
     if not info:
         return
     pid = info["pid"]
-    if _pid_alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    stop_process(pid, "dockerd")
     if info.get("made_bridge") and Path("/sys/class/net/docker0").exists():
         run("ip", "link", "delete", "docker0", check=False, capture_output=True)
     save_started(started)

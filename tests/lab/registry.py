@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import signal
 import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .processes import stop_process
 
 ADDRESS = os.environ.get("ISAAC_LAB_REGISTRY", "127.0.0.1:5443")
 USER = "labreg"
@@ -126,15 +127,5 @@ def stop(started: dict, save) -> None:
     info = started.pop("registry", None)
     if not info:
         return
-    pid = info["pid"]
-    try:
-        if Path(f"/proc/{pid}/comm").read_text().strip().startswith("docker-registry"):
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-                if state == "Z":
-                    break
-                time.sleep(0.05)
-    except (OSError, IndexError):
-        pass
+    stop_process(info["pid"], "docker-registry", timeout=5)
     save(started)
