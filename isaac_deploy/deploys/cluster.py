@@ -26,7 +26,7 @@ from ..facts.sif import sif_name
 from ..jobs import JobSpec, render_job
 from ..ledger import Entry, check_run_key
 from ..operations import files as file_ops
-from ..operations.code import snapshot_synced
+from ..operations.code import snapshot_synced, snapshots_pruned
 from ..operations.delivery import file_delivered
 from ..operations.jobs import job_submitted
 from ..operations.results import results_pulled
@@ -149,6 +149,14 @@ def rollout(plan: Rollout) -> None:
         # the persistent logs folder is bound inside the container
         directories=(job.logs_dir, posixpath.join(job.code_dir, "logs")),
     )
+    snapshots_pruned(
+        name=f"{cluster.name}: old code snapshots",
+        snapshots=snapshots,
+        keep=cluster.snapshot_retention,
+        current=plan.run_key,
+        ledger=ledger_path(env["HOME"], ext),
+        scheduler=cluster.scheduler,
+    )
 
 
 def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
@@ -188,9 +196,7 @@ def results(project_root: str | Path) -> None:
         name=f"{cluster.name}: results",
         logs_dir=logs_dir,
         local_dir=os.path.join(config.extension_folder, "logs", "cluster", cluster.name),
-        ledger=posixpath.join(
-            env["HOME"], ".isaac-deploy", f"{config.extension_name}-ledger.jsonl"
-        ),
+        ledger=ledger_path(env["HOME"], config.extension_name),
         scheduler=cluster.scheduler,
         remove=str(raw.get("isaac_remove", "")).lower() in ("1", "true", "yes"),
     )

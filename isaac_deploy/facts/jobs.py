@@ -1,4 +1,5 @@
-"""Fact: the scheduler's view of some jobs (Slurm: ``scontrol`` + ``sacct``; PBS: ``qstat``).
+"""Facts: the scheduler's view of some jobs (Slurm: ``scontrol`` + ``sacct``; PBS: ``qstat``)
+and which of the user's jobs are active (``squeue`` / ``qstat -u``).
 
 States are normalised to PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, UNKNOWN;
 ``active`` (pending or running) is what guards deletions and resubmissions.
@@ -121,3 +122,47 @@ def parse_qstat(text: str) -> dict[str, JobState]:
         states[job] = JobState(job, state, code)
         states.setdefault(job.split(".", 1)[0], states[job])
     return states
+
+
+class ActiveJobs(FactBase):
+    """The cluster user's queued and running job ids (``squeue`` / ``qstat -u``), or ``None``
+    when the scheduler could not be asked: then nothing may be treated as finished."""
+
+    def command(self, scheduler: str) -> StringCommand:
+        if scheduler == "pbs":
+            listing = 'qstat -u "$(id -un)"'
+        else:
+            listing = 'squeue -h -u "$(id -un)" -o %i'
+        return StringCommand(listing, "2>/dev/null && echo", QuoteString(MARK + "ok"), "; true")
+
+    @staticmethod
+    def default() -> None:
+        return None
+
+    def process(self, output: list[str]) -> set[str] | None:
+        lines = [line.strip() for line in output]
+        if MARK + "ok" not in lines:
+            return None
+        active = set()
+        for line in lines[: lines.index(MARK + "ok")]:
+            # Slurm: 12 or 12_3 (array task); PBS: 1201.server, maybe cut to "1201.serv*"
+            match = re.match(r"(\d+)(?:[_\[.]|$)", line.split()[0] if line.split() else "")
+            if match:
+                active.add(match.group(1))
+        return active
+
+
+def keep_reason(job_ids: list[str], states: dict, active: set[str] | None) -> str | None:
+    """Why files of these jobs must stay (one may be queued or running), or ``None``: a job
+    the scheduler neither lists as active nor as active in its history has ended."""
+    if not job_ids:
+        return None
+    if active is None:
+        return "the scheduler could not be asked which jobs are queued or running"
+    for job in job_ids:
+        state = states.get(job)
+        if state is not None and state.active:
+            return f"job {job} is {state.state}"
+        if job in active or job.split(".", 1)[0] in active:
+            return f"job {job} is queued or running"
+    return None

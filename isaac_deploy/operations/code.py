@@ -1,4 +1,5 @@
-"""Operation: a code snapshot per submission on the login node, sent with rsync.
+"""Operations: a code snapshot per submission on the login node, sent with rsync; old
+snapshots pruned, never one whose job is queued or running.
 
 The files are exactly those the image build sees (``.dockerignore`` honoured, by the same
 matcher), so the cluster runs what the image was built from; ``--link-dest`` against the
@@ -14,9 +15,11 @@ import shlex
 import tempfile
 
 from pyinfra import host
-from pyinfra.api import RsyncCommand, operation
+from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from ..facts.cluster import Snapshots
+from ..facts.jobs import ActiveJobs, JobStates, keep_reason
+from ..facts.ledger import LedgerEntries
 from ..remote.context_digest import DockerIgnore, walk
 
 
@@ -49,3 +52,38 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
     destination = posixpath.join(snapshots, snapshot) + "/"
     yield RsyncCommand(shlex.quote(folder.rstrip("/") + "/"), shlex.quote(destination), flags)
+
+
+@operation()
+def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, scheduler: str):
+    """At most ``keep`` snapshots (``current`` included) beyond those whose jobs are active.
+
+    Older snapshots go, oldest first, unless a job of theirs is queued or running (or the
+    scheduler cannot tell): queued jobs keep their code.
+
+    + snapshots: the folder of all snapshots on the login node (absolute)
+    + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
+    + current: this roll-out's snapshot, never removed
+    + ledger: the login node's ledger (which jobs ran from which snapshot)
+    """
+    older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
+    candidates = older[: max(0, len(older) - (keep - 1))]
+    if not candidates:
+        host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
+        return
+    jobs: dict[str, list[str]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger):
+        if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
+            jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
+    ids = tuple(sorted({job for snapshot in candidates for job in jobs.get(snapshot, ())}))
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
+    active = host.get_fact(ActiveJobs, scheduler=scheduler)
+    removable = []
+    for snapshot in candidates:
+        reason = keep_reason(jobs.get(snapshot, []), states, active)
+        if reason:
+            host.noop(f"kept snapshot {snapshot}: {reason}")
+        else:
+            removable.append(QuoteString(posixpath.join(snapshots, snapshot)))
+    if removable:
+        yield StringCommand("rm -rf --", *removable)

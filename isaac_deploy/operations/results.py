@@ -17,7 +17,7 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from ..facts.cluster import Snapshots
-from ..facts.jobs import JobStates
+from ..facts.jobs import ActiveJobs, JobStates, keep_reason
 from ..facts.ledger import LedgerEntries
 
 
@@ -67,23 +67,21 @@ def results_pulled(
 
 
 def finished_runs(logs_dir: str, ledger: str, scheduler: str) -> list[str]:
-    """Run folders on the cluster whose ledger job has finished (the others are kept)."""
-    entries = host.get_fact(LedgerEntries, path=ledger)
-    runs = host.get_fact(Snapshots, folder=logs_dir)
-    jobs = {entry.run_key: entry.job_id for entry in entries}
-    states = (
-        host.get_fact(JobStates, scheduler=scheduler, job_ids=tuple(jobs.values())) if jobs else {}
-    )
+    """Run folders on the cluster whose ledger jobs have all ended (the others are kept)."""
+    jobs: dict[str, list[str]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger):
+        jobs.setdefault(entry.run_key, []).append(entry.job_id)
+    runs = sorted(host.get_fact(Snapshots, folder=logs_dir))
+    ids = tuple(sorted({job for run in runs for job in jobs.get(run, ())}))
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
+    active = host.get_fact(ActiveJobs, scheduler=scheduler) if ids else set()
     removable = []
-    for run in sorted(runs):
-        job = jobs.get(run)
-        state = states.get(job) if job else None
-        if job is None:
-            host.noop(f"kept {run} on the cluster: no job of it in the ledger")
-        elif state is None or state.active:
-            host.noop(
-                f"kept {run} on the cluster: job {job} is {state.state if state else 'unknown'}"
-            )
+    for run in runs:
+        reason = (
+            keep_reason(jobs[run], states, active) if run in jobs else "no job of it in the ledger"
+        )
+        if reason:
+            host.noop(f"kept {run} on the cluster: {reason}")
         else:
             removable.append(run)
     return removable

@@ -57,7 +57,7 @@ def rollout(root_project, lab):
             % (login["port"], login["key"], login["known_hosts"])
             + "    image_dir='~/isaac/images', code_dir='~/isaac/code', cache_dir='~/isaac/cache',\n"
             "    logs_dir='~/isaac/logs', resources={'gpus': 1, 'cpus': 1, 'memory': '500M', 'walltime': '00:10:00'},\n"
-            "    wandb_api_key_env='ROLLOUT_WANDB_KEY')\n"
+            "    snapshot_retention=2, wandb_api_key_env='ROLLOUT_WANDB_KEY')\n"
             f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
         )
         env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
@@ -158,6 +158,30 @@ def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
             f"{login['home']}/isaac/logs/e2e-1"
         ).exists  # finished, pulled: removed
         assert node.file(f"{login['home']}/isaac/logs/e2e-busy").exists  # still running: kept
+    finally:
+        subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
+        )
+
+
+def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
+    project, login, node, run = rollout
+    code = f"{login['home']}/isaac/code/lab_ext"
+    node.run(f"mkdir -p {code}/old-idle {code}/old-busy && touch -d '2 days ago' {code}/old-*")
+    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
+                           f"cd {code}/old-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    line = {"run_key": "old-busy", "job_id": busy, "scheduler": "slurm",
+            "snapshot": f"{code}/old-busy"}  # fmt: skip
+    node.run(
+        f"printf '%s\\n' {shlex.quote(json.dumps(line))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
+    )
+    try:
+        result = run("e2e-1", ARGS, "-v")  # retention 2: e2e-1 (this run) and the newest other one
+        assert result.rc == 0, result.out
+        left = set(node.run(f"ls {code}").stdout.split())
+        assert left == {"e2e-1", "e2e-fail", "old-busy"}, result.out
+        assert f"kept snapshot old-busy: job {busy} is" in result.out
     finally:
         subprocess.run(
             ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import subprocess
 
-from isaac_deploy.facts.jobs import JobStates, parse_qstat, parse_slurm
+from isaac_deploy.facts.jobs import (
+    ActiveJobs,
+    JobState,
+    JobStates,
+    keep_reason,
+    parse_qstat,
+    parse_slurm,
+)
 from tests.helpers import fixture_lines
 
 
@@ -50,3 +57,36 @@ def test_slurm_command_runs_here_without_slurm():
     out = subprocess.run(["/bin/sh", "-c", JobStates().command("slurm", ("1",)).get_raw_value()],
                          capture_output=True, text=True, env={"PATH": "/nonexistent"})  # fmt: skip
     assert JobStates().process(out.stdout.splitlines()) == {}
+
+
+def test_active_jobs_slurm_and_pbs_listings():
+    fact = ActiveJobs()
+    assert fact.process(["12", "13_4", "14_[5-9]", "@@isaac:ok"]) == {"12", "13", "14"}
+    pbs = ["pbs01:", "                          Req'd  Req'd   Elap",
+           "Job ID          Username Queue    Jobname    SessID NDS TSK Memory Time  S Time",
+           "--------------- -------- -------- ---------- ------ --- --- ------ ----- - -----",
+           "1201.pbs01      jdoe     workq    train      12345   1  24   64gb 12:00 R 00:10",
+           "1202.averylong* jdoe     workq    train         --   1  24   64gb 12:00 Q   --",
+           "@@isaac:ok"]  # fmt: skip
+    assert fact.process(pbs) == {"1201", "1202"}
+    assert fact.process(["@@isaac:ok"]) == set()
+    assert fact.process(["squeue: error: slurm_load_jobs error"]) is None  # could not ask
+
+
+def test_active_jobs_command_fails_closed_without_a_scheduler():
+    command = ActiveJobs().command("slurm").get_raw_value()
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert out.returncode == 0 and ActiveJobs().process(out.stdout.splitlines()) is None
+    assert ActiveJobs().command("pbs").get_raw_value().startswith('qstat -u "$(id -un)"')
+
+
+def test_keep_reason():
+    states = {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "PENDING")}
+    assert keep_reason([], {}, None) is None  # no jobs: nothing to wait for
+    assert keep_reason(["1"], states, set()) is None
+    assert keep_reason(["9"], states, set()) is None  # forgotten by the scheduler: ended
+    assert keep_reason(["1", "2"], states, set()) == "job 2 is PENDING"
+    assert keep_reason(["9"], states, {"9"}) == "job 9 is queued or running"
+    assert keep_reason(["1.pbs01"], {}, {"1"}) == "job 1.pbs01 is queued or running"
+    assert "could not be asked" in keep_reason(["1"], states, None)

@@ -20,15 +20,31 @@ def test_remove_only_finished_runs_known_to_the_ledger():
     facts = {
         "LedgerEntries": [Entry(run_key="done", job_id="1", scheduler="slurm"),
                           Entry(run_key="busy", job_id="2", scheduler="slurm"),
-                          Entry(run_key="gone", job_id="3", scheduler="slurm")],
-        "Snapshots": ["busy", "done", "gone", "mystery"],
+                          Entry(run_key="gone", job_id="3", scheduler="slurm"),
+                          Entry(run_key="queued", job_id="4", scheduler="slurm")],
+        "Snapshots": ["busy", "done", "gone", "mystery", "queued"],
         "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING", 0)},
+        "ActiveJobs": {"2", "4"},
     }  # fmt: skip
     commands, host = run_op(results_pulled, facts, host_data={"ssh_user": "u", "ssh_hostname": "h"},
                             logs_dir="/logs", local_dir="/local", ledger="/l", scheduler="slurm",
                             remove=True)  # fmt: skip
     assert "FunctionCommand(pull, ('u@h:/logs/', '/local/'" in commands[0]
-    assert commands[-1] == "rm -rf -- /logs/done"
+    # job 3 is forgotten by scontrol (no accounting) and not in squeue: it has ended
+    assert commands[-1] == "rm -rf -- /logs/done /logs/gone"
     assert "kept busy on the cluster: job 2 is RUNNING" in host.noops
-    assert "kept gone on the cluster: job 3 is unknown" in host.noops
+    assert "kept queued on the cluster: job 4 is queued or running" in host.noops
     assert "kept mystery on the cluster: no job of it in the ledger" in host.noops
+
+
+def test_remove_nothing_when_the_scheduler_cannot_be_asked():
+    facts = {
+        "LedgerEntries": [Entry(run_key="done", job_id="1", scheduler="slurm")],
+        "Snapshots": ["done"],
+        "JobStates": {"1": JobState("1", "COMPLETED", 0)},
+        "ActiveJobs": None,
+    }
+    commands, host = run_op(results_pulled, facts, host_data={}, logs_dir="/logs",
+                            local_dir="/local", ledger="/l", scheduler="slurm", remove=True)  # fmt: skip
+    assert len(commands) == 1 and "FunctionCommand(pull" in commands[0]
+    assert any("could not be asked" in noop for noop in host.noops)
