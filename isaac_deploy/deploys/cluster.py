@@ -10,10 +10,11 @@ import posixpath
 import shlex
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 
@@ -22,18 +23,25 @@ from ..cluster import KEY, ClusterConfig, path_variables, resolve
 from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.cluster import ClusterEnv
+from ..facts.jobs import ActiveJobs, JobStates
+from ..facts.ledger import LedgerEntries
 from ..facts.sif import sif_name
 from ..jobs import JobSpec, render_job
-from ..ledger import Entry, check_run_key
+from ..ledger import Entry, check_run_key, table
 from ..operations import files as file_ops
 from ..operations.code import snapshot_synced, snapshots_pruned
 from ..operations.delivery import file_delivered
-from ..operations.jobs import job_submitted
+from ..operations.jobs import job_cancelled, job_submitted
 from ..operations.results import results_pulled
 from ..operations.sif import sif_built
 from ..remote.dockerapi import docker_client
 
 WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_sif_cache", KEY)
+
+
+def flag(value: object) -> bool:
+    """A yes/no ``--data`` value (``1``, ``true``, ``yes``)."""
+    return str(value or "").lower() in ("1", "true", "yes")
 
 
 def ledger_path(home: str, extension: str) -> str:
@@ -52,6 +60,7 @@ class Rollout:
     run_key: str
     commit: str | None
     resubmit: bool
+    time: str  # when this roll-out was planned (UTC), recorded in the ledger
 
     @property
     def sif(self) -> str:
@@ -66,9 +75,8 @@ def _commit(folder: str) -> str | None:
 
 def load(project_root: str | Path) -> Rollout:
     """Everything the workstation side knows; checked before anything changes."""
-    data = {k: v for k, v in host.data.dict().items() if k not in WORKSTATION_KEYS}
     raw = host.data.dict()
-    config = WorkstationConfig.from_host_data(data, local_user(), str(project_root))
+    config = extension_config(project_root)
     image = config.image_name("ext")
     status, found = docker_client().get(f"/images/{quote(image, safe='')}/json")
     if status != 200:
@@ -82,9 +90,25 @@ def load(project_root: str | Path) -> Rollout:
     digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
     run_key = check_run_key(str(raw.get("isaac_run_key") or f"{commit or 'run'}-{digest}"))
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
-    resubmit = str(raw.get("isaac_resubmit", "")).lower() in ("1", "true", "yes")
+    resubmit = flag(raw.get("isaac_resubmit"))
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
-                   resubmit)  # fmt: skip
+                   resubmit, now)  # fmt: skip
+
+
+def this_cluster() -> ClusterConfig:
+    """The cluster settings of the current login node (its inventory group)."""
+    cluster = host.data.get(KEY)
+    if not isinstance(cluster, ClusterConfig):
+        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
+    return cluster
+
+
+def extension_config(project_root: str | Path, *extra_keys: str) -> WorkstationConfig:
+    """The extension's settings from the host data (roll-out keys aside)."""
+    skip = (*WORKSTATION_KEYS, *extra_keys)
+    data = {k: v for k, v in host.data.dict().items() if k not in skip}
+    return WorkstationConfig.from_host_data(data, local_user(), str(project_root))
 
 
 @deploy("Cluster roll-out")
@@ -94,9 +118,7 @@ def rollout(plan: Rollout) -> None:
             name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
         )
         return
-    cluster = host.data.get(KEY)
-    if not isinstance(cluster, ClusterConfig):
-        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
+    cluster = this_cluster()
     paths = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
     names = tuple({name for path in paths for name in path_variables(path)})
     env = host.get_fact(ClusterEnv, names=names)
@@ -141,6 +163,7 @@ def rollout(plan: Rollout) -> None:
             image=plan.image_id,
             snapshot=job.code_dir,
             args=plan.args,
+            time=plan.time,
         ),  # fmt: skip
         script=render_job(plan.project_root / "templates", cluster, job),
         ledger=ledger_path(env["HOME"], ext),
@@ -184,12 +207,8 @@ def results(project_root: str | Path) -> None:
     ``--data isaac_remove=1`` pulled runs whose jobs finished are removed on the cluster."""
     if host.name == "@local":
         return
-    cluster = host.data.get(KEY)
-    if not isinstance(cluster, ClusterConfig):
-        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
-    raw = host.data.dict()
-    data = {k: v for k, v in raw.items() if k not in (*WORKSTATION_KEYS, "isaac_remove")}
-    config = WorkstationConfig.from_host_data(data, local_user(), str(project_root))
+    cluster = this_cluster()
+    config = extension_config(project_root, "isaac_remove")
     env = host.get_fact(ClusterEnv, names=path_variables(cluster.logs_dir))
     logs_dir = resolve(cluster.logs_dir, env, f"{cluster.name}: {KEY}[logs_dir]")
     results_pulled(
@@ -198,5 +217,26 @@ def results(project_root: str | Path) -> None:
         local_dir=os.path.join(config.extension_folder, "logs", "cluster", cluster.name),
         ledger=ledger_path(env["HOME"], config.extension_name),
         scheduler=cluster.scheduler,
-        remove=str(raw.get("isaac_remove", "")).lower() in ("1", "true", "yes"),
+        remove=flag(host.data.get("isaac_remove")),
     )
+
+
+@deploy("Cluster jobs")
+def jobs(project_root: str | Path) -> None:
+    """Print each login node's ledger with the scheduler's job states; with
+    ``--data isaac_cancel=<run key>`` cancel that run's queued or running jobs."""
+    if host.name == "@local":
+        return
+    cluster = this_cluster()
+    ext = extension_config(project_root, "isaac_cancel").extension_name
+    ledger = ledger_path(host.get_fact(ClusterEnv)["HOME"], ext)
+    entries = host.get_fact(LedgerEntries, path=ledger)
+    ids = tuple(sorted({entry.job_id for entry in entries}))
+    states = host.get_fact(JobStates, scheduler=cluster.scheduler, job_ids=ids) if ids else {}
+    active = host.get_fact(ActiveJobs, scheduler=cluster.scheduler)
+    lines = table(entries, states, active) if entries else ["no submissions yet"]
+    logger.info("\n".join(f"{host.print_prefix}{line}" for line in lines))
+    cancel = host.data.get("isaac_cancel")
+    if cancel:
+        job_cancelled(name=f"{cluster.name}: cancel {cancel}", run_key=str(cancel),
+                      ledger=ledger, scheduler=cluster.scheduler)  # fmt: skip

@@ -1,4 +1,5 @@
-"""Operation: a run key is submitted to the scheduler once, and recorded in the ledger."""
+"""Operations: a run key is submitted to the scheduler once, and recorded in the ledger; a
+run's queued or running jobs cancelled."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 
+from ..facts.jobs import ActiveJobs, JobStates, keep_reason
 from ..facts.ledger import LedgerEntries
 from ..ledger import Entry, check_run_key, entry_line_parts, submitted
+from .util import fail
 
 SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
 
@@ -44,3 +47,30 @@ def job_submitted(
         "&& printf '%s%s%s\\n'", QuoteString(prefix), '"$id"', QuoteString(suffix),
         ">>", QuoteString(ledger), '&& echo "submitted job $id"',
     )  # fmt: skip
+
+
+CANCEL = {"slurm": "scancel", "pbs": "qdel"}
+
+
+@operation(is_idempotent=False)
+def job_cancelled(run_key: str, ledger: str, scheduler: str):
+    """No job of ``run_key`` is queued or running any more (``scancel`` / ``qdel``).
+
+    + run_key: the run whose jobs to cancel (as recorded in the ledger)
+    + ledger: absolute path of the ledger file on the login node
+    """
+    check_run_key(run_key)
+    jobs = [entry.job_id for entry in submitted(host.get_fact(LedgerEntries, path=ledger), run_key)]
+    if not jobs:
+        yield fail(f"no run {run_key} in the ledger {ledger}")
+        return
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=tuple(jobs))
+    active = host.get_fact(ActiveJobs, scheduler=scheduler)
+    if active is None:
+        yield fail("the scheduler could not be asked which jobs are queued or running")
+        return
+    running = [job for job in jobs if keep_reason([job], states, active)]
+    if not running:
+        host.noop(f"no job of run {run_key} is queued or running ({', '.join(jobs)})")
+        return
+    yield StringCommand(CANCEL[scheduler], *(QuoteString(job) for job in running))

@@ -186,3 +186,32 @@ def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
         subprocess.run(
             ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
         )
+
+
+def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
+    project, login, node, run = rollout
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    blocker = subprocess.run([*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    try:
+        assert run("e2e-queued", ["--task", "Template-Reach-v0"]).rc == 0
+        job = [e for e in ledger(node) if e["run_key"] == "e2e-queued"][0]["job_id"]
+        listing = run("e2e-queued", [], deploy="deploy/jobs.py")
+        assert listing.rc == 0 and listing.totals()["success"] == 0, listing.out
+        rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
+                if line.strip().startswith("[lab-login]") and len(line.split()) > 4}  # fmt: skip
+        assert rows["e2e-queued"][:2] == [job, "PENDING"], listing.out
+        assert rows["e2e-1"][1] in ("COMPLETED", "ENDED") and rows["e2e-fail"][1:3] in (
+            ["FAILED", "(1)"],
+            ["ENDED", rows["e2e-fail"][2]],
+        ), listing.out
+        assert "'$(touch /tmp/pwned-e2e)'" in listing.out  # arguments shown as typed, quoted
+        cancel = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/jobs.py")
+        assert cancel.rc == 0 and cancel.totals()["success"] == 1, cancel.out
+        assert "JobState=CANCELLED" in wait(login, job)
+        again = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/jobs.py")
+        assert again.rc == 0 and again.totals()["success"] == 0, again.out
+        unknown = run("e2e-queued", [], "--data", "isaac_cancel=nope", deploy="deploy/jobs.py")
+        assert unknown.rc != 0 and "no run nope in the ledger" in unknown.out
+    finally:
+        subprocess.run([*ssh, f"scancel {blocker}"], check=False)

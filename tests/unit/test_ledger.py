@@ -8,8 +8,16 @@ import subprocess
 import pytest
 
 from isaac_deploy.errors import ConfigError
-from isaac_deploy.ledger import Entry, check_run_key, entry_line_parts, parse_ledger, submitted
-from isaac_deploy.operations.jobs import job_submitted
+from isaac_deploy.facts.jobs import JobState
+from isaac_deploy.ledger import (
+    Entry,
+    check_run_key,
+    entry_line_parts,
+    parse_ledger,
+    submitted,
+    table,
+)
+from isaac_deploy.operations.jobs import job_cancelled, job_submitted
 from tests.helpers import run_op
 from tests.unit.test_envfiles import HOSTILE
 
@@ -68,3 +76,48 @@ def test_same_run_key_submits_nothing_unless_told():
 
 def test_entry_json_round_trip():
     assert parse_ledger([json.dumps(json.loads(ENTRY.to_json()))]) == [ENTRY]
+
+
+def test_table_shows_states_and_quoted_arguments():
+    entries = [Entry(run_key="a", job_id="1", scheduler="slurm", commit="c1", args=("--x", "a b"),
+                     time="2026-11-24T06:00:00Z"),
+               Entry(run_key="b", job_id="2", scheduler="slurm"),
+               Entry(run_key="c", job_id="3", scheduler="slurm"),
+               Entry(run_key="d", job_id="4", scheduler="slurm")]  # fmt: skip
+    states = {"1": JobState("1", "FAILED", 2), "2": JobState("2", "RUNNING", 0)}
+    lines = table(entries, states, {"2", "3"})
+    assert lines[0].split() == ["RUN", "KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS"]
+    assert lines[1].split() == [
+        "a",
+        "1",
+        "FAILED",
+        "(2)",
+        "2026-11-24T06:00:00Z",
+        "c1",
+        "--x",
+        "'a",
+        "b'",
+    ]
+    assert [line.split()[2] for line in lines[2:]] == ["RUNNING", "ACTIVE", "ENDED"]
+    assert table(entries[3:], {}, None)[1].split()[2] == "UNKNOWN"
+    assert len({line.index(" 2026") if " 2026" in line else -1 for line in lines}) <= 2  # aligned
+
+
+def test_cancel_only_active_jobs_of_the_run():
+    entries = [Entry(run_key="r", job_id="1", scheduler="slurm"),
+               Entry(run_key="r", job_id="2", scheduler="slurm"),
+               Entry(run_key="r", job_id="3", scheduler="slurm")]  # fmt: skip
+    facts = {"LedgerEntries": entries, "JobStates": {"1": JobState("1", "COMPLETED", 0)},
+             "ActiveJobs": {"2", "3"}}  # fmt: skip
+    commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
+    assert commands == ["scancel 2 3"]
+    commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="pbs")
+    assert commands == ["qdel 2 3"]
+    facts["ActiveJobs"] = set()
+    commands, host = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
+    assert commands == [] and "no job of run r is queued or running" in host.noops[0]
+    commands, _ = run_op(job_cancelled, facts, run_key="other", ledger="/l", scheduler="slurm")
+    assert commands == ["echo 'error: no run other in the ledger /l' >&2; exit 1"]
+    facts["ActiveJobs"] = None
+    commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
+    assert "could not be asked" in commands[0]
