@@ -46,10 +46,17 @@ def git_commit(folder):
     return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
-def tags_for(commit, dirty, version):
-    """Tags in push order: the commit first, ``latest`` last, so an interrupted push never
-    leaves ``latest`` on a half-pushed image. A dirty tree's image is not the commit's."""
-    tags = []
+def content_tag(image_id):
+    """``sha256:ab..`` -> ``sha256-ab..``: a tag that only ever names this content (what a
+    cluster builds its Apptainer image from)."""
+    return image_id.replace(":", "-") if image_id else None
+
+
+def tags_for(commit, dirty, version, image_id=None):
+    """Tags in push order: the content tag and the commit first, ``latest`` last, so an
+    interrupted push never leaves ``latest`` on a half-pushed image. A dirty tree's image is
+    not the commit's."""
+    tags = [content_tag(image_id)] if image_id else []
     if commit:
         tags.append(commit + ("-dirty" if dirty else ""))
     if version:
@@ -59,7 +66,13 @@ def tags_for(commit, dirty, version):
 
 def registry_state(args):
     commit, dirty = git_commit(args.get("folder") or ".")
-    tags = [] if args.get("no_remote") else tags_for(commit, dirty, args.get("version"))
+    status, data = docker_client().get("/images/{}/json".format(quote(args["local"], safe="")))
+    local = {"id": data.get("Id")} if status == 200 and isinstance(data, dict) else (
+        {"missing": True} if status == 404 else {"error": str(data)})  # fmt: skip
+    if args.get("no_remote") or not local.get("id"):
+        tags = []
+    else:
+        tags = tags_for(commit, dirty, args.get("version"), local["id"])
     results = {}
 
     def ask(tag):
@@ -68,11 +81,8 @@ def registry_state(args):
     threads = [threading.Thread(target=ask, args=(tag,)) for tag in tags]
     for thread in threads:
         thread.start()
-    status, data = docker_client().get("/images/{}/json".format(quote(args["local"], safe="")))
     for thread in threads:
         thread.join()
-    local = {"id": data.get("Id")} if status == 200 and isinstance(data, dict) else (
-        {"missing": True} if status == 404 else {"error": str(data)})  # fmt: skip
     return {"local": local, "tags": [[tag, results[tag]] for tag in tags], "commit": commit}
 
 

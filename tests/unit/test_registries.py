@@ -127,6 +127,9 @@ def test_tags_in_push_order():
     assert tags_for("abc123", False, "1.2.0") == ["abc123", "1.2.0", "latest"]
     assert tags_for("abc123", True, "") == ["abc123-dirty", "latest"]
     assert tags_for(None, False, None) == ["latest"]
+    assert tags_for("abc123", True, "1.2.0", "sha256:ff00") == [
+        "sha256-ff00", "abc123-dirty", "1.2.0", "latest"
+    ]  # fmt: skip
 
 
 def test_state_parsing():
