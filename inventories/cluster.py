@@ -7,7 +7,19 @@ from this file. Cluster paths may start with ~ or a variable the cluster sets ($
 
 from isaac_deploy.cluster import cluster
 
-# the workstation builds the Apptainer image; the clusters below receive it
+# registries a cluster may build its image from (same settings as inventories/registries.py);
+# the login node must reach the registry and trust its certificate (system CA store)
+REGISTRIES = {
+    "lab": {
+        "address": "registry.example.org:5000",
+        "prefix": "robotics/isaac",
+        "ca_file": "~/.config/isaac-deploy/lab-registry-ca.crt",
+        "username": "robot",
+        "password_env": "LAB_REGISTRY_TOKEN",
+    },
+}
+
+# the workstation builds the Apptainer image (or pushes the Docker image to a registry)
 workstation = [("@local", {})]
 
 euler = cluster(
@@ -46,4 +58,8 @@ pbs_cluster = cluster(
     modules=[],
     resources={"gpus": 2, "cpus": 24, "memory": "64G", "walltime": "12:00:00"},
     wandb_api_key_file="~/.config/isaac-deploy/wandb_api_key",
+    # login nodes build the image from the registry (`apptainer build docker://...`) instead
+    # of receiving the file; the workstation pushes it there first
+    image_registry="lab",
+    registries=REGISTRIES,
 )

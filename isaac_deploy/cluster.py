@@ -13,6 +13,8 @@ from typing import Any
 
 from . import validate as v
 from .errors import ConfigError
+from .registries import KEY as REGISTRIES_KEY
+from .registries import Registry, parse_registries
 
 KEY = "isaac_cluster"
 SCHEDULERS = ("slurm", "pbs")
@@ -93,6 +95,7 @@ class ClusterConfig:
     snapshot_retention: int = 5
     wandb_api_key_env: str | None = None
     wandb_api_key_file: str | None = None
+    image_registry: str | None = None  # login nodes build the image from this registry
 
     @classmethod
     def parse(cls, name: str, raw: Any) -> ClusterConfig:
@@ -143,6 +146,9 @@ class ClusterConfig:
             wandb_api_key_file=None
             if not key_file
             else v.absolute_path(f"{key}[wandb_api_key_file]", key_file, also=("~",)),
+            image_registry=None
+            if not raw.get("image_registry")
+            else v.text(f"{key}[image_registry]", raw["image_registry"], NAME, "a registry name"),
         )
 
 
@@ -180,11 +186,18 @@ def resolve(path: str, env: Mapping[str, str], field_name: str = "path") -> str:
 SSH_KEYS = {"port": "ssh_port", "key": "ssh_key", "known_hosts": "ssh_known_hosts_file"}
 
 
-def cluster(name: str, hosts: list[str], ssh: Mapping[str, Any] | None = None, **settings: Any):
+def cluster(
+    name: str,
+    hosts: list[str],
+    ssh: Mapping[str, Any] | None = None,
+    registries: Mapping[str, Any] | None = None,
+    **settings: Any,
+):
     """An inventory group for one cluster: ``(hosts, data)``, validated now.
 
     SSH host keys are always checked (``ssh_strict_host_key_checking: yes``); ``ssh`` may set
-    ``port``, ``key`` and ``known_hosts``. ``settings`` are :class:`ClusterConfig`'s fields.
+    ``port``, ``key`` and ``known_hosts``. ``settings`` are :class:`ClusterConfig`'s fields;
+    ``registries`` (as in ``inventories/registries.py``) must name ``image_registry`` when set.
     """
     if not hosts or not all(isinstance(h, str) and h for h in hosts):
         raise ConfigError(f"{name}: hosts", "give at least one login node")
@@ -195,6 +208,24 @@ def cluster(name: str, hosts: list[str], ssh: Mapping[str, Any] | None = None, *
         "ssh_user": config.user,
         "ssh_strict_host_key_checking": "yes",
     }
+    if config.image_registry:
+        known = {registry.name: registry for registry in parse_registries(registries)}
+        if config.image_registry not in known:
+            raise ConfigError(f"{name}: {KEY}[image_registry]",
+                              f"no registry {config.image_registry!r} in registries= "
+                              f"(known: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+        data[REGISTRIES_KEY] = dict(registries or {})
     for item, value in ssh.items():
         data[SSH_KEYS[item]] = v.integer(f"{name}: ssh[port]", value) if item == "port" else value
     return list(hosts), data
+
+
+def image_registry(config: ClusterConfig, data: Mapping[str, Any]) -> Registry | None:
+    """The registry a cluster's login nodes build the image from (``None``: they receive it)."""
+    if not config.image_registry:
+        return None
+    for registry in parse_registries(data.get(REGISTRIES_KEY)):
+        if registry.name == config.image_registry:
+            return registry
+    raise ConfigError(f"{config.name}: {KEY}[image_registry]",
+                      f"no registry {config.image_registry!r} in {REGISTRIES_KEY}")  # fmt: skip

@@ -9,17 +9,17 @@ import os
 import posixpath
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from ..cli.project import local_user
-from ..cluster import KEY, ClusterConfig, path_variables, resolve
+from ..cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.cluster import ClusterEnv
@@ -33,8 +33,14 @@ from ..operations.code import snapshot_synced, snapshots_pruned
 from ..operations.delivery import file_delivered
 from ..operations.jobs import job_cancelled, job_submitted
 from ..operations.results import results_pulled
-from ..operations.sif import sif_built
+from ..operations.sif import sif_built, sif_pulled
+from ..operations.util import barrier
+from ..registries import Registry
 from ..remote.dockerapi import docker_client
+from ..remote.registry_state import content_tag
+from ..render import env_quote
+from . import registry as registry_deploy
+from .registry import PushPlan
 
 WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_sif_cache", KEY)
 
@@ -61,6 +67,12 @@ class Rollout:
     commit: str | None
     resubmit: bool
     time: str  # when this roll-out was planned (UTC), recorded in the ledger
+    build_sif: bool = True  # some cluster receives the image file from this workstation
+    push: PushPlan | None = None  # registries some clusters build the image from
+
+    @property
+    def content_tag(self) -> str:
+        return content_tag(self.image_id)
 
     @property
     def sif(self) -> str:
@@ -92,8 +104,34 @@ def load(project_root: str | Path) -> Rollout:
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
     resubmit = flag(raw.get("isaac_resubmit"))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    build_sif, push = True, None
+    if host.name == "@local":
+        sources = image_sources()
+        build_sif = any(registry is None for registry in sources.values())
+        used = {r.name: r for r in sources.values() if r is not None}
+        if used:
+            data = {k: v for k, v in raw.items() if k not in WORKSTATION_KEYS}
+            data["isaac_push_profiles"] = ("ext",)
+            data["isaac_registries"] = {r.name: _registry_settings(r) for r in used.values()}
+            push = registry_deploy.load(project_root, data)
     return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
-                   resubmit, now)  # fmt: skip
+                   resubmit, now, build_sif, push)  # fmt: skip
+
+
+def image_sources() -> dict[str, Registry | None]:
+    """Each cluster of the inventory (its connected login nodes) and the registry it builds
+    the image from (``None``: it receives the image file from this workstation)."""
+    sources: dict[str, Registry | None] = {}
+    for other in inventory.iter_activated_hosts():
+        config = other.data.get(KEY)
+        if isinstance(config, ClusterConfig):
+            sources[config.name] = image_registry(config, other.data.dict())
+    return sources
+
+
+def _registry_settings(registry: Registry) -> dict:
+    """A parsed registry back as inventory settings (for the push plan)."""
+    return {k: v for k, v in asdict(registry).items() if k != "name" and v not in (None, "")}
 
 
 def this_cluster() -> ClusterConfig:
@@ -114,9 +152,15 @@ def extension_config(project_root: str | Path, *extra_keys: str) -> WorkstationC
 @deploy("Cluster roll-out")
 def rollout(plan: Rollout) -> None:
     if host.name == "@local":
-        sif_built(
-            name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
-        )
+        if plan.build_sif:
+            sif_built(
+                name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
+            )
+        if plan.push:
+            registry_deploy.push(plan.push)
+    # one step for all hosts: login nodes take the image only once the workstation made it
+    barrier(name="workstation image ready", what="image built and pushed where needed")
+    if host.name == "@local":
         return
     cluster = this_cluster()
     paths = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
@@ -126,13 +170,25 @@ def rollout(plan: Rollout) -> None:
         resolve(path, env, f"{cluster.name}: {KEY}") for path in paths
     )
     ext = plan.config.extension_name
-    file_delivered(
-        name=f"{cluster.name}: image {plan.sif}",
-        local_path=os.path.join(plan.sif_cache, plan.sif),
-        sha256=None,
-        folder=image_dir,
-        filename=plan.sif,
-    )
+    source = image_registry(cluster, host.data.dict())
+    if source is None:
+        file_delivered(
+            name=f"{cluster.name}: image {plan.sif}",
+            local_path=os.path.join(plan.sif_cache, plan.sif),
+            sha256=None,
+            folder=image_dir,
+            filename=plan.sif,
+        )
+    else:
+        repository = source.repository(plan.image.split(":", 1)[0])
+        sif_pulled(
+            name=f"{cluster.name}: image {plan.sif} from {source.name}",
+            reference=f"{repository}:{plan.content_tag}",
+            folder=image_dir,
+            filename=plan.sif,
+            credentials=_registry_credentials(cluster, source, env["HOME"]),
+            plain_http=source.plain_http,
+        )
     snapshots = posixpath.join(code_dir, ext)
     snapshot_synced(
         name=f"{cluster.name}: code snapshot {plan.run_key}",
@@ -180,6 +236,25 @@ def rollout(plan: Rollout) -> None:
         ledger=ledger_path(env["HOME"], ext),
         scheduler=cluster.scheduler,
     )
+
+
+def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str) -> str | None:
+    """The registry's user and password (from this workstation's environment) as a 0600 file
+    on the login node, for ``apptainer build``; ``None`` when the registry has no
+    ``username``/``password_env`` (the login node's own ``apptainer registry login`` is used)."""
+    if not registry.password_env:
+        return None
+    password = os.environ.get(registry.password_env, "")
+    if not password:
+        raise ConfigError(f"{cluster.name}: {KEY}[image_registry]",
+                          f"${registry.password_env} (password of registry {registry.name}) "
+                          "is not set in this shell")  # fmt: skip
+    user, secret = env_quote(registry.username, "username"), env_quote(password, "password")
+    content = f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n"
+    target = posixpath.join(home, ".config", "isaac-deploy", "registries", f"{registry.name}.env")
+    file_ops.secret_file(name=f"{cluster.name}: credentials of {registry.name} (not shown)",
+                         path=target, secret=HiddenValue(content))  # fmt: skip
+    return target
 
 
 def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:

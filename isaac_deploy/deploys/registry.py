@@ -8,6 +8,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -53,9 +54,13 @@ def _version(text: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", match.group(1)) if match else ""
 
 
-def load(project_root: str | Path) -> PushPlan:
-    """Validate the registries, their CA files and credentials before anything changes."""
-    data = host.data.dict()
+def load(project_root: str | Path, data: dict[str, Any] | None = None) -> PushPlan:
+    """Validate the registries, their CA files and credentials before anything changes.
+
+    ``data`` replaces the host's data (the cluster roll-out pushes the production image to
+    the registries its clusters use).
+    """
+    data = host.data.dict() if data is None else data
     folder = str(data.get("isaac_extension_folder") or project_root)
     name = str(data.get("isaac_extension_name") or "ext_template")
     raw = data.get(KEY) if isinstance(data.get(KEY), dict) else {}

@@ -1,5 +1,6 @@
-"""Operation: the workstation holds an Apptainer image (SIF) of the production image, named
-after its content digest and built only when that digest has none yet."""
+"""Operations: an Apptainer image (SIF) of the production image, named after its content
+digest and built only when that digest has none yet: on the workstation from the Docker
+engine, or on a login node from a registry."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import posixpath
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from ..facts.delivery import INCOMING, DeliveredFile
 from ..facts.sif import CachedSif, sif_name
 from .util import fail
 
 
-def build_command(image: str, destination: str, sandbox: bool = False) -> StringCommand:
-    """``apptainer build`` from the local Docker engine (a SIF, or a sandbox folder)."""
-    flags = ["--force", *(["--sandbox"] if sandbox else [])]
-    return StringCommand("apptainer build", *flags, QuoteString(destination),
-                         QuoteString(f"docker-daemon://{image}"))  # fmt: skip
+def build_command(
+    source: str, destination: str, sandbox: bool = False, plain_http: bool = False
+) -> StringCommand:
+    """``apptainer build`` of ``source`` (``docker-daemon://IMAGE``, ``docker://REF``): a SIF,
+    or a sandbox folder."""
+    flags = ["--force", *(["--sandbox"] if sandbox else []), *(["--nohttps"] if plain_http else [])]
+    return StringCommand("apptainer build", *flags, QuoteString(destination), QuoteString(source))
 
 
 @operation()
@@ -39,9 +43,37 @@ def sif_built(image: str, cache_dir: str):
     name = sif_name(state.image_id)
     final, partial = posixpath.join(cache_dir, name), posixpath.join(cache_dir, f".{name}.partial")
     yield StringCommand("mkdir -p", QuoteString(cache_dir))
-    yield build_command(image, partial)
+    yield build_command(f"docker-daemon://{image}", partial)
     yield StringCommand(
         "sha256sum <", QuoteString(partial), "| cut -d' ' -f1 >", QuoteString(f"{partial}.sha256"),
         "&& mv -f", QuoteString(partial), QuoteString(final),
         "&& mv -f", QuoteString(f"{partial}.sha256"), QuoteString(f"{final}.sha256"),
+    )  # fmt: skip
+
+
+@operation()
+def sif_pulled(reference: str, folder: str, filename: str, credentials: str | None = None,
+               plain_http: bool = False):  # fmt: skip
+    """``folder/filename`` on a login node is built from ``docker://reference`` (a registry),
+    with a ``.sha256`` sidecar; built under ``.incoming/`` and renamed into place, so a job
+    never picks up a half-built image.
+
+    + reference: ``registry/repository:tag`` of the image (its content tag)
+    + credentials: a 0600 file on the login node setting ``APPTAINER_DOCKER_USERNAME`` and
+      ``APPTAINER_DOCKER_PASSWORD`` (sourced for the build only, never on a command line)
+    + plain_http: the registry speaks HTTP (loopback only)
+    """
+    state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
+    if state.present and state.sha256:
+        host.noop(f"{filename} is present")
+        return
+    partial = f"{INCOMING}/{filename}"
+    yield StringCommand("mkdir -p", QuoteString(posixpath.join(folder, INCOMING)))
+    build = build_command(f"docker://{reference}", partial, plain_http=plain_http)
+    load = ["set -a && .", QuoteString(credentials), "&& set +a &&"] if credentials else []
+    yield StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
+    yield StringCommand(
+        "cd", QuoteString(folder), "&& sha=$(sha256sum <", QuoteString(partial), "| cut -d' ' -f1)",
+        "&& mv -f", QuoteString(partial), QuoteString(filename),
+        '&& echo "$sha" >', QuoteString(f"{filename}.sha256"),
     )  # fmt: skip

@@ -14,6 +14,7 @@ import time
 import pytest
 import testinfra
 
+import docker
 from tests.lab.project import Result
 from tests.unit.test_envfiles import HOSTILE
 
@@ -42,26 +43,35 @@ def rollout(root_project, lab):
     node.run("rm -rf ~/isaac ~/.isaac-deploy ~/.config/isaac-deploy ~/.cache/fake-apptainer")
 
     def run(
-        run_key: str, args: list[str], *flags: str, deploy: str = "deploy/cluster.py"
+        run_key: str,
+        args: list[str],
+        *flags: str,
+        deploy: str = "deploy/cluster.py",
+        settings: dict | None = None,
+        env: dict | None = None,
     ) -> Result:
+        """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``."""
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
         data.update(isaac_run_key=run_key, isaac_job_args=list(args),
                     isaac_sif_cache=str(project.path.parent / "sif-cache"))  # fmt: skip
         inventory = project.path.parent / "cluster_inventory.py"
+        group = {
+            "user": login["user"], "scheduler": "slurm",
+            "ssh": {"port": login["port"], "key": login["key"], "known_hosts": login["known_hosts"]},
+            "image_dir": "~/isaac/images", "code_dir": "~/isaac/code",
+            "cache_dir": "~/isaac/cache", "logs_dir": "~/isaac/logs",
+            "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"},
+            "snapshot_retention": 2, "wandb_api_key_env": "ROLLOUT_WANDB_KEY", **(settings or {}),
+        }  # fmt: skip
         inventory.write_text(
             "from isaac_deploy.cluster import cluster\n"
             f"DATA = {data!r}\n"
             "workstation = [('@local', DATA)]\n"
-            f"hosts, group = cluster('lab', hosts=['lab-login'], user={login['user']!r}, scheduler='slurm',\n"
-            "    ssh={'port': %d, 'key': %r, 'known_hosts': %r},\n"
-            % (login["port"], login["key"], login["known_hosts"])
-            + "    image_dir='~/isaac/images', code_dir='~/isaac/code', cache_dir='~/isaac/cache',\n"
-            "    logs_dir='~/isaac/logs', resources={'gpus': 1, 'cpus': 1, 'memory': '500M', 'walltime': '00:10:00'},\n"
-            "    snapshot_retention=2, wandb_api_key_env='ROLLOUT_WANDB_KEY')\n"
+            f"hosts, group = cluster('lab', hosts=['lab-login'], **{group!r})\n"
             f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
         )
         env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
-               "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1"}  # fmt: skip
+               "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1", **(env or {})}  # fmt: skip
         proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", *flags, str(inventory), deploy],
                               cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
         return Result(proc.returncode, proc.stdout + proc.stderr)
@@ -215,3 +225,49 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
         assert unknown.rc != 0 and "no run nope in the ledger" in unknown.out
     finally:
         subprocess.run([*ssh, f"scancel {blocker}"], check=False)
+
+
+def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
+    """#6: the workstation pushes (content tag), the login node builds the SIF from the registry
+    with credentials from a 0600 file, and the job runs in that image."""
+    project, login, node, run = rollout
+    registry = lab["registry"]
+    registries = {"lab": {"address": registry["address"], "prefix": "team/isaac",
+                          "ca_file": registry["ca"], "username": registry["user"],
+                          "password_env": "ROLLOUT_REGISTRY_PASSWORD"}}  # fmt: skip
+    settings = {"image_registry": "lab", "registries": registries,
+                "image_dir": "~/isaac/registry-images"}  # fmt: skip
+    env = {"ROLLOUT_REGISTRY_PASSWORD": registry["password"]}
+    node.run("rm -f ~/.fake-apptainer.log")
+    result = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings, env=env)
+    assert result.rc == 0, result.out
+    assert registry["password"] not in result.out
+    image_id = docker.from_env().images.get("isaac-lab-lab-ext:root").id
+    tag = image_id.replace(":", "-")
+    builds = [json.loads(line)["argv"] for line in
+              node.run("cat ~/.fake-apptainer.log").stdout.splitlines()]  # fmt: skip
+    reference = f"docker://{registry['address']}/team/isaac/isaac-lab-lab-ext:{tag}"
+    assert [argv for argv in builds if argv[0] == "build"] == [
+        ["build", "--force", f".incoming/{tag}.sif", reference]
+    ]
+    sif = node.file(f"{login['home']}/isaac/registry-images/{tag}.sif")
+    assert sif.exists and node.file(f"{login['home']}/isaac/registry-images/.incoming").exists
+    sidecar = node.file(f"{login['home']}/isaac/registry-images/{tag}.sif.sha256").content_string
+    assert sidecar.split()[0] == node.run(f"sha256sum < {sif.path}").stdout.split()[0]
+    credentials = node.file(f"{login['home']}/.config/isaac-deploy/registries/lab.env")
+    assert credentials.mode == 0o600 and registry["password"] in credentials.content_string
+    entry = [e for e in ledger(node) if e["run_key"] == "e2e-registry"][0]
+    info = wait(login, entry["job_id"])
+    assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, info
+    assert (
+        f"{tag}.sif"
+        in node.file(
+            f"{login['home']}/isaac/code/lab_ext/e2e-registry/job-e2e-registry.sh"
+        ).content_string
+    )
+    again = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings, env=env)
+    assert again.rc == 0 and again.totals()["success"] == 0, again.out
+    missing = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings,
+                  env={"ROLLOUT_REGISTRY_PASSWORD": ""})  # fmt: skip
+    assert missing.rc != 0 and "$ROLLOUT_REGISTRY_PASSWORD" in missing.out, missing.out
+    assert "is not set in this shell" in missing.out.splitlines()[-1]

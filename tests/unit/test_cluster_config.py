@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from isaac_deploy.cluster import KEY, ClusterConfig, cluster
+from isaac_deploy.cluster import KEY, ClusterConfig, cluster, image_registry
 from isaac_deploy.errors import ConfigError
 from tests.helpers import ROOT
 from tests.lab.project import PYINFRA
@@ -132,3 +132,23 @@ def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
     empty = subprocess.run(["sh", "-c", Snapshots().command(str(tmp_path / "none")).get_raw_value()],
                            capture_output=True, text=True)  # fmt: skip
     assert empty.returncode == 0 and Snapshots().process(empty.stdout.splitlines()) == []
+
+
+def test_image_registry_must_be_one_of_the_registries():
+    registries = {"lab": {"address": "r.example.org:5000", "prefix": "team"}}
+    hosts, data = cluster("c", ["login"], registries=registries, image_registry="lab", **GOOD)
+    assert image_registry(data[KEY], data).repository("img") == "r.example.org:5000/team/img"
+    with pytest.raises(ConfigError, match=r"c: isaac_cluster\[image_registry\].*known: lab"):
+        cluster("c", ["login"], registries=registries, image_registry="other", **GOOD)
+    with pytest.raises(ConfigError, match=r"isaac_registries\[lab\]\[password\]"):
+        cluster("c", ["login"], registries={"lab": {"address": "r:1", "password": "x"}},
+                image_registry="lab", **GOOD)  # fmt: skip
+    hosts, data = cluster("c", ["login"], **GOOD)
+    assert image_registry(data[KEY], data) is None and "isaac_registries" not in data
+
+
+def test_example_inventory_pbs_cluster_builds_from_the_registry():
+    groups = runpy.run_path(str(ROOT / "inventories" / "cluster.py"))
+    hosts, data = groups["pbs_cluster"]
+    assert image_registry(data[KEY], data).name == "lab"
+    assert image_registry(groups["euler"][1][KEY], groups["euler"][1]) is None

@@ -63,10 +63,32 @@ def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
 def test_apptainer_build_command_lines():
     from isaac_deploy.operations.sif import build_command
 
-    assert build_command("isaac-lab-ext:alice", "/c/.x.partial").get_raw_value() == (
+    source = "docker-daemon://isaac-lab-ext:alice"
+    assert build_command(source, "/c/.x.partial").get_raw_value() == (
         "apptainer build --force /c/.x.partial docker-daemon://isaac-lab-ext:alice"
     )
-    assert "--sandbox" in build_command("i:t", "/c/dir", sandbox=True).get_raw_value()
+    assert "--sandbox" in build_command("docker://r/i:t", "/c/dir", sandbox=True).get_raw_value()
+    assert build_command(
+        "docker://127.0.0.1:5000/i:t", "o.sif", plain_http=True
+    ).get_raw_value() == ("apptainer build --force --nohttps o.sif docker://127.0.0.1:5000/i:t")
+
+
+def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
+    from isaac_deploy.operations.sif import sif_pulled
+
+    ref = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
+    commands, _ = run_op(sif_pulled, {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+                         reference=ref, folder="/img dir", filename="s.sif",
+                         credentials="/home/u/.config/isaac-deploy/registries/lab.env")  # fmt: skip
+    assert commands[0] == "mkdir -p '/img dir/.incoming'"
+    assert commands[1] == (
+        "cd '/img dir' && ( set -a && . /home/u/.config/isaac-deploy/registries/lab.env && set +a"
+        f" && apptainer build --force .incoming/s.sif docker://{ref} )"
+    )
+    assert "mv -f .incoming/s.sif s.sif" in commands[2] and "s.sif.sha256" in commands[2]
+    commands, host = run_op(sif_pulled, {"DeliveredFile": Delivery(True, "c" * 64, 0, 10**6)},
+                            reference=ref, folder="/img", filename="s.sif")  # fmt: skip
+    assert commands == [] and host.noops == ["s.sif is present"]
 
 
 def test_cached_sif_fact_parsing():
