@@ -96,6 +96,7 @@ class ClusterConfig:
     wandb_api_key_env: str | None = None
     wandb_api_key_file: str | None = None
     image_registry: str | None = None  # login nodes build the image from this registry
+    mount_paths: dict[str, str] = field(default_factory=dict)  # external mount -> cluster path
 
     @classmethod
     def parse(cls, name: str, raw: Any) -> ClusterConfig:
@@ -146,6 +147,16 @@ class ClusterConfig:
             wandb_api_key_file=None
             if not key_file
             else v.absolute_path(f"{key}[wandb_api_key_file]", key_file, also=("~",)),
+            mount_paths={
+                v.text(
+                    f"{key}[mount_paths]", m, r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a mount name"
+                ): v.absolute_path(f"{key}[mount_paths][{m}]", p, also=CLUSTER_PATH_STARTS)
+                for m, p in v.mapping(
+                    f"{key}[mount_paths]",
+                    raw.get("mount_paths") or {},
+                    raw.get("mount_paths") or {},
+                ).items()
+            },  # fmt: skip
             image_registry=None
             if not raw.get("image_registry")
             else v.text(f"{key}[image_registry]", raw["image_registry"], NAME, "a registry name"),

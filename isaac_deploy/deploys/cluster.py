@@ -9,7 +9,7 @@ import os
 import posixpath
 import shlex
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -18,8 +18,10 @@ from pyinfra import host, inventory, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 
+from .. import paths
 from ..cli.project import local_user
 from ..cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
+from ..cluster_mounts import ClusterMount, cluster_mounts, tree_digest
 from ..config import WorkstationConfig
 from ..errors import ConfigError, ToolkitError
 from ..facts.cluster import ClusterEnv
@@ -28,10 +30,12 @@ from ..facts.ledger import LedgerEntries
 from ..facts.sif import sif_name
 from ..jobs import JobSpec, render_job
 from ..ledger import Entry, check_run_key, table
+from ..mounts import MountConfig
 from ..operations import files as file_ops
 from ..operations.code import snapshot_synced, snapshots_pruned
 from ..operations.delivery import file_delivered
 from ..operations.jobs import job_cancelled, job_submitted
+from ..operations.mounts import mount_present, mount_synced
 from ..operations.results import results_pulled
 from ..operations.sif import sif_built, sif_pulled
 from ..operations.util import barrier
@@ -67,6 +71,8 @@ class Rollout:
     commit: str | None
     resubmit: bool
     time: str  # when this roll-out was planned (UTC), recorded in the ledger
+    mounts: MountConfig = field(default_factory=MountConfig)  # .mount.config
+    home: str = "~"  # this workstation's home (mount paths may start with ~)
     build_sif: bool = True  # some cluster receives the image file from this workstation
     push: PushPlan | None = None  # registries some clusters build the image from
 
@@ -114,8 +120,10 @@ def load(project_root: str | Path) -> Rollout:
             data["isaac_push_profiles"] = ("ext",)
             data["isaac_registries"] = {r.name: _registry_settings(r) for r in used.values()}
             push = registry_deploy.load(project_root, data)
+    mounts_file = Path(paths.mount_config(config.extension_folder))
+    mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
     return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
-                   resubmit, now, build_sif, push)  # fmt: skip
+                   resubmit, now, mounts, config.user.home, build_sif, push)  # fmt: skip
 
 
 def image_sources() -> dict[str, Registry | None]:
@@ -163,32 +171,16 @@ def rollout(plan: Rollout) -> None:
     if host.name == "@local":
         return
     cluster = this_cluster()
-    paths = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
-    names = tuple({name for path in paths for name in path_variables(path)})
-    env = host.get_fact(ClusterEnv, names=names)
+    mounts = cluster_mounts(plan.mounts, cluster, plan.home)
+    folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
+    every = (*folders, *(mount.cluster_path for mount in mounts))
+    env = host.get_fact(ClusterEnv, names=tuple({n for p in every for n in path_variables(p)}))
     image_dir, code_dir, cache_dir, logs_dir = (
-        resolve(path, env, f"{cluster.name}: {KEY}") for path in paths
+        resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
     )
     ext = plan.config.extension_name
-    source = image_registry(cluster, host.data.dict())
-    if source is None:
-        file_delivered(
-            name=f"{cluster.name}: image {plan.sif}",
-            local_path=os.path.join(plan.sif_cache, plan.sif),
-            sha256=None,
-            folder=image_dir,
-            filename=plan.sif,
-        )
-    else:
-        repository = source.repository(plan.image.split(":", 1)[0])
-        sif_pulled(
-            name=f"{cluster.name}: image {plan.sif} from {source.name}",
-            reference=f"{repository}:{plan.content_tag}",
-            folder=image_dir,
-            filename=plan.sif,
-            credentials=_registry_credentials(cluster, source, env["HOME"]),
-            plain_http=source.plain_http,
-        )
+    _image(plan, cluster, image_dir, env["HOME"])
+    binds = _mounts(cluster, mounts, env)
     snapshots = posixpath.join(code_dir, ext)
     snapshot_synced(
         name=f"{cluster.name}: code snapshot {plan.run_key}",
@@ -205,6 +197,7 @@ def rollout(plan: Rollout) -> None:
         cache_dir=cache_dir,
         output=posixpath.join(logs_dir, plan.run_key, "job-%j.out"),
         args=plan.args,
+        binds=binds,
         secret_file=secret,
         ext_path=plan.config.docker_ext_path,
         isaacsim_root=plan.config.isaacsim_root,
@@ -236,6 +229,46 @@ def rollout(plan: Rollout) -> None:
         ledger=ledger_path(env["HOME"], ext),
         scheduler=cluster.scheduler,
     )
+
+
+def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> None:
+    """The SIF on the login node: sent from this workstation, or built there from a registry."""
+    source = image_registry(cluster, host.data.dict())
+    if source is None:
+        file_delivered(
+            name=f"{cluster.name}: image {plan.sif}",
+            local_path=os.path.join(plan.sif_cache, plan.sif),
+            sha256=None,
+            folder=image_dir,
+            filename=plan.sif,
+        )
+        return
+    repository = source.repository(plan.image.split(":", 1)[0])
+    sif_pulled(
+        name=f"{cluster.name}: image {plan.sif} from {source.name}",
+        reference=f"{repository}:{plan.content_tag}",
+        folder=image_dir,
+        filename=plan.sif,
+        credentials=_registry_credentials(cluster, source, home),
+        plain_http=source.plain_http,
+    )
+
+
+def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tuple[str, ...]:
+    """External mounts synced (or, mount-only, checked) on the login node; their binds."""
+    binds = []
+    for mount in mounts:
+        path = resolve(mount.cluster_path, env, f"{cluster.name}: mount {mount.name}")
+        folder = posixpath.join(path, mount.subdir) if mount.subdir else path
+        if mount.local_path is None:
+            mount_present(name=f"{cluster.name}: mount {mount.name} (mount-only)", path=folder,
+                          mount=mount.name)  # fmt: skip
+        else:
+            local = os.path.join(mount.local_path, mount.subdir)
+            mount_synced(name=f"{cluster.name}: mount {mount.name}", local=local, remote=folder,
+                         digest=tree_digest(local))  # fmt: skip
+        binds.append(mount.bind(path))
+    return tuple(binds)
 
 
 def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str) -> str | None:

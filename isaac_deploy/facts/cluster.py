@@ -1,8 +1,10 @@
-"""Facts on a login node: the variables cluster paths start with, and the code snapshots."""
+"""Facts on a login node: the variables cluster paths start with, the code snapshots, and
+the folders external mounts are synced to."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
@@ -53,3 +55,38 @@ class Snapshots(FactBase[list]):
             if stamp.isdigit() and name and name != "*":
                 rows.append((int(stamp), name))
         return [name for _, name in sorted(rows)]
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    kind: str = "missing"  # "dir", "file" or "missing"
+    empty: bool = False
+    marker: str | None = None  # the digest isaac-deploy wrote after the last sync
+
+
+MIRROR_SCRIPT = (
+    'p=$1; if [ -d "$p" ]; then echo kind=dir; [ -z "$(ls -A "$p")" ] && echo empty=1; '
+    '[ -f "$p/$2" ] && echo "marker=$(head -n 1 "$p/$2")"; '
+    'elif [ -e "$p" ]; then echo kind=file; else echo kind=missing; fi; true'
+)
+
+
+class Mirror(FactBase[MirrorState]):
+    """A folder on the login node that a mount is synced to (or expected at): its kind, whether
+    it is empty, and the ``marker`` file isaac-deploy leaves in folders it syncs."""
+
+    def command(self, path: str, marker: str) -> StringCommand:
+        return StringCommand("sh -c", QuoteString(MIRROR_SCRIPT), "sh", QuoteString(path),
+                             QuoteString(marker))  # fmt: skip
+
+    @staticmethod
+    def default() -> MirrorState:
+        return MirrorState()
+
+    def process(self, output: list[str]) -> MirrorState:
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        return MirrorState(
+            kind=values.get("kind", "missing"),
+            empty=values.get("empty") == "1",
+            marker=values.get("marker") or None,
+        )

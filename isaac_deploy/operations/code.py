@@ -46,11 +46,12 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     if snapshot in existing:
         host.noop(f"snapshot {snapshot} exists (queued jobs keep their code)")
         return
-    flags = ["-a", "--mkpath", f"--files-from={shlex.quote(file_list(folder))}"]
+    flags = ["-a", f"--files-from={shlex.quote(file_list(folder))}"]
     previous = [other for other in existing if other != snapshot]
     if previous:
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
     destination = posixpath.join(snapshots, snapshot) + "/"
+    yield StringCommand("mkdir -p", QuoteString(destination))  # rsync < 3.2.3 has no --mkpath
     yield RsyncCommand(shlex.quote(folder.rstrip("/") + "/"), shlex.quote(destination), flags)
 
 

@@ -271,3 +271,55 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
                   env={"ROLLOUT_REGISTRY_PASSWORD": ""})  # fmt: skip
     assert missing.rc != 0 and "$ROLLOUT_REGISTRY_PASSWORD" in missing.out, missing.out
     assert "is not set in this shell" in missing.out.splitlines()[-1]
+
+
+PROBE = """import json, os, sys
+out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
+with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
+    json.dump(out, f)
+"""
+
+
+def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp_path):
+    project, login, node, run = rollout
+    tools = tmp_path / "tools"
+    (tools / ".git").mkdir(parents=True)
+    (tools / "tool.py").write_text("print('tool')\n")
+    (tools / ".git" / "HEAD").write_text("ref\n")
+    mounts = {"mounts": {
+        "tools": {"container_path": "/opt/tools", "enabled": True, "sync_to_cluster": True,
+                  "local_path": str(tools), "cluster_path": "~/isaac/mounts/tools"},
+        "data": {"container_path": "/srv/data", "enabled": True, "read_only": True,
+                 "cluster_path": "~/isaac/data"},
+    }}  # fmt: skip
+    (project.path / ".mount.config").write_text(json.dumps(mounts))
+    (project.path / "scripts" / "lab_probe.py").write_text(PROBE)
+    settings = {"entry_script": "scripts/lab_probe.py"}
+    node.run("rm -rf ~/isaac/data ~/isaac/mounts")
+    try:
+        missing = run("e2e-mounts", [], settings=settings)
+        assert missing.rc != 0, missing.out
+        assert "mount data: " in missing.out and "is not a folder on the login node" in missing.out
+        assert not [e for e in ledger(node) if e["run_key"] == "e2e-mounts"]  # nothing submitted
+        node.run("mkdir -p ~/isaac/data && echo d > ~/isaac/data/data.txt")
+        result = run("e2e-mounts", [], settings=settings)
+        assert result.rc == 0, result.out
+        entry = [e for e in ledger(node) if e["run_key"] == "e2e-mounts"][0]
+        info = wait(login, entry["job_id"])
+        assert "JobState=COMPLETED" in info, info
+        probe = json.loads(
+            node.file(f"{login['home']}/isaac/logs/e2e-mounts/probe.json").content_string
+        )
+        assert probe == {
+            "/opt/tools": [".isaac-deploy-mirror", "tool.py"],
+            "/srv/data": ["data.txt"],
+        }
+        again = run("e2e-mounts", [], settings=settings)  # nothing changed: nothing sent
+        assert again.rc == 0 and again.totals()["success"] == 0, again.out
+        (tools / "tool.py").write_text("print('tool v2')\n")
+        changed = run("e2e-mounts", [], settings=settings)
+        assert changed.rc == 0 and changed.totals()["success"] == 1, changed.out
+        assert "v2" in node.file(f"{login['home']}/isaac/mounts/tools/tool.py").content_string
+    finally:
+        (project.path / ".mount.config").unlink()
+        (project.path / "scripts" / "lab_probe.py").unlink()

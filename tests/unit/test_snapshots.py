@@ -18,7 +18,8 @@ def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
     (tmp_path / "a.py").write_text("x")
     commands, host = run_op(snapshot_synced, {"Snapshots": ["old", "newer"]},
                             folder=str(tmp_path), snapshots="/c/my ext", snapshot="run-1")  # fmt: skip
-    [rsync] = commands
+    mkdir, rsync = commands
+    assert mkdir == "mkdir -p '/c/my ext/run-1/'" and "--mkpath" not in rsync  # old rsyncs
     assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/run-1/'" in rsync
     commands, host = run_op(snapshot_synced, {"Snapshots": ["run-1"]},
                             folder=str(tmp_path), snapshots=S, snapshot="run-1")  # fmt: skip

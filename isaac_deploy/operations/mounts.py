@@ -1,0 +1,63 @@
+"""Operations: external mounts on a login node, synced from this workstation (only when
+they changed) or, for mount-only mounts, checked to be there."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+from pyinfra import host
+from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
+
+from ..cluster_mounts import EXCLUDES, MARKER
+from ..facts.cluster import Mirror
+from .util import fail
+
+
+@operation()
+def mount_synced(local: str, remote: str, digest: str):
+    """``remote`` on the login node mirrors the folder ``local`` of this workstation.
+
+    A folder isaac-deploy did not sync (no marker) is never overwritten; version control,
+    caches and outputs are not sent (nor deleted there).
+
+    + local: the folder here
+    + remote: its mirror on the login node (absolute)
+    + digest: what ``local`` holds (``cluster_mounts.tree_digest``); equal to the marker there:
+      nothing to send
+    """
+    state = host.get_fact(Mirror, path=remote, marker=MARKER)
+    if state.kind == "file":
+        yield fail(f"{remote} on the login node is a file, not a folder")
+        return
+    if state.kind == "dir" and not state.empty and state.marker is None:
+        yield fail(
+            f"{remote} exists on the login node and was not synced by isaac-deploy: "
+            "choose another cluster path, or make the mount mount-only (no sync)"
+        )
+        return
+    if state.marker == digest:
+        host.noop(f"{remote} is up to date")
+        return
+    flags = ["-a", "--delete", "--filter=" + shlex.quote(f"P /{MARKER}"),
+             *("--exclude=" + shlex.quote(pattern) for pattern in EXCLUDES)]  # fmt: skip
+    yield StringCommand("mkdir -p", QuoteString(remote))
+    yield RsyncCommand(shlex.quote(local.rstrip("/") + "/"), shlex.quote(remote + "/"), flags)
+    yield StringCommand(
+        "printf '%s\\n'", QuoteString(digest), ">", QuoteString(posixpath.join(remote, MARKER))
+    )
+
+
+@operation()
+def mount_present(path: str, mount: str):
+    """A mount-only mount's folder exists on the login node (nothing is sent).
+
+    + path: the folder on the login node (absolute)
+    + mount: the mount's name, for the message
+    """
+    state = host.get_fact(Mirror, path=path, marker=MARKER)
+    if state.kind != "dir":
+        yield fail(f"mount {mount}: {path} is not a folder on the login node (mount-only: put "
+                   "the checkout there, or let isaac-deploy sync it: sync_to_cluster)")  # fmt: skip
+        return
+    host.noop(f"mount {mount}: {path} is there")
