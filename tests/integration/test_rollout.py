@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shlex
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -323,3 +325,46 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
     finally:
         (project.path / ".mount.config").unlink()
         (project.path / "scripts" / "lab_probe.py").unlink()
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("unreachable", "Could not connect"),
+        ("unknown host key", "No host key for [127.0.0.1]:2222 found in known_hosts"),
+    ],
+)
+def test_a_login_node_that_cannot_be_reached_safely_fails_the_rollout(
+    rollout, tmp_path, case, words
+):
+    project, login, node, run = rollout
+    ssh = {"port": login["port"], "key": login["key"], "known_hosts": login["known_hosts"]}
+    if case == "unreachable":
+        ssh["port"] = 2999  # nothing listens there
+    else:
+        (tmp_path / "known_hosts").write_text("")
+        ssh["known_hosts"] = str(tmp_path / "known_hosts")
+    before = ledger(node)
+    result = run("e2e-unreachable", [], settings={"ssh": ssh})
+    assert result.rc != 0, result.out
+    assert words in result.out, result.out
+    assert ledger(node) == before
+    assert "Apptainer image of" not in result.out  # no cluster left: the workstation builds nothing
+
+
+def test_no_space_for_the_image_is_one_line_and_nothing_is_sent(rollout):
+    project, login, node, run = rollout
+    full = Path(login["home"]) / "isaac" / "full"
+    full.mkdir(parents=True, exist_ok=True)
+    uid = pwd.getpwnam(login["user"]).pw_uid
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={uid},mode=0700", "tmpfs",
+                    str(full)], check=True)  # fmt: skip
+    try:
+        before = ledger(node)
+        result = run("e2e-full", [], settings={"image_dir": str(full / "images")})
+        assert result.rc != 0, result.out
+        [line] = [line for line in result.out.splitlines() if "error: not enough space" in line]
+        assert f"in {full}/images for sha256-" in line and "KiB free" in line, line
+        assert list(full.iterdir()) == [] and ledger(node) == before
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
