@@ -43,6 +43,12 @@ class Resources:
         hours, minutes, seconds = clock.split(":")
         return f"{int(days or 0) * 24 + int(hours):02d}:{minutes}:{seconds}"
 
+    @property
+    def memory_pbs(self) -> str:
+        """``32G`` as ``32gb``; a bare number is megabytes (as Slurm reads it), not bytes."""
+        unit = self.memory[-1].lower() if self.memory[-1].isalpha() else "m"
+        return self.memory.rstrip("KMGTkmgt") + unit + "b"
+
     @classmethod
     def parse(cls, key: str, raw: Any) -> Resources:
         raw = v.mapping(key, raw or {}, (f.name for f in fields(cls)))

@@ -15,6 +15,8 @@ from .errors import ConfigError
 from .render import render
 
 JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,64}"
+# the scheduler's log of a job, in the run's logs folder (PBS cannot put the job id in it)
+JOB_LOG = {"slurm": "job-%j.out", "pbs": "job.out"}
 
 
 @dataclass(frozen=True)

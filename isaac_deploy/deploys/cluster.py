@@ -28,7 +28,7 @@ from ..facts.cluster import ClusterEnv
 from ..facts.jobs import ActiveJobs, JobStates
 from ..facts.ledger import LedgerEntries
 from ..facts.sif import sif_name
-from ..jobs import JobSpec, render_job
+from ..jobs import JOB_LOG, JobSpec, render_job
 from ..ledger import Entry, check_run_key, table
 from ..mounts import MountConfig
 from ..operations import files as file_ops
@@ -195,7 +195,7 @@ def rollout(plan: Rollout) -> None:
         code_dir=posixpath.join(snapshots, plan.run_key),
         logs_dir=posixpath.join(logs_dir, plan.run_key),
         cache_dir=cache_dir,
-        output=posixpath.join(logs_dir, plan.run_key, "job-%j.out"),
+        output=posixpath.join(logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
         args=plan.args,
         binds=binds,
         secret_file=secret,

@@ -116,9 +116,11 @@ def parse_qstat(text: str) -> dict[str, JobState]:
         raw = str(info.get("job_state", ""))
         exit_status = info.get("Exit_status")
         state = PBS_STATES.get(raw, "UNKNOWN")
-        if state == "COMPLETED" and isinstance(exit_status, int) and exit_status != 0:
-            state = "CANCELLED" if exit_status < 0 else "FAILED"
         code = exit_status if isinstance(exit_status, int) else None
+        if state == "COMPLETED" and code:
+            # PBS Pro: > 256 killed by signal (qdel, walltime), < 0 PBS could not run it
+            state = "CANCELLED" if code > 256 else "FAILED"
+            code = 128 + code - 256 if code > 256 else code
         states[job] = JobState(job, state, code)
         states.setdefault(job.split(".", 1)[0], states[job])
     return states

@@ -368,3 +368,34 @@ def test_no_space_for_the_image_is_one_line_and_nothing_is_sent(rollout):
         assert list(full.iterdir()) == [] and ledger(node) == before
     finally:
         subprocess.run(["umount", str(full)], check=False)
+
+
+def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
+    """PBS through the lab's stand-in (qsub/qstat/qdel over the lab's Slurm): the rendered PBS
+    script is submitted with qsub, its directives honoured, states read from qstat's JSON."""
+    project, login, node, run = rollout
+    settings = {"scheduler": "pbs"}
+    node.run("rm -f ~/.fake-pbs.log")
+    ok = run(
+        "e2e-pbs", ["--task", "Template-Reach-v0", "--run_name", "it's pbs"], settings=settings
+    )
+    bad = run("e2e-pbs-fail", ["--task", "Template-Reach-v0", "--fail"], settings=settings)
+    assert ok.rc == 0 and bad.rc == 0, ok.out + bad.out
+    entries = {e["run_key"]: e for e in ledger(node) if e["scheduler"] == "pbs"}
+    assert entries["e2e-pbs"]["job_id"].endswith(".labpbs")
+    calls = [json.loads(line) for line in node.run("cat ~/.fake-pbs.log").stdout.splitlines()]
+    assert [c["argv"] for c in calls if c["cmd"] == "qsub"] == [
+        [f"{login['home']}/isaac/code/lab_ext/e2e-pbs/job-e2e-pbs.sh"],
+        [f"{login['home']}/isaac/code/lab_ext/e2e-pbs-fail/job-e2e-pbs-fail.sh"],
+    ]
+    for run_key, state in (("e2e-pbs", "COMPLETED"), ("e2e-pbs-fail", "FAILED")):
+        info = wait(login, entries[run_key]["job_id"].split(".")[0])
+        assert f"JobState={state}" in info, info
+    log = node.file(f"{login['home']}/isaac/logs/e2e-pbs/job.out").content_string
+    assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
+    listing = run("e2e-pbs", [], settings=settings, deploy="deploy/jobs.py")
+    rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
+            if line.strip().startswith("[lab-login]") and len(line.split()) > 4}  # fmt: skip
+    assert rows["e2e-pbs"][1] == "COMPLETED" and rows["e2e-pbs-fail"][1:3] == ["FAILED", "(1)"]
+    assert any(c["cmd"] == "qstat" and "-x" in c["argv"] for c in
+               map(json.loads, node.run("cat ~/.fake-pbs.log").stdout.splitlines()))  # fmt: skip

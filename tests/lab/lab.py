@@ -309,17 +309,23 @@ def remove_test_user(started: dict) -> None:
 
 
 # ---------------------------------------------------------------- Apptainer stand-in
-def install_apptainer_standin() -> Path:
-    """`apptainer` is neither in Debian 12 nor on PyPI: the lab's stand-in (tests/lab/bin/apptainer,
-    real SIF files from skopeo, mksquashfs and siftool) goes into a bin folder the tests put on
-    PATH; nothing outside the lab folder sees it."""
+def install_standins() -> Path:
+    """`apptainer` is neither in Debian 12 nor on PyPI, and no PBS server is packaged: the lab's
+    stand-ins go into a bin folder the tests put on PATH (and the login node's); nothing outside
+    the lab folder sees them. tests/lab/bin/apptainer makes real SIF files (skopeo, mksquashfs,
+    siftool) and runs them with ch-run; tests/lab/bin/pbs is qsub/qstat/qdel over the lab's
+    Slurm, so PBS jobs really run."""
     bin_dir = LAB_DIR / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    target = bin_dir / "apptainer"
-    source = Path(__file__).resolve().parent / "bin" / "apptainer"
-    if not target.exists() or target.read_bytes() != source.read_bytes():
-        shutil.copyfile(source, target)
-        target.chmod(0o755)
+    here = Path(__file__).resolve().parent / "bin"
+    for name, source in (("apptainer", "apptainer"), ("qsub", "pbs"), ("qstat", "pbs"),
+                         ("qdel", "pbs")):  # fmt: skip
+        target, content = bin_dir / name, (here / source).read_bytes()
+        if not target.exists() or target.read_bytes() != content:
+            tmp = bin_dir / f".{name}.tmp"
+            tmp.write_bytes(content)
+            tmp.chmod(0o755)
+            tmp.replace(target)
     return bin_dir
 
 
@@ -335,7 +341,7 @@ def up() -> dict:
     from . import registry  # needs the venv (cryptography, bcrypt): only for `up`
 
     reg = registry.start(LAB_DIR, started, save_started)
-    apptainer_bin = install_apptainer_standin()
+    apptainer_bin = install_standins()
     cluster_info = None
     if is_root():
         from . import cluster

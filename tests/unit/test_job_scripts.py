@@ -65,6 +65,14 @@ def test_pbs_directives():
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 
+def test_pbs_memory_units():
+    from isaac_deploy.cluster import Resources
+
+    assert Resources(memory="500M").memory_pbs == "500mb"
+    assert Resources(memory="64000").memory_pbs == "64000mb"  # Slurm's unit, not bytes
+    assert Resources(memory="2T").memory_pbs == "2tb"
+
+
 def run_with_standin(tmp_path, text: str, exit_code: int = 0) -> tuple[int, list[str], str]:
     """Run the job body with stand-ins for `apptainer` (records argv) and `module`."""
     bin_dir = tmp_path / "bin"

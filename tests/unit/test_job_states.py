@@ -39,7 +39,8 @@ def test_pbs_qstat_json():
     assert summary == {
         "1201.pbs01": ("RUNNING", None), "1202.pbs01": ("PENDING", None),
         "1203.pbs01": ("COMPLETED", 0), "1204.pbs01": ("FAILED", 3),
-        "1205.pbs01": ("CANCELLED", -11), "1206.pbs01": ("PENDING", None),
+        "1205.pbs01": ("FAILED", -11), "1206.pbs01": ("PENDING", None),  # -11: PBS could not run it
+        "1207.pbs01": ("CANCELLED", 128 + 15),  # 271 = 256 + SIGTERM: qdel
     }  # fmt: skip
     assert states["1204"].state == "FAILED"  # the short id works too
     assert parse_qstat("qstat: Unknown Job Id 9.pbs01") == {}
