@@ -212,8 +212,10 @@ def cluster(
 ):
     """An inventory group for one cluster: ``(hosts, data)``, validated now.
 
-    SSH host keys are always checked (``ssh_strict_host_key_checking: yes``); ``ssh`` may set
-    ``port``, ``key`` and ``known_hosts``. ``settings`` are :class:`ClusterConfig`'s fields;
+    Login nodes are reached with the system's OpenSSH client, one connection per host for the
+    whole deploy (``@openssh/HOST``, see ``isaac_deploy.connectors.openssh``; ``~/.ssh/config``
+    applies). SSH host keys are always checked (``ssh_strict_host_key_checking: yes``); ``ssh``
+    may set ``port``, ``key`` and ``known_hosts``. ``settings`` are :class:`ClusterConfig`'s fields;
     ``registries`` (as in ``inventories/registries.py``) must name ``image_registry`` when set.
     """
     if not hosts or not all(isinstance(h, str) and h for h in hosts):
@@ -234,7 +236,7 @@ def cluster(
         data[REGISTRIES_KEY] = dict(registries or {})
     for item, value in ssh.items():
         data[SSH_KEYS[item]] = v.integer(f"{name}: ssh[port]", value) if item == "port" else value
-    return list(hosts), data
+    return [host if host.startswith("@") else f"@openssh/{host}" for host in hosts], data
 
 
 def image_registry(config: ClusterConfig, data: Mapping[str, Any]) -> Registry | None:

@@ -8,6 +8,7 @@ job is queued or running.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shlex
 import subprocess
@@ -34,10 +35,18 @@ def ssh_command(data) -> str:
     return " ".join(shlex.quote(part) for part in parts)
 
 
-def pull(state, host, source: str, destination: str, rsh: str) -> bool:
-    """rsync from the login node; progress goes to the terminal."""
-    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "--mkpath", "-e", rsh,
-            source, destination]  # fmt: skip
+def pull(state, host, path: str, destination: str) -> bool:
+    """rsync ``path`` from the login node (through its connection, when it has one that rsync
+    can share); progress goes to the terminal."""
+    connector = host.connector
+    if hasattr(connector, "rsh"):  # @openssh: the master connection
+        rsh, source = connector.rsh(), f"{connector.address}:{path}"
+    else:
+        data = host.data.dict()
+        user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
+        rsh, source = ssh_command(data), f"{user + '@' if user else ''}{address}:{path}"
+    os.makedirs(destination, exist_ok=True)
+    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
     result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         logger.error(f"{host.print_prefix}pulling {source} failed: {result.stderr.strip()}")
@@ -55,12 +64,9 @@ def results_pulled(
     + ledger: the login node's ledger (which runs exist, and their jobs)
     + remove: delete pulled runs on the cluster whose jobs are finished
     """
-    data = host.data.dict()
-    user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
-    source = f"{user + '@' if user else ''}{address}:{logs_dir.rstrip('/')}/"
     removable = finished_runs(logs_dir, ledger, scheduler) if remove else []  # before the pull:
     # a job that ends during the pull may still write; only runs already finished are removed
-    yield FunctionCommand(pull, (source, local_dir.rstrip("/") + "/", ssh_command(data)), {})
+    yield FunctionCommand(pull, (logs_dir.rstrip("/") + "/", local_dir.rstrip("/") + "/"), {})
     if removable:
         paths = [QuoteString(posixpath.join(logs_dir, run)) for run in removable]
         yield StringCommand("rm -rf --", *paths)

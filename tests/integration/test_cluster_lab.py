@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -302,3 +303,28 @@ def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
         subprocess.run(
             ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
         )
+
+
+def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp_path, login):
+    """@openssh/HOST (isaac_deploy.connectors.openssh): facts, commands, uploads and downloads,
+    all through one OpenSSH master connection; the master is closed at the end."""
+    data = {"ssh_hostname": login["host"], "ssh_port": login["port"], "ssh_user": login["user"],
+            "ssh_key": login["key"], "ssh_known_hosts_file": login["known_hosts"]}  # fmt: skip
+    (tmp_path / "inv.py").write_text(f"login = [('@openssh/lab-login', {data!r})]\n")
+    (tmp_path / "up.txt").write_text("über 'quoted' $(not run)\n")
+    deploy = tmp_path / "files_deploy.py"
+    deploy.write_text(
+        "from pyinfra.operations import files, server\n"
+        f"files.put(name='put', src={str(tmp_path / 'up.txt')!r}, dest='isaac-openssh/up.txt', mode='640')\n"
+        f"files.get(name='get', src='isaac-openssh/up.txt', dest={str(tmp_path / 'back.txt')!r})\n"
+        "server.shell(name='shell', commands=['test \"$(id -un)\" = " + login["user"] + "'])\n"
+    )
+    before = Path(login["sshd_log"]).read_text().count("Accepted publickey")
+    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", str(tmp_path / "inv.py"), str(deploy)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Path(login["sshd_log"]).read_text().count("Accepted publickey") == before + 1
+    assert (tmp_path / "back.txt").read_text() == (tmp_path / "up.txt").read_text()
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    assert node.file(f"{login['home']}/isaac-openssh/up.txt").mode == 0o640
+    assert not list(Path("/tmp").glob("isd-ssh-*"))  # the master and its socket are gone

@@ -86,6 +86,11 @@ def ledger(node) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def accepted(login) -> int:
+    """SSH logins the lab's login node has accepted so far."""
+    return Path(login["sshd_log"]).read_text().count("Accepted publickey")
+
+
 def wait(login, job: str) -> str:
     """``scontrol show job`` once the job has ended (COMPLETING is not ended yet)."""
     deadline = time.monotonic() + 120
@@ -134,8 +139,10 @@ def test_full_rollout_runs_the_entry_script_with_every_argument(rollout):
 def test_second_rollout_sends_no_image_and_submits_nothing(rollout):
     project, login, node, run = rollout
     before = node.run("stat -c %Y ~/isaac/images/*.sif").stdout
+    logins = accepted(login)
     result = run("e2e-1", ARGS)
     assert result.rc == 0 and result.totals()["success"] == 0, result.out
+    assert accepted(login) == logins + 1  # one SSH connection for the whole roll-out
     assert node.run("stat -c %Y ~/isaac/images/*.sif").stdout == before
     assert len(ledger(node)) == 1
 
@@ -211,7 +218,7 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
         listing = run("e2e-queued", [], deploy="deploy/jobs.py")
         assert listing.rc == 0 and listing.totals()["success"] == 0, listing.out
         rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
-                if line.strip().startswith("[lab-login]") and len(line.split()) > 4}  # fmt: skip
+                if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
         assert rows["e2e-queued"][:2] == [job, "PENDING"], listing.out
         assert rows["e2e-1"][1] in ("COMPLETED", "ENDED") and rows["e2e-fail"][1:3] in (
             ["FAILED", "(1)"],
@@ -319,8 +326,10 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
         again = run("e2e-mounts", [], settings=settings)  # nothing changed: nothing sent
         assert again.rc == 0 and again.totals()["success"] == 0, again.out
         (tools / "tool.py").write_text("print('tool v2')\n")
+        logins = accepted(login)
         changed = run("e2e-mounts", [], settings=settings)
         assert changed.rc == 0 and changed.totals()["success"] == 1, changed.out
+        assert accepted(login) == logins + 1  # facts, commands and the rsync: one SSH connection
         assert "v2" in node.file(f"{login['home']}/isaac/mounts/tools/tool.py").content_string
     finally:
         (project.path / ".mount.config").unlink()
@@ -330,8 +339,8 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
 @pytest.mark.parametrize(
     ("case", "words"),
     [
-        ("unreachable", "Could not connect"),
-        ("unknown host key", "No host key for [127.0.0.1]:2222 found in known_hosts"),
+        ("unreachable", "Connection refused"),
+        ("unknown host key", "Host key verification failed"),
     ],
 )
 def test_a_login_node_that_cannot_be_reached_safely_fails_the_rollout(
@@ -395,7 +404,7 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
     listing = run("e2e-pbs", [], settings=settings, deploy="deploy/jobs.py")
     rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
-            if line.strip().startswith("[lab-login]") and len(line.split()) > 4}  # fmt: skip
+            if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
     assert rows["e2e-pbs"][1] == "COMPLETED" and rows["e2e-pbs-fail"][1:3] == ["FAILED", "(1)"]
     assert any(c["cmd"] == "qstat" and "-x" in c["argv"] for c in
                map(json.loads, node.run("cat ~/.fake-pbs.log").stdout.splitlines()))  # fmt: skip

@@ -192,7 +192,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     )
     return {"host": SSH_ADDR, "port": SSH_PORT, "user": USER, "home": str(home),
             "key": str(keys / "id_ed25519"), "known_hosts": str(keys / "known_hosts"),
-            "ssh_config": str(keys / "ssh_config")}  # fmt: skip
+            "ssh_config": str(keys / "ssh_config"), "sshd_log": str(keys / "sshd.log")}  # fmt: skip
 
 
 def start(lab_dir: Path, started: dict, save) -> dict:

@@ -152,3 +152,14 @@ def test_example_inventory_pbs_cluster_builds_from_the_registry():
     hosts, data = groups["pbs_cluster"]
     assert image_registry(data[KEY], data).name == "lab"
     assert image_registry(groups["euler"][1][KEY], groups["euler"][1]) is None
+
+
+def test_login_nodes_use_the_openssh_connector_with_host_keys_checked():
+    from isaac_deploy.connectors.openssh import ssh_options
+
+    hosts, data = cluster("c", ["login1.example.org", "@local"], ssh={"port": 2222}, **GOOD)
+    assert hosts == ["@openssh/login1.example.org", "@local"]
+    options = ssh_options({**data, "ssh_key": "~/k", "ssh_known_hosts_file": "/kh"})
+    assert options[options.index("-p") + 1] == "2222" and "StrictHostKeyChecking=yes" in options
+    assert "BatchMode=yes" in options and "UserKnownHostsFile=/kh" in options
+    assert options[options.index("-l") + 1] == "jdoe" and options[-1].endswith("/k")

@@ -1,0 +1,1 @@
+"""pyinfra connectors shipped with isaac-deploy (registered as pyinfra.connectors entry points)."""
