@@ -10,6 +10,7 @@ import subprocess
 from ..checks import Check, toolkit_checks
 from ..managed import file_state
 from ..mounts import X11_SOCKETS, validate
+from .cluster_doctor import cluster_checks
 from .containers import container_state
 from .mount_commands import load as load_mounts
 from .mount_commands import local_probe, override_text
@@ -161,12 +162,6 @@ def session_checks() -> list[Check]:
     return checks
 
 
-def cluster_check(project: Project) -> Check:
-    if not (project.root / "inventories" / "cluster.py").is_file():
-        return Check("Cluster inventory", "SKIPPED", "inventories/cluster.py does not exist yet")
-    return Check("Cluster inventory", "SKIPPED", "reachability is not checked yet")
-
-
 def doctor(project: Project) -> list[Check]:
     toolkit = local_toolkit()
     return [
@@ -176,5 +171,5 @@ def doctor(project: Project) -> list[Check]:
         *image_checks(project, toolkit),
         gpu_in_container(project, toolkit),
         *session_checks(),
-        cluster_check(project),
+        *cluster_checks(project.root),
     ]

@@ -328,3 +328,33 @@ def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
     assert node.file(f"{login['home']}/isaac-openssh/up.txt").mode == 0o640
     assert not list(Path("/tmp").glob("isd-ssh-*"))  # the master and its socket are gone
+
+
+def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, login):
+    from isaac_deploy.cli.cluster_doctor import cluster_checks
+
+    (tmp_path / "inventories").mkdir()
+    inventory = tmp_path / "inventories" / "cluster.py"
+
+    def write(known_hosts: str, scheduler: str = "slurm", extra: str = "") -> None:
+        inventory.write_text(
+            "from isaac_deploy.cluster import cluster\n"
+            f"lab = cluster('lab', hosts=[{login['host']!r}, 'login.hpc.example.org'], "
+            f"user={login['user']!r}, scheduler={scheduler!r},\n"
+            f"    ssh={{'port': {login['port']}, 'key': {login['key']!r}, 'known_hosts': {known_hosts!r}}},\n"
+            f"    image_dir='~/i', code_dir='~/c', cache_dir='~/k', logs_dir='~/l'{extra})\n"
+        )
+
+    write(login["known_hosts"])
+    ok, example = cluster_checks(tmp_path)
+    assert ok.status == "OK" and "sbatch, apptainer, rsync found" in ok.message, ok.line()
+    assert example.status == "SKIPPED" and "example host" in example.message
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    write(str(empty))
+    [unknown, _] = cluster_checks(tmp_path)
+    assert unknown.status == "FAIL" and "Host key verification failed" in unknown.message
+    assert "compare the fingerprint" in unknown.fix
+    write(login["known_hosts"], scheduler="sge")
+    [bad] = cluster_checks(tmp_path)
+    assert bad.status == "FAIL" and "lab: isaac_cluster[scheduler]" in bad.message
