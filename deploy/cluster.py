@@ -3,7 +3,8 @@
 The workstation builds the Apptainer image of the production image (once per image digest);
 each login node gets that image when it lacks it, a code snapshot for the run, the W&B key as a
 0600 file, and the job, submitted once per run key (`--data isaac_run_key=...`,
-`--data isaac_job_args="--task X --num_envs 64"`, `--data isaac_resubmit=1`).
+`--data isaac_job_args="--task X --num_envs 64"`, `--data isaac_resubmit=1`);
+`--data isaac_submit=0` puts the image (and external mounts) there without a job.
 """
 
 from pathlib import Path

@@ -46,7 +46,8 @@ from ..render import env_quote
 from . import registry as registry_deploy
 from .registry import PushPlan
 
-WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_sif_cache", KEY)
+WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_submit",
+                    "isaac_sif_cache", KEY)  # fmt: skip
 
 
 def flag(value: object) -> bool:
@@ -73,6 +74,7 @@ class Rollout:
     time: str  # when this roll-out was planned (UTC), recorded in the ledger
     mounts: MountConfig = field(default_factory=MountConfig)  # .mount.config
     home: str = "~"  # this workstation's home (mount paths may start with ~)
+    submit: bool = True  # False: the image and mounts only (no snapshot, no job)
     build_sif: bool = True  # some cluster receives the image file from this workstation
     push: PushPlan | None = None  # registries some clusters build the image from
 
@@ -109,6 +111,7 @@ def load(project_root: str | Path) -> Rollout:
     run_key = check_run_key(str(raw.get("isaac_run_key") or f"{commit or 'run'}-{digest}"))
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
     resubmit = flag(raw.get("isaac_resubmit"))
+    submit = raw.get("isaac_submit") is None or flag(raw.get("isaac_submit"))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     build_sif, push = True, None
     if host.name == "@local":
@@ -123,7 +126,7 @@ def load(project_root: str | Path) -> Rollout:
     mounts_file = Path(paths.mount_config(config.extension_folder))
     mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
     return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
-                   resubmit, now, mounts, config.user.home, build_sif, push)  # fmt: skip
+                   resubmit, now, mounts, config.user.home, submit, build_sif, push)  # fmt: skip
 
 
 def image_sources() -> dict[str, Registry | None]:
@@ -181,6 +184,8 @@ def rollout(plan: Rollout) -> None:
     ext = plan.config.extension_name
     _image(plan, cluster, image_dir, env["HOME"])
     binds = _mounts(cluster, mounts, env)
+    if not plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
+        return
     snapshots = posixpath.join(code_dir, ext)
     snapshot_synced(
         name=f"{cluster.name}: code snapshot {plan.run_key}",

@@ -408,3 +408,13 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     assert rows["e2e-pbs"][1] == "COMPLETED" and rows["e2e-pbs-fail"][1:3] == ["FAILED", "(1)"]
     assert any(c["cmd"] == "qstat" and "-x" in c["argv"] for c in
                map(json.loads, node.run("cat ~/.fake-pbs.log").stdout.splitlines()))  # fmt: skip
+
+
+def test_submit_off_puts_only_the_image_there(rollout):
+    project, login, node, run = rollout
+    result = run("e2e-image-only", [], "--data", "isaac_submit=0",
+                 settings={"image_dir": "~/isaac/image-only"})  # fmt: skip
+    assert result.rc == 0, result.out
+    assert [f for f in node.run("ls ~/isaac/image-only").stdout.split() if f.endswith(".sif")]
+    assert not node.file(f"{login['home']}/isaac/code/lab_ext/e2e-image-only").exists
+    assert not [e for e in ledger(node) if e["run_key"] == "e2e-image-only"]
