@@ -418,3 +418,19 @@ def test_submit_off_puts_only_the_image_there(rollout):
     assert [f for f in node.run("ls ~/isaac/image-only").stdout.split() if f.endswith(".sif")]
     assert not node.file(f"{login['home']}/isaac/code/lab_ext/e2e-image-only").exists
     assert not [e for e in ledger(node) if e["run_key"] == "e2e-image-only"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"scheduler": "sge"}, "lab: isaac_cluster[scheduler]: must be one of 'slurm', 'pbs'"),
+        ({"user": ""}, "lab: isaac_cluster[user]: is required"),
+        ({"logs_dir": "isaac/logs"}, "lab: isaac_cluster[logs_dir]"),
+    ],
+)
+def test_bad_cluster_settings_stop_before_any_connection(rollout, settings, words):
+    project, login, node, run = rollout
+    logins = accepted(login)
+    result = run("e2e-bad", [], settings=settings)
+    assert result.rc != 0 and words in result.out, result.out
+    assert "Traceback" not in result.out and accepted(login) == logins  # never connected
