@@ -19,7 +19,8 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from .. import paths
-from ..cli.project import local_user
+from ..checks import check_apptainer
+from ..cli.project import local_toolkit, local_user
 from ..cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from ..cluster_mounts import ClusterMount, cluster_mounts, tree_digest
 from ..config import WorkstationConfig
@@ -117,6 +118,8 @@ def load(project_root: str | Path) -> Rollout:
     if host.name == "@local":
         sources = image_sources()
         build_sif = any(registry is None for registry in sources.values())
+        if build_sif and not os.path.exists(os.path.join(cache, f"{sif_name(found['Id'])}.sha256")):
+            check_sif_builder()  # a SIF will be built here: apptainer must be there
         used = {r.name: r for r in sources.values() if r is not None}
         if used:
             data = {k: v for k, v in raw.items() if k not in WORKSTATION_KEYS}
@@ -127,6 +130,18 @@ def load(project_root: str | Path) -> Rollout:
     mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
     return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
                    resubmit, now, mounts, config.user.home, submit, build_sif, push)  # fmt: skip
+
+
+def check_sif_builder() -> None:
+    """Refuse to start without Apptainer on this workstation; warn about an untested
+    Docker/Apptainer combination (the seed's tested ones)."""
+    for check in check_apptainer(local_toolkit()):
+        if check.name == "Apptainer" and check.status != "OK":
+            raise ToolkitError("apptainer is not installed on this workstation: install "
+                               "Apptainer >= 1.3.4 (apptainer.org/docs), or let the clusters "
+                               "build the image from a registry (image_registry)")  # fmt: skip
+        if check.status == "WARN":
+            logger.warning(f"{host.print_prefix}{check.line()}")
 
 
 def image_sources() -> dict[str, Registry | None]:
@@ -316,18 +331,23 @@ def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
 
 @deploy("Results back")
 def results(project_root: str | Path) -> None:
-    """Each cluster's logs to ``<extension>/logs/cluster/<cluster>/``; with
-    ``--data isaac_remove=1`` pulled runs whose jobs finished are removed on the cluster."""
+    """Each cluster's logs to ``<extension>/logs/cluster/<cluster>/`` (or
+    ``isaac_results_dir/<cluster>/``); with ``--data isaac_remove=1`` pulled runs whose jobs
+    ended are removed on the cluster."""
     if host.name == "@local":
         return
     cluster = this_cluster()
-    config = extension_config(project_root, "isaac_remove")
+    config = extension_config(project_root, "isaac_remove", "isaac_results_dir")
+    default = os.path.join(config.extension_folder, "logs", "cluster")
+    results_dir = os.path.abspath(
+        os.path.expanduser(str(host.data.get("isaac_results_dir") or default))
+    )
     env = host.get_fact(ClusterEnv, names=path_variables(cluster.logs_dir))
     logs_dir = resolve(cluster.logs_dir, env, f"{cluster.name}: {KEY}[logs_dir]")
     results_pulled(
         name=f"{cluster.name}: results",
         logs_dir=logs_dir,
-        local_dir=os.path.join(config.extension_folder, "logs", "cluster", cluster.name),
+        local_dir=os.path.join(results_dir, cluster.name),
         ledger=ledger_path(env["HOME"], config.extension_name),
         scheduler=cluster.scheduler,
         remove=flag(host.data.get("isaac_remove")),

@@ -116,6 +116,8 @@ def test_full_rollout_runs_the_entry_script_with_every_argument(rollout):
     result = run("e2e-1", ARGS, "-v")
     assert result.rc == 0, result.out
     assert "e2e-wandb-secret-1" not in result.out
+    # the SIF was built here: the stand-in's version with the lab's Docker 20.10 is untested
+    assert "[WARN] Docker/Apptainer: Docker 20.10" in result.out
     [entry] = ledger(node)
     assert (
         entry["run_key"] == "e2e-1"
@@ -434,3 +436,23 @@ def test_bad_cluster_settings_stop_before_any_connection(rollout, settings, word
     result = run("e2e-bad", [], settings=settings)
     assert result.rc != 0 and words in result.out, result.out
     assert "Traceback" not in result.out and accepted(login) == logins  # never connected
+
+
+def test_results_into_a_chosen_folder_and_no_apptainer_is_one_line(rollout, tmp_path):
+    project, login, node, run = rollout
+    result = run(
+        "e2e-1", [], "--data", f"isaac_results_dir={tmp_path}/results", deploy="deploy/sync.py"
+    )
+    assert result.rc == 0, result.out
+    assert list((tmp_path / "results" / "lab").rglob("args.json")), result.out
+    before = ledger(node)
+    fresh = tmp_path / "sif-cache"
+    missing = run(
+        "e2e-no-apptainer",
+        [],
+        "--data",
+        f"isaac_sif_cache={fresh}",
+        env={"PATH": os.environ["PATH"]},
+    )  # the lab's bin (the stand-in) left out
+    assert missing.rc != 0 and "apptainer is not installed on this workstation" in missing.out
+    assert not fresh.exists() and ledger(node) == before
