@@ -55,11 +55,17 @@ def command_repr(command) -> Any:
 
 
 def run_op(
-    op, facts: dict[str, Any], diff: bool = False, host_data: dict | None = None, **kwargs
+    op,
+    facts: dict[str, Any],
+    diff: bool = False,
+    host_data: dict | None = None,
+    executing: bool = True,
+    **kwargs,
 ) -> tuple[list, FakeHost]:
-    """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content))."""
+    """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content));
+    ``executing=False``: as planned (change detection), before anything ran."""
     host = FakeHost(facts, host_data)
-    state = SimpleNamespace(config=SimpleNamespace(DIFF=diff))
+    state = SimpleNamespace(config=SimpleNamespace(DIFF=diff), is_executing=executing)
     with ctx_host.use(host), ctx_state.use(state):
         commands = [command_repr(c) for c in op._inner(**kwargs)]
     return commands, host

@@ -12,6 +12,7 @@ import posixpath
 import shlex
 
 from pyinfra import host
+from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from ..facts.delivery import INCOMING, DeliveredFile
@@ -29,8 +30,18 @@ def file_delivered(
     + filename: the name there, e.g. the image digest + ``.sif``
     + reserve_kib: free space to leave on the target beyond the file
     """
-    if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by now
-        with open(f"{local_path}.sha256") as handle:
+    incoming = posixpath.join(folder, INCOMING)
+    send = RsyncCommand(shlex.quote(local_path), shlex.quote(posixpath.join(incoming, filename)),
+                        ["--partial", "--inplace", "--times"])  # fmt: skip
+    if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by then
+        sidecar = f"{local_path}.sha256"
+        if not os.path.exists(sidecar):
+            if pyinfra_state.is_executing:
+                yield fail(f"{local_path} was not built (no {sidecar})")
+            else:  # the plan, before this deploy builds the file: decided again when it runs
+                yield send
+            return
+        with open(sidecar) as handle:
             sha256 = handle.read().split()[0]
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256 == sha256:
@@ -41,10 +52,8 @@ def file_delivered(
         yield fail(f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
                    f"{needed} KiB needed")  # fmt: skip
         return
-    incoming = posixpath.join(folder, INCOMING)
     yield StringCommand("mkdir -p", QuoteString(incoming))
-    yield RsyncCommand(shlex.quote(local_path), shlex.quote(posixpath.join(incoming, filename)),
-                       ["--partial", "--inplace", "--times"])  # fmt: skip
+    yield send
     yield StringCommand(
         "cd", QuoteString(folder), "&& echo", QuoteString(f"{sha256}  {INCOMING}/{filename}"),
         "| sha256sum -c --status || { echo", QuoteString(f"error: {filename} arrived damaged "

@@ -74,7 +74,8 @@ def rollout(root_project, lab):
         )
         env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
                "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1", **(env or {})}  # fmt: skip
-        proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", *flags, str(inventory), deploy],
+        yes = [] if "--dry" in flags else ["-y"]  # without -y pyinfra shows the plan
+        proc = subprocess.run([str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy],
                               cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
         return Result(proc.returncode, proc.stdout + proc.stderr)
 
@@ -456,3 +457,15 @@ def test_results_into_a_chosen_folder_and_no_apptainer_is_one_line(rollout, tmp_
     )  # the lab's bin (the stand-in) left out
     assert missing.rc != 0 and "apptainer is not installed on this workstation" in missing.out
     assert not fresh.exists() and ledger(node) == before
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(rollout, tmp_path):
+    project, login, node, run = rollout
+    before = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout)
+    fresh = tmp_path / "sif-cache"
+    result = run("e2e-dry", ["--task", "Template-Reach-v0"], "--dry",
+                 "--data", f"isaac_sif_cache={fresh}", settings={"image_dir": "~/isaac/dry"})  # fmt: skip
+    assert result.rc == 0, result.out
+    assert "Apptainer image of" in result.out and "job e2e-dry" in result.out
+    assert (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout) == before
+    assert not fresh.exists()

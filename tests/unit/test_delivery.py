@@ -105,3 +105,18 @@ def test_cached_sif_fact_parsing():
     assert fresh.sif is None and fresh.image_error is None
     missing = CachedSif().process([json.dumps({"local": {"missing": True}, "tags": []}), "@@cache"])
     assert missing.image_error == "missing"
+
+
+def test_image_built_later_in_the_deploy_is_planned_then_decided_when_run(tmp_path):
+    """Change detection (pyinfra without -y, --dry) runs before the workstation built the SIF."""
+    local = tmp_path / "img.sif"
+    args = dict(local_path=str(local), sha256=None, folder="/img", filename="img.sif")
+    facts = {"DeliveredFile": Delivery(False, None, 0, 10**6)}
+    planned, _ = run_op(file_delivered, facts, executing=False, **args)
+    assert len(planned) == 1 and planned[0].startswith("RsyncCommand(")
+    failed, _ = run_op(file_delivered, facts, **args)  # executing, and still not built
+    assert failed == [f"echo 'error: {local} was not built (no {local}.sha256)' >&2; exit 1"]
+    local.write_bytes(b"sif")
+    (tmp_path / "img.sif.sha256").write_text("a" * 64 + "\n")
+    commands, _ = run_op(file_delivered, facts, **args)
+    assert len(commands) == 3 and "a" * 64 in commands[2]
