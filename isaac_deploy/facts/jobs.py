@@ -62,7 +62,8 @@ class JobStates(FactBase[dict]):
             return StringCommand("echo @@isaac:qstat; qstat -x -f -F json", *ids, "2>&1; true")
         joined = QuoteString(",".join(j for j in job_ids if JOB_ID_RE.match(j)))
         sacct = "echo @@isaac:sacct; sacct -n -X -P -o JobID,State,ExitCode -j"
-        scontrol = '; do scontrol show job -o "$j" 2>/dev/null; done'
+        # a job scontrol forgot (MinJobAge) fails its call: the fact must not fail with it
+        scontrol = '; do scontrol show job -o "$j" 2>/dev/null; done; true'
         return StringCommand(
             sacct, joined, "2>/dev/null;", "echo @@isaac:scontrol; for j in", *ids, scontrol
         )

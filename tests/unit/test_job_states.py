@@ -57,6 +57,7 @@ def test_slurm_command_runs_here_without_slurm():
     """No scheduler on this host: the command still succeeds and the fact is empty."""
     out = subprocess.run(["/bin/sh", "-c", JobStates().command("slurm", ("1",)).get_raw_value()],
                          capture_output=True, text=True, env={"PATH": "/nonexistent"})  # fmt: skip
+    assert out.returncode == 0  # a forgotten or unknown job must not fail the fact
     assert JobStates().process(out.stdout.splitlines()) == {}
 
 
