@@ -218,11 +218,16 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
     try:
         assert run("e2e-queued", ["--task", "Template-Reach-v0"]).rc == 0
         job = [e for e in ledger(node) if e["run_key"] == "e2e-queued"][0]["job_id"]
+        forgotten = {"run_key": "e2e-forgotten", "job_id": "999999", "scheduler": "slurm"}
+        node.run(
+            f"printf '%s\\n' {shlex.quote(json.dumps(forgotten))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
+        )
         listing = run("e2e-queued", [], deploy="deploy/jobs.py")
         assert listing.rc == 0 and listing.totals()["success"] == 0, listing.out
         rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
                 if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
         assert rows["e2e-queued"][:2] == [job, "PENDING"], listing.out
+        assert rows["e2e-forgotten"][:2] == ["999999", "ENDED"], listing.out  # unknown to Slurm
         assert rows["e2e-1"][1] in ("COMPLETED", "ENDED") and rows["e2e-fail"][1:3] in (
             ["FAILED", "(1)"],
             ["ENDED", rows["e2e-fail"][2]],
