@@ -161,3 +161,58 @@ def test_check_only_mode_installs_nothing_and_still_renders(project):
     assert "Install Docker" not in result.out  # no provisioning operation at all
     assert "[SKIPPED] NVIDIA driver" in result.out and "[OK] Docker" in result.out
     assert project.env_file("ext").exists()
+
+
+def test_a_lab_member_rolls_out_to_the_cluster(project, lab):
+    """The cluster roll-out as the non-root lab member: their image, their SIF cache, their
+    SSH key; the job runs on the lab's Slurm."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    login, user = lab["cluster"]["login"], project.user
+    keys = Path(user["home"]) / ".lab-ssh"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    for name in ("key", "known_hosts"):
+        shutil.copyfile(login[name], keys / name)
+        (keys / name).chmod(0o600)
+    for path in (keys, keys / "key", keys / "known_hosts"):
+        os.chown(path, user["uid"], user["gid"])
+    node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
+    node.run("rm -rf ~/member")
+    run_key = f"member-{time.time_ns()}"  # the login node's ledger outlives a lab
+    data = {**project.data, "isaac_profiles": ("ext",), "isaac_run_key": run_key,
+            "isaac_job_args": ["--task", "Template-Reach-v0", "--run_name", "member's run"]}  # fmt: skip
+    inventory = project.path.parent / "cluster_inventory.py"
+    inventory.write_text(
+        "from isaac_deploy.cluster import cluster\n"
+        f"DATA = {data!r}\nworkstation = [('@local', DATA)]\n"
+        f"hosts, group = cluster('lab', hosts=['lab-login'], user={login['user']!r}, scheduler='slurm',\n"
+        f"    ssh={{'port': {login['port']}, 'key': {str(keys / 'key')!r}, 'known_hosts': {str(keys / 'known_hosts')!r}}},\n"
+        "    image_dir='~/member/images', code_dir='~/member/code', cache_dir='~/member/cache',\n"
+        "    logs_dir='~/member/logs', resources={'gpus': 1, 'cpus': 1, 'memory': '500M', 'walltime': '00:10:00'})\n"
+        f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
+    )
+    os.chown(inventory, user["uid"], user["gid"])
+    result = project.shell(f"export PATH={lab['apptainer_bin']}:$PATH; "
+                           f"{project.venv_bin}/pyinfra -y {inventory} deploy/cluster.py")  # fmt: skip
+    assert result.rc == 0, result.out
+    cache = Path(user["home"]) / ".cache" / "isaac-deploy" / "sif"
+    sifs = list(cache.glob("sha256-*.sif"))
+    assert len(sifs) == 1 and sifs[0].stat().st_uid == user["uid"]  # built as the member
+    ledger = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl").stdout.splitlines()
+    [entry] = [json.loads(line) for line in ledger if f'"{run_key}"' in line]
+    deadline = time.monotonic() + 120
+    while True:
+        probe = node.run(f"scontrol show job -o {entry['job_id']}")
+        info = probe.stdout + probe.stderr
+        if "JobState=COMPLETED" in info or "JobState=FAILED" in info:
+            break
+        if time.monotonic() > deadline:
+            debug = node.run(f"squeue; cat ~/member/logs/{run_key}/job-*.out").stdout
+            raise AssertionError(f"job {entry['job_id']} did not end: {info}\n{debug}")
+        time.sleep(0.5)
+    assert "JobState=COMPLETED" in info, info
+    [args_file] = node.run(f"find ~/member/logs/{run_key} -name args.json").stdout.splitlines()
+    assert "member's run" in args_file  # the run folder holds the argument as given
+    assert json.loads(node.file(args_file).content_string)["argv"] == data["isaac_job_args"]
