@@ -90,7 +90,7 @@ def test_slurm_runs_jobs_and_reports_failures(login):
 
 
 def test_job_states_fact_on_the_login_node(login):
-    from isaac_deploy.facts.jobs import JobStates
+    from isaac_deploy.facts.jobs import JobStates, parse_slurm, split_sections
 
     ok = sbatch(login, "-o out-%j.log --wrap 'true'")
     bad = sbatch(login, "-o out-%j.log --wrap 'exit 4'")
@@ -100,6 +100,23 @@ def test_job_states_fact_on_the_login_node(login):
     states = JobStates().process(out.splitlines())
     assert (states[ok].state, states[ok].exit_code) == ("COMPLETED", 0)
     assert (states[bad].state, states[bad].exit_code, states[bad].active) == ("FAILED", 4, False)
+    # accounting answers too (slurmdbd + MariaDB): what states jobs scontrol has forgotten;
+    # slurmctld reports a job's end to slurmdbd asynchronously
+    deadline = time.monotonic() + 20
+    while True:
+        sections = split_sections(out.splitlines())
+        accounted = parse_slurm(sections["sacct"], [])
+        if (
+            {ok, bad} <= accounted.keys()
+            and accounted[ok].state == "COMPLETED"
+            or (time.monotonic() > deadline)
+        ):
+            break
+        time.sleep(0.5)
+        out = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", command],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert (accounted[ok].state, accounted[bad].state, accounted[bad].exit_code) == (
+        "COMPLETED", "FAILED", 4), sections["sacct"]  # fmt: skip
 
 
 def test_a_run_key_is_submitted_once_and_recorded(tmp_path, login):

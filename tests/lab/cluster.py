@@ -1,6 +1,7 @@
 """The lab's cluster: a login node (``sshd`` on a loopback port, a non-root cluster user reached
 with a key, host keys checked) and a single-node Slurm (private ``munged``, ``slurmctld`` and
-``slurmd`` on their own ports, two fake GPUs). Started and stopped by ``lab.up/down``."""
+``slurmd`` on their own ports, two fake GPUs, accounting through ``slurmdbd`` and a private
+MariaDB so that ``sacct`` works). Started and stopped by ``lab.up/down``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .processes import alive, stop_process
 USER = os.environ.get("ISAAC_LAB_CLUSTER_USER", "labuser")
 SSH_ADDR = "127.0.0.1"
 SSH_PORT = int(os.environ.get("ISAAC_LAB_SSH_PORT", "2222"))
-CTLD_PORT, SLURMD_PORT = 16817, 16818
+CTLD_PORT, SLURMD_PORT, DBD_PORT, DB_PORT = 16817, 16818, 16819, 13306
 FAKE_GPUS = 2
 
 
@@ -94,7 +95,11 @@ MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost={SSH_ADDR}
+AccountingStoragePort={DBD_PORT}
+AccountingStoragePass={socket_path}
+AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/filetxt
 JobCompLoc={slurm}/log/jobcomp.log
 SchedulerType=sched/backfill
@@ -107,6 +112,7 @@ GresTypes=gpu
 NodeName={node} NodeAddr={SSH_ADDR} {hardware} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
+    start_accounting(lab_dir, slurm, socket_path, node, env, started, save)
     for daemon, argv, pidfile in (
         ("slurmctld", ["slurmctld", "-c"], slurm / "slurmctld.pid"),
         ("slurmd", ["slurmd", "-N", node], slurm / "slurmd.pid"),
@@ -125,6 +131,71 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
     _wait("node idle", lambda: _run("sinfo", "-h", "-n", node, "-o", "%T", env=env,
                                     capture_output=True, check=False).stdout.strip() == "idle")  # fmt: skip
     return {"slurm_conf": str(conf), "node": node, "gpus": FAKE_GPUS}
+
+
+def start_accounting(lab_dir: Path, slurm: Path, munge_socket: Path, node: str, env: dict,
+                     started: dict, save) -> None:  # fmt: skip
+    """MariaDB (private datadir, 127.0.0.1 only) and slurmdbd, so that ``sacct`` answers.
+    Pitfalls (lab notes): slurmctld and clients reach slurmdbd through the munge socket named
+    in ``AccountingStoragePass`` (not ``AuthInfo``); slurmdbd refuses a readable config."""
+    db = lab_dir / "mysql"
+    db.mkdir(parents=True, exist_ok=True)
+    client = ["mariadb", "--no-defaults", "-S", str(db / "mysqld.sock")]
+    pid = started.get("mariadbd")
+    if not (pid and alive(pid, "mariadbd")):
+        if not (db / "data" / "mysql").is_dir():
+            _run("mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={db / 'data'}",
+                 "--auth-root-authentication-method=socket", "--skip-test-db",
+                 capture_output=True)  # fmt: skip
+        if not _port_free(DB_PORT):
+            raise RuntimeError(f"lab cluster: port {DB_PORT} for MariaDB is in use")
+        (db / "mariadbd.pid").unlink(missing_ok=True)
+        subprocess.Popen(["mariadbd", "--no-defaults", "--user=root", f"--datadir={db / 'data'}",
+                          f"--socket={db / 'mysqld.sock'}", f"--port={DB_PORT}",
+                          "--bind-address=127.0.0.1", "--skip-name-resolve",
+                          f"--pid-file={db / 'mariadbd.pid'}", f"--log-error={db / 'mariadbd.log'}",
+                          "--innodb-buffer-pool-size=64M"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        _wait("mariadbd", lambda: _run(*client, "-e", "select 1", check=False,
+                                       capture_output=True).returncode == 0)  # fmt: skip
+        started["mariadbd"] = _pid(db / "mariadbd.pid")
+        save(started)
+        _run(*client, "-e", "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; "
+             "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;",
+             capture_output=True)  # fmt: skip
+    conf = slurm / "slurmdbd.conf"  # slurmdbd finds it next to $SLURM_CONF
+    conf.write_text(f"""AuthType=auth/munge
+AuthInfo=socket={munge_socket}
+DbdHost={node}
+DbdAddr={SSH_ADDR}
+DbdPort={DBD_PORT}
+SlurmUser=root
+PidFile={slurm}/slurmdbd.pid
+LogFile={slurm}/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={DB_PORT}
+StorageUser=slurm
+StoragePass=slurm
+StorageLoc=slurm_acct_db
+""")
+    conf.chmod(0o600)
+    pid = started.get("slurmdbd")
+    if not (pid and alive(pid, "slurmdbd")):
+        if not _port_free(DBD_PORT):
+            raise RuntimeError(f"lab cluster: port {DBD_PORT} for slurmdbd is in use")
+        (slurm / "slurmdbd.pid").unlink(missing_ok=True)
+        _run("slurmdbd", env=env)
+        _wait("slurmdbd pid file", lambda: _pid(slurm / "slurmdbd.pid") is not None)
+        started["slurmdbd"] = _pid(slurm / "slurmdbd.pid")  # recorded first: stopped by down()
+        save(started)
+        _wait("slurmdbd", lambda: _run("sacctmgr", "-n", "-P", "list", "cluster", env=env,
+                                       check=False, capture_output=True).returncode == 0)  # fmt: skip
+    clusters = _run("sacctmgr", "-n", "-P", "list", "cluster", "format=cluster", env=env,
+                    capture_output=True).stdout.split()  # fmt: skip
+    if "lab" not in clusters:
+        _run("sacctmgr", "-i", "add", "cluster", "lab", env=env, capture_output=True)
 
 
 # ------------------------------------------------------------------ login node
@@ -201,7 +272,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
 
 
 def stop(started: dict, save) -> None:
-    for daemon in ("sshd", "slurmd", "slurmctld", "munged"):
+    for daemon in ("sshd", "slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
         pid = started.pop(daemon, None)
         if pid:
             stop_process(pid, daemon, timeout=15)

@@ -35,15 +35,26 @@ CACHE_DIR = Path(
         else Path.home() / ".cache/isaac-deploy-lab",
     )
 )
-APT_NORECOMMENDS = ["charliecloud-runtime"]  # ch-run, for the Apptainer stand-in's exec
+# ch-run for the Apptainer stand-in's exec; MariaDB + slurmdbd for Slurm accounting (sacct)
+APT_NORECOMMENDS = ["charliecloud-runtime", "mariadb-server", "slurmdbd"]
 APT_PACKAGES = [
-    "docker.io",
-    "debootstrap",
+    "docker.io",  # the engine
+    "debootstrap",  # the base-image stand-in
     "python3-venv",
     "iproute2",
     "procps",
     "util-linux",
     "sudo",
+    "git",
+    "rsync",
+    "openssh-server",  # the login node
+    "openssh-client",
+    "slurm-wlm",  # slurmctld, slurmd and the client commands
+    "munge",
+    "docker-registry",  # the registry
+    "skopeo",
+    "squashfs-tools",  # the Apptainer stand-in's SIF files
+    "siftool",
 ]
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
