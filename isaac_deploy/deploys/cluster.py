@@ -168,6 +168,27 @@ def this_cluster() -> ClusterConfig:
     return cluster
 
 
+def acting_login(cluster: ClusterConfig) -> str | None:
+    """The login node that acts for ``cluster``: the first of its group that answered. Login
+    nodes of a cluster share its file systems and scheduler, so one of them does the work (two
+    would send the same image and submit the same job twice); the others stand by, and take
+    over when the first cannot be reached."""
+    for other in inventory.iter_activated_hosts():
+        config = other.data.get(KEY)
+        if isinstance(config, ClusterConfig) and config.name == cluster.name:
+            return other.name
+    return None
+
+
+def standing_by(cluster: ClusterConfig) -> bool:
+    """Whether this login node leaves the work to another one of its cluster (logged)."""
+    acting = acting_login(cluster)
+    if acting is None or acting == host.name:
+        return False
+    logger.info(f"{host.print_prefix}cluster {cluster.name} is handled through {acting}")
+    return True
+
+
 def extension_config(project_root: str | Path, *extra_keys: str) -> WorkstationConfig:
     """The extension's settings from the host data (roll-out keys aside)."""
     skip = (*WORKSTATION_KEYS, *extra_keys)
@@ -189,6 +210,8 @@ def rollout(plan: Rollout) -> None:
     if host.name == "@local":
         return
     cluster = this_cluster()
+    if standing_by(cluster):
+        return
     mounts = cluster_mounts(plan.mounts, cluster, plan.home)
     folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
     every = (*folders, *(mount.cluster_path for mount in mounts))
@@ -337,6 +360,8 @@ def results(project_root: str | Path) -> None:
     if host.name == "@local":
         return
     cluster = this_cluster()
+    if standing_by(cluster):
+        return
     config = extension_config(project_root, "isaac_remove", "isaac_results_dir")
     default = os.path.join(config.extension_folder, "logs", "cluster")
     results_dir = os.path.abspath(
@@ -361,6 +386,8 @@ def jobs(project_root: str | Path) -> None:
     if host.name == "@local":
         return
     cluster = this_cluster()
+    if standing_by(cluster):
+        return
     ext = extension_config(project_root, "isaac_cancel").extension_name
     ledger = ledger_path(host.get_fact(ClusterEnv)["HOME"], ext)
     entries = host.get_fact(LedgerEntries, path=ledger)

@@ -51,6 +51,7 @@ def rollout(root_project, lab):
         deploy: str = "deploy/cluster.py",
         settings: dict | None = None,
         env: dict | None = None,
+        hosts: tuple[str, ...] = ("lab-login",),
     ) -> Result:
         """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``."""
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
@@ -69,7 +70,7 @@ def rollout(root_project, lab):
             "from isaac_deploy.cluster import cluster\n"
             f"DATA = {data!r}\n"
             "workstation = [('@local', DATA)]\n"
-            f"hosts, group = cluster('lab', hosts=['lab-login'], **{group!r})\n"
+            f"hosts, group = cluster('lab', hosts={list(hosts)!r}, **{group!r})\n"
             f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
         )
         env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
@@ -474,3 +475,16 @@ def test_dry_run_shows_the_plan_and_changes_nothing(rollout, tmp_path):
     assert "Apptainer image of" in result.out and "job e2e-dry" in result.out
     assert (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout) == before
     assert not fresh.exists()
+
+
+def test_one_login_node_acts_for_its_cluster(rollout):
+    """Two login nodes of one cluster (same file systems, same scheduler): the first that
+    answers does the work, the other stands by; the job is submitted once."""
+    project, login, node, run = rollout
+    two = ("lab-login", "lab-login-b")
+    result = run("e2e-two-logins", ["--task", "Template-Reach-v0"], "-v", hosts=two)
+    assert result.rc == 0, result.out
+    assert "cluster lab is handled through @openssh/lab-login" in result.out
+    assert len([e for e in ledger(node) if e["run_key"] == "e2e-two-logins"]) == 1
+    listing = run("e2e-two-logins", [], deploy="deploy/jobs.py", hosts=two)
+    assert listing.rc == 0 and listing.out.count("e2e-two-logins") == 1, listing.out
