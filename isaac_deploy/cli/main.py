@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 
 from ..errors import IsaacDeployError
-from . import containers, mount_commands
+from . import cluster_commands, containers, mount_commands
 from .doctor import doctor
 from .project import Project, load
 
@@ -40,6 +40,9 @@ EXAMPLES = {
     "mount-set-sync": "isaac-deploy mount-set-sync isaaclab on",
     "mount-validate": "isaac-deploy mount-validate",
     "doctor": "isaac-deploy doctor",
+    "cluster": "isaac-deploy cluster submit --run-key reach-1 -- --task Template-Reach-v0"
+    "\n  isaac-deploy cluster jobs\n  isaac-deploy cluster jobs --cancel reach-1"
+    "\n  isaac-deploy cluster sync --remove",
 }
 
 
@@ -114,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("state", choices=("on", "off"))
     add(sub, "mount-validate", "check every enabled mount")
     add(sub, "doctor", "check the toolkit and the project, with fixes")
+    cluster_commands.add_parser(sub, add)
     return top
 
 
@@ -141,6 +145,8 @@ def user_of(args: argparse.Namespace, project: Project, service: str) -> str | N
 def dispatch(args: argparse.Namespace) -> int:
     project = load()
     cmd = args.cmd
+    if cmd == "cluster":
+        return cluster_commands.cluster_command(args, project.root)
     service = service_of(args, project)
     if cmd in ("run", "run-dev", "exec"):
         command = args.command[1:] if args.command[:1] == ["--"] else args.command

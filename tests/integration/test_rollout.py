@@ -488,3 +488,24 @@ def test_one_login_node_acts_for_its_cluster(rollout):
     assert len([e for e in ledger(node) if e["run_key"] == "e2e-two-logins"]) == 1
     listing = run("e2e-two-logins", [], deploy="deploy/jobs.py", hosts=two)
     assert listing.rc == 0 and listing.out.count("e2e-two-logins") == 1, listing.out
+
+
+def test_the_cluster_commands_of_the_cli(rollout, lab):
+    """`isaac-deploy cluster submit -- ARGS` (arguments as typed, no second quoting), `jobs`."""
+    project, login, node, run = rollout
+    assert run("e2e-cli-setup", [], "--dry").rc == 0  # writes the inventory
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    cli = [str(project.venv_bin / "isaac-deploy"), "cluster"]
+    env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
+    args = ["--task", "Template-Reach-v0", "--run_name", "cli", "it's $(x) * ü", "true", "12"]
+    submit = subprocess.run([*cli, "submit", "-i", inventory, "--run-key", "e2e-cli", "--", *args],
+                            cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-cli"]
+    assert entry["args"] == args
+    assert "JobState=COMPLETED" in wait(login, entry["job_id"])
+    [found] = node.run("find ~/isaac/logs/e2e-cli -name args.json").stdout.splitlines()
+    assert json.loads(node.file(found).content_string)["argv"] == args
+    jobs = subprocess.run([*cli, "jobs", "-i", inventory], cwd=project.path, capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert jobs.returncode == 0 and "e2e-cli" in jobs.stdout + jobs.stderr

@@ -96,3 +96,35 @@ def test_rendered_uid_gid_win_so_the_cli_matches_the_image(tmp_path):
     (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
     config = load(root).config
     assert (config.uid, config.gid) == (2000, 2001)
+
+
+def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
+    import json
+
+    from pyinfra_cli.util import parse_cli_arg
+
+    from isaac_deploy.cli.cluster_commands import pyinfra_argv
+    from isaac_deploy.cli.main import parser
+    from isaac_deploy.errors import ConfigError, IsaacDeployError
+
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "cluster.py").write_text("")
+    hostile = ["--task", "X", "a b", "it's", "$(touch /tmp/x)", ";", "*", "ü", "true", "12"]
+    args = parser().parse_args(["cluster", "submit", "--run-key", "123", "--limit", "euler",
+                                "--", *hostile])  # fmt: skip
+    argv = pyinfra_argv(args, tmp_path)
+    assert argv[1:6] == ["-m", "pyinfra", "-y", "--limit", "euler"]
+    assert argv[-2:] == [str(tmp_path / "inventories" / "cluster.py"), "deploy/cluster.py"]
+    data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
+    assert parse_cli_arg(data["isaac_job_args"]) == hostile  # pyinfra reads back the exact list
+    assert parse_cli_arg(data["isaac_run_key"]) == "123"  # a string, not the number 123
+    jobs = pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]),
+                        tmp_path)  # fmt: skip
+    assert "--dry" in jobs and "-y" not in jobs and "isaac_cancel=" + json.dumps("r-1") in jobs
+    sync = pyinfra_argv(parser().parse_args(["cluster", "sync", "--remove", "--to", "out"]),
+                        tmp_path)  # fmt: skip
+    assert "isaac_remove=true" in sync and any(a.startswith("isaac_results_dir=") for a in sync)
+    with pytest.raises(ConfigError, match="run key"):
+        pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "../x"]), tmp_path)
+    with pytest.raises(IsaacDeployError, match="no cluster inventory"):
+        pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), tmp_path)

@@ -1,0 +1,85 @@
+"""``isaac-deploy cluster ...``: the cluster deploy files as commands, for a person at a terminal.
+
+``submit`` runs ``deploy/cluster.py``, with the training arguments after ``--`` passed as a list
+(exactly as typed, no second round of shell quoting); ``jobs`` runs ``deploy/jobs.py``, ``sync``
+``deploy/sync.py``. Everything else is pyinfra's, with the same inventory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import IsaacDeployError
+from ..ledger import check_run_key
+
+DEPLOYS = {"submit": "deploy/cluster.py", "jobs": "deploy/jobs.py", "sync": "deploy/sync.py"}
+
+
+def add_parser(sub, add) -> None:
+    cluster = add(sub, "cluster", "roll out to the clusters, list or cancel jobs, sync results")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    texts = {
+        "submit": "image, code and the job on each cluster (deploy/cluster.py)",
+        "jobs": "each cluster's ledger with job states (deploy/jobs.py)",
+        "sync": "experiment logs back from each cluster (deploy/sync.py)",
+    }
+    for name, text in texts.items():
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "-i", "--inventory", default="inventories/cluster.py", help="the cluster inventory"
+        )
+        action.add_argument("--limit", help="only this cluster (its group name in the inventory)")
+        action.add_argument("--dry", action="store_true", help="show the plan, change nothing")
+        if name == "submit":
+            action.add_argument("--run-key", help="name of the run (default: commit + arguments)")
+            action.add_argument("--resubmit", action="store_true", help="submit again")
+            action.add_argument("--image-only", action="store_true",
+                                help="the image (and mounts) only, no job")  # fmt: skip
+            action.add_argument("args", nargs=argparse.REMAINDER,
+                                help="-- then the training arguments")  # fmt: skip
+        elif name == "jobs":
+            action.add_argument("--cancel", metavar="RUN_KEY", help="cancel this run's jobs")
+        else:
+            action.add_argument(
+                "--remove", action="store_true", help="then delete pulled runs whose jobs ended"
+            )
+            action.add_argument("--to", help="local folder (default: logs/cluster)")
+
+
+def pyinfra_argv(args: argparse.Namespace, root: Path) -> list[str]:
+    """The pyinfra command line for ``args`` (every value as one argument, no shell)."""
+    inventory = Path(args.inventory)
+    inventory = inventory if inventory.is_absolute() else root / inventory
+    if not inventory.is_file():
+        raise IsaacDeployError(f"no cluster inventory at {inventory} (see inventories/cluster.py)")
+    data: dict[str, object] = {}
+    if args.action == "submit":
+        job_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+        data["isaac_job_args"] = json.dumps(job_args)  # a JSON list: pyinfra reads it as one
+        if args.run_key:
+            data["isaac_run_key"] = json.dumps(check_run_key(args.run_key))
+        if args.resubmit:
+            data["isaac_resubmit"] = "true"
+        if args.image_only:
+            data["isaac_submit"] = "false"
+    elif args.action == "jobs" and args.cancel:
+        data["isaac_cancel"] = json.dumps(check_run_key(args.cancel))
+    elif args.action == "sync":
+        if args.remove:
+            data["isaac_remove"] = "true"
+        if args.to:
+            data["isaac_results_dir"] = json.dumps(str(Path(args.to).expanduser().resolve()))
+    argv = [sys.executable, "-m", "pyinfra", "--dry" if args.dry else "-y"]
+    if args.limit:
+        argv += ["--limit", args.limit]
+    for key, value in data.items():
+        argv += ["--data", f"{key}={value}"]
+    return [*argv, str(inventory), DEPLOYS[args.action]]
+
+
+def cluster_command(args: argparse.Namespace, root: Path) -> int:
+    return subprocess.run(pyinfra_argv(args, root), cwd=root).returncode
