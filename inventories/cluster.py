@@ -41,7 +41,8 @@ euler = cluster(
         "walltime": "04:00:00",
         "mail": "jdoe@example.org",
     },
-    snapshot_retention=5,
+    snapshot_retention=5,  # code snapshots kept (never one of a queued or running job)
+    image_retention=2,  # Apptainer images kept (never one a queued or running job uses)
     wandb_api_key_env="WANDB_API_KEY",
 )
 

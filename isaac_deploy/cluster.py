@@ -99,6 +99,7 @@ class ClusterConfig:
     modules: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources)
     snapshot_retention: int = 5
+    image_retention: int = 2  # Apptainer images kept on the cluster (besides those jobs use)
     wandb_api_key_env: str | None = None
     wandb_api_key_file: str | None = None
     image_registry: str | None = None  # login nodes build the image from this registry
@@ -141,6 +142,9 @@ class ClusterConfig:
             resources=Resources.parse(f"{key}[resources]", raw.get("resources")),
             snapshot_retention=v.integer(
                 f"{key}[snapshot_retention]", raw.get("snapshot_retention", 5), minimum=1
+            ),
+            image_retention=v.integer(
+                f"{key}[image_retention]", raw.get("image_retention", 2), minimum=1
             ),
             wandb_api_key_env=None
             if not raw.get("wandb_api_key_env")

@@ -34,7 +34,7 @@ from ..ledger import Entry, check_run_key, table
 from ..mounts import MountConfig
 from ..operations import files as file_ops
 from ..operations.code import snapshot_synced, snapshots_pruned
-from ..operations.delivery import file_delivered
+from ..operations.delivery import file_delivered, images_pruned
 from ..operations.jobs import job_cancelled, job_submitted
 from ..operations.mounts import mount_present, mount_synced
 from ..operations.results import results_pulled
@@ -222,6 +222,14 @@ def rollout(plan: Rollout) -> None:
     ext = plan.config.extension_name
     _image(plan, cluster, image_dir, env["HOME"])
     binds = _mounts(cluster, mounts, env)
+    images_pruned(
+        name=f"{cluster.name}: old images",
+        folder=image_dir,
+        keep=cluster.image_retention,
+        current=plan.sif,
+        ledger=ledger_path(env["HOME"], ext),
+        scheduler=cluster.scheduler,
+    )
     if not plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
         return
     snapshots = posixpath.join(code_dir, ext)

@@ -46,3 +46,30 @@ class DeliveredFile(FactBase[Delivery]):
             partial_bytes=int(partial) if partial.isdigit() else 0,
             free_kib=int(free) if free.isdigit() else None,
         )
+
+
+STORED_SCRIPT = (
+    'cd "$1" 2>/dev/null || exit 0; for f in *"$2" ' + INCOMING + '/*; do [ -f "$f" ] && '
+    'printf \'%s %s\\n\' "$(stat -c %Y "$f")" "$f"; done; true'
+)
+
+
+class StoredFiles(FactBase[list]):
+    """``(name, mtime)`` of the files ending in ``suffix`` in ``folder`` (and, as
+    ``.incoming/NAME``, of the partial uploads there), oldest first."""
+
+    def command(self, folder: str, suffix: str) -> StringCommand:
+        return StringCommand("sh -c", QuoteString(STORED_SCRIPT), "sh", QuoteString(folder),
+                             QuoteString(suffix))  # fmt: skip
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def process(self, output: list[str]) -> list[tuple[str, int]]:
+        rows = []
+        for line in output:
+            stamp, _, name = line.partition(" ")
+            if stamp.isdigit() and name:
+                rows.append((int(stamp), name))
+        return [(name, stamp) for stamp, name in sorted(rows)]

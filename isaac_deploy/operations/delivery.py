@@ -1,4 +1,5 @@
-"""Operation: a large file (an Apptainer image) on a login node, complete or not at all.
+"""Operations: a large file (an Apptainer image) on a login node, complete or not at all; old
+images pruned, never one a queued or running job uses.
 
 rsync sends it to ``.incoming/`` with ``--partial`` (an interrupted upload resumes), the
 checksum is verified on the login node, and only then is it renamed into place, with a
@@ -10,12 +11,16 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
+import time
 
 from pyinfra import host
 from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
-from ..facts.delivery import INCOMING, DeliveredFile
+from ..facts.delivery import INCOMING, DeliveredFile, StoredFiles
+from ..facts.jobs import ActiveJobs, JobStates, keep_reason
+from ..facts.ledger import LedgerEntries
+from ..facts.sif import sif_name
 from .util import fail
 
 
@@ -61,3 +66,46 @@ def file_delivered(
         "mv -f", QuoteString(f"{INCOMING}/{filename}"), QuoteString(filename),
         "&& echo", QuoteString(sha256), ">", QuoteString(f"{filename}.sha256"),
     )  # fmt: skip
+
+
+@operation()
+def images_pruned(
+    folder: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
+):
+    """At most ``keep`` of this extension's images in ``folder`` (``current`` included) beyond
+    those a queued or running job uses; images no job of the ledger used are not touched (the
+    folder may be shared); partial uploads older than ``partial_age`` seconds go too.
+
+    + folder: the cluster's image folder (absolute)
+    + keep: how many images to keep (the cluster's ``image_retention``)
+    + current: this roll-out's image file name, never removed
+    + ledger: the login node's ledger (which jobs run which image)
+    """
+    jobs: dict[str, list[str]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger):
+        if entry.image:
+            jobs.setdefault(sif_name(entry.image), []).append(entry.job_id)
+    files = host.get_fact(StoredFiles, folder=folder, suffix=".sif")
+    # only images this extension's jobs used: the folder may be shared with other projects
+    older = [name for name, _ in files if name in jobs and name != current]
+    candidates = older[: max(0, len(older) - (keep - 1))]
+    now = time.time()
+    stale = [name for name, stamp in files if name.startswith(f"{INCOMING}/")
+             and name != f"{INCOMING}/{current}" and now - stamp > partial_age]  # fmt: skip
+    if not candidates and not stale:
+        host.noop(f"{len(older) + 1} image(s) of this extension, retention {keep}")
+        return
+    ids = tuple(sorted({job for name in candidates for job in jobs.get(name, ())}))
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
+    active = host.get_fact(ActiveJobs, scheduler=scheduler) if ids else set()
+    removable = list(stale)
+    for name in candidates:
+        reason = keep_reason(jobs.get(name, []), states, active)
+        if reason:
+            host.noop(f"kept image {name}: {reason}")
+        else:
+            removable += [name, f"{name}.sha256"]
+    if removable:
+        yield StringCommand(
+            "cd", QuoteString(folder), "&& rm -f --", *(QuoteString(name) for name in removable)
+        )

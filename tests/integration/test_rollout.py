@@ -509,3 +509,36 @@ def test_the_cluster_commands_of_the_cli(rollout, lab):
     jobs = subprocess.run([*cli, "jobs", "-i", inventory], cwd=project.path, capture_output=True,
                           text=True, env=env)  # fmt: skip
     assert jobs.returncode == 0 and "e2e-cli" in jobs.stdout + jobs.stderr
+
+
+def test_old_images_are_pruned_but_not_a_running_jobs_nor_another_projects(rollout):
+    project, login, node, run = rollout
+    images = f"{login['home']}/isaac/images"
+    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
+                           "cd /tmp && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    lines = [{"run_key": "img-a", "job_id": "999998", "scheduler": "slurm", "image": "sha256:aaa"},
+             {"run_key": "img-b", "job_id": busy, "scheduler": "slurm", "image": "sha256:bbb"},
+             {"run_key": "img-c", "job_id": "999997", "scheduler": "slurm", "image": "sha256:ccc"}]  # fmt: skip
+    node.run(
+        f"cd {images} && mkdir -p .incoming && "
+        "for n in foreign sha256-aaa sha256-bbb sha256-ccc; do echo x > $n.sif; echo s > $n.sif.sha256; done && "
+        "echo p > .incoming/sha256-ddd.sif && touch -d '2 days ago' .incoming/sha256-ddd.sif && "
+        "touch -d '4 days ago' foreign.sif && touch -d '3 days ago' sha256-aaa.sif && "
+        "touch -d '2 days ago' sha256-bbb.sif && touch -d '1 day ago' sha256-ccc.sif && "
+        + " && ".join(
+            f"printf '%s\\n' {shlex.quote(json.dumps(line))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
+            for line in lines
+        )  # fmt: skip
+    )
+    try:
+        result = run("e2e-1", ARGS, "-v")  # image retention 2: this run's image and sha256-ccc
+        assert result.rc == 0, result.out
+        left = set(node.run(f"cd {images} && ls -A . .incoming").stdout.split())
+        assert {"foreign.sif", "sha256-bbb.sif", "sha256-ccc.sif", "sha256-ccc.sif.sha256"} <= left
+        assert not {"sha256-aaa.sif", "sha256-aaa.sif.sha256", "sha256-ddd.sif"} & left, left
+        assert f"kept image sha256-bbb.sif: job {busy} is" in result.out
+    finally:
+        subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
+        )

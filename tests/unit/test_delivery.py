@@ -120,3 +120,36 @@ def test_image_built_later_in_the_deploy_is_planned_then_decided_when_run(tmp_pa
     (tmp_path / "img.sif.sha256").write_text("a" * 64 + "\n")
     commands, _ = run_op(file_delivered, facts, **args)
     assert len(commands) == 3 and "a" * 64 in commands[2]
+
+
+def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
+    import time
+
+    from isaac_deploy.facts.jobs import JobState
+    from isaac_deploy.ledger import Entry
+    from isaac_deploy.operations.delivery import images_pruned
+
+    now = int(time.time())
+    facts = {
+        "StoredFiles": [("foreign.sif", now - 9000), ("sha256-a.sif", now - 8000),
+                        ("sha256-b.sif", now - 7000), ("sha256-c.sif", now - 6000),
+                        (".incoming/sha256-d.sif", now - 2 * 86400),
+                        (".incoming/sha256-e.sif", now - 60), ("sha256-cur.sif", now)],
+        "LedgerEntries": [Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
+                          Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
+                          Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c")],
+        "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING")},
+        "ActiveJobs": {"2"},
+    }  # fmt: skip
+    commands, host = run_op(images_pruned, facts, folder="/img dir", keep=2,
+                            current="sha256-cur.sif", ledger="/l", scheduler="slurm")  # fmt: skip
+    # a: ended, beyond retention; b: running; c: kept by retention; foreign: not this project's;
+    # the partial upload from two days ago goes, the one from a minute ago stays
+    assert commands == [
+        "cd '/img dir' && rm -f -- .incoming/sha256-d.sif sha256-a.sif sha256-a.sif.sha256"
+    ]
+    assert host.noops == ["kept image sha256-b.sif: job 2 is RUNNING"]
+    facts["ActiveJobs"] = None  # the scheduler cannot be asked: no image goes
+    commands, host = run_op(images_pruned, facts, folder="/img dir", keep=1,
+                            current="sha256-cur.sif", ledger="/l", scheduler="slurm")  # fmt: skip
+    assert commands == ["cd '/img dir' && rm -f -- .incoming/sha256-d.sif"]
