@@ -18,9 +18,9 @@ from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from ..facts.cluster import Snapshots
-from ..facts.jobs import ActiveJobs, JobStates, keep_reason
 from ..facts.ledger import LedgerEntries
 from ..remote.context_digest import DockerIgnore, walk
+from .jobs import busy
 
 
 def file_list(folder: str) -> str:
@@ -76,14 +76,11 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     for entry in host.get_fact(LedgerEntries, path=ledger):
         if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
             jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
-    ids = tuple(sorted({job for snapshot in candidates for job in jobs.get(snapshot, ())}))
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
-    active = host.get_fact(ActiveJobs, scheduler=scheduler)
+    kept = busy(jobs, candidates, scheduler)
     removable = []
     for snapshot in candidates:
-        reason = keep_reason(jobs.get(snapshot, []), states, active)
-        if reason:
-            host.noop(f"kept snapshot {snapshot}: {reason}")
+        if snapshot in kept:
+            host.noop(f"kept snapshot {snapshot}: {kept[snapshot]}")
         else:
             removable.append(QuoteString(posixpath.join(snapshots, snapshot)))
     if removable:

@@ -18,9 +18,9 @@ from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from ..facts.delivery import INCOMING, DeliveredFile, StoredFiles
-from ..facts.jobs import ActiveJobs, JobStates, keep_reason
 from ..facts.ledger import LedgerEntries
 from ..facts.sif import sif_name
+from .jobs import busy
 from .util import fail
 
 
@@ -95,14 +95,11 @@ def images_pruned(
     if not candidates and not stale:
         host.noop(f"{len(older) + 1} image(s) of this extension, retention {keep}")
         return
-    ids = tuple(sorted({job for name in candidates for job in jobs.get(name, ())}))
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
-    active = host.get_fact(ActiveJobs, scheduler=scheduler) if ids else set()
+    kept = busy(jobs, candidates, scheduler)
     removable = list(stale)
     for name in candidates:
-        reason = keep_reason(jobs.get(name, []), states, active)
-        if reason:
-            host.noop(f"kept image {name}: {reason}")
+        if name in kept:
+            host.noop(f"kept image {name}: {kept[name]}")
         else:
             removable += [name, f"{name}.sha256"]
     if removable:

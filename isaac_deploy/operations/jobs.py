@@ -74,3 +74,15 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
         host.noop(f"no job of run {run_key} is queued or running ({', '.join(jobs)})")
         return
     yield StringCommand(CANCEL[scheduler], *(QuoteString(job) for job in running))
+
+
+def busy(jobs: dict[str, list[str]], names: list[str], scheduler: str) -> dict[str, str]:
+    """For each of ``names`` (snapshots, images, run folders) whose jobs (``jobs[name]``) may be
+    queued or running: the reason to keep it. Asks the scheduler only when there are jobs."""
+    ids = tuple(sorted({job for name in names for job in jobs.get(name, ())}))
+    if not ids:
+        return {}
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids)
+    active = host.get_fact(ActiveJobs, scheduler=scheduler)
+    reasons = {name: keep_reason(jobs.get(name, []), states, active) for name in names}
+    return {name: reason for name, reason in reasons.items() if reason}

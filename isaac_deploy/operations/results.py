@@ -18,8 +18,8 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from ..facts.cluster import Snapshots
-from ..facts.jobs import ActiveJobs, JobStates, keep_reason
 from ..facts.ledger import LedgerEntries
+from .jobs import busy
 
 
 def ssh_command(data) -> str:
@@ -78,14 +78,10 @@ def finished_runs(logs_dir: str, ledger: str, scheduler: str) -> list[str]:
     for entry in host.get_fact(LedgerEntries, path=ledger):
         jobs.setdefault(entry.run_key, []).append(entry.job_id)
     runs = sorted(host.get_fact(Snapshots, folder=logs_dir))
-    ids = tuple(sorted({job for run in runs for job in jobs.get(run, ())}))
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
-    active = host.get_fact(ActiveJobs, scheduler=scheduler) if ids else set()
+    kept = busy(jobs, runs, scheduler)
     removable = []
     for run in runs:
-        reason = (
-            keep_reason(jobs[run], states, active) if run in jobs else "no job of it in the ledger"
-        )
+        reason = kept.get(run) if run in jobs else "no job of it in the ledger"
         if reason:
             host.noop(f"kept {run} on the cluster: {reason}")
         else:
