@@ -2,8 +2,9 @@
 
 The first step opens an OpenSSH master connection (``ControlMaster``); every command, file
 upload, fact and rsync of the deploy then runs through it, so a roll-out authenticates once per
-login node (one prompt for clusters with two-factor login, one handshake instead of one per
-step), and ``~/.ssh/config`` (``ProxyJump``, ``User``, keys) applies as in a terminal.
+login node (one handshake instead of one per step), and ``~/.ssh/config`` (``ProxyJump``,
+``User``, keys) applies as in a terminal. It runs in batch mode: authentication must work
+without a prompt (a key or an agent).
 
 Host data, as pyinfra's ``ssh`` connector: ``ssh_hostname``, ``ssh_port``, ``ssh_user``,
 ``ssh_key``, ``ssh_known_hosts_file``, ``ssh_strict_host_key_checking`` (default ``yes``:
