@@ -101,8 +101,6 @@ def test_rendered_uid_gid_win_so_the_cli_matches_the_image(tmp_path):
 def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     import json
 
-    from pyinfra_cli.util import parse_cli_arg
-
     from isaac_deploy.cli.cluster_commands import pyinfra_argv
     from isaac_deploy.cli.main import parser
     from isaac_deploy.errors import ConfigError, IsaacDeployError
@@ -116,8 +114,10 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     assert argv[1:6] == ["-m", "pyinfra", "-y", "--limit", "euler"]
     assert argv[-2:] == [str(tmp_path / "inventories" / "cluster.py"), "deploy/cluster.py"]
     data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
-    assert parse_cli_arg(data["isaac_job_args"]) == hostile  # pyinfra reads back the exact list
-    assert parse_cli_arg(data["isaac_run_key"]) == "123"  # a string, not the number 123
+    # pyinfra's --data reads a value as JSON (after true/false and integers, which a JSON list
+    # or a JSON string never is): the exact list, and the run key as a string, not 123
+    assert json.loads(data["isaac_job_args"]) == hostile
+    assert data["isaac_run_key"] == '"123"' and json.loads(data["isaac_run_key"]) == "123"
     jobs = pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]),
                         tmp_path)  # fmt: skip
     assert "--dry" in jobs and "-y" not in jobs and "isaac_cancel=" + json.dumps("r-1") in jobs
