@@ -74,8 +74,8 @@ def pyinfra_argv(args: argparse.Namespace, root: Path) -> list[str]:
         if args.to:
             data["isaac_results_dir"] = json.dumps(str(Path(args.to).expanduser().resolve()))
     argv = [sys.executable, "-m", "pyinfra", "--dry" if args.dry else "-y"]
-    if args.limit:
-        argv += ["--limit", args.limit]
+    if args.limit:  # the workstation builds or pushes the image for the roll-out
+        argv += ["--limit", args.limit, "--limit", "@local"]
     for key, value in data.items():
         argv += ["--data", f"{key}={value}"]
     return [*argv, str(inventory), DEPLOYS[args.action]]

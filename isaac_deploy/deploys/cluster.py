@@ -96,6 +96,9 @@ def _commit(folder: str) -> str | None:
 
 def load(project_root: str | Path) -> Rollout:
     """Everything the workstation side knows; checked before anything changes."""
+    if "@local" not in {other.name for other in inventory.iter_activated_hosts()}:
+        reason = "the roll-out needs the workstation (@local): it builds or pushes the image"
+        raise ConfigError("inventory", f"{reason}; with --limit CLUSTER add --limit @local")
     raw = host.data.dict()
     config = extension_config(project_root)
     image = config.image_name("ext")

@@ -542,3 +542,15 @@ def test_old_images_are_pruned_but_not_a_running_jobs_nor_another_projects(rollo
         subprocess.run(
             ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
         )
+
+
+def test_limit_to_one_cluster_keeps_the_workstation_in(rollout, lab):
+    project, login, node, run = rollout
+    alone = run("e2e-1", ARGS, "--limit", "lab")  # pyinfra's own --limit: the workstation is out
+    assert alone.rc != 0 and "add --limit @local" in alone.out, alone.out
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
+    cli = subprocess.run([str(project.venv_bin / "isaac-deploy"), "cluster", "submit", "-i", inventory,
+                          "--limit", "lab", "--run-key", "e2e-1", "--", *ARGS],
+                         cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr  # the CLI adds --limit @local itself

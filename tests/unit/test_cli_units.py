@@ -111,7 +111,7 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     args = parser().parse_args(["cluster", "submit", "--run-key", "123", "--limit", "euler",
                                 "--", *hostile])  # fmt: skip
     argv = pyinfra_argv(args, tmp_path)
-    assert argv[1:6] == ["-m", "pyinfra", "-y", "--limit", "euler"]
+    assert argv[1:8] == ["-m", "pyinfra", "-y", "--limit", "euler", "--limit", "@local"]
     assert argv[-2:] == [str(tmp_path / "inventories" / "cluster.py"), "deploy/cluster.py"]
     data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
     # pyinfra's --data reads a value as JSON (after true/false and integers, which a JSON list
