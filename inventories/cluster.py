@@ -5,19 +5,14 @@ connection; secrets come from an environment variable or a 0600 file on this wor
 from this file. Cluster paths may start with ~ or a variable the cluster sets ($SCRATCH, ...).
 """
 
+import runpy
+from pathlib import Path
+
 from isaac_deploy.cluster import cluster
 
-# registries a cluster may build its image from (same settings as inventories/registries.py);
-# the login node must reach the registry and trust its certificate (system CA store)
-REGISTRIES = {
-    "lab": {
-        "address": "registry.example.org:5000",
-        "prefix": "robotics/isaac",
-        "ca_file": "~/.config/isaac-deploy/lab-registry-ca.crt",
-        "username": "robot",
-        "password_env": "LAB_REGISTRY_TOKEN",
-    },
-}
+# registries a cluster may build its image from: the ones of inventories/registries.py (one
+# place for their settings); the login node must reach the registry and trust its certificate
+REGISTRIES = runpy.run_path(str(Path(__file__).with_name("registries.py")))["REGISTRIES"]
 
 # the workstation builds the Apptainer image (or pushes the Docker image to a registry)
 workstation = [("@local", {})]

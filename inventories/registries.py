@@ -13,6 +13,16 @@ Each entry of `isaac_registries`:
 Images: `isaac_push_profiles` (default ("ext",), the production image the clusters run).
 """
 
+REGISTRIES = {
+    "lab": {
+        "address": "registry.example.org:5000",
+        "prefix": "robotics/isaac",
+        "ca_file": "~/.config/isaac-deploy/lab-registry-ca.crt",
+        "username": "robot",
+        "password_env": "LAB_REGISTRY_TOKEN",
+    },
+}
+
 local = [
     (
         "@local",
@@ -20,15 +30,7 @@ local = [
             "isaac_extension_name": "ext_template",
             "isaac_profiles": ("ext",),
             "isaac_push_profiles": ("ext",),
-            "isaac_registries": {
-                "lab": {
-                    "address": "registry.example.org:5000",
-                    "prefix": "robotics/isaac",
-                    "ca_file": "~/.config/isaac-deploy/lab-registry-ca.crt",
-                    "username": "robot",
-                    "password_env": "LAB_REGISTRY_TOKEN",
-                },
-            },
+            "isaac_registries": REGISTRIES,
         },
     )
 ]

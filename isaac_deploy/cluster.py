@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import validate as v
@@ -104,6 +104,10 @@ class ClusterConfig:
     wandb_api_key_file: str | None = None
     image_registry: str | None = None  # login nodes build the image from this registry
     mount_paths: dict[str, str] = field(default_factory=dict)  # external mount -> cluster path
+
+    def to_json(self) -> dict[str, Any]:
+        """For ``pyinfra INVENTORY debug-inventory``."""
+        return asdict(self)
 
     @classmethod
     def parse(cls, name: str, raw: Any) -> ClusterConfig:

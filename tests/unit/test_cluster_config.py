@@ -163,3 +163,13 @@ def test_login_nodes_use_the_openssh_connector_with_host_keys_checked():
     assert options[options.index("-p") + 1] == "2222" and "StrictHostKeyChecking=yes" in options
     assert "BatchMode=yes" in options and "UserKnownHostsFile=/kh" in options
     assert options[options.index("-l") + 1] == "jdoe" and options[-1].endswith("/k")
+
+
+def test_example_inventories_share_one_registry_definition_and_debug_inventory_works():
+    import json
+
+    clusters = runpy.run_path(str(ROOT / "inventories" / "cluster.py"))
+    registries = runpy.run_path(str(ROOT / "inventories" / "registries.py"))
+    assert clusters["REGISTRIES"] == registries["local"][0][1]["isaac_registries"]
+    hosts, data = clusters["pbs_cluster"]
+    assert json.loads(json.dumps(data[KEY].to_json()))["image_registry"] == "lab"
