@@ -100,6 +100,7 @@ class ClusterConfig:
     resources: Resources = field(default_factory=Resources)
     snapshot_retention: int = 5
     image_retention: int = 2  # Apptainer images kept on the cluster (besides those jobs use)
+    image_format: str = "sif"  # "sandbox": jobs run an unpacked folder made from the SIF there
     wandb_api_key_env: str | None = None
     wandb_api_key_file: str | None = None
     image_registry: str | None = None  # login nodes build the image from this registry
@@ -149,6 +150,9 @@ class ClusterConfig:
             ),
             image_retention=v.integer(
                 f"{key}[image_retention]", raw.get("image_retention", 2), minimum=1
+            ),
+            image_format=v.choice(
+                f"{key}[image_format]", raw.get("image_format", "sif"), ("sif", "sandbox")
             ),
             wandb_api_key_env=None
             if not raw.get("wandb_api_key_env")

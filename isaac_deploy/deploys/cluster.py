@@ -38,7 +38,7 @@ from ..operations.delivery import file_delivered, images_pruned
 from ..operations.jobs import job_cancelled, job_submitted
 from ..operations.mounts import mount_present, mount_synced
 from ..operations.results import results_pulled
-from ..operations.sif import sif_built, sif_pulled
+from ..operations.sif import sandbox_built, sandbox_name, sif_built, sif_pulled
 from ..operations.util import barrier
 from ..registries import Registry
 from ..remote.dockerapi import docker_client
@@ -223,7 +223,7 @@ def rollout(plan: Rollout) -> None:
         resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
     )
     ext = plan.config.extension_name
-    _image(plan, cluster, image_dir, env["HOME"])
+    image = _image(plan, cluster, image_dir, env["HOME"])
     binds = _mounts(cluster, mounts, env)
     images_pruned(
         name=f"{cluster.name}: old images",
@@ -245,7 +245,7 @@ def rollout(plan: Rollout) -> None:
     secret = _secret(cluster, env["HOME"], ext)
     job = JobSpec(
         run_key=plan.run_key,
-        image=posixpath.join(image_dir, plan.sif),
+        image=image,
         code_dir=posixpath.join(snapshots, plan.run_key),
         logs_dir=posixpath.join(logs_dir, plan.run_key),
         cache_dir=cache_dir,
@@ -285,8 +285,9 @@ def rollout(plan: Rollout) -> None:
     )
 
 
-def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> None:
-    """The SIF on the login node: sent from this workstation, or built there from a registry."""
+def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> str:
+    """The SIF on the login node: sent from this workstation, or built there from a registry;
+    unpacked next to it when the cluster runs sandboxes. Returns the image jobs run."""
     source = image_registry(cluster, host.data.dict())
     if source is None:
         file_delivered(
@@ -296,16 +297,21 @@ def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> 
             folder=image_dir,
             filename=plan.sif,
         )
-        return
-    repository = source.repository(plan.image.split(":", 1)[0])
-    sif_pulled(
-        name=f"{cluster.name}: image {plan.sif} from {source.name}",
-        reference=f"{repository}:{plan.content_tag}",
-        folder=image_dir,
-        filename=plan.sif,
-        credentials=_registry_credentials(cluster, source, home),
-        plain_http=source.plain_http,
-    )
+    else:
+        repository = source.repository(plan.image.split(":", 1)[0])
+        sif_pulled(
+            name=f"{cluster.name}: image {plan.sif} from {source.name}",
+            reference=f"{repository}:{plan.content_tag}",
+            folder=image_dir,
+            filename=plan.sif,
+            credentials=_registry_credentials(cluster, source, home),
+            plain_http=source.plain_http,
+        )
+    if cluster.image_format == "sandbox":
+        sandbox_built(name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir,
+                      sif=plan.sif)  # fmt: skip
+        return posixpath.join(image_dir, sandbox_name(plan.sif))
+    return posixpath.join(image_dir, plan.sif)
 
 
 def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tuple[str, ...]:

@@ -100,9 +100,9 @@ def images_pruned(
     for name in candidates:
         if name in kept:
             host.noop(f"kept image {name}: {kept[name]}")
-        else:
-            removable += [name, f"{name}.sha256"]
+        else:  # with its checksum and, when the cluster unpacks images, its sandbox folder
+            removable += [name, f"{name}.sha256", name[: -len(".sif")] + ".sandbox"]
     if removable:
         yield StringCommand(
-            "cd", QuoteString(folder), "&& rm -f --", *(QuoteString(name) for name in removable)
+            "cd", QuoteString(folder), "&& rm -rf --", *(QuoteString(name) for name in removable)
         )

@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from ..facts.delivery import INCOMING, DeliveredFile
+from ..facts.files import PathKinds
 from ..facts.sif import CachedSif, sif_name
 from .util import fail
 
@@ -76,4 +77,31 @@ def sif_pulled(reference: str, folder: str, filename: str, credentials: str | No
         "cd", QuoteString(folder), "&& sha=$(sha256sum <", QuoteString(partial), "| cut -d' ' -f1)",
         "&& mv -f", QuoteString(partial), QuoteString(filename),
         '&& echo "$sha" >', QuoteString(f"{filename}.sha256"),
+    )  # fmt: skip
+
+
+def sandbox_name(sif: str) -> str:
+    """``sha256-ab.sif`` -> ``sha256-ab.sandbox``: the unpacked folder of that image."""
+    return sif[: -len(".sif")] + ".sandbox" if sif.endswith(".sif") else sif + ".sandbox"
+
+
+@operation()
+def sandbox_built(folder: str, sif: str):
+    """``folder/<image>.sandbox`` is the SIF ``folder/sif`` unpacked (``apptainer build
+    --sandbox``), built under ``.incoming/`` and renamed into place: a folder that carries the
+    final name is complete.
+
+    + folder: the cluster's image folder (absolute)
+    + sif: the SIF's file name there (delivered or built before this)
+    """
+    target = sandbox_name(sif)
+    kinds = host.get_fact(PathKinds, paths=[posixpath.join(folder, target)])
+    if kinds.get(posixpath.join(folder, target)) == "dir":
+        host.noop(f"{target} is unpacked")
+        return
+    partial = f"{INCOMING}/{target}"
+    yield StringCommand(
+        "cd", QuoteString(folder), "&& mkdir -p", INCOMING, "&& rm -rf", QuoteString(partial),
+        "&&", build_command(sif, partial, sandbox=True), "&& mv", QuoteString(partial),
+        QuoteString(target),
     )  # fmt: skip

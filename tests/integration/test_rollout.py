@@ -554,3 +554,20 @@ def test_limit_to_one_cluster_keeps_the_workstation_in(rollout, lab):
                           "--limit", "lab", "--run-key", "e2e-1", "--", *ARGS],
                          cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr  # the CLI adds --limit @local itself
+
+
+def test_a_sandbox_cluster_runs_the_unpacked_image(rollout):
+    project, login, node, run = rollout
+    settings = {"image_format": "sandbox", "image_dir": "~/isaac/sandbox-images"}
+    result = run("e2e-sandbox", ["--task", "Template-Reach-v0"], settings=settings)
+    assert result.rc == 0, result.out
+    folder = f"{login['home']}/isaac/sandbox-images"
+    [sandbox] = [n for n in node.run(f"ls {folder}").stdout.split() if n.endswith(".sandbox")]
+    assert node.file(f"{folder}/{sandbox}/.singularity.d/runscript").exists
+    assert not node.run(f"ls -A {folder}/.incoming").stdout.strip()  # nothing half-built left
+    script = node.file(f"{login['home']}/isaac/code/lab_ext/e2e-sandbox/job-e2e-sandbox.sh")
+    assert f"{folder}/{sandbox}" in script.content_string
+    entry = [e for e in ledger(node) if e["run_key"] == "e2e-sandbox"][0]
+    assert "JobState=COMPLETED" in wait(login, entry["job_id"])
+    again = run("e2e-sandbox", ["--task", "Template-Reach-v0"], settings=settings)
+    assert again.rc == 0 and again.totals()["success"] == 0, again.out

@@ -146,10 +146,25 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     # a: ended, beyond retention; b: running; c: kept by retention; foreign: not this project's;
     # the partial upload from two days ago goes, the one from a minute ago stays
     assert commands == [
-        "cd '/img dir' && rm -f -- .incoming/sha256-d.sif sha256-a.sif sha256-a.sif.sha256"
+        "cd '/img dir' && rm -rf -- .incoming/sha256-d.sif sha256-a.sif sha256-a.sif.sha256"
+        " sha256-a.sandbox"
     ]
     assert host.noops == ["kept image sha256-b.sif: job 2 is RUNNING"]
     facts["ActiveJobs"] = None  # the scheduler cannot be asked: no image goes
     commands, host = run_op(images_pruned, facts, folder="/img dir", keep=1,
                             current="sha256-cur.sif", ledger="/l", scheduler="slurm")  # fmt: skip
-    assert commands == ["cd '/img dir' && rm -f -- .incoming/sha256-d.sif"]
+    assert commands == ["cd '/img dir' && rm -rf -- .incoming/sha256-d.sif"]
+
+
+def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
+    from isaac_deploy.operations.sif import sandbox_built
+
+    commands, _ = run_op(sandbox_built, {"PathKinds": {}}, folder="/img dir", sif="sha256-a.sif")
+    assert commands == [
+        "cd '/img dir' && mkdir -p .incoming && rm -rf .incoming/sha256-a.sandbox && apptainer "
+        "build --force --sandbox .incoming/sha256-a.sandbox sha256-a.sif && mv "
+        ".incoming/sha256-a.sandbox sha256-a.sandbox"
+    ]
+    commands, host = run_op(sandbox_built, {"PathKinds": {"/img dir/sha256-a.sandbox": "dir"}},
+                            folder="/img dir", sif="sha256-a.sif")  # fmt: skip
+    assert commands == [] and host.noops == ["sha256-a.sandbox is unpacked"]
