@@ -223,6 +223,7 @@ def rollout(plan: Rollout) -> None:
         resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
     )
     ext = plan.config.extension_name
+    ledger = ledger_path(env["HOME"], ext)
     image = _image(plan, cluster, image_dir, env["HOME"])
     binds = _mounts(cluster, mounts, env)
     images_pruned(
@@ -230,7 +231,7 @@ def rollout(plan: Rollout) -> None:
         folder=image_dir,
         keep=cluster.image_retention,
         current=plan.sif,
-        ledger=ledger_path(env["HOME"], ext),
+        ledger=ledger,
         scheduler=cluster.scheduler,
     )
     if not plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
@@ -269,7 +270,7 @@ def rollout(plan: Rollout) -> None:
             time=plan.time,
         ),  # fmt: skip
         script=render_job(plan.project_root / "templates", cluster, job),
-        ledger=ledger_path(env["HOME"], ext),
+        ledger=ledger,
         resubmit=plan.resubmit,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
         # the persistent logs folder is bound inside the container
@@ -280,7 +281,7 @@ def rollout(plan: Rollout) -> None:
         snapshots=snapshots,
         keep=cluster.snapshot_retention,
         current=plan.run_key,
-        ledger=ledger_path(env["HOME"], ext),
+        ledger=ledger,
         scheduler=cluster.scheduler,
     )
 
