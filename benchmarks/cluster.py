@@ -109,7 +109,7 @@ def rollout(project, info, login, runs: int) -> dict[str, list]:
              "logs_dir": "~/bench/logs",
              "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"}}  # fmt: skip
     inventory.write_text(
-        "from isaac_deploy.cluster import cluster\n"
+        "from isaac_deploy.model.cluster import cluster\n"
         f"DATA = {data!r}\nworkstation = [('@local', DATA)]\n"
         f"hosts, group = cluster('lab', hosts=['lab-login'], **{group!r})\n"
         f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
@@ -178,10 +178,10 @@ def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, lis
 
 
 def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
-    from isaac_deploy.cluster import ClusterConfig
-    from isaac_deploy.jobs import JobSpec, render_job
-    from isaac_deploy.ledger import Entry
-    from isaac_deploy.operations.jobs import job_submitted
+    from isaac_deploy.model.cluster import ClusterConfig
+    from isaac_deploy.model.ledger import Entry
+    from isaac_deploy.operations.scheduler import job_submitted
+    from isaac_deploy.render.job_script import JobSpec, render_job
 
     home = run(ssh + ["echo $HOME"]).strip()
     cluster = ClusterConfig.parse("lab", {"user": "x", "scheduler": "slurm",

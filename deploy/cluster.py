@@ -9,7 +9,6 @@ each login node gets that image when it lacks it, a code snapshot for the run, t
 
 from pathlib import Path
 
-from isaac_deploy.deploys import cluster
+from isaac_deploy.deploys.cluster import plan, rollout
 
-plan = cluster.load(project_root=Path(__file__).resolve().parent.parent)
-cluster.rollout(plan)
+rollout.rollout(plan.load(project_root=Path(__file__).resolve().parent.parent))

@@ -8,7 +8,7 @@ from this file. Cluster paths may start with ~ or a variable the cluster sets ($
 import runpy
 from pathlib import Path
 
-from isaac_deploy.cluster import cluster
+from isaac_deploy.model.cluster import cluster
 
 # registries a cluster may build its image from: the ones of inventories/registries.py (one
 # place for their settings); the login node must reach the registry and trust its certificate

@@ -1,8 +1,8 @@
 """``isaac-deploy cluster ...``: the cluster deploy files as commands, for a person at a terminal.
 
 ``submit`` runs ``deploy/cluster.py``, with the training arguments after ``--`` passed as a list
-(exactly as typed, no second round of shell quoting); ``jobs`` runs ``deploy/jobs.py``, ``sync``
-``deploy/sync.py``. Everything else is pyinfra's, with the same inventory.
+(exactly as typed, no second round of shell quoting); ``jobs`` runs ``deploy/cluster_jobs.py``, ``sync``
+``deploy/cluster_sync.py``. Everything else is pyinfra's, with the same inventory.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import IsaacDeployError
-from ..ledger import check_run_key
+from isaac_deploy.model.errors import IsaacDeployError
+from isaac_deploy.model.ledger import check_run_key
 
-DEPLOYS = {"submit": "deploy/cluster.py", "jobs": "deploy/jobs.py", "sync": "deploy/sync.py"}
+DEPLOYS = {"submit": "deploy/cluster.py", "jobs": "deploy/cluster_jobs.py", "sync": "deploy/cluster_sync.py"}
 
 
 def add_parser(sub, add) -> None:
@@ -24,8 +24,8 @@ def add_parser(sub, add) -> None:
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
     texts = {
         "submit": "image, code and the job on each cluster (deploy/cluster.py)",
-        "jobs": "each cluster's ledger with job states (deploy/jobs.py)",
-        "sync": "experiment logs back from each cluster (deploy/sync.py)",
+        "jobs": "each cluster's ledger with job states (deploy/cluster_jobs.py)",
+        "sync": "experiment logs back from each cluster (deploy/cluster_sync.py)",
     }
     for name, text in texts.items():
         action = actions.add_parser(name, help=text, description=text)

@@ -8,10 +8,10 @@ import runpy
 import subprocess
 from pathlib import Path
 
-from ..checks import Check
-from ..cluster import KEY, ClusterConfig
-from ..connectors.openssh import ssh_options
-from ..errors import IsaacDeployError
+from isaac_deploy.connectors.openssh import ssh_options
+from isaac_deploy.model.cluster import KEY, ClusterConfig
+from isaac_deploy.model.errors import IsaacDeployError
+from isaac_deploy.policy.checks import Check
 
 EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example.edu")
 SUBMIT = {"slurm": "sbatch", "pbs": "qsub"}

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from ..images import build_argv, image_build, inputs_digest
-from ..remote.context_digest import context_digest
-from ..remote.dockerapi import docker_client
-from .project import Project, ProjectError
+from isaac_deploy.cli.project import Project, ProjectError
+from isaac_deploy.model.images import build_argv, image_build, inputs_digest
+from isaac_deploy.probes.context_digest import context_digest
+from isaac_deploy.probes.dockerapi import docker_client
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
 SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"

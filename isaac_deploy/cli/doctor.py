@@ -7,14 +7,16 @@ import os
 import stat
 import subprocess
 
-from ..checks import Check, toolkit_checks
-from ..managed import file_state
-from ..mounts import X11_SOCKETS, validate
-from .cluster_doctor import cluster_checks
-from .containers import container_state
-from .mount_commands import load as load_mounts
-from .mount_commands import local_probe, override_text
-from .project import Project, ProjectError, local_toolkit
+from isaac_deploy.cli.cluster_doctor import cluster_checks
+from isaac_deploy.cli.containers import container_state
+from isaac_deploy.cli.mount_commands import load as load_mounts
+from isaac_deploy.cli.mount_commands import local_probe, override_text
+from isaac_deploy.cli.project import Project, ProjectError
+from isaac_deploy.facts.toolkit import local_toolkit
+from isaac_deploy.model.mounts import validate
+from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.policy.checks import Check, toolkit_checks
+from isaac_deploy.render.managed import file_state
 
 DEPLOY = "run the workstation deploy (./dev-setup.sh)"
 REQUIRED = (

@@ -11,10 +11,10 @@ import argparse
 import sys
 from dataclasses import replace
 
-from ..errors import IsaacDeployError
-from . import cluster_commands, containers, mount_commands
-from .doctor import doctor
-from .project import Project, load
+from isaac_deploy.cli import cluster_commands, containers, mount_commands
+from isaac_deploy.cli.doctor import doctor
+from isaac_deploy.cli.project import Project, load
+from isaac_deploy.model.errors import IsaacDeployError
 
 EXAMPLES = {
     "build": "isaac-deploy -p ext-dev build\n  isaac-deploy -p ext build --no-cache",
@@ -193,18 +193,18 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def mounts(args: argparse.Namespace, project: Project) -> int:
-    from ..mounts import Mount
+    from isaac_deploy.model.mounts import Mount
 
     cmd = args.cmd
     if cmd == "mount-show":
         print(mount_commands.show(project, args.format))
     elif cmd == "mount-validate":
-        from ..mounts import validate
+        from isaac_deploy.model.mounts import validate
 
         validate(mount_commands.load(project), mount_commands.local_probe, project.config.user.home)
         print("every enabled mount is valid")
     elif cmd == "mount-setup":
-        from .wizard import wizard
+        from isaac_deploy.cli.wizard import wizard
 
         return wizard(project)
     elif cmd in ("mount-enable", "mount-disable"):

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
-from ..managed import file_state, stamp
-from ..mounts import X11_SOCKETS, Mount, MountConfig, override_yaml, validate, volumes
-from .project import Project, ProjectError, local_toolkit
+from isaac_deploy.cli.project import Project, ProjectError
+from isaac_deploy.facts.toolkit import local_toolkit
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.mounts import Mount, MountConfig, validate, volumes
+from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.render.compose_override import override_yaml
+from isaac_deploy.render.managed import file_state, stamp
 
 FORMATS = ("text", "json", "yaml", "docker", "singularity")
 

@@ -3,18 +3,16 @@ model and inventory data as the workstation deploy, with this machine's user det
 
 from __future__ import annotations
 
-import json
 import runpy
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..config import HostUser, WorkstationConfig
-from ..errors import IsaacDeployError
-from ..facts.toolkit import Toolkit, parse_toolkit
-from ..remote import toolkit_probe
+from isaac_deploy.facts.toolkit import local_user
+from isaac_deploy.model import paths
+from isaac_deploy.model.errors import IsaacDeployError
+from isaac_deploy.model.workstation import WorkstationConfig
 
 PROFILES = {"ext": "ext", "ext-dev": "ext-dev", "ext-dev-rootless": "ext-dev"}
 """Compose service -> the profile whose env file and image it uses."""
@@ -47,16 +45,6 @@ def inventory_data(root: Path) -> dict[str, Any]:
                 if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "@local":
                     return dict(entry[1])
     return {}
-
-
-def local_toolkit(paths_to_probe: tuple[str, ...] = ()) -> Toolkit:
-    """This machine's toolkit, by the very probe the deploy's fact runs on its target."""
-    return parse_toolkit(json.dumps(toolkit_probe.probe({"paths": list(paths_to_probe)})))
-
-
-def local_user() -> HostUser:
-    raw = toolkit_probe.user_info()
-    return HostUser(**{**raw, "groups": tuple(raw["groups"])})
 
 
 @dataclass

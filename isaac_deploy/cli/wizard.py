@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from ..errors import ConfigError
-from ..mounts import Mount, MountConfig, validate
-from .mount_commands import expand, load, local_probe, save, show
-from .project import Project
+from isaac_deploy.cli.mount_commands import expand, load, local_probe, save, show
+from isaac_deploy.cli.project import Project
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.mounts import Mount, MountConfig, validate
 
 
 def ask(prompt: str, default: str = "") -> str:

@@ -15,12 +15,12 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import files
 
-from ..config import WorkstationConfig
-from ..errors import ConfigError, ToolkitError
-from ..facts.toolkit import WorkstationToolkit
-from ..operations import files as file_ops
-from ..operations.registry import image_pushed
-from ..registries import KEY, Registry, auth_file_content, skopeo_flags
+from isaac_deploy.facts.toolkit import WorkstationToolkit
+from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.registries import KEY, Registry, auth_file_content, skopeo_flags
+from isaac_deploy.model.workstation import WorkstationConfig
+from isaac_deploy.operations import files as file_ops
+from isaac_deploy.operations.registry import image_pushed
 
 
 @dataclass(frozen=True)

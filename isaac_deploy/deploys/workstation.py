@@ -21,18 +21,21 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import apt, files, server
 
-from .. import apt_sources, paths
-from ..checks import Check, toolkit_checks
-from ..config import WorkstationConfig
-from ..errors import ConfigError, ToolkitError
-from ..facts.files import PathKinds
-from ..facts.sudo import SudoWithoutPassword
-from ..facts.toolkit import Toolkit, WorkstationToolkit
-from ..images import DOCKERFILES, image_build
-from ..mounts import X11_SOCKETS, MountConfig, override_yaml, required_paths, validate
-from ..operations import docker as docker_ops
-from ..operations import files as file_ops
-from ..render import render
+from isaac_deploy.facts.files import PathKinds
+from isaac_deploy.facts.sudo import SudoWithoutPassword
+from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
+from isaac_deploy.model import paths
+from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.images import DOCKERFILES, image_build
+from isaac_deploy.model.mounts import MountConfig, required_paths, validate
+from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.workstation import WorkstationConfig
+from isaac_deploy.operations import docker as docker_ops
+from isaac_deploy.operations import files as file_ops
+from isaac_deploy.policy.checks import Check, toolkit_checks
+from isaac_deploy.render import apt_sources
+from isaac_deploy.render.compose_override import override_yaml
+from isaac_deploy.render.templates import render
 
 BASE_HINT = (
     "build it from your Isaac Lab checkout (`./docker/container.py build base`, or "

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from ..images import INPUTS_LABEL
-from ..remote import PYTHON, program
-from .toolkit import image_key
+from isaac_deploy.facts.toolkit import image_key
+from isaac_deploy.model.images import INPUTS_LABEL
+from isaac_deploy.probes import PYTHON, program
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from ..ledger import Entry, parse_ledger
+from isaac_deploy.model.ledger import Entry, parse_ledger
 
 
 class LedgerEntries(FactBase[list]):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from ..remote import PYTHON, program
+from isaac_deploy.probes import PYTHON, program
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from ..remote import PYTHON, program
+from isaac_deploy.model.images import sif_name
+from isaac_deploy.probes import PYTHON, program
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,6 @@ class SifState:
     image_error: str | None
     sif: str | None  # the cached SIF's path, when it exists with its checksum sidecar
     sha256: str | None = None
-
-
-def sif_name(image_id: str) -> str:
-    """``sha256:ab..`` -> ``sha256-ab...sif``: one SIF per image content."""
-    return image_id.replace(":", "-") + ".sif"
 
 
 class CachedSif(FactBase[SifState]):

@@ -1,6 +1,6 @@
 """One fact for the whole workstation toolkit, gathered by a single command.
 
-The command runs :mod:`isaac_deploy.remote.toolkit_probe` with the target's python3: it
+The command runs :mod:`isaac_deploy.probes.toolkit_probe` with the target's python3: it
 prints one JSON object with the raw outputs (user, OS, ``nvidia-smi``, ``nvidia-ctk``, Docker
 engine and CLI, Compose, Apptainer/Singularity, ``daemon.json``, disk, images, and the paths,
 files and digests asked for). :func:`parse_toolkit` turns that into a :class:`Toolkit`.
@@ -15,9 +15,9 @@ from typing import Any
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from ..config import HostUser
-from ..remote import PYTHON, program
-from .files import FileDigest
+from isaac_deploy.facts.files import FileDigest
+from isaac_deploy.model.workstation import HostUser
+from isaac_deploy.probes import PYTHON, program, toolkit_probe
 
 VERSION_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
 
@@ -245,3 +245,13 @@ class WorkstationToolkit(FactBase[Toolkit]):
 
     def process(self, output: list[str]) -> Toolkit:
         return parse_toolkit("\n".join(output))
+
+
+def local_toolkit(paths_to_probe: tuple[str, ...] = ()) -> Toolkit:
+    """This machine's toolkit, by the very probe the deploy's fact runs on its target."""
+    return parse_toolkit(json.dumps(toolkit_probe.probe({"paths": list(paths_to_probe)})))
+
+
+def local_user() -> HostUser:
+    raw = toolkit_probe.user_info()
+    return HostUser(**{**raw, "groups": tuple(raw["groups"])})

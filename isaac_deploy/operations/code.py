@@ -17,10 +17,10 @@ import tempfile
 from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
-from ..facts.cluster import Snapshots
-from ..facts.ledger import LedgerEntries
-from ..remote.context_digest import DockerIgnore, walk
-from .jobs import busy
+from isaac_deploy.facts.cluster import Snapshots
+from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.operations.util import busy
+from isaac_deploy.probes.context_digest import DockerIgnore, walk
 
 
 def file_list(folder: str) -> str:

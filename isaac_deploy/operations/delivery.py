@@ -17,11 +17,10 @@ from pyinfra import host
 from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
-from ..facts.delivery import INCOMING, DeliveredFile, StoredFiles
-from ..facts.ledger import LedgerEntries
-from ..facts.sif import sif_name
-from .jobs import busy
-from .util import fail
+from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
+from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.facts.sif import sif_name
+from isaac_deploy.operations.util import busy, fail
 
 
 @operation()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from ..facts.images import ImageBuildInputs
-from ..facts.toolkit import Toolkit
-from ..images import ImageBuild, build_argv, inputs_digest
+from isaac_deploy.facts.images import ImageBuildInputs
+from isaac_deploy.facts.toolkit import Toolkit
+from isaac_deploy.model.images import ImageBuild, build_argv, inputs_digest
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
 DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"

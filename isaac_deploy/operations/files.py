@@ -11,8 +11,8 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations.util.files import generate_color_diff
 
-from ..facts.files import FileSha256WithMode, FileWithMode
-from ..managed import file_state, stamp
+from isaac_deploy.facts.files import FileSha256WithMode, FileWithMode
+from isaac_deploy.render.managed import file_state, stamp
 
 
 def _atomic_write(path: str, content: str, mode: int):

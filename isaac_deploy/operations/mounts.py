@@ -9,9 +9,9 @@ import shlex
 from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
-from ..cluster_mounts import EXCLUDES, MARKER
-from ..facts.cluster import Mirror
-from .util import fail
+from isaac_deploy.facts.cluster import Mirror
+from isaac_deploy.operations.util import fail
+from isaac_deploy.probes.mirror import EXCLUDES, MARKER
 
 
 @operation()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from ..facts.registry import RegistryImage
-from ..registries import Registry, explain
-from .util import fail
+from isaac_deploy.facts.registry import RegistryImage
+from isaac_deploy.model.registries import Registry, explain
+from isaac_deploy.operations.util import fail
 
 
 @operation()

@@ -17,9 +17,9 @@ import sys
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
-from ..facts.cluster import Snapshots
-from ..facts.ledger import LedgerEntries
-from .jobs import busy
+from isaac_deploy.facts.cluster import Snapshots
+from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.operations.util import busy
 
 
 def ssh_command(data) -> str:

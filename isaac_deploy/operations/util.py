@@ -5,6 +5,9 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
+from isaac_deploy.policy.retention import keep_reason
+
 
 def fail(message: str) -> StringCommand:
     """A command that fails with ``message``: the operation stops with that one line (an
@@ -22,3 +25,15 @@ def barrier(what: str):
     """
     host.noop(what)
     yield from ()
+
+
+def busy(jobs: dict[str, list[str]], names: list[str], scheduler: str) -> dict[str, str]:
+    """For each of ``names`` (snapshots, images, run folders) whose jobs (``jobs[name]``) may be
+    queued or running: the reason to keep it. Asks the scheduler only when there are jobs."""
+    ids = tuple(sorted({job for name in names for job in jobs.get(name, ())}))
+    if not ids:
+        return {}
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids)
+    active = host.get_fact(ActiveJobs, scheduler=scheduler)
+    reasons = {name: keep_reason(jobs.get(name, []), states, active) for name in names}
+    return {name: reason for name, reason in reasons.items() if reason}

@@ -90,7 +90,7 @@ def test_slurm_runs_jobs_and_reports_failures(login):
 
 
 def test_job_states_fact_on_the_login_node(login):
-    from isaac_deploy.facts.jobs import JobStates, parse_slurm, split_sections
+    from isaac_deploy.facts.scheduler import JobStates, parse_slurm, split_sections
 
     ok = sbatch(login, "-o out-%j.log --wrap 'true'")
     bad = sbatch(login, "-o out-%j.log --wrap 'exit 4'")
@@ -126,8 +126,8 @@ def test_a_run_key_is_submitted_once_and_recorded(tmp_path, login):
     deploy = tmp_path / "submit.py"
     deploy.write_text(f'''
 import os
-from isaac_deploy.ledger import Entry
-from isaac_deploy.operations.jobs import job_submitted
+from isaac_deploy.model.ledger import Entry
+from isaac_deploy.operations.scheduler import job_submitted
 
 run_key = os.environ["RUN_KEY"]
 script = "#!/bin/bash\\n#SBATCH -o {home}/runs/out-%j.log\\nprintf '[%s]' \\"$@\\" args: \\"$1\\" ; echo done-$SLURM_JOB_ID\\n"
@@ -284,7 +284,7 @@ def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login)
 
 def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
 
-    from isaac_deploy.ledger import Entry
+    from isaac_deploy.model.ledger import Entry
 
     home = login["home"]
     logs, ledger = f"{home}/results-logs", f"{home}/.isaac-deploy/results-ledger.jsonl"
@@ -355,7 +355,7 @@ def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, l
 
     def write(known_hosts: str, scheduler: str = "slurm", extra: str = "") -> None:
         inventory.write_text(
-            "from isaac_deploy.cluster import cluster\n"
+            "from isaac_deploy.model.cluster import cluster\n"
             f"lab = cluster('lab', hosts=[{login['host']!r}, 'login.hpc.example.org'], "
             f"user={login['user']!r}, scheduler={scheduler!r},\n"
             f"    ssh={{'port': {login['port']}, 'key': {login['key']!r}, 'known_hosts': {known_hosts!r}}},\n"

@@ -185,7 +185,7 @@ def test_a_lab_member_rolls_out_to_the_cluster(project, lab):
             "isaac_job_args": ["--task", "Template-Reach-v0", "--run_name", "member's run"]}  # fmt: skip
     inventory = project.path.parent / "cluster_inventory.py"
     inventory.write_text(
-        "from isaac_deploy.cluster import cluster\n"
+        "from isaac_deploy.model.cluster import cluster\n"
         f"DATA = {data!r}\nworkstation = [('@local', DATA)]\n"
         f"hosts, group = cluster('lab', hosts=['lab-login'], user={login['user']!r}, scheduler='slurm',\n"
         f"    ssh={{'port': {login['port']}, 'key': {str(keys / 'key')!r}, 'known_hosts': {str(keys / 'known_hosts')!r}}},\n"

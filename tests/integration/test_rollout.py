@@ -67,7 +67,7 @@ def rollout(root_project, lab):
             "snapshot_retention": 2, "wandb_api_key_env": "ROLLOUT_WANDB_KEY", **(settings or {}),
         }  # fmt: skip
         inventory.write_text(
-            "from isaac_deploy.cluster import cluster\n"
+            "from isaac_deploy.model.cluster import cluster\n"
             f"DATA = {data!r}\n"
             "workstation = [('@local', DATA)]\n"
             f"hosts, group = cluster('lab', hosts={list(hosts)!r}, **{group!r})\n"
@@ -162,7 +162,7 @@ def test_a_failing_training_fails_the_job_with_its_exit_code(rollout):
 
 def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
     project, login, node, run = rollout
-    result = run("e2e-1", ARGS, deploy="deploy/sync.py")
+    result = run("e2e-1", ARGS, deploy="deploy/cluster_sync.py")
     assert result.rc == 0, result.out
     pulled = list((project.path / "logs" / "cluster" / "lab" / "e2e-1").rglob("model_4.json"))
     assert len(pulled) == 1
@@ -175,7 +175,7 @@ def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
         + " >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
     )
     try:
-        result = run("e2e-1", ARGS, "--data", "isaac_remove=1", deploy="deploy/sync.py")
+        result = run("e2e-1", ARGS, "--data", "isaac_remove=1", deploy="deploy/cluster_sync.py")
         assert result.rc == 0, result.out
         assert not node.file(
             f"{login['home']}/isaac/logs/e2e-1"
@@ -223,7 +223,7 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
         node.run(
             f"printf '%s\\n' {shlex.quote(json.dumps(forgotten))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
         )
-        listing = run("e2e-queued", [], deploy="deploy/jobs.py")
+        listing = run("e2e-queued", [], deploy="deploy/cluster_jobs.py")
         assert listing.rc == 0 and listing.totals()["success"] == 0, listing.out
         rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
                 if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
@@ -234,12 +234,12 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
             ["ENDED", rows["e2e-fail"][2]],
         ), listing.out
         assert "'$(touch /tmp/pwned-e2e)'" in listing.out  # arguments shown as typed, quoted
-        cancel = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/jobs.py")
+        cancel = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py")
         assert cancel.rc == 0 and cancel.totals()["success"] == 1, cancel.out
         assert "JobState=CANCELLED" in wait(login, job)
-        again = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/jobs.py")
+        again = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py")
         assert again.rc == 0 and again.totals()["success"] == 0, again.out
-        unknown = run("e2e-queued", [], "--data", "isaac_cancel=nope", deploy="deploy/jobs.py")
+        unknown = run("e2e-queued", [], "--data", "isaac_cancel=nope", deploy="deploy/cluster_jobs.py")
         assert unknown.rc != 0 and "no run nope in the ledger" in unknown.out
     finally:
         subprocess.run([*ssh, f"scancel {blocker}"], check=False)
@@ -411,7 +411,7 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
         assert f"JobState={state}" in info, info
     log = node.file(f"{login['home']}/isaac/logs/e2e-pbs/job.out").content_string
     assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
-    listing = run("e2e-pbs", [], settings=settings, deploy="deploy/jobs.py")
+    listing = run("e2e-pbs", [], settings=settings, deploy="deploy/cluster_jobs.py")
     rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
             if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
     assert rows["e2e-pbs"][1] == "COMPLETED" and rows["e2e-pbs-fail"][1:3] == ["FAILED", "(1)"]
@@ -448,7 +448,7 @@ def test_bad_cluster_settings_stop_before_any_connection(rollout, settings, word
 def test_results_into_a_chosen_folder_and_no_apptainer_is_one_line(rollout, tmp_path):
     project, login, node, run = rollout
     result = run(
-        "e2e-1", [], "--data", f"isaac_results_dir={tmp_path}/results", deploy="deploy/sync.py"
+        "e2e-1", [], "--data", f"isaac_results_dir={tmp_path}/results", deploy="deploy/cluster_sync.py"
     )
     assert result.rc == 0, result.out
     assert list((tmp_path / "results" / "lab").rglob("args.json")), result.out
@@ -486,7 +486,7 @@ def test_one_login_node_acts_for_its_cluster(rollout):
     assert result.rc == 0, result.out
     assert "cluster lab is handled through @openssh/lab-login" in result.out
     assert len([e for e in ledger(node) if e["run_key"] == "e2e-two-logins"]) == 1
-    listing = run("e2e-two-logins", [], deploy="deploy/jobs.py", hosts=two)
+    listing = run("e2e-two-logins", [], deploy="deploy/cluster_jobs.py", hosts=two)
     assert listing.rc == 0 and listing.out.count("e2e-two-logins") == 1, listing.out
 
 

@@ -25,7 +25,7 @@ def built(root_project):
 def build(project, lab, tmp_path, image: str):
     deploy = tmp_path / "sif.py"
     deploy.write_text(
-        "from isaac_deploy.operations.sif import sif_built\n"
+        "from isaac_deploy.operations.cluster_image import sif_built\n"
         f"sif_built(name='sif', image={image!r}, cache_dir={str(tmp_path / 'cache')!r})\n"
     )
     env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",

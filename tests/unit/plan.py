@@ -9,10 +9,10 @@ from typing import Any
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import ctx_host, ctx_state
 
-from isaac_deploy.config import WorkstationConfig
 from isaac_deploy.deploys import workstation
 from isaac_deploy.facts.toolkit import WorkstationToolkit
-from isaac_deploy.mounts import MountConfig
+from isaac_deploy.model.mounts import MountConfig
+from isaac_deploy.model.workstation import WorkstationConfig
 from tests.helpers import ROOT, command_repr, fixture_lines
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from isaac_deploy.checks import is_tested_combination, toolkit_checks, version_tuple
 from isaac_deploy.facts.toolkit import WorkstationToolkit
+from isaac_deploy.policy.checks import is_tested_combination, toolkit_checks, version_tuple
 from tests.helpers import fixture_lines
 
 

@@ -11,7 +11,7 @@ import pytest
 from isaac_deploy.cli import containers
 from isaac_deploy.cli.main import main, parser, service_of
 from isaac_deploy.cli.project import ProjectError, find_root, inventory_data, load, read_env_file
-from isaac_deploy.render import env_quote
+from isaac_deploy.render.templates import env_quote
 from tests.unit.test_envfiles import HOSTILE
 
 
@@ -103,7 +103,7 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
 
     from isaac_deploy.cli.cluster_commands import pyinfra_argv
     from isaac_deploy.cli.main import parser
-    from isaac_deploy.errors import ConfigError, IsaacDeployError
+    from isaac_deploy.model.errors import ConfigError, IsaacDeployError
 
     (tmp_path / "inventories").mkdir()
     (tmp_path / "inventories" / "cluster.py").write_text("")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from isaac_deploy.cluster import KEY, ClusterConfig, cluster, image_registry
-from isaac_deploy.errors import ConfigError
+from isaac_deploy.model.cluster import KEY, ClusterConfig, cluster, image_registry
+from isaac_deploy.model.errors import ConfigError
 from tests.helpers import ROOT
 from tests.lab.project import PYINFRA
 
@@ -82,7 +82,7 @@ def test_hosts_and_ssh_settings():
 def test_bad_cluster_inventory_stops_pyinfra_before_connecting(tmp_path):
     inventory = tmp_path / "cluster.py"
     inventory.write_text(
-        "from isaac_deploy.cluster import cluster\n"
+        "from isaac_deploy.model.cluster import cluster\n"
         "c = cluster('c', hosts=['203.0.113.7'], user='jdoe', scheduler='sge',\n"
         "            image_dir='/i', code_dir='/c', cache_dir='/k', logs_dir='/l')\n"
     )
@@ -99,7 +99,7 @@ def test_bad_cluster_inventory_stops_pyinfra_before_connecting(tmp_path):
 
 
 def test_cluster_paths_resolve_only_a_leading_home_or_variable():
-    from isaac_deploy.cluster import path_variables, resolve
+    from isaac_deploy.model.cluster import path_variables, resolve
 
     env = {"HOME": "/home/jdoe", "SCRATCH": "/scratch/jdoe/"}
     assert resolve("$SCRATCH/isaac/$(x)", env) == "/scratch/jdoe/isaac/$(x)"

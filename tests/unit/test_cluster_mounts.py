@@ -7,12 +7,13 @@ import os
 
 import pytest
 
-from isaac_deploy.cluster import ClusterConfig
-from isaac_deploy.cluster_mounts import ClusterMount, cluster_mounts, tree_digest
-from isaac_deploy.errors import ConfigError
 from isaac_deploy.facts.cluster import Mirror, MirrorState
-from isaac_deploy.mounts import MountConfig
+from isaac_deploy.model.cluster import ClusterConfig
+from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.operations.mounts import mount_present, mount_synced
+from isaac_deploy.probes.mirror import tree_digest
 from tests.helpers import run_op
 
 CLUSTER = dict(user="u", scheduler="slurm", image_dir="/i", code_dir="/c", cache_dir="/k",

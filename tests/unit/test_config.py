@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from isaac_deploy.config import HostUser, WorkstationConfig
-from isaac_deploy.errors import ConfigError
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 
 USER = HostUser(name="alice", uid=1000, gid=1001, home="/home/alice", groups=("alice", "docker"))
 

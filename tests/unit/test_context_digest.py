@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from isaac_deploy.remote import program
-from isaac_deploy.remote.context_digest import DockerIgnore, context_digest
+from isaac_deploy.probes import program
+from isaac_deploy.probes.context_digest import DockerIgnore, context_digest
 
 
 @pytest.mark.parametrize(

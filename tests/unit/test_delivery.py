@@ -61,7 +61,7 @@ def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
 
 
 def test_apptainer_build_command_lines():
-    from isaac_deploy.operations.sif import build_command
+    from isaac_deploy.operations.cluster_image import build_command
 
     source = "docker-daemon://isaac-lab-ext:alice"
     assert build_command(source, "/c/.x.partial").get_raw_value() == (
@@ -74,7 +74,7 @@ def test_apptainer_build_command_lines():
 
 
 def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
-    from isaac_deploy.operations.sif import sif_pulled
+    from isaac_deploy.operations.cluster_image import sif_pulled
 
     ref = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
     commands, _ = run_op(sif_pulled, {"DeliveredFile": Delivery(False, None, 0, 10**6)},
@@ -125,8 +125,8 @@ def test_image_built_later_in_the_deploy_is_planned_then_decided_when_run(tmp_pa
 def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     import time
 
-    from isaac_deploy.facts.jobs import JobState
-    from isaac_deploy.ledger import Entry
+    from isaac_deploy.facts.scheduler import JobState
+    from isaac_deploy.model.ledger import Entry
     from isaac_deploy.operations.delivery import images_pruned
 
     now = int(time.time())
@@ -157,7 +157,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
 
 
 def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
-    from isaac_deploy.operations.sif import sandbox_built
+    from isaac_deploy.operations.cluster_image import sandbox_built
 
     commands, _ = run_op(sandbox_built, {"PathKinds": {}}, folder="/img dir", sif="sha256-a.sif")
     assert commands == [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from isaac_deploy.config import HostUser, WorkstationConfig
-from isaac_deploy.errors import ConfigError
-from isaac_deploy.render import env_quote, render
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.workstation import HostUser, WorkstationConfig
+from isaac_deploy.render.templates import env_quote, render
 from tests.helpers import ROOT
 
 COMPOSE_BIN = Path(__import__("compose").__file__).parent / "docker-compose"

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from isaac_deploy.cluster import ClusterConfig
-from isaac_deploy.jobs import JobSpec, render_job
-from isaac_deploy.render import shell_path
+from isaac_deploy.model.cluster import ClusterConfig
+from isaac_deploy.render.job_script import JobSpec, render_job
+from isaac_deploy.render.templates import shell_path
 from tests.helpers import ROOT
 from tests.unit.test_envfiles import HOSTILE
 
@@ -66,7 +66,7 @@ def test_pbs_directives():
 
 
 def test_pbs_memory_units():
-    from isaac_deploy.cluster import Resources
+    from isaac_deploy.model.cluster import Resources
 
     assert Resources(memory="500M").memory_pbs == "500mb"
     assert Resources(memory="64000").memory_pbs == "64000mb"  # Slurm's unit, not bytes

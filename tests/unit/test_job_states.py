@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from isaac_deploy.facts.jobs import (
-    ActiveJobs,
-    JobState,
-    JobStates,
-    keep_reason,
-    parse_qstat,
-    parse_slurm,
-)
+from isaac_deploy.facts.scheduler import ActiveJobs, JobState, JobStates, parse_qstat, parse_slurm
+from isaac_deploy.policy.retention import keep_reason
 from tests.helpers import fixture_lines
 
 

@@ -7,17 +7,17 @@ import subprocess
 
 import pytest
 
-from isaac_deploy.errors import ConfigError
-from isaac_deploy.facts.jobs import JobState
-from isaac_deploy.ledger import (
+from isaac_deploy.facts.scheduler import JobState
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.ledger import (
     Entry,
     check_run_key,
     entry_line_parts,
     parse_ledger,
     submitted,
-    table,
 )
-from isaac_deploy.operations.jobs import job_cancelled, job_submitted
+from isaac_deploy.operations.scheduler import job_cancelled, job_submitted
+from isaac_deploy.render.ledger_table import table
 from tests.helpers import run_op
 from tests.unit.test_envfiles import HOSTILE
 

@@ -7,9 +7,10 @@ import json
 import pytest
 import yaml
 
-from isaac_deploy.errors import ConfigError
-from isaac_deploy.managed import file_state, stamp
-from isaac_deploy.mounts import MountConfig, override_yaml, required_paths, validate, volumes
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.mounts import MountConfig, required_paths, validate, volumes
+from isaac_deploy.render.compose_override import override_yaml
+from isaac_deploy.render.managed import file_state, stamp
 
 
 def lines(text: str) -> list[str]:

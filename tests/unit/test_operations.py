@@ -9,10 +9,10 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
 from isaac_deploy.facts.images import BuildInputs, LocalImage
 from isaac_deploy.facts.toolkit import Toolkit
-from isaac_deploy.images import ImageBuild, inputs_digest
-from isaac_deploy.managed import stamp
+from isaac_deploy.model.images import ImageBuild, inputs_digest
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
+from isaac_deploy.render.managed import stamp
 from tests.helpers import run_op
 
 ENV = "/p/docker/.env.ext"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from isaac_deploy import apt_sources
 from isaac_deploy.deploys import workstation
-from isaac_deploy.errors import ToolkitError
+from isaac_deploy.model.errors import ToolkitError
+from isaac_deploy.render import apt_sources
 from tests.unit.plan import make_workstation, plan
 
 ALICE = {

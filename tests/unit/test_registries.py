@@ -7,17 +7,17 @@ import json
 
 import pytest
 
-from isaac_deploy.errors import ConfigError
 from isaac_deploy.facts.registry import RegistryImageState, TagState, parse_registry_state
-from isaac_deploy.operations.registry import image_pushed
-from isaac_deploy.registries import (
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.registries import (
     Registry,
     auth_file_content,
     explain,
     parse_registries,
     skopeo_flags,
 )
-from isaac_deploy.remote.registry_state import tags_for
+from isaac_deploy.operations.registry import image_pushed
+from isaac_deploy.probes.registry_state import tags_for
 from tests.helpers import run_op
 
 GOOD = {"address": "reg.example.org:5000", "prefix": "robotics/isaac", "ca_file": "~/ca.crt",

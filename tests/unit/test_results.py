@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from isaac_deploy.facts.jobs import JobState
-from isaac_deploy.ledger import Entry
+from isaac_deploy.facts.scheduler import JobState
+from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.results import results_pulled, ssh_command
 from tests.helpers import run_op
 

@@ -89,7 +89,7 @@ def test_image_build_inputs_command_runs_here(tmp_path):
 
 def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
     """A non-unix DOCKER_HOST or a non-default context goes through the docker CLI."""
-    from isaac_deploy.remote.dockerapi import DockerAPI, DockerCLI, docker_client
+    from isaac_deploy.probes.dockerapi import DockerAPI, DockerCLI, docker_client
 
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
     assert isinstance(docker_client(), DockerCLI)

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from . import validate as v
-from .errors import ConfigError
-from .registries import KEY as REGISTRIES_KEY
-from .registries import Registry, parse_registries
+from isaac_deploy.model import validate as v
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.registries import KEY as REGISTRIES_KEY
+from isaac_deploy.model.registries import Registry, parse_registries
 
 KEY = "isaac_cluster"
 SCHEDULERS = ("slurm", "pbs")

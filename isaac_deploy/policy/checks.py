@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .facts.toolkit import Toolkit
+from isaac_deploy.facts.toolkit import Toolkit
 
 Status = Literal["OK", "WARN", "FAIL", "SKIPPED"]
 # The seed's tested combinations: (docker, apptainer) exact pair, or both at least these.

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from isaac_deploy.model.errors import ConfigError
 
 RUN_KEY_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 
@@ -65,27 +64,3 @@ def entry_line_parts(entry: Entry) -> tuple[str, str]:
     return prefix, suffix
 
 
-def state_of(entry: Entry, states: dict, active: set[str] | None) -> str:
-    """A ledger entry's job state for people: the scheduler's, or what its silence means."""
-    state = states.get(entry.job_id)
-    if state is not None:
-        code = "" if state.exit_code in (None, 0) or state.active else f" ({state.exit_code})"
-        return state.state + code
-    if active is None:
-        return "UNKNOWN"
-    return "ACTIVE" if entry.job_id.split(".", 1)[0] in active else "ENDED"
-
-
-def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[str]:
-    """The ledger as aligned lines: run key, job, state, submitted, commit, arguments."""
-    rows = [("RUN KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS")]
-    for entry in entries:
-        args = " ".join(shlex.quote(arg) for arg in entry.args)
-        rows.append((entry.run_key, entry.job_id, state_of(entry, states, active),
-                     entry.time or "-", entry.commit or "-", args or "-"))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
-        lines.append("  ".join(cells) + "  " + row[5])
-    return lines

@@ -7,7 +7,7 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 
-from .config import WorkstationConfig
+from isaac_deploy.model.workstation import WorkstationConfig
 
 INPUTS_LABEL = "org.isaac-deploy.inputs"
 DOCKERFILES = {"ext": "docker/Dockerfile.ext", "ext-dev": "docker/Dockerfile.ext-dev"}
@@ -68,3 +68,13 @@ def build_argv(
     for key, value in sorted(build.build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
     return [*argv, *extra, context]
+
+
+def sif_name(image_id: str) -> str:
+    """``sha256:ab..`` -> ``sha256-ab...sif``: one SIF per image content."""
+    return image_id.replace(":", "-") + ".sif"
+
+
+def sandbox_name(sif: str) -> str:
+    """``sha256-ab.sif`` -> ``sha256-ab.sandbox``: the unpacked folder of that image."""
+    return sif[: -len(".sif")] + ".sandbox" if sif.endswith(".sif") else sif + ".sandbox"

@@ -8,8 +8,8 @@ from typing import Any
 
 import jinja2
 
-from .cluster import split_cluster_path
-from .errors import ConfigError
+from isaac_deploy.model.cluster import split_cluster_path
+from isaac_deploy.model.errors import ConfigError
 
 
 def env_quote(value: Any, name: str = "value") -> str:

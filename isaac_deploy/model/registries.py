@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from . import validate as v
-from .errors import ConfigError, IsaacDeployError
+from isaac_deploy.model import validate as v
+from isaac_deploy.model.errors import ConfigError, IsaacDeployError
 
 KEY = "isaac_registries"
 ADDRESS_RE = r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?"

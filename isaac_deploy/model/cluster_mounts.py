@@ -9,22 +9,13 @@ The cluster path comes from the cluster's ``mount_paths`` (per cluster) or the m
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
-import stat
 from dataclasses import dataclass
 
-from .cluster import KEY, ClusterConfig
-from .errors import ConfigError
-from .mounts import FILE, MountConfig, expand_home
-
-# never synced: version control, caches, environments, outputs
-EXCLUDES = (
-    ".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/", ".pytest_cache/",
-    ".ruff_cache/", "*.egg-info/", "logs/", "outputs/", "wandb/",
-)  # fmt: skip
-MARKER = ".isaac-deploy-mirror"  # in a synced folder: the digest of what was sent
+from isaac_deploy.model.cluster import KEY, ClusterConfig
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.mounts import FILE, MountConfig, expand_home
 
 
 @dataclass(frozen=True)
@@ -75,33 +66,3 @@ def cluster_mounts(mounts: MountConfig, cluster: ClusterConfig, home: str) -> li
     return result
 
 
-def excluded(rel: str, is_dir: bool) -> bool:
-    """Whether ``rel`` (a path below the synced folder) matches :data:`EXCLUDES`."""
-    base = posixpath.basename(rel)
-    for pattern in EXCLUDES:
-        if pattern.endswith("/"):
-            if is_dir and (base == pattern[:-1] or (pattern.startswith("*") and
-                                                   base.endswith(pattern[1:-1]))):  # fmt: skip
-                return True
-        elif pattern.startswith("*") and base.endswith(pattern[1:]):
-            return True
-    return False
-
-
-def tree_digest(folder: str) -> str:
-    """A digest of the names, sizes, modes and modification times below ``folder`` (what
-    rsync's quick check looks at), excludes applied: equal digests, nothing to send."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(folder):
-        rel_root = os.path.relpath(root, folder)
-        rel_root = "" if rel_root == "." else rel_root
-        dirs[:] = sorted(d for d in dirs if not excluded(posixpath.join(rel_root, d), True))
-        for name in sorted(files):
-            rel = posixpath.join(rel_root, name)
-            if excluded(rel, False):
-                continue
-            info = os.lstat(os.path.join(root, name))
-            kind = "l" if stat.S_ISLNK(info.st_mode) else "f"
-            digest.update(f"{kind}\0{rel}\0{info.st_size}\0{info.st_mode:o}\0"
-                          f"{info.st_mtime_ns // 10**9}\n".encode())  # fmt: skip
-    return "sha256:" + digest.hexdigest()

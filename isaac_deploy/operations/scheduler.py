@@ -9,10 +9,11 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 
-from ..facts.jobs import ActiveJobs, JobStates, keep_reason
-from ..facts.ledger import LedgerEntries
-from ..ledger import Entry, check_run_key, entry_line_parts, submitted
-from .util import fail
+from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
+from isaac_deploy.model.ledger import Entry, check_run_key, entry_line_parts, submitted
+from isaac_deploy.operations.util import fail
+from isaac_deploy.policy.retention import keep_reason
 
 SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
 
@@ -76,13 +77,3 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
     yield StringCommand(CANCEL[scheduler], *(QuoteString(job) for job in running))
 
 
-def busy(jobs: dict[str, list[str]], names: list[str], scheduler: str) -> dict[str, str]:
-    """For each of ``names`` (snapshots, images, run folders) whose jobs (``jobs[name]``) may be
-    queued or running: the reason to keep it. Asks the scheduler only when there are jobs."""
-    ids = tuple(sorted({job for name in names for job in jobs.get(name, ())}))
-    if not ids:
-        return {}
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids)
-    active = host.get_fact(ActiveJobs, scheduler=scheduler)
-    reasons = {name: keep_reason(jobs.get(name, []), states, active) for name in names}
-    return {name: reason for name, reason in reasons.items() if reason}

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cluster import ClusterConfig
-from .errors import ConfigError
-from .render import render
+from isaac_deploy.model.cluster import ClusterConfig
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.render.templates import render
 
 JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,64}"
 # the scheduler's log of a job, in the run's logs folder (PBS cannot put the job id in it)

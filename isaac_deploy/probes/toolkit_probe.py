@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.remote.dockerapi import docker_client
+    from isaac_deploy.probes.dockerapi import docker_client
 
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",

@@ -9,10 +9,11 @@ import posixpath
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from ..facts.delivery import INCOMING, DeliveredFile
-from ..facts.files import PathKinds
-from ..facts.sif import CachedSif, sif_name
-from .util import fail
+from isaac_deploy.facts.delivery import INCOMING, DeliveredFile
+from isaac_deploy.facts.files import PathKinds
+from isaac_deploy.facts.sif import CachedSif
+from isaac_deploy.model.images import sandbox_name, sif_name
+from isaac_deploy.operations.util import fail
 
 
 def build_command(
@@ -78,11 +79,6 @@ def sif_pulled(reference: str, folder: str, filename: str, credentials: str | No
         "&& mv -f", QuoteString(partial), QuoteString(filename),
         '&& echo "$sha" >', QuoteString(f"{filename}.sha256"),
     )  # fmt: skip
-
-
-def sandbox_name(sif: str) -> str:
-    """``sha256-ab.sif`` -> ``sha256-ab.sandbox``: the unpacked folder of that image."""
-    return sif[: -len(".sif")] + ".sandbox" if sif.endswith(".sif") else sif + ".sandbox"
 
 
 @operation()

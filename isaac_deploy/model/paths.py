@@ -27,3 +27,10 @@ def override_file(folder: str | PurePosixPath) -> PurePosixPath:
 
 def mount_config(folder: str | PurePosixPath) -> PurePosixPath:
     return PurePosixPath(folder) / MOUNT_CONFIG
+
+
+def expand_home(path: str, home: str) -> str:
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
+X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's socket folder

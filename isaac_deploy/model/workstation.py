@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import validate as v
-from .errors import ConfigError
-from .paths import PROFILES
-from .registries import Registry, parse_registries
+from isaac_deploy.model import validate as v
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.paths import PROFILES
+from isaac_deploy.model.registries import Registry, parse_registries
 
 PREFIX = "isaac_"
 NAME_RE = r"[A-Za-z_][A-Za-z0-9_]*"

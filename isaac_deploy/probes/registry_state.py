@@ -12,7 +12,7 @@ import threading
 from urllib.parse import quote
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.remote.dockerapi import docker_client
+    from isaac_deploy.probes.dockerapi import docker_client
 
 
 def remote_digest(reference, flags):

@@ -1,9 +1,0 @@
-"""Cluster jobs: `pyinfra inventories/cluster.py deploy/jobs.py` prints each login node's
-ledger (run key, job, state, submitted, commit, arguments) with the scheduler's states;
-`--data isaac_cancel=<run key>` cancels that run's queued or running jobs."""
-
-from pathlib import Path
-
-from isaac_deploy.deploys import cluster
-
-cluster.jobs(project_root=Path(__file__).resolve().parent.parent)

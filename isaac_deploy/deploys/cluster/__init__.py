@@ -1,0 +1,1 @@
+"""The cluster deploys: plan, roll-out, jobs, results."""

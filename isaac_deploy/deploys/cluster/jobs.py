@@ -1,0 +1,43 @@
+"""The clusters' ledgers with the scheduler's job states; cancel a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+
+from isaac_deploy.deploys.cluster.plan import (
+    extension_config,
+    ledger_path,
+    standing_by,
+    this_cluster,
+)
+from isaac_deploy.facts.cluster import ClusterEnv
+from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
+from isaac_deploy.operations.scheduler import job_cancelled
+from isaac_deploy.render.ledger_table import table
+
+
+@deploy("Cluster jobs")
+def jobs(project_root: str | Path) -> None:
+    """Print each login node's ledger with the scheduler's job states; with
+    ``--data isaac_cancel=<run key>`` cancel that run's queued or running jobs."""
+    if host.name == "@local":
+        return
+    cluster = this_cluster()
+    if standing_by(cluster):
+        return
+    ext = extension_config(project_root, "isaac_cancel").extension_name
+    ledger = ledger_path(host.get_fact(ClusterEnv)["HOME"], ext)
+    entries = host.get_fact(LedgerEntries, path=ledger)
+    ids = tuple(sorted({entry.job_id for entry in entries}))
+    states = host.get_fact(JobStates, scheduler=cluster.scheduler, job_ids=ids) if ids else {}
+    active = host.get_fact(ActiveJobs, scheduler=cluster.scheduler)
+    lines = table(entries, states, active) if entries else ["no submissions yet"]
+    logger.info("\n".join(f"{host.print_prefix}{line}" for line in lines))
+    cancel = host.data.get("isaac_cancel")
+    if cancel:
+        job_cancelled(name=f"{cluster.name}: cancel {cancel}", run_key=str(cancel),
+                      ledger=ledger, scheduler=cluster.scheduler)  # fmt: skip

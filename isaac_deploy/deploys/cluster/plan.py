@@ -1,0 +1,184 @@
+"""What the cluster deploys know before anything changes: the roll-out's plan (image, run key,
+arguments, mounts, delivery), the cluster of the current login node and which of its login
+nodes acts for it. Checked before the first operation, so bad input stops with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shlex
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from pyinfra import host, inventory, logger
+
+from isaac_deploy.cli.project import local_user
+from isaac_deploy.deploys import registry as registry_deploy
+from isaac_deploy.deploys.registry import PushPlan
+from isaac_deploy.facts.sif import sif_name
+from isaac_deploy.facts.toolkit import local_toolkit
+from isaac_deploy.model import paths
+from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry
+from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.ledger import check_run_key
+from isaac_deploy.model.mounts import MountConfig
+from isaac_deploy.model.registries import Registry
+from isaac_deploy.model.workstation import WorkstationConfig
+from isaac_deploy.policy.checks import check_apptainer
+from isaac_deploy.probes.dockerapi import docker_client
+from isaac_deploy.probes.registry_state import content_tag
+
+WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_submit",
+                    "isaac_sif_cache", KEY)  # fmt: skip
+
+
+def flag(value: object) -> bool:
+    """A yes/no ``--data`` value (``1``, ``true``, ``yes``)."""
+    return str(value or "").lower() in ("1", "true", "yes")
+
+
+def ledger_path(home: str, extension: str) -> str:
+    """The submission ledger of ``extension`` on a login node."""
+    return posixpath.join(home, ".isaac-deploy", f"{extension}-ledger.jsonl")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    config: WorkstationConfig
+    project_root: Path
+    image: str
+    image_id: str
+    sif_cache: str
+    args: tuple[str, ...]
+    run_key: str
+    commit: str | None
+    resubmit: bool
+    time: str  # when this roll-out was planned (UTC), recorded in the ledger
+    mounts: MountConfig = field(default_factory=MountConfig)  # .mount.config
+    home: str = "~"  # this workstation's home (mount paths may start with ~)
+    submit: bool = True  # False: the image and mounts only (no snapshot, no job)
+    build_sif: bool = True  # some cluster receives the image file from this workstation
+    push: PushPlan | None = None  # registries some clusters build the image from
+
+    @property
+    def content_tag(self) -> str:
+        return content_tag(self.image_id)
+
+    @property
+    def sif(self) -> str:
+        return sif_name(self.image_id)
+
+
+def _commit(folder: str) -> str | None:
+    result = subprocess.run(["git", "-C", folder, "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True)  # fmt: skip
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def load(project_root: str | Path) -> Rollout:
+    """Everything the workstation side knows; checked before anything changes."""
+    if "@local" not in {other.name for other in inventory.iter_activated_hosts()}:
+        reason = "the roll-out needs the workstation (@local): it builds or pushes the image"
+        raise ConfigError("inventory", f"{reason}; with --limit CLUSTER add --limit @local")
+    raw = host.data.dict()
+    config = extension_config(project_root)
+    image = config.image_name("ext")
+    status, found = docker_client().get(f"/images/{quote(image, safe='')}/json")
+    if status != 200:
+        raise ToolkitError(
+            f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
+            if status == 404 else f"Docker is not usable here: {found}"
+        )  # fmt: skip
+    args = raw.get("isaac_job_args") or ()
+    args = tuple(shlex.split(args) if isinstance(args, str) else (str(a) for a in args))
+    commit = _commit(config.extension_folder)
+    digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
+    run_key = check_run_key(str(raw.get("isaac_run_key") or f"{commit or 'run'}-{digest}"))
+    cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
+    resubmit = flag(raw.get("isaac_resubmit"))
+    submit = raw.get("isaac_submit") is None or flag(raw.get("isaac_submit"))
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    build_sif, push = True, None
+    if host.name == "@local":
+        sources = image_sources()
+        build_sif = any(registry is None for registry in sources.values())
+        if build_sif and not os.path.exists(os.path.join(cache, f"{sif_name(found['Id'])}.sha256")):
+            check_sif_builder()  # a SIF will be built here: apptainer must be there
+        used = {r.name: r for r in sources.values() if r is not None}
+        if used:
+            data = {k: v for k, v in raw.items() if k not in WORKSTATION_KEYS}
+            data["isaac_push_profiles"] = ("ext",)
+            data["isaac_registries"] = {r.name: _registry_settings(r) for r in used.values()}
+            push = registry_deploy.load(project_root, data)
+    mounts_file = Path(paths.mount_config(config.extension_folder))
+    mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
+    return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
+                   resubmit, now, mounts, config.user.home, submit, build_sif, push)  # fmt: skip
+
+
+def check_sif_builder() -> None:
+    """Refuse to start without Apptainer on this workstation; warn about an untested
+    Docker/Apptainer combination (the seed's tested ones)."""
+    for check in check_apptainer(local_toolkit()):
+        if check.name == "Apptainer" and check.status != "OK":
+            raise ToolkitError("apptainer is not installed on this workstation: install "
+                               "Apptainer >= 1.3.4 (apptainer.org/docs), or let the clusters "
+                               "build the image from a registry (image_registry)")  # fmt: skip
+        if check.status == "WARN":
+            logger.warning(f"{host.print_prefix}{check.line()}")
+
+
+def image_sources() -> dict[str, Registry | None]:
+    """Each cluster of the inventory (its connected login nodes) and the registry it builds
+    the image from (``None``: it receives the image file from this workstation)."""
+    sources: dict[str, Registry | None] = {}
+    for other in inventory.iter_activated_hosts():
+        config = other.data.get(KEY)
+        if isinstance(config, ClusterConfig):
+            sources[config.name] = image_registry(config, other.data.dict())
+    return sources
+
+
+def _registry_settings(registry: Registry) -> dict:
+    """A parsed registry back as inventory settings (for the push plan)."""
+    return {k: v for k, v in asdict(registry).items() if k != "name" and v not in (None, "")}
+
+
+def this_cluster() -> ClusterConfig:
+    """The cluster settings of the current login node (its inventory group)."""
+    cluster = host.data.get(KEY)
+    if not isinstance(cluster, ClusterConfig):
+        raise ConfigError(KEY, f"{host.name} is not in a cluster group (inventories/cluster.py)")
+    return cluster
+
+
+def acting_login(cluster: ClusterConfig) -> str | None:
+    """The login node that acts for ``cluster``: the first of its group that answered. Login
+    nodes of a cluster share its file systems and scheduler, so one of them does the work (two
+    would send the same image and submit the same job twice); the others stand by, and take
+    over when the first cannot be reached."""
+    for other in inventory.iter_activated_hosts():
+        config = other.data.get(KEY)
+        if isinstance(config, ClusterConfig) and config.name == cluster.name:
+            return other.name
+    return None
+
+
+def standing_by(cluster: ClusterConfig) -> bool:
+    """Whether this login node leaves the work to another one of its cluster (logged)."""
+    acting = acting_login(cluster)
+    if acting is None or acting == host.name:
+        return False
+    logger.info(f"{host.print_prefix}cluster {cluster.name} is handled through {acting}")
+    return True
+
+
+def extension_config(project_root: str | Path, *extra_keys: str) -> WorkstationConfig:
+    """The extension's settings from the host data (roll-out keys aside)."""
+    skip = (*WORKSTATION_KEYS, *extra_keys)
+    data = {k: v for k, v in host.data.dict().items() if k not in skip}
+    return WorkstationConfig.from_host_data(data, local_user(), str(project_root))

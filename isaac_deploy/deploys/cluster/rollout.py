@@ -1,0 +1,210 @@
+"""The cluster roll-out: the workstation (``@local``) builds the Apptainer image once per image
+digest; each login node gets the image (only when it lacks that digest), a code snapshot for
+the run, the W&B key as a 0600 file, and the job, submitted once per run key."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.hiddenvalue import HiddenValue
+
+from isaac_deploy.deploys import registry as registry_deploy
+from isaac_deploy.deploys.cluster.plan import (
+    Rollout,
+    ledger_path,
+    standing_by,
+    this_cluster,
+)
+from isaac_deploy.facts.cluster import ClusterEnv
+from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
+from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.registries import Registry
+from isaac_deploy.operations import files as file_ops
+from isaac_deploy.operations.cluster_image import sandbox_built, sandbox_name, sif_built, sif_pulled
+from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
+from isaac_deploy.operations.delivery import file_delivered, images_pruned
+from isaac_deploy.operations.mounts import mount_present, mount_synced
+from isaac_deploy.operations.scheduler import job_submitted
+from isaac_deploy.operations.util import barrier
+from isaac_deploy.probes.mirror import tree_digest
+from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
+from isaac_deploy.render.templates import env_quote
+
+
+@deploy("Cluster roll-out")
+def rollout(plan: Rollout) -> None:
+    if host.name == "@local":
+        if plan.build_sif:
+            sif_built(
+                name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
+            )
+        if plan.push:
+            registry_deploy.push(plan.push)
+    # one step for all hosts: login nodes take the image only once the workstation made it
+    barrier(name="workstation image ready", what="image built and pushed where needed")
+    if host.name == "@local":
+        return
+    cluster = this_cluster()
+    if standing_by(cluster):
+        return
+    mounts = cluster_mounts(plan.mounts, cluster, plan.home)
+    folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
+    every = (*folders, *(mount.cluster_path for mount in mounts))
+    env = host.get_fact(ClusterEnv, names=tuple({n for p in every for n in path_variables(p)}))
+    image_dir, code_dir, cache_dir, logs_dir = (
+        resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
+    )
+    ext = plan.config.extension_name
+    ledger = ledger_path(env["HOME"], ext)
+    image = _image(plan, cluster, image_dir, env["HOME"])
+    binds = _mounts(cluster, mounts, env)
+    images_pruned(
+        name=f"{cluster.name}: old images",
+        folder=image_dir,
+        keep=cluster.image_retention,
+        current=plan.sif,
+        ledger=ledger,
+        scheduler=cluster.scheduler,
+    )
+    if not plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
+        return
+    snapshots = posixpath.join(code_dir, ext)
+    snapshot_synced(
+        name=f"{cluster.name}: code snapshot {plan.run_key}",
+        folder=plan.config.extension_folder,
+        snapshots=snapshots,
+        snapshot=plan.run_key,
+    )
+    secret = _secret(cluster, env["HOME"], ext)
+    job = JobSpec(
+        run_key=plan.run_key,
+        image=image,
+        code_dir=posixpath.join(snapshots, plan.run_key),
+        logs_dir=posixpath.join(logs_dir, plan.run_key),
+        cache_dir=cache_dir,
+        output=posixpath.join(logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
+        args=plan.args,
+        binds=binds,
+        secret_file=secret,
+        ext_path=plan.config.docker_ext_path,
+        isaacsim_root=plan.config.isaacsim_root,
+    )
+    job_submitted(
+        name=f"{cluster.name}: job {plan.run_key}",
+        entry=Entry(
+            run_key=plan.run_key,
+            job_id="",
+            scheduler=cluster.scheduler,
+            commit=plan.commit,
+            image=plan.image_id,
+            snapshot=job.code_dir,
+            args=plan.args,
+            time=plan.time,
+        ),  # fmt: skip
+        script=render_job(plan.project_root / "templates", cluster, job),
+        ledger=ledger,
+        resubmit=plan.resubmit,
+        # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
+        # the persistent logs folder is bound inside the container
+        directories=(job.logs_dir, posixpath.join(job.code_dir, "logs")),
+    )
+    snapshots_pruned(
+        name=f"{cluster.name}: old code snapshots",
+        snapshots=snapshots,
+        keep=cluster.snapshot_retention,
+        current=plan.run_key,
+        ledger=ledger,
+        scheduler=cluster.scheduler,
+    )
+
+
+def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> str:
+    """The SIF on the login node: sent from this workstation, or built there from a registry;
+    unpacked next to it when the cluster runs sandboxes. Returns the image jobs run."""
+    source = image_registry(cluster, host.data.dict())
+    if source is None:
+        file_delivered(
+            name=f"{cluster.name}: image {plan.sif}",
+            local_path=os.path.join(plan.sif_cache, plan.sif),
+            sha256=None,
+            folder=image_dir,
+            filename=plan.sif,
+        )
+    else:
+        repository = source.repository(plan.image.split(":", 1)[0])
+        sif_pulled(
+            name=f"{cluster.name}: image {plan.sif} from {source.name}",
+            reference=f"{repository}:{plan.content_tag}",
+            folder=image_dir,
+            filename=plan.sif,
+            credentials=_registry_credentials(cluster, source, home),
+            plain_http=source.plain_http,
+        )
+    if cluster.image_format == "sandbox":
+        sandbox_built(name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir,
+                      sif=plan.sif)  # fmt: skip
+        return posixpath.join(image_dir, sandbox_name(plan.sif))
+    return posixpath.join(image_dir, plan.sif)
+
+
+def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tuple[str, ...]:
+    """External mounts synced (or, mount-only, checked) on the login node; their binds."""
+    binds = []
+    for mount in mounts:
+        path = resolve(mount.cluster_path, env, f"{cluster.name}: mount {mount.name}")
+        folder = posixpath.join(path, mount.subdir) if mount.subdir else path
+        if mount.local_path is None:
+            mount_present(name=f"{cluster.name}: mount {mount.name} (mount-only)", path=folder,
+                          mount=mount.name)  # fmt: skip
+        else:
+            local = os.path.join(mount.local_path, mount.subdir)
+            mount_synced(name=f"{cluster.name}: mount {mount.name}", local=local, remote=folder,
+                         digest=tree_digest(local))  # fmt: skip
+        binds.append(mount.bind(path))
+    return tuple(binds)
+
+
+def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str) -> str | None:
+    """The registry's user and password (from this workstation's environment) as a 0600 file
+    on the login node, for ``apptainer build``; ``None`` when the registry has no
+    ``username``/``password_env`` (the login node's own ``apptainer registry login`` is used)."""
+    if not registry.password_env:
+        return None
+    password = os.environ.get(registry.password_env, "")
+    if not password:
+        raise ConfigError(f"{cluster.name}: {KEY}[image_registry]",
+                          f"${registry.password_env} (password of registry {registry.name}) "
+                          "is not set in this shell")  # fmt: skip
+    user, secret = env_quote(registry.username, "username"), env_quote(password, "password")
+    content = f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n"
+    target = posixpath.join(home, ".config", "isaac-deploy", "registries", f"{registry.name}.env")
+    file_ops.secret_file(name=f"{cluster.name}: credentials of {registry.name} (not shown)",
+                         path=target, secret=HiddenValue(content))  # fmt: skip
+    return target
+
+
+def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
+    """The W&B key as a 0600 file on the cluster (from this workstation's environment or file)."""
+    value = None
+    if cluster.wandb_api_key_env:
+        value = os.environ.get(cluster.wandb_api_key_env) or None
+    elif cluster.wandb_api_key_file:
+        path = Path(os.path.expanduser(cluster.wandb_api_key_file))
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{cluster.name}: {KEY}[wandb_api_key_file]",
+                              f"{path} is readable by others: chmod 600 {path}")  # fmt: skip
+        value = path.read_text().strip()
+    if not value:
+        return None
+    target = posixpath.join(home, ".config", "isaac-deploy", ext, "wandb_api_key")
+    file_ops.secret_file(name=f"{cluster.name}: W&B key (not shown)", path=target,
+                         secret=HiddenValue(value))  # fmt: skip
+    return target
+
+

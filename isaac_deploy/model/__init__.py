@@ -1,0 +1,1 @@
+"""The configuration model: typed settings, validated once while the inventory loads."""

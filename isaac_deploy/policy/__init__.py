@@ -1,0 +1,1 @@
+"""Policy: decisions over facts (checks, what must stay for active jobs)."""

@@ -1,0 +1,1 @@
+"""Rendering: the files and command texts made from the model and templates."""
