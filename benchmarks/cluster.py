@@ -76,8 +76,13 @@ def main() -> None:
     args = parser.parse_args()
     info = lab.up()
     login = info["cluster"]["login"]
-    ssh_data = {"ssh_hostname": login["host"], "ssh_port": login["port"], "ssh_user": login["user"],
-                "ssh_key": login["key"], "ssh_known_hosts_file": login["known_hosts"]}  # fmt: skip
+    ssh_data = {
+        "ssh_hostname": login["host"],
+        "ssh_port": login["port"],
+        "ssh_user": login["user"],
+        "ssh_key": login["key"],
+        "ssh_known_hosts_file": login["known_hosts"],
+    }
     ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
     rsh = f"ssh -F {login['ssh_config']}"
     rows: dict[str, dict[str, list]] = {}
@@ -99,15 +104,24 @@ def main() -> None:
 def rollout(project, info, login, runs: int) -> dict[str, list]:
     from tests.integration.test_rollout import ARGS  # the same hostile arguments as the tests
 
-    data = {**project.data, "isaac_run_key": "bench-1", "isaac_job_args": ARGS,
-            "isaac_sif_cache": str(project.path.parent / "sif-cache")}  # fmt: skip
+    data = {
+        **project.data,
+        "isaac_run_key": "bench-1",
+        "isaac_job_args": ARGS,
+        "isaac_sif_cache": str(project.path.parent / "sif-cache"),
+    }
     data.pop("isaac_profiles")
     inventory = project.path.parent / "bench_cluster.py"
-    group = {"user": login["user"], "scheduler": "slurm",
-             "ssh": {"port": login["port"], "key": login["key"], "known_hosts": login["known_hosts"]},
-             "image_dir": "~/bench/images", "code_dir": "~/bench/code", "cache_dir": "~/bench/cache",
-             "logs_dir": "~/bench/logs",
-             "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"}}  # fmt: skip
+    group = {
+        "user": login["user"],
+        "scheduler": "slurm",
+        "ssh": {"port": login["port"], "key": login["key"], "known_hosts": login["known_hosts"]},
+        "image_dir": "~/bench/images",
+        "code_dir": "~/bench/code",
+        "cache_dir": "~/bench/cache",
+        "logs_dir": "~/bench/logs",
+        "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"},
+    }
     inventory.write_text(
         "from isaac_deploy.model.cluster import cluster\n"
         f"DATA = {data!r}\nworkstation = [('@local', DATA)]\n"
@@ -142,8 +156,16 @@ def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, lis
 
     def raw() -> tuple[float, int]:
         """A hand-written sync: the same files, into one folder, over a fresh ssh."""
-        argv = ["rsync", "-a", "--stats", f"--files-from={file_list(str(project.path))}",
-                "-e", rsh, f"{project.path}/", f"lab-login:{home}/bench/raw/"]  # fmt: skip
+        argv = [
+            "rsync",
+            "-a",
+            "--stats",
+            f"--files-from={file_list(str(project.path))}",
+            "-e",
+            rsh,
+            f"{project.path}/",
+            f"lab-login:{home}/bench/raw/",
+        ]
         start = time.perf_counter()
         out = run(argv)
         return time.perf_counter() - start, rsync_files(out)
@@ -156,15 +178,22 @@ def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, lis
         """A new snapshot; files sent = files not hard-linked to the previous snapshot."""
         nonlocal count
         count += 1
-        seconds = timed_step(ssh_data, snapshot_synced, folder=str(project.path),
-                             snapshots=snapshots, snapshot=f"s-{count}")  # fmt: skip
+        seconds = timed_step(
+            ssh_data,
+            snapshot_synced,
+            folder=str(project.path),
+            snapshots=snapshots,
+            snapshot=f"s-{count}",
+        )
         sent = run(ssh + [f"find {snapshots}/s-{count} -type f -links 1 | wc -l"]).strip()
         return seconds, int(sent) if count > 1 else -1
 
     ours()
     result: dict[str, dict[str, list]] = {}
-    for label, change in (("code sync, unchanged tree", False),
-                          ("code sync, one file changed", True)):  # fmt: skip
+    for label, change in (
+        ("code sync, unchanged tree", False),
+        ("code sync, one file changed", True),
+    ):
         mine, bare = [], []
         for n in range(runs):
             if change:
@@ -184,12 +213,26 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
     from isaac_deploy.render.job_script import JobSpec, render_job
 
     home = run(ssh + ["echo $HOME"]).strip()
-    cluster = ClusterConfig.parse("lab", {"user": "x", "scheduler": "slurm",
-        "image_dir": "/i", "code_dir": "/c", "cache_dir": "/k", "logs_dir": "/l",
-        "resources": {"gpus": 0, "cpus": 1, "memory": "100M", "walltime": "00:01:00"}})  # fmt: skip
-    job = JobSpec(run_key="bench", image="/none.sif", code_dir=f"{home}/bench/submit",
-                  logs_dir=f"{home}/bench/submit-logs", cache_dir=f"{home}/bench/cache",
-                  output="/dev/null")  # fmt: skip
+    cluster = ClusterConfig.parse(
+        "lab",
+        {
+            "user": "x",
+            "scheduler": "slurm",
+            "image_dir": "/i",
+            "code_dir": "/c",
+            "cache_dir": "/k",
+            "logs_dir": "/l",
+            "resources": {"gpus": 0, "cpus": 1, "memory": "100M", "walltime": "00:01:00"},
+        },
+    )
+    job = JobSpec(
+        run_key="bench",
+        image="/none.sif",
+        code_dir=f"{home}/bench/submit",
+        logs_dir=f"{home}/bench/submit-logs",
+        cache_dir=f"{home}/bench/cache",
+        output="/dev/null",
+    )
     script = render_job(project.path / "templates", cluster, job)
     # the job ends at once (no image): only the submission is measured
     script = script.replace("set -euo pipefail", "exit 0", 1)
@@ -197,10 +240,20 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
     ours, bare = [], []
     try:
         for n in range(runs):
-            entry = Entry(run_key=f"bench-{n}", job_id="", scheduler="slurm",
-                          snapshot=f"{home}/bench/submit")  # fmt: skip
-            ours.append((timed_step(ssh_data, job_submitted, entry=entry, script=script,
-                                    ledger=f"{home}/bench/ledger.jsonl"),))  # fmt: skip
+            entry = Entry(
+                run_key=f"bench-{n}", job_id="", scheduler="slurm", snapshot=f"{home}/bench/submit"
+            )
+            ours.append(
+                (
+                    timed_step(
+                        ssh_data,
+                        job_submitted,
+                        entry=entry,
+                        script=script,
+                        ledger=f"{home}/bench/ledger.jsonl",
+                    ),
+                )
+            )
             start = time.perf_counter()
             run(ssh + ["cd ~/bench/submit && sbatch --parsable raw.sh"])
             bare.append((time.perf_counter() - start,))

@@ -76,8 +76,14 @@ def report(times: dict[str, list[float]]) -> None:
     print(f"no-op / empty = {ratio:.2f}x ({verdict} the {TARGET}x target), {runs} runs each")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    record = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node(),
-              "cpus": os.cpu_count(), "times": times, "median": med, "ratio": ratio}  # fmt: skip
+    record = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "times": times,
+        "median": med,
+        "ratio": ratio,
+    }
     (out / "noop_dev_deploy.json").write_text(json.dumps(record, indent=2))
 
 

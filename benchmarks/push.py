@@ -46,20 +46,49 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="isaac-bench-push-") as tmp:
             project = make_project(Path(tmp) / "ext", None, info)
-            project.data = {**project.data, "isaac_profiles": ("ext",), "isaac_registries": {"lab": {
-                "address": reg["address"], "prefix": "bench", "ca_file": reg["ca"],
-                "username": reg["user"], "password_env": "BENCH_REG_PASS"}}}  # fmt: skip
+            project.data = {
+                **project.data,
+                "isaac_profiles": ("ext",),
+                "isaac_registries": {
+                    "lab": {
+                        "address": reg["address"],
+                        "prefix": "bench",
+                        "ca_file": reg["ca"],
+                        "username": reg["user"],
+                        "password_env": "BENCH_REG_PASS",
+                    }
+                },
+            }
             assert project.deploy().rc == 0
             inventory = project.path.parent / "push_inventory.py"
             inventory.write_text(f"local = [('@local', {project.data!r})]\n")
             env = {**__import__("os").environ, "BENCH_REG_PASS": reg["password"]}
             deploy = [str(project.venv_bin / "pyinfra"), "-y", str(inventory), "deploy/push.py"]
             auth = Path(tmp) / "auth.json"
-            auth.write_text(json.dumps({"auths": {reg["address"]: {"auth": __import__("base64").b64encode(
-                f"{reg['user']}:{reg['password']}".encode()).decode()}}}))  # fmt: skip
-            bare = ["skopeo", "copy", "--quiet", "--dest-authfile", str(auth), "--dest-cert-dir",
-                    reg["cert_dir"], f"docker-daemon:{project.data and 'isaac-lab-lab-ext:root'}",
-                    f"docker://{reg['address']}/bench-bare/isaac-lab-lab-ext:latest"]  # fmt: skip
+            auth.write_text(
+                json.dumps(
+                    {
+                        "auths": {
+                            reg["address"]: {
+                                "auth": __import__("base64")
+                                .b64encode(f"{reg['user']}:{reg['password']}".encode())
+                                .decode()
+                            }
+                        }
+                    }
+                )
+            )
+            bare = [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-authfile",
+                str(auth),
+                "--dest-cert-dir",
+                reg["cert_dir"],
+                f"docker-daemon:{project.data and 'isaac-lab-lab-ext:root'}",
+                f"docker://{reg['address']}/bench-bare/isaac-lab-lab-ext:latest",
+            ]
             timed(deploy, project.path, env)  # first push of both: not measured
             timed(bare, project.path)
             unchanged: dict[str, list[tuple[float, int]]] = {
@@ -74,10 +103,12 @@ def main() -> None:
                 "deploy/push.py": [],
                 "bare skopeo copy": [],
             }
-            for run, (first, argv, first_env, other) in enumerate((
-                ("deploy/push.py", deploy, env, bare),
-                ("bare skopeo copy", bare, None, deploy),
-            )):  # fmt: skip
+            for run, (first, argv, first_env, other) in enumerate(
+                (
+                    ("deploy/push.py", deploy, env, bare),
+                    ("bare skopeo copy", bare, None, deploy),
+                )
+            ):
                 script = project.path / "scripts" / "rsl_rl" / "train.py"
                 script.write_text(script.read_text() + f"\n# change {run}\n")
                 assert project.deploy().rc == 0

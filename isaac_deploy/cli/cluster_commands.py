@@ -1,8 +1,8 @@
 """``isaac-deploy cluster ...``: the cluster deploy files as commands, for a person at a terminal.
 
 ``submit`` runs ``deploy/cluster.py``, with the training arguments after ``--`` passed as a list
-(exactly as typed, no second round of shell quoting); ``jobs`` runs ``deploy/cluster_jobs.py``, ``sync``
-``deploy/cluster_sync.py``. Everything else is pyinfra's, with the same inventory.
+(exactly as typed, no second round of shell quoting); ``jobs`` runs ``deploy/cluster_jobs.py``,
+``sync`` ``deploy/cluster_sync.py``. Everything else is pyinfra's, with the same inventory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from pathlib import Path
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ledger import check_run_key
 
-DEPLOYS = {"submit": "deploy/cluster.py", "jobs": "deploy/cluster_jobs.py", "sync": "deploy/cluster_sync.py"}
+DEPLOYS = {
+    "submit": "deploy/cluster.py",
+    "jobs": "deploy/cluster_jobs.py",
+    "sync": "deploy/cluster_sync.py",
+}
 
 
 def add_parser(sub, add) -> None:
@@ -37,10 +41,12 @@ def add_parser(sub, add) -> None:
         if name == "submit":
             action.add_argument("--run-key", help="name of the run (default: commit + arguments)")
             action.add_argument("--resubmit", action="store_true", help="submit again")
-            action.add_argument("--image-only", action="store_true",
-                                help="the image (and mounts) only, no job")  # fmt: skip
-            action.add_argument("args", nargs=argparse.REMAINDER,
-                                help="-- then the training arguments")  # fmt: skip
+            action.add_argument(
+                "--image-only", action="store_true", help="the image (and mounts) only, no job"
+            )
+            action.add_argument(
+                "args", nargs=argparse.REMAINDER, help="-- then the training arguments"
+            )
         elif name == "jobs":
             action.add_argument("--cancel", metavar="RUN_KEY", help="cancel this run's jobs")
         else:

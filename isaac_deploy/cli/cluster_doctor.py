@@ -22,8 +22,12 @@ def clusters(path: Path) -> list[tuple[str, list[str], dict]]:
     """``(cluster name, hosts, data)`` for each cluster group the inventory file defines."""
     found = []
     for value in runpy.run_path(str(path)).values():
-        if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict)
-                and isinstance(value[1].get(KEY), ClusterConfig)):  # fmt: skip
+        if (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[1], dict)
+            and isinstance(value[1].get(KEY), ClusterConfig)
+        ):
             found.append((value[1][KEY].name, list(value[0]), value[1]))
     return found
 
@@ -40,16 +44,23 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
     probe = "; ".join(f"command -v {tool} >/dev/null || echo missing={tool}" for tool in tools)
     argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, probe]
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=3 * CONNECT_TIMEOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+        result = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=3 * CONNECT_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return Check(name, "FAIL", "no answer", "check the address, the VPN and the ssh port")
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
         if "Host key verification failed" in reason or "host key" in reason.lower():
             port = f" -p {data['ssh_port']}" if data.get("ssh_port") else ""
-            fix = (f"log in once with ssh{port} {address} and compare the fingerprint with the "
-                   "one your cluster publishes (host keys are never accepted blindly)")  # fmt: skip
+            fix = (
+                f"log in once with ssh{port} {address} and compare the fingerprint with the "
+                "one your cluster publishes (host keys are never accepted blindly)"
+            )
         elif "Permission denied" in reason:
             fix = (
                 f"install your key for {config.user} (ssh-copy-id) or set ssh key in the inventory"
@@ -59,8 +70,12 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
         return Check(name, "FAIL", reason, fix)
     missing = [line.split("=", 1)[1] for line in result.stdout.splitlines() if "=" in line]
     if missing:
-        return Check(name, "WARN", f"reached as {config.user}, but {', '.join(missing)} not found",
-                     "ask the admins, or add the module that provides it to modules")  # fmt: skip
+        return Check(
+            name,
+            "WARN",
+            f"reached as {config.user}, but {', '.join(missing)} not found",
+            "ask the admins, or add the module that provides it to modules",
+        )
     return Check(name, "OK", f"reached as {config.user}; {', '.join(tools)} found")
 
 
@@ -73,8 +88,9 @@ def cluster_checks(root: Path) -> list[Check]:
     except IsaacDeployError as exc:
         return [Check("Cluster inventory", "FAIL", str(exc), f"correct it in {path}")]
     except Exception as exc:  # noqa: BLE001 - a broken inventory file is what is being reported
-        return [Check("Cluster inventory", "FAIL", f"{type(exc).__name__}: {exc}",
-                      f"correct {path}")]  # fmt: skip
+        return [
+            Check("Cluster inventory", "FAIL", f"{type(exc).__name__}: {exc}", f"correct {path}")
+        ]
     if not found:
         return [Check("Cluster inventory", "SKIPPED", f"{path} defines no cluster()")]
     return [login_check(cluster, host, data) for cluster, hosts, data in found for host in hosts]

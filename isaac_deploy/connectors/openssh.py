@@ -92,12 +92,23 @@ class OpenSSHConnector(BaseConnector):
         if not which("ssh"):
             raise ConnectError("the OpenSSH client (ssh) is not installed on this machine")
         self.control_dir = tempfile.mkdtemp(prefix="isd-ssh-")  # short: socket paths are limited
-        argv = ["ssh", "-M", "-S", self.control_path, "-f", "-N", "-o", "ControlPersist=no",
-                *ssh_options(self.data), self.address]  # fmt: skip
+        argv = [
+            "ssh",
+            "-M",
+            "-S",
+            self.control_path,
+            "-f",
+            "-N",
+            "-o",
+            "ControlPersist=no",
+            *ssh_options(self.data),
+            self.address,
+        ]
         with tempfile.TemporaryFile() as errors:
             # the master stays in the background: its output must not be a pipe we wait on
-            code = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=errors)  # fmt: skip
+            code = subprocess.call(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+            )
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
         if code != 0:
@@ -109,8 +120,11 @@ class OpenSSHConnector(BaseConnector):
     def disconnect(self) -> None:
         if self.control_dir is None:
             return
-        subprocess.call([*self.ssh_argv(), "-O", "exit", self.address],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.call(
+            [*self.ssh_argv(), "-O", "exit", self.address],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(self.control_dir, ignore_errors=True)
         self.control_dir = None
 
@@ -131,8 +145,12 @@ class OpenSSHConnector(BaseConnector):
             logger.debug("--> Running command on %s: %s", self.host.name, unix_command)
             if print_input:
                 echo(f"{self.host.print_prefix}>>> {unix_command}", err=True)
-            argv = [*self.ssh_argv(), *(["-tt"] if get_pty else []), self.address,
-                    unix_command.get_raw_value()]  # fmt: skip
+            argv = [
+                *self.ssh_argv(),
+                *(["-tt"] if get_pty else []),
+                self.address,
+                unix_command.get_raw_value(),
+            ]
             return run_local_process(
                 " ".join(shlex.quote(part) for part in argv),
                 stdin=stdin,
@@ -163,8 +181,11 @@ class OpenSSHConnector(BaseConnector):
         """Stream the file through the master connection (``cat >``); with sudo, to a temporary
         name first and moved into place by the privileged command."""
         sudo = bool(arguments.get("_sudo") or arguments.get("_su_user") or arguments.get("_doas"))
-        target = (remote_temp_filename or f"{remote_filename}.isaac-deploy-upload") if sudo else (
-            remote_filename)  # fmt: skip
+        target = (
+            (remote_temp_filename or f"{remote_filename}.isaac-deploy-upload")
+            if sudo
+            else (remote_filename)
+        )
         with get_file_io(filename_or_io) as handle, tempfile.TemporaryFile() as data:
             content = handle.read()
             data.write(content.encode() if isinstance(content, str) else content)
@@ -173,8 +194,10 @@ class OpenSSHConnector(BaseConnector):
         if sudo:
             status, output = self.run_shell_command(
                 StringCommand("mv", QuoteString(target), QuoteString(remote_filename)),
-                print_output=print_output, print_input=print_input, **arguments,
-            )  # fmt: skip
+                print_output=print_output,
+                print_input=print_input,
+                **arguments,
+            )
             if not status:
                 raise OSError(output.stderr)
         if print_output:
@@ -216,12 +239,15 @@ class OpenSSHConnector(BaseConnector):
         ``flags`` are shell words (quoted by the caller), as with pyinfra's ``ssh`` connector."""
         if arguments.get("_sudo"):
             raise NotImplementedError("@openssh: rsync with sudo is not supported")
-        command = (f"rsync {' '.join(flags)} -e {shlex.quote(self.rsh())} {src} "
-                   f"{shlex.quote(self.address)}:{dest}")  # fmt: skip
+        command = (
+            f"rsync {' '.join(flags)} -e {shlex.quote(self.rsh())} {src} "
+            f"{shlex.quote(self.address)}:{dest}"
+        )
         if print_input:
             echo(f"{self.host.print_prefix}>>> {command}", err=True)
-        code, output = run_local_process(command, print_output=print_output,
-                                         print_prefix=self.host.print_prefix)  # fmt: skip
+        code, output = run_local_process(
+            command, print_output=print_output, print_prefix=self.host.print_prefix
+        )
         if code != 0:
             raise OSError(output.stderr)
         return True

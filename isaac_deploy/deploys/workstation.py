@@ -241,9 +241,11 @@ def provision(ws: Workstation) -> None:
         packages = [compose_package] if compose_package and not tk.compose else []
     if packages and repo:
         files.directory(
-            name="Directory for Docker's apt key", path="/etc/apt/keyrings", mode="755",
+            name="Directory for Docker's apt key",
+            path="/etc/apt/keyrings",
+            mode="755",
             **ws.admin,
-        )  # fmt: skip
+        )
         files.download(
             name="Docker's apt key",
             src=apt_sources.docker_key_url(tk.os_id),
@@ -319,9 +321,12 @@ def provision(ws: Workstation) -> None:
 
 def render_env(ws: Workstation, profile: str) -> str:
     return render(
-        ws.templates, f"env.{profile}.j2",
-        config=ws.config, profile=profile, wandb_key_file=ws.wandb_key_file or "",
-    )  # fmt: skip
+        ws.templates,
+        f"env.{profile}.j2",
+        config=ws.config,
+        profile=profile,
+        wandb_key_file=ws.wandb_key_file or "",
+    )
 
 
 @deploy("Project files: env files, secrets, override")
@@ -352,7 +357,7 @@ def project_files(ws: Workstation) -> None:
             gpu=ws.gpu,
             secret_files=ws.secret_files(),
             x11=ws.toolkit.path_kind(X11_SOCKETS) == "dir",
-        ),  # fmt: skip
+        ),
         mode=0o644,
         overwrite_edited=config.env_overwrite_edited,
     )

@@ -76,8 +76,9 @@ class Mirror(FactBase[MirrorState]):
     it is empty, and the ``marker`` file isaac-deploy leaves in folders it syncs."""
 
     def command(self, path: str, marker: str) -> StringCommand:
-        return StringCommand("sh -c", QuoteString(MIRROR_SCRIPT), "sh", QuoteString(path),
-                             QuoteString(marker))  # fmt: skip
+        return StringCommand(
+            "sh -c", QuoteString(MIRROR_SCRIPT), "sh", QuoteString(path), QuoteString(marker)
+        )
 
     @staticmethod
     def default() -> MirrorState:

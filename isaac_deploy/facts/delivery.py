@@ -59,8 +59,9 @@ class StoredFiles(FactBase[list]):
     ``.incoming/NAME``, of the partial uploads there), oldest first."""
 
     def command(self, folder: str, suffix: str) -> StringCommand:
-        return StringCommand("sh -c", QuoteString(STORED_SCRIPT), "sh", QuoteString(folder),
-                             QuoteString(suffix))  # fmt: skip
+        return StringCommand(
+            "sh -c", QuoteString(STORED_SCRIPT), "sh", QuoteString(folder), QuoteString(suffix)
+        )
 
     @staticmethod
     def default() -> list:

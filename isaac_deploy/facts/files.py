@@ -49,9 +49,16 @@ class FileSha256WithMode(FactBase["FileDigest | None"]):
     def command(self, path: str) -> StringCommand:
         p = QuoteString(path)
         return StringCommand(
-            "if [ -f", p, "]; then stat -c '%a %u'", p, "&& sha256sum <", p, "; else echo", ABSENT,
+            "if [ -f",
+            p,
+            "]; then stat -c '%a %u'",
+            p,
+            "&& sha256sum <",
+            p,
+            "; else echo",
+            ABSENT,
             "; fi",
-        )  # fmt: skip
+        )
 
     @staticmethod
     def default() -> None:

@@ -36,8 +36,15 @@ class RegistryImage(FactBase[RegistryImageState]):
     def command(
         self, local: str, repository: str, version: str, folder: str, flags: tuple[str, ...] = ()
     ) -> StringCommand:
-        args = json.dumps({"local": local, "repository": repository, "version": version,
-                           "folder": folder, "flags": list(flags)})  # fmt: skip
+        args = json.dumps(
+            {
+                "local": local,
+                "repository": repository,
+                "version": version,
+                "folder": folder,
+                "flags": list(flags),
+            }
+        )
         source = program("dockerapi", "registry_state")
         return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(args))
 

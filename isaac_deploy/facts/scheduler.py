@@ -30,16 +30,35 @@ def split_sections(lines: list[str]) -> dict[str, list[str]]:
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
 SLURM_STATES = {
-    "PENDING": "PENDING", "CONFIGURING": "PENDING", "REQUEUED": "PENDING", "SUSPENDED": "PENDING",
-    "RUNNING": "RUNNING", "COMPLETING": "RUNNING", "STAGE_OUT": "RUNNING",
-    "COMPLETED": "COMPLETED", "FAILED": "FAILED", "NODE_FAIL": "FAILED", "OUT_OF_MEMORY": "FAILED",
-    "BOOT_FAIL": "FAILED", "DEADLINE": "TIMEOUT", "TIMEOUT": "TIMEOUT", "PREEMPTED": "CANCELLED",
+    "PENDING": "PENDING",
+    "CONFIGURING": "PENDING",
+    "REQUEUED": "PENDING",
+    "SUSPENDED": "PENDING",
+    "RUNNING": "RUNNING",
+    "COMPLETING": "RUNNING",
+    "STAGE_OUT": "RUNNING",
+    "COMPLETED": "COMPLETED",
+    "FAILED": "FAILED",
+    "NODE_FAIL": "FAILED",
+    "OUT_OF_MEMORY": "FAILED",
+    "BOOT_FAIL": "FAILED",
+    "DEADLINE": "TIMEOUT",
+    "TIMEOUT": "TIMEOUT",
+    "PREEMPTED": "CANCELLED",
     "CANCELLED": "CANCELLED",
-}  # fmt: skip
+}
 PBS_STATES = {
-    "Q": "PENDING", "H": "PENDING", "W": "PENDING", "T": "PENDING", "S": "PENDING",
-    "R": "RUNNING", "E": "RUNNING", "B": "RUNNING", "X": "COMPLETED", "F": "COMPLETED",
-}  # fmt: skip
+    "Q": "PENDING",
+    "H": "PENDING",
+    "W": "PENDING",
+    "T": "PENDING",
+    "S": "PENDING",
+    "R": "RUNNING",
+    "E": "RUNNING",
+    "B": "RUNNING",
+    "X": "COMPLETED",
+    "F": "COMPLETED",
+}
 
 
 @dataclass(frozen=True)
@@ -153,5 +172,3 @@ class ActiveJobs(FactBase):
             if match:
                 active.add(match.group(1))
         return active
-
-

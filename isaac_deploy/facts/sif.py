@@ -24,14 +24,29 @@ class CachedSif(FactBase[SifState]):
 
     def command(self, image: str, cache_dir: str) -> StringCommand:
         source = program("dockerapi", "registry_state")  # reuses its local-image lookup
-        args = json.dumps({"local": image, "repository": "", "version": "", "folder": "/",
-                           "flags": [], "no_remote": True})  # fmt: skip
+        args = json.dumps(
+            {
+                "local": image,
+                "repository": "",
+                "version": "",
+                "folder": "/",
+                "flags": [],
+                "no_remote": True,
+            }
+        )
         return StringCommand(
-            PYTHON, "$py", "-c", QuoteString(source), QuoteString(args), "; echo @@cache;",
-            "cd", QuoteString(cache_dir), "2>/dev/null && for f in *.sif.sha256; do",
+            PYTHON,
+            "$py",
+            "-c",
+            QuoteString(source),
+            QuoteString(args),
+            "; echo @@cache;",
+            "cd",
+            QuoteString(cache_dir),
+            "2>/dev/null && for f in *.sif.sha256; do",
             '[ -f "$f" ] && [ -f "${f%.sha256}" ] &&',
             'printf "%s %s\\n" "${f%.sha256}" "$(cat "$f")"; done; true',
-        )  # fmt: skip
+        )
 
     @staticmethod
     def default() -> SifState:

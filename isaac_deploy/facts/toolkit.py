@@ -113,9 +113,13 @@ def _parse_user(raw: Any) -> HostUser | None:
         return None
     try:
         return HostUser(
-            name=raw["name"], uid=raw["uid"], gid=raw["gid"], home=raw.get("home") or "/",
-            shell=raw.get("shell") or "/bin/sh", groups=tuple(raw.get("groups") or ()),
-        )  # fmt: skip
+            name=raw["name"],
+            uid=raw["uid"],
+            gid=raw["gid"],
+            home=raw.get("home") or "/",
+            shell=raw.get("shell") or "/bin/sh",
+            groups=tuple(raw.get("groups") or ()),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 

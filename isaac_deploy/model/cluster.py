@@ -174,7 +174,7 @@ class ClusterConfig:
                     raw.get("mount_paths") or {},
                     raw.get("mount_paths") or {},
                 ).items()
-            },  # fmt: skip
+            },
             image_registry=None
             if not raw.get("image_registry")
             else v.text(f"{key}[image_registry]", raw["image_registry"], NAME, "a registry name"),
@@ -242,9 +242,11 @@ def cluster(
     if config.image_registry:
         known = {registry.name: registry for registry in parse_registries(registries)}
         if config.image_registry not in known:
-            raise ConfigError(f"{name}: {KEY}[image_registry]",
-                              f"no registry {config.image_registry!r} in registries= "
-                              f"(known: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+            raise ConfigError(
+                f"{name}: {KEY}[image_registry]",
+                f"no registry {config.image_registry!r} in registries= "
+                f"(known: {', '.join(sorted(known)) or 'none'})",
+            )
         data[REGISTRIES_KEY] = dict(registries or {})
     for item, value in ssh.items():
         data[SSH_KEYS[item]] = v.integer(f"{name}: ssh[port]", value) if item == "port" else value
@@ -258,5 +260,7 @@ def image_registry(config: ClusterConfig, data: Mapping[str, Any]) -> Registry |
     for registry in parse_registries(data.get(REGISTRIES_KEY)):
         if registry.name == config.image_registry:
             return registry
-    raise ConfigError(f"{config.name}: {KEY}[image_registry]",
-                      f"no registry {config.image_registry!r} in {REGISTRIES_KEY}")  # fmt: skip
+    raise ConfigError(
+        f"{config.name}: {KEY}[image_registry]",
+        f"no registry {config.image_registry!r} in {REGISTRIES_KEY}",
+    )

@@ -58,11 +58,14 @@ def cluster_mounts(mounts: MountConfig, cluster: ClusterConfig, home: str) -> li
             folder = posixpath.join(local, "source") if mount.mount_type == "source" else local
             if not local.startswith("/") or not os.path.isdir(folder):
                 raise ConfigError(field, f"{folder} is not a folder on this workstation")
-        result.append(ClusterMount(
-            name=name, cluster_path=path, container_path=mount.container_path,
-            subdir="source" if mount.mount_type == "source" else "", local_path=local,
-            read_only=mount.read_only,
-        ))  # fmt: skip
+        result.append(
+            ClusterMount(
+                name=name,
+                cluster_path=path,
+                container_path=mount.container_path,
+                subdir="source" if mount.mount_type == "source" else "",
+                local_path=local,
+                read_only=mount.read_only,
+            )
+        )
     return result
-
-

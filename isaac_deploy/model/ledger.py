@@ -62,5 +62,3 @@ def entry_line_parts(entry: Entry) -> tuple[str, str]:
     text = Entry(**{**asdict(entry), "job_id": marker, "args": entry.args}).to_json()
     prefix, suffix = text.split(json.dumps(marker)[1:-1], 1)
     return prefix, suffix
-
-

@@ -46,13 +46,15 @@ class Mount:
             container_path=v.absolute_path(f"{key}[container_path]", raw["container_path"]),
             enabled=v.boolean(f"{key}[enabled]", raw.get("enabled", False)),
             local_path=v.text(f"{key}[local_path]", raw.get("local_path") or ""),
-            mount_type=v.choice(f"{key}[mount_type]", raw.get("mount_type", "full"),
-                                ("full", "source")),
+            mount_type=v.choice(
+                f"{key}[mount_type]", raw.get("mount_type", "full"), ("full", "source")
+            ),
             read_only=v.boolean(f"{key}[read_only]", raw.get("read_only", False)),
             sync_to_cluster=v.boolean(f"{key}[sync_to_cluster]", raw.get("sync_to_cluster", False)),
             cluster_path=v.absolute_path(f"{key}[cluster_path]", cluster_path, also=("~", "$"))
-            if cluster_path else "",
-        )  # fmt: skip
+            if cluster_path
+            else "",
+        )
 
 
 def default_mounts(isaaclab_path: str = "/workspace/isaaclab") -> dict[str, Mount]:
@@ -145,5 +147,3 @@ def volumes(config: MountConfig, home: str) -> list[dict[str, Any]]:
             {"type": "bind", "source": source, "target": target, "read_only": mount.read_only}
         )
     return result
-
-

@@ -40,9 +40,11 @@ class Registry:
 
     @property
     def loopback(self) -> bool:
-        host = self.address.rsplit(":", 1)[0] if not self.address.startswith("[") else (
-            self.address[1:].split("]")[0]
-        )  # fmt: skip
+        host = (
+            self.address.rsplit(":", 1)[0]
+            if not self.address.startswith("[")
+            else (self.address[1:].split("]")[0])
+        )
         if host == "localhost":
             return True
         try:
@@ -73,18 +75,32 @@ def parse_registries(raw: Any) -> list[Registry]:
             raise ConfigError(f"{key}[address]", "is required, e.g. registry.example.org:5000")
         registry = Registry(
             name=name,
-            address=v.text(f"{key}[address]", settings["address"], ADDRESS_RE,
-                           "must be host[:port] (no scheme, no path)"),
-            prefix=v.text(f"{key}[prefix]", settings.get("prefix", ""), f"(?:{PREFIX_RE})?",
-                          "must be lower-case repository path parts separated by /"),
+            address=v.text(
+                f"{key}[address]",
+                settings["address"],
+                ADDRESS_RE,
+                "must be host[:port] (no scheme, no path)",
+            ),
+            prefix=v.text(
+                f"{key}[prefix]",
+                settings.get("prefix", ""),
+                f"(?:{PREFIX_RE})?",
+                "must be lower-case repository path parts separated by /",
+            ),
             ca_file=v.absolute_path(f"{key}[ca_file]", settings["ca_file"], also=("~",))
-            if settings.get("ca_file") else None,
+            if settings.get("ca_file")
+            else None,
             plain_http=v.boolean(f"{key}[plain_http]", settings.get("plain_http", False)),
             username=v.optional_text(f"{key}[username]", settings.get("username")),
-            password_env=v.text(f"{key}[password_env]", settings["password_env"],
-                                r"[A-Za-z_][A-Za-z0-9_]*", "must be an environment variable name")
-            if settings.get("password_env") else None,
-        )  # fmt: skip
+            password_env=v.text(
+                f"{key}[password_env]",
+                settings["password_env"],
+                r"[A-Za-z_][A-Za-z0-9_]*",
+                "must be an environment variable name",
+            )
+            if settings.get("password_env")
+            else None,
+        )
         if "password" in settings:
             raise ConfigError(f"{key}[password]", "secrets never go in the inventory")
         if registry.plain_http and not registry.loopback:
@@ -95,9 +111,10 @@ def parse_registries(raw: Any) -> list[Registry]:
             )
         if bool(registry.username) != bool(registry.password_env):
             raise ConfigError(
-                f"{key}[username]", "give username and password_env together (or neither: "
+                f"{key}[username]",
+                "give username and password_env together (or neither: "
                 "then the credentials in your Docker config are used)",
-            )  # fmt: skip
+            )
         registries.append(registry)
     return registries
 
@@ -126,10 +143,12 @@ def skopeo_flags(
 ERRORS = (
     (r"unauthorized|authentication required|denied", "refused the credentials"),
     (r"x509|certificate|tls:", "failed TLS verification (give its CA in ca_file)"),
-    (r"connection refused|no such host|i/o timeout|network is unreachable|no route",
-     "is not reachable"),
+    (
+        r"connection refused|no such host|i/o timeout|network is unreachable|no route",
+        "is not reachable",
+    ),
     (r"server gave HTTP response to HTTPS client|http: server gave", "speaks plain HTTP"),
-)  # fmt: skip
+)
 
 
 def explain(registry: Registry, stderr: str) -> str:

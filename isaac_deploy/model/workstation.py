@@ -66,10 +66,12 @@ class WandbSettings:
             if not key_file
             else v.absolute_path(f"{key}[api_key_file]", key_file, also=("~",)),
             api_key_env=v.text(
-                f"{key}[api_key_env]", raw.get("api_key_env", "WANDB_API_KEY"),
-                r"[A-Za-z_][A-Za-z0-9_]*", "must be an environment variable name",
+                f"{key}[api_key_env]",
+                raw.get("api_key_env", "WANDB_API_KEY"),
+                r"[A-Za-z_][A-Za-z0-9_]*",
+                "must be an environment variable name",
             ),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,15 @@ class WorkstationConfig:
             return PREFIX + name, values.get(name, default)
 
         return cls(
-            extension_name=v.text(*get("extension_name", "ext_template"), NAME_RE, (
-                f"{values.get('extension_name')!r} is not a valid extension name: use letters, "
-                "digits and _ only (it names a Python package, an image and a folder; no '/', "
-                "'-' or spaces)")),
+            extension_name=v.text(
+                *get("extension_name", "ext_template"),
+                NAME_RE,
+                (
+                    f"{values.get('extension_name')!r} is not a valid extension name: use letters, "
+                    "digits and _ only (it names a Python package, an image and a folder; no '/', "
+                    "'-' or spaces)"
+                ),
+            ),
             extension_folder=v.absolute_path(*get("extension_folder", default_folder)),
             profiles=_profiles(*get("profiles", ("ext-dev",))),
             user_mode=v.choice(*get("user_mode", "user"), ("user", "rootless")),
@@ -154,12 +161,14 @@ class WorkstationConfig:
             isaacsim_root=v.absolute_path(*get("isaacsim_root", "/isaac-sim")),
             isaaclab_path=v.absolute_path(*get("isaaclab_path", "/workspace/isaaclab")),
             min_free_gb=v.integer(*get("min_free_gb", 20)),
-            dev_pip_packages=v.text(*get("dev_pip_packages", "pytest ruff"),
-                                    r"[A-Za-z0-9_.=<>~!,\[\] -]*",
-                                    "must be pip requirement specifiers separated by spaces"),
+            dev_pip_packages=v.text(
+                *get("dev_pip_packages", "pytest ruff"),
+                r"[A-Za-z0-9_.=<>~!,\[\] -]*",
+                "must be pip requirement specifiers separated by spaces",
+            ),
             registries=tuple(parse_registries(values.get("registries"))),
             push_profiles=_profiles(*get("push_profiles", ("ext",))),
-        )  # fmt: skip
+        )
 
 
 def _profiles(key: str, value: Any) -> tuple[str, ...]:

@@ -35,8 +35,11 @@ def sif_built(image: str, cache_dir: str):
     """
     state = host.get_fact(CachedSif, image=image, cache_dir=cache_dir)
     if state.image_error:
-        what = "is not built: run deploy/dev.py with it in isaac_profiles" if (
-            state.image_error == "missing") else f"cannot be read: {state.image_error}"  # fmt: skip
+        what = (
+            "is not built: run deploy/dev.py with it in isaac_profiles"
+            if (state.image_error == "missing")
+            else f"cannot be read: {state.image_error}"
+        )
         yield fail(f"image {image} {what}")
         return
     if state.sif:
@@ -47,15 +50,27 @@ def sif_built(image: str, cache_dir: str):
     yield StringCommand("mkdir -p", QuoteString(cache_dir))
     yield build_command(f"docker-daemon://{image}", partial)
     yield StringCommand(
-        "sha256sum <", QuoteString(partial), "| cut -d' ' -f1 >", QuoteString(f"{partial}.sha256"),
-        "&& mv -f", QuoteString(partial), QuoteString(final),
-        "&& mv -f", QuoteString(f"{partial}.sha256"), QuoteString(f"{final}.sha256"),
-    )  # fmt: skip
+        "sha256sum <",
+        QuoteString(partial),
+        "| cut -d' ' -f1 >",
+        QuoteString(f"{partial}.sha256"),
+        "&& mv -f",
+        QuoteString(partial),
+        QuoteString(final),
+        "&& mv -f",
+        QuoteString(f"{partial}.sha256"),
+        QuoteString(f"{final}.sha256"),
+    )
 
 
 @operation()
-def sif_pulled(reference: str, folder: str, filename: str, credentials: str | None = None,
-               plain_http: bool = False):  # fmt: skip
+def sif_pulled(
+    reference: str,
+    folder: str,
+    filename: str,
+    credentials: str | None = None,
+    plain_http: bool = False,
+):
     """``folder/filename`` on a login node is built from ``docker://reference`` (a registry),
     with a ``.sha256`` sidecar; built under ``.incoming/`` and renamed into place, so a job
     never picks up a half-built image.
@@ -75,10 +90,17 @@ def sif_pulled(reference: str, folder: str, filename: str, credentials: str | No
     load = ["set -a && .", QuoteString(credentials), "&& set +a &&"] if credentials else []
     yield StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
     yield StringCommand(
-        "cd", QuoteString(folder), "&& sha=$(sha256sum <", QuoteString(partial), "| cut -d' ' -f1)",
-        "&& mv -f", QuoteString(partial), QuoteString(filename),
-        '&& echo "$sha" >', QuoteString(f"{filename}.sha256"),
-    )  # fmt: skip
+        "cd",
+        QuoteString(folder),
+        "&& sha=$(sha256sum <",
+        QuoteString(partial),
+        "| cut -d' ' -f1)",
+        "&& mv -f",
+        QuoteString(partial),
+        QuoteString(filename),
+        '&& echo "$sha" >',
+        QuoteString(f"{filename}.sha256"),
+    )
 
 
 @operation()
@@ -97,7 +119,15 @@ def sandbox_built(folder: str, sif: str):
         return
     partial = f"{INCOMING}/{target}"
     yield StringCommand(
-        "cd", QuoteString(folder), "&& mkdir -p", INCOMING, "&& rm -rf", QuoteString(partial),
-        "&&", build_command(sif, partial, sandbox=True), "&& mv", QuoteString(partial),
+        "cd",
+        QuoteString(folder),
+        "&& mkdir -p",
+        INCOMING,
+        "&& rm -rf",
+        QuoteString(partial),
+        "&&",
+        build_command(sif, partial, sandbox=True),
+        "&& mv",
+        QuoteString(partial),
         QuoteString(target),
-    )  # fmt: skip
+    )

@@ -35,8 +35,11 @@ def file_delivered(
     + reserve_kib: free space to leave on the target beyond the file
     """
     incoming = posixpath.join(folder, INCOMING)
-    send = RsyncCommand(shlex.quote(local_path), shlex.quote(posixpath.join(incoming, filename)),
-                        ["--partial", "--inplace", "--times"])  # fmt: skip
+    send = RsyncCommand(
+        shlex.quote(local_path),
+        shlex.quote(posixpath.join(incoming, filename)),
+        ["--partial", "--inplace", "--times"],
+    )
     if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by then
         sidecar = f"{local_path}.sha256"
         if not os.path.exists(sidecar):
@@ -53,18 +56,29 @@ def file_delivered(
         return
     needed = os.path.getsize(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
     if state.free_kib is not None and state.free_kib < needed:
-        yield fail(f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
-                   f"{needed} KiB needed")  # fmt: skip
+        yield fail(
+            f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
+            f"{needed} KiB needed"
+        )
         return
     yield StringCommand("mkdir -p", QuoteString(incoming))
     yield send
     yield StringCommand(
-        "cd", QuoteString(folder), "&& echo", QuoteString(f"{sha256}  {INCOMING}/{filename}"),
-        "| sha256sum -c --status || { echo", QuoteString(f"error: {filename} arrived damaged "
-        "(checksum mismatch); run again to resend"), ">&2; exit 1; };",
-        "mv -f", QuoteString(f"{INCOMING}/{filename}"), QuoteString(filename),
-        "&& echo", QuoteString(sha256), ">", QuoteString(f"{filename}.sha256"),
-    )  # fmt: skip
+        "cd",
+        QuoteString(folder),
+        "&& echo",
+        QuoteString(f"{sha256}  {INCOMING}/{filename}"),
+        "| sha256sum -c --status || { echo",
+        QuoteString(f"error: {filename} arrived damaged (checksum mismatch); run again to resend"),
+        ">&2; exit 1; };",
+        "mv -f",
+        QuoteString(f"{INCOMING}/{filename}"),
+        QuoteString(filename),
+        "&& echo",
+        QuoteString(sha256),
+        ">",
+        QuoteString(f"{filename}.sha256"),
+    )
 
 
 @operation()
@@ -89,8 +103,13 @@ def images_pruned(
     older = [name for name, _ in files if name in jobs and name != current]
     candidates = older[: max(0, len(older) - (keep - 1))]
     now = time.time()
-    stale = [name for name, stamp in files if name.startswith(f"{INCOMING}/")
-             and name != f"{INCOMING}/{current}" and now - stamp > partial_age]  # fmt: skip
+    stale = [
+        name
+        for name, stamp in files
+        if name.startswith(f"{INCOMING}/")
+        and name != f"{INCOMING}/{current}"
+        and now - stamp > partial_age
+    ]
     if not candidates and not stale:
         host.noop(f"{len(older) + 1} image(s) of this extension, retention {keep}")
         return

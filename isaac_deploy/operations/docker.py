@@ -59,9 +59,15 @@ def daemon_start_command(toolkit: Toolkit) -> StringCommand:
     dockerd = toolkit.dockerd or "/usr/sbin/dockerd"
     return StringCommand(
         "start-stop-daemon --start --oknodo --background --make-pidfile",
-        "--pidfile", DAEMON_PIDFILE, "--output", DAEMON_LOG,
-        "--exec", QuoteString(dockerd), "&&", wait,
-    )  # fmt: skip
+        "--pidfile",
+        DAEMON_PIDFILE,
+        "--output",
+        DAEMON_LOG,
+        "--exec",
+        QuoteString(dockerd),
+        "&&",
+        wait,
+    )
 
 
 @operation()
@@ -91,6 +97,9 @@ def nvidia_runtime(toolkit: Toolkit):
         yield "systemctl restart docker.service"
     else:
         yield StringCommand(
-            "start-stop-daemon --stop --retry 30 --pidfile", DAEMON_PIDFILE, "--remove-pidfile",
-            "|| true;", daemon_start_command(toolkit),
-        )  # fmt: skip
+            "start-stop-daemon --stop --retry 30 --pidfile",
+            DAEMON_PIDFILE,
+            "--remove-pidfile",
+            "|| true;",
+            daemon_start_command(toolkit),
+        )

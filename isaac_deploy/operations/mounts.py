@@ -39,8 +39,12 @@ def mount_synced(local: str, remote: str, digest: str):
     if state.marker == digest:
         host.noop(f"{remote} is up to date")
         return
-    flags = ["-a", "--delete", "--filter=" + shlex.quote(f"P /{MARKER}"),
-             *("--exclude=" + shlex.quote(pattern) for pattern in EXCLUDES)]  # fmt: skip
+    flags = [
+        "-a",
+        "--delete",
+        "--filter=" + shlex.quote(f"P /{MARKER}"),
+        *("--exclude=" + shlex.quote(pattern) for pattern in EXCLUDES),
+    ]
     yield StringCommand("mkdir -p", QuoteString(remote))
     yield RsyncCommand(shlex.quote(local.rstrip("/") + "/"), shlex.quote(remote + "/"), flags)
     yield StringCommand(
@@ -57,7 +61,9 @@ def mount_present(path: str, mount: str):
     """
     state = host.get_fact(Mirror, path=path, marker=MARKER)
     if state.kind != "dir":
-        yield fail(f"mount {mount}: {path} is not a folder on the login node (mount-only: put "
-                   "the checkout there, or let isaac-deploy sync it: sync_to_cluster)")  # fmt: skip
+        yield fail(
+            f"mount {mount}: {path} is not a folder on the login node (mount-only: put "
+            "the checkout there, or let isaac-deploy sync it: sync_to_cluster)"
+        )
         return
     host.noop(f"mount {mount}: {path} is there")

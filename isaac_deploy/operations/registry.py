@@ -31,8 +31,14 @@ def image_pushed(
     + local: the local image, e.g. ``isaac-lab-ext-template:alice``
     + repository: ``address/prefix/name`` without a tag
     """
-    state = host.get_fact(RegistryImage, local=local, repository=repository, version=version,
-                          folder=folder, flags=tuple(inspect_flags))  # fmt: skip
+    state = host.get_fact(
+        RegistryImage,
+        local=local,
+        repository=repository,
+        version=version,
+        folder=folder,
+        flags=tuple(inspect_flags),
+    )
     if state.local_error == "missing":
         yield fail(
             f"image {local} is not built: run deploy/dev.py with its profile in isaac_profiles"

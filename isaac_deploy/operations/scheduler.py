@@ -43,11 +43,22 @@ def job_submitted(
     yield FileUploadCommand(StringIO(script), job_file, remote_temp_filename=job_file)
     prefix, suffix = entry_line_parts(entry)
     yield StringCommand(
-        "cd", QuoteString(snapshot), "&& chmod 700", QuoteString(job_file),
-        "&& id=$(", SUBMIT[entry.scheduler], QuoteString(job_file), ") && id=${id%%;*}",
-        "&& printf '%s%s%s\\n'", QuoteString(prefix), '"$id"', QuoteString(suffix),
-        ">>", QuoteString(ledger), '&& echo "submitted job $id"',
-    )  # fmt: skip
+        "cd",
+        QuoteString(snapshot),
+        "&& chmod 700",
+        QuoteString(job_file),
+        "&& id=$(",
+        SUBMIT[entry.scheduler],
+        QuoteString(job_file),
+        ") && id=${id%%;*}",
+        "&& printf '%s%s%s\\n'",
+        QuoteString(prefix),
+        '"$id"',
+        QuoteString(suffix),
+        ">>",
+        QuoteString(ledger),
+        '&& echo "submitted job $id"',
+    )
 
 
 CANCEL = {"slurm": "scancel", "pbs": "qdel"}
@@ -75,5 +86,3 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
         host.noop(f"no job of run {run_key} is queued or running ({', '.join(jobs)})")
         return
     yield StringCommand(CANCEL[scheduler], *(QuoteString(job) for job in running))
-
-

@@ -51,14 +51,18 @@ def is_tested_combination(docker: str | None, apptainer: str | None) -> bool:
 def check_gpu(tk: Toolkit) -> Check:
     if tk.nvidia_smi_error and not tk.gpus:
         return Check(
-            "NVIDIA driver", "FAIL", f"nvidia-smi failed: {tk.nvidia_smi_error}",
+            "NVIDIA driver",
+            "FAIL",
+            f"nvidia-smi failed: {tk.nvidia_smi_error}",
             "reinstall or update the NVIDIA driver (e.g. `sudo ubuntu-drivers install`) and reboot",
-        )  # fmt: skip
+        )
     if not tk.gpus:
         return Check(
-            "NVIDIA driver", "SKIPPED", "no NVIDIA GPU or driver found (nvidia-smi missing): "
+            "NVIDIA driver",
+            "SKIPPED",
+            "no NVIDIA GPU or driver found (nvidia-smi missing): "
             "CPU-only mode, containers start without GPU reservation",
-        )  # fmt: skip
+        )
     names = ", ".join(f"{g.index}: {g.name}" for g in tk.gpus)
     return Check("NVIDIA driver", "OK", f"driver {tk.nvidia_driver}, GPUs {names}")
 
@@ -160,16 +164,23 @@ def check_apptainer(tk: Toolkit) -> list[Check]:
     tool = "Apptainer" if tk.apptainer else "Singularity"
     if not version:
         return [
-            Check("Apptainer", "WARN", "apptainer is not installed: needed to turn images into "
-                  "cluster images", "install Apptainer >= 1.3.4 (see apptainer.org/docs)")
-        ]  # fmt: skip
+            Check(
+                "Apptainer",
+                "WARN",
+                "apptainer is not installed: needed to turn images into cluster images",
+                "install Apptainer >= 1.3.4 (see apptainer.org/docs)",
+            )
+        ]
     checks = [Check("Apptainer", "OK", f"{tool} {version}")]
     if tk.docker_server and not is_tested_combination(tk.docker_server, version):
         checks.append(
-            Check("Docker/Apptainer", "WARN",
-                  f"Docker {tk.docker_server} with {tool} {version} is not a tested combination",
-                  "tested: Docker 24.0.7 + Apptainer 1.2.5; Docker >= 27.0.0 + Apptainer >= 1.3.4")
-        )  # fmt: skip
+            Check(
+                "Docker/Apptainer",
+                "WARN",
+                f"Docker {tk.docker_server} with {tool} {version} is not a tested combination",
+                "tested: Docker 24.0.7 + Apptainer 1.2.5; Docker >= 27.0.0 + Apptainer >= 1.3.4",
+            )
+        )
     else:
         checks.append(Check("Docker/Apptainer", "OK", "tested combination"))
     return checks
@@ -182,9 +193,11 @@ def check_disk(tk: Toolkit, min_free_gb: int) -> Check:
     where = tk.docker_root or "/var/lib/docker"
     if free_gb < min_free_gb:
         return Check(
-            "Disk", "WARN", f"{free_gb:.1f} GiB free under {where}, images need {min_free_gb} GiB",
+            "Disk",
+            "WARN",
+            f"{free_gb:.1f} GiB free under {where}, images need {min_free_gb} GiB",
             "free space (`docker system prune`) or move Docker's data-root",
-        )  # fmt: skip
+        )
     return Check("Disk", "OK", f"{free_gb:.1f} GiB free under {where}")
 
 

@@ -84,8 +84,7 @@ class DockerCLI:
         import subprocess
 
         try:
-            proc = subprocess.run([self.docker, *args], capture_output=True, text=True,
-                                  timeout=60)  # fmt: skip
+            proc = subprocess.run([self.docker, *args], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return 0, str(exc)
         if proc.returncode != 0:

@@ -8,9 +8,19 @@ import stat
 
 # never synced: version control, caches, environments, outputs
 EXCLUDES = (
-    ".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".mypy_cache/", ".pytest_cache/",
-    ".ruff_cache/", "*.egg-info/", "logs/", "outputs/", "wandb/",
-)  # fmt: skip
+    ".git/",
+    "__pycache__/",
+    "*.pyc",
+    ".venv/",
+    "venv/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    "*.egg-info/",
+    "logs/",
+    "outputs/",
+    "wandb/",
+)
 
 
 MARKER = ".isaac-deploy-mirror"  # in a synced folder: the digest of what was sent
@@ -21,8 +31,9 @@ def excluded(rel: str, is_dir: bool) -> bool:
     base = posixpath.basename(rel)
     for pattern in EXCLUDES:
         if pattern.endswith("/"):
-            if is_dir and (base == pattern[:-1] or (pattern.startswith("*") and
-                                                   base.endswith(pattern[1:-1]))):  # fmt: skip
+            if is_dir and (
+                base == pattern[:-1] or (pattern.startswith("*") and base.endswith(pattern[1:-1]))
+            ):
                 return True
         elif pattern.startswith("*") and base.endswith(pattern[1:]):
             return True
@@ -43,6 +54,8 @@ def tree_digest(folder: str) -> str:
                 continue
             info = os.lstat(os.path.join(root, name))
             kind = "l" if stat.S_ISLNK(info.st_mode) else "f"
-            digest.update(f"{kind}\0{rel}\0{info.st_size}\0{info.st_mode:o}\0"
-                          f"{info.st_mtime_ns // 10**9}\n".encode())  # fmt: skip
+            digest.update(
+                f"{kind}\0{rel}\0{info.st_size}\0{info.st_mode:o}\0"
+                f"{info.st_mtime_ns // 10**9}\n".encode()
+            )
     return "sha256:" + digest.hexdigest()

@@ -17,8 +17,12 @@ if "docker_client" not in globals():  # imported as a module, not joined into on
 
 def remote_digest(reference, flags):
     try:
-        proc = subprocess.run(["skopeo", "inspect", "--raw", *flags, "docker://" + reference],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        proc = subprocess.run(
+            ["skopeo", "inspect", "--raw", *flags, "docker://" + reference],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": str(exc)}
     if proc.returncode == 0:
@@ -35,10 +39,15 @@ def remote_digest(reference, flags):
 def git_commit(folder):
     try:
         git = ["git", "-C", folder]
-        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"],
-                              capture_output=True, text=True, timeout=30)  # fmt: skip
-        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        head = subprocess.run(
+            [*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None, False
     if head.returncode != 0:
@@ -67,8 +76,11 @@ def tags_for(commit, dirty, version, image_id=None):
 def registry_state(args):
     commit, dirty = git_commit(args.get("folder") or ".")
     status, data = docker_client().get("/images/{}/json".format(quote(args["local"], safe="")))
-    local = {"id": data.get("Id")} if status == 200 and isinstance(data, dict) else (
-        {"missing": True} if status == 404 else {"error": str(data)})  # fmt: skip
+    local = (
+        {"id": data.get("Id")}
+        if status == 200 and isinstance(data, dict)
+        else ({"missing": True} if status == 404 else {"error": str(data)})
+    )
     if args.get("no_remote") or not local.get("id"):
         tags = []
     else:

@@ -28,8 +28,16 @@ PLUGIN_DIRS = (
     "/usr/lib/docker/cli-plugins",
     "/usr/libexec/docker/cli-plugins",
 )
-TOOLS = ("docker", "dockerd", "sudo", "nvidia-smi", "nvidia-ctk", "apptainer", "singularity",
-         "docker-compose")  # fmt: skip
+TOOLS = (
+    "docker",
+    "dockerd",
+    "sudo",
+    "nvidia-smi",
+    "nvidia-ctk",
+    "apptainer",
+    "singularity",
+    "docker-compose",
+)
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
@@ -49,8 +57,9 @@ def compose_plugin():
 
 def start(argv):
     try:
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     except OSError as exc:
         return str(exc)
 
@@ -146,8 +155,13 @@ def probe(args):
     if found["docker-compose"]:
         procs["compose-standalone"] = start([found["docker-compose"], "version", "--short"])
     if found["nvidia-smi"]:
-        procs["nvidia-smi"] = start([found["nvidia-smi"], "--query-gpu=index,name,driver_version,"
-                                     "memory.total", "--format=csv,noheader"])  # fmt: skip
+        procs["nvidia-smi"] = start(
+            [
+                found["nvidia-smi"],
+                "--query-gpu=index,name,driver_version,memory.total",
+                "--format=csv,noheader",
+            ]
+        )
     for tool in ("nvidia-ctk", "apptainer", "singularity"):
         if found[tool]:
             procs[tool] = start([found[tool], "--version"])

@@ -8,8 +8,12 @@ NVIDIA_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
 DOCKER_LIST = "/etc/apt/sources.list.d/docker.list"
 DOCKER_REPO_PACKAGES = (
-    "docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin",
-)  # fmt: skip
+    "docker-ce",
+    "docker-ce-cli",
+    "containerd.io",
+    "docker-buildx-plugin",
+    "docker-compose-plugin",
+)
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "ppc64le": "ppc64el"}
 
 

@@ -46,8 +46,19 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
     if any(c in job.output for c in "\n\x00 "):
         raise ConfigError("job output", "must be one path without spaces")
     return render(
-        templates, f"jobs/{cluster.scheduler}.sh.j2", cluster=cluster, job_name=job.job_name,
-        run_key=job.run_key, image=job.image, code_dir=job.code_dir, logs_dir=job.logs_dir,
-        cache_dir=job.cache_dir, output=job.output, args=list(job.args), binds=list(job.binds),
-        secret_file=job.secret_file, ext_path=job.ext_path, isaacsim_root=job.isaacsim_root,
-    )  # fmt: skip
+        templates,
+        f"jobs/{cluster.scheduler}.sh.j2",
+        cluster=cluster,
+        job_name=job.job_name,
+        run_key=job.run_key,
+        image=job.image,
+        code_dir=job.code_dir,
+        logs_dir=job.logs_dir,
+        cache_dir=job.cache_dir,
+        output=job.output,
+        args=list(job.args),
+        binds=list(job.binds),
+        secret_file=job.secret_file,
+        ext_path=job.ext_path,
+        isaacsim_root=job.isaacsim_root,
+    )

@@ -23,8 +23,16 @@ def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[s
     rows = [("RUN KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS")]
     for entry in entries:
         args = " ".join(shlex.quote(arg) for arg in entry.args)
-        rows.append((entry.run_key, entry.job_id, state_of(entry, states, active),
-                     entry.time or "-", entry.commit or "-", args or "-"))  # fmt: skip
+        rows.append(
+            (
+                entry.run_key,
+                entry.job_id,
+                state_of(entry, states, active),
+                entry.time or "-",
+                entry.commit or "-",
+                args or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for row in rows:

@@ -70,8 +70,18 @@ def test_container_sh_wrapper_forwards_profile_and_command(project):
 
 
 def test_training_entry_point_through_the_cli(project):
-    result = cli(project, "run", "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0",
-                 "--max_iterations", "3", "--run_name", "cli")  # fmt: skip
+    result = cli(
+        project,
+        "run",
+        "python",
+        "scripts/rsl_rl/train.py",
+        "--task",
+        "Template-Reach-v0",
+        "--max_iterations",
+        "3",
+        "--run_name",
+        "cli",
+    )
     assert result.rc == 0, result.out
     runs = sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_cli"))
     assert runs and LOCAL.file(str(runs[-1] / "model_3.json")).uid == project.user["uid"]
@@ -222,9 +232,14 @@ def test_mount_setup_wizard_through_a_pseudo_terminal(project):
     subprocess.run(
         ["chown", "-R", f"{project.user['uid']}:{project.user['gid']}", str(isaaclab)], check=True
     )
-    answers = [("Enable the isaaclab mount?", "y"), ("local path of isaaclab", str(project.path / "missing")),
-               ("local path of isaaclab", str(isaaclab)), ("sync isaaclab", "n"),
-               ("path of isaaclab on the cluster", "/cluster/IsaacLab"), ("Enable the rsl_rl mount?", "n")]  # fmt: skip
+    answers = [
+        ("Enable the isaaclab mount?", "y"),
+        ("local path of isaaclab", str(project.path / "missing")),
+        ("local path of isaaclab", str(isaaclab)),
+        ("sync isaaclab", "n"),
+        ("path of isaaclab on the cluster", "/cluster/IsaacLab"),
+        ("Enable the rsl_rl mount?", "n"),
+    ]
     pid, fd = in_terminal(project, "mount-setup")
     screen = ""
     for prompt, answer in answers:
@@ -267,8 +282,14 @@ def test_ssh_agent_forwarded_only_when_set(project):
     )
     sock, agent_pid = agent.out.split()[-2:]
     try:
-        result = cli(project, "run", "sh", "-c", 'echo "sock=$SSH_AUTH_SOCK"; test -S "$SSH_AUTH_SOCK"',
-                     env={"SSH_AUTH_SOCK": sock})  # fmt: skip
+        result = cli(
+            project,
+            "run",
+            "sh",
+            "-c",
+            'echo "sock=$SSH_AUTH_SOCK"; test -S "$SSH_AUTH_SOCK"',
+            env={"SSH_AUTH_SOCK": sock},
+        )
         assert result.rc == 0 and "sock=/run/isaac-deploy/ssh-agent" in result.out, result.out
     finally:
         subprocess.run(["kill", agent_pid], check=False)
@@ -320,9 +341,26 @@ def test_doctor_names_what_is_broken_with_the_fix(project):
 
 
 def test_help_shows_examples_for_every_command(project):
-    for command in ("build", "run", "run-dev", "exec", "attach", "logs", "ps", "stop", "remove-volumes",
-                    "mount-setup", "mount-show", "mount-enable", "mount-disable", "mount-set",
-                    "mount-set-cluster", "mount-set-sync", "mount-validate", "doctor"):  # fmt: skip
+    for command in (
+        "build",
+        "run",
+        "run-dev",
+        "exec",
+        "attach",
+        "logs",
+        "ps",
+        "stop",
+        "remove-volumes",
+        "mount-setup",
+        "mount-show",
+        "mount-enable",
+        "mount-disable",
+        "mount-set",
+        "mount-set-cluster",
+        "mount-set-sync",
+        "mount-validate",
+        "doctor",
+    ):
         result = cli(project, command, "--help")
         assert result.rc == 0 and "example:" in result.out and "isaac-deploy" in result.out, command
 
@@ -368,8 +406,14 @@ def test_x11_socket_and_display_reach_the_dev_container(project):
             "/tmp/.X11-unix"
             in (project.path / "docker" / "docker-compose.override.yaml").read_text()
         )
-        result = cli(project, "run", "sh", "-c", 'echo "display=$DISPLAY"; test -S /tmp/.X11-unix/X77',
-                     env={"DISPLAY": ":77"})  # fmt: skip
+        result = cli(
+            project,
+            "run",
+            "sh",
+            "-c",
+            'echo "display=$DISPLAY"; test -S /tmp/.X11-unix/X77',
+            env={"DISPLAY": ":77"},
+        )
         assert result.rc == 0 and "display=:77" in result.out, result.out
     finally:
         server.close()

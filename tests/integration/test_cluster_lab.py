@@ -27,19 +27,34 @@ def login(lab):
 
 def inventory(tmp_path, login, known_hosts: str) -> str:
     path = tmp_path / "cluster_inventory.py"
-    data = {"ssh_hostname": login["host"], "ssh_port": login["port"], "ssh_user": login["user"],
-            "ssh_key": login["key"], "ssh_known_hosts_file": known_hosts,
-            "ssh_strict_host_key_checking": "yes"}  # fmt: skip
+    data = {
+        "ssh_hostname": login["host"],
+        "ssh_port": login["port"],
+        "ssh_user": login["user"],
+        "ssh_key": login["key"],
+        "ssh_known_hosts_file": known_hosts,
+        "ssh_strict_host_key_checking": "yes",
+    }
     path.write_text(f"login = [('lab-login', {data!r})]\n")
     return str(path)
 
 
 def test_pyinfra_reaches_the_login_node_over_ssh_as_the_cluster_user(tmp_path, login):
     deploy = tmp_path / "probe.py"
-    deploy.write_text("from pyinfra.operations import files\n"
-                      "files.directory(name='probe dir', path='isaac-probe', mode='750')\n")  # fmt: skip
-    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, login["known_hosts"]),
-                             str(deploy)], capture_output=True, text=True)  # fmt: skip
+    deploy.write_text(
+        "from pyinfra.operations import files\n"
+        "files.directory(name='probe dir', path='isaac-probe', mode='750')\n"
+    )
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "pyinfra"),
+            "-y",
+            inventory(tmp_path, login, login["known_hosts"]),
+            str(deploy),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
     probe = node.file(f"{login['home']}/isaac-probe")
@@ -52,16 +67,23 @@ def test_unknown_host_key_is_refused(tmp_path, login):
     empty.write_text("")
     deploy = tmp_path / "noop.py"
     deploy.write_text("from pyinfra.operations import server\nserver.shell(commands=['true'])\n")
-    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, str(empty)), str(deploy)],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, str(empty)), str(deploy)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "No hosts remaining" in result.stdout + result.stderr
 
 
 def sbatch(login, script: str) -> str:
     ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
-    job = subprocess.run([*ssh, f"mkdir -p jobs && cd jobs && sbatch --parsable {script}"],
-                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    job = subprocess.run(
+        [*ssh, f"mkdir -p jobs && cd jobs && sbatch --parsable {script}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     deadline = time.monotonic() + 60
     while subprocess.run(
         [*ssh, f"squeue -h -j {job}"], capture_output=True, text=True
@@ -72,8 +94,12 @@ def sbatch(login, script: str) -> str:
 
 
 def job_info(login, job: str) -> str:
-    return subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job {job}"],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job {job}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_slurm_runs_jobs_and_reports_failures(login):
@@ -95,8 +121,12 @@ def test_job_states_fact_on_the_login_node(login):
     ok = sbatch(login, "-o out-%j.log --wrap 'true'")
     bad = sbatch(login, "-o out-%j.log --wrap 'exit 4'")
     command = JobStates().command("slurm", (ok, bad)).get_raw_value()
-    out = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", command],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ssh", "-F", login["ssh_config"], "lab-login", command],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     states = JobStates().process(out.splitlines())
     assert (states[ok].state, states[ok].exit_code) == ("COMPLETED", 0)
     assert (states[bad].state, states[bad].exit_code, states[bad].active) == ("FAILED", 4, False)
@@ -113,10 +143,17 @@ def test_job_states_fact_on_the_login_node(login):
         ):
             break
         time.sleep(0.5)
-        out = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", command],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", command],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     assert (accounted[ok].state, accounted[bad].state, accounted[bad].exit_code) == (
-        "COMPLETED", "FAILED", 4), sections["sacct"]  # fmt: skip
+        "COMPLETED",
+        "FAILED",
+        4,
+    ), sections["sacct"]
 
 
 def test_a_run_key_is_submitted_once_and_recorded(tmp_path, login):
@@ -143,8 +180,12 @@ job_submitted(
     inv = inventory(tmp_path, login, login["known_hosts"])
 
     def run(run_key: str, resubmit: str = "0") -> str:
-        result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
-                                env={**os.environ, "RUN_KEY": run_key, "RESUBMIT": resubmit})  # fmt: skip
+        result = subprocess.run(
+            [str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RUN_KEY": run_key, "RESUBMIT": resubmit},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
@@ -189,8 +230,12 @@ def test_code_snapshots_send_only_the_build_context_and_link_unchanged_files(tmp
     node.run(f"rm -rf {snapshots}")
 
     def sync(name: str) -> Result:
-        proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
-                              env={**os.environ, "SNAPSHOT": name})  # fmt: skip
+        proc = subprocess.run(
+            [str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SNAPSHOT": name},
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return Result(0, proc.stdout + proc.stderr)
 
@@ -245,8 +290,12 @@ def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login)
     node.run(f"rm -rf {folder}")
 
     def deliver(sha: str = digest, reserve: str = "1024") -> tuple[int, str]:
-        proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)], capture_output=True, text=True,
-                              env={**os.environ, "SHA": sha, "RESERVE": reserve})  # fmt: skip
+        proc = subprocess.run(
+            [str(VENV_BIN / "pyinfra"), "-y", inv, str(deploy)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SHA": sha, "RESERVE": reserve},
+        )
         return proc.returncode, proc.stdout + proc.stderr
 
     # an interrupted earlier upload: half the file sits in .incoming, never under the final name
@@ -293,12 +342,23 @@ def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
         f"rm -rf {logs} {ledger}; mkdir -p {logs}/done-run {logs}/busy-run {logs}/unknown-run {home}/.isaac-deploy"
     )
     done = sbatch(login, f"-o /dev/null --wrap 'echo checkpoint > {logs}/done-run/model_1.json'")
-    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
-                           f"sbatch --parsable -o /dev/null --wrap 'echo partial > {logs}/busy-run/log.txt; sleep 60'"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    busy = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            login["ssh_config"],
+            "lab-login",
+            f"sbatch --parsable -o /dev/null --wrap 'echo partial > {logs}/busy-run/log.txt; sleep 60'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     time.sleep(1.5)
-    lines = [Entry(run_key="done-run", job_id=done, scheduler="slurm").to_json(),
-             Entry(run_key="busy-run", job_id=busy, scheduler="slurm").to_json()]  # fmt: skip
+    lines = [
+        Entry(run_key="done-run", job_id=done, scheduler="slurm").to_json(),
+        Entry(run_key="busy-run", job_id=busy, scheduler="slurm").to_json(),
+    ]
     node.run(f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} > {ledger}")
     local = tmp_path / "pulled"
     deploy = tmp_path / "pull.py"
@@ -307,8 +367,16 @@ def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
         f"results_pulled(name='results', logs_dir={logs!r}, local_dir={str(local)!r}, ledger={ledger!r},\n"
         "               scheduler='slurm', remove=True)\n"
     )
-    proc = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", inventory(tmp_path, login, login["known_hosts"]), str(deploy)],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "pyinfra"),
+            "-y",
+            inventory(tmp_path, login, login["known_hosts"]),
+            str(deploy),
+        ],
+        capture_output=True,
+        text=True,
+    )
     try:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert (local / "done-run" / "model_1.json").read_text() == "checkpoint\n"
@@ -325,8 +393,13 @@ def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
 def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp_path, login):
     """@openssh/HOST (isaac_deploy.connectors.openssh): facts, commands, uploads and downloads,
     all through one OpenSSH master connection; the master is closed at the end."""
-    data = {"ssh_hostname": login["host"], "ssh_port": login["port"], "ssh_user": login["user"],
-            "ssh_key": login["key"], "ssh_known_hosts_file": login["known_hosts"]}  # fmt: skip
+    data = {
+        "ssh_hostname": login["host"],
+        "ssh_port": login["port"],
+        "ssh_user": login["user"],
+        "ssh_key": login["key"],
+        "ssh_known_hosts_file": login["known_hosts"],
+    }
     (tmp_path / "inv.py").write_text(f"login = [('@openssh/lab-login', {data!r})]\n")
     (tmp_path / "up.txt").write_text("über 'quoted' $(not run)\n")
     deploy = tmp_path / "files_deploy.py"
@@ -337,8 +410,11 @@ def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp
         "server.shell(name='shell', commands=['test \"$(id -un)\" = " + login["user"] + "'])\n"
     )
     before = Path(login["sshd_log"]).read_text().count("Accepted publickey")
-    result = subprocess.run([str(VENV_BIN / "pyinfra"), "-y", str(tmp_path / "inv.py"), str(deploy)],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(VENV_BIN / "pyinfra"), "-y", str(tmp_path / "inv.py"), str(deploy)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert Path(login["sshd_log"]).read_text().count("Accepted publickey") == before + 1
     assert (tmp_path / "back.txt").read_text() == (tmp_path / "up.txt").read_text()

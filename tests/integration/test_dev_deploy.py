@@ -93,8 +93,11 @@ def test_secret_is_a_0600_file_and_never_in_output_or_rendered_files(project):
     assert LOCAL.file("/root/.config/isaac-deploy/lab_ext").mode == 0o700
     result = project.deploy("-y", "--diff", "-vv", env={"WANDB_API_KEY": "wandb-s3cr3t-0123456789"})
     assert result.rc == 0 and "wandb-s3cr3t" not in result.out
-    for path in (project.env_file("ext"), project.env_file("ext-dev"),
-                 project.path / "docker" / "docker-compose.override.yaml"):  # fmt: skip
+    for path in (
+        project.env_file("ext"),
+        project.env_file("ext-dev"),
+        project.path / "docker" / "docker-compose.override.yaml",
+    ):
         assert "wandb-s3cr3t" not in path.read_text()
     assert "WANDB_API_KEY_FILE='/root/.config/isaac-deploy/lab_ext/wandb_api_key'" in (
         project.env_file("ext").read_text()
@@ -125,8 +128,11 @@ def test_images_hold_no_env_files_mount_config_or_secrets(project):
         assert "workspace/lab_ext/scripts/rsl_rl/train.py" in workspace
         assert not [n for n in names if "/.env" in n or n.endswith(".mount.config")]
         assert not [n for n in names if "wandb_api_key" in n or "override.yaml" in n]
-        assert not [n for n in workspace if n.startswith(("workspace/lab_ext/docker/",
-                                                          "workspace/lab_ext/tests/"))]  # fmt: skip
+        assert not [
+            n
+            for n in workspace
+            if n.startswith(("workspace/lab_ext/docker/", "workspace/lab_ext/tests/"))
+        ]
 
 
 def test_changed_context_rebuilds_unrelated_change_does_not(project):
@@ -154,8 +160,9 @@ def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
     assert f"kept {env_file}: it was edited by hand" in result.out
     assert "new-project" in result.out  # the diff of what the deploy would write
     assert env_file.read_text() == edited
-    result = project.deploy(data={"isaac_wandb": {"project": "new-project"},
-                                  "isaac_env_overwrite_edited": True})  # fmt: skip
+    result = project.deploy(
+        data={"isaac_wandb": {"project": "new-project"}, "isaac_env_overwrite_edited": True}
+    )
     assert result.rc == 0, result.out
     assert "WANDB_PROJECT='new-project'" in env_file.read_text()
     assert env_file.with_name(env_file.name + ".edited").read_text() == edited
@@ -186,9 +193,20 @@ def test_bad_input_is_one_line_and_changes_nothing(project, data, words):
 
 
 def test_bad_mount_config_is_refused_before_anything_changes(project):
-    (project.path / ".mount.config").write_text(json.dumps({"mounts": {"isaaclab": {
-        "enabled": True, "local_path": str(project.path / "no-isaaclab"),
-        "container_path": "/workspace/isaaclab", "mount_type": "source"}}}))  # fmt: skip
+    (project.path / ".mount.config").write_text(
+        json.dumps(
+            {
+                "mounts": {
+                    "isaaclab": {
+                        "enabled": True,
+                        "local_path": str(project.path / "no-isaaclab"),
+                        "container_path": "/workspace/isaaclab",
+                        "mount_type": "source",
+                    }
+                }
+            }
+        )
+    )
     before = tree_state(project.path)
     result = project.deploy()
     assert result.rc != 0 and "mounts.isaaclab: local_path" in result.out
@@ -198,8 +216,14 @@ def test_bad_mount_config_is_refused_before_anything_changes(project):
 
 def test_missing_base_image_one_line_and_the_rest_completes(project):
     project.env_file("ext").unlink()
-    result = project.deploy(data={"isaac_base_images": {"ext": "isaac-lab-missing:9.9",
-                                                        "ext-dev": "isaac-lab-missing:9.9"}})  # fmt: skip
+    result = project.deploy(
+        data={
+            "isaac_base_images": {
+                "ext": "isaac-lab-missing:9.9",
+                "ext-dev": "isaac-lab-missing:9.9",
+            }
+        }
+    )
     assert result.rc == 0, result.out
     lines = [
         line
@@ -220,11 +244,17 @@ def test_no_docker_in_check_only_mode_is_one_actionable_line(project):
     project.deploy("--dry", data={"isaac_provision": "check"})  # writes the inventory file
     before = tree_state(project.path)
     proc = subprocess.run(
-        ["unshare", "--mount", "sh", "-c",
-         f"{hide} cd '{project.path}' && /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin "
-         f"'{PYINFRA}' -y ../test_inventory.py deploy/dev.py"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            f"{hide} cd '{project.path}' && /usr/bin/env PATH=/usr/local/bin:/usr/bin:/bin "
+            f"'{PYINFRA}' -y ../test_inventory.py deploy/dev.py",
+        ],
+        capture_output=True,
+        text=True,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     errors = [line for line in out.splitlines() if "pyinfra error" in line]
@@ -243,10 +273,23 @@ def test_compose_file_works_without_display_or_ssh_agent(project):
         ("ext-dev-rootless", "ext-dev"),
     ):
         proc = subprocess.run(
-            ["docker", "compose", *COMPOSE_FILES, "--env-file",
-             str(project.env_file(env_profile)), "--profile", profile, "config", "--format", "json"],
-            cwd=project.path, capture_output=True, text=True, env=env,
-        )  # fmt: skip
+            [
+                "docker",
+                "compose",
+                *COMPOSE_FILES,
+                "--env-file",
+                str(project.env_file(env_profile)),
+                "--profile",
+                profile,
+                "config",
+                "--format",
+                "json",
+            ],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         service = json.loads(proc.stdout)["services"][profile]
         assert "deploy" not in service  # the override resets the GPU reservation here
@@ -257,10 +300,23 @@ def test_compose_file_works_without_display_or_ssh_agent(project):
 
 def test_cache_volumes_really_are_separate_volumes(project):
     proc = subprocess.run(
-        ["docker", "compose", *COMPOSE_FILES, "--env-file",
-         str(project.env_file("ext-dev")), "--profile", "ext-dev", "config", "--format", "json"],
-        cwd=project.path, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "docker",
+            "compose",
+            *COMPOSE_FILES,
+            "--env-file",
+            str(project.env_file("ext-dev")),
+            "--profile",
+            "ext-dev",
+            "config",
+            "--format",
+            "json",
+        ],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     config = json.loads(proc.stdout)
     named = [v for v in config["services"]["ext-dev"]["volumes"] if v["type"] == "volume"]
     assert len(named) == 8

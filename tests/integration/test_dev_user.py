@@ -48,9 +48,14 @@ def test_second_run_as_the_user_reports_zero_changes(project):
 
 def test_dev_container_runs_as_the_host_user_and_writes_files_they_own(project):
     result = project.compose(
-        "ext-dev", "run", "--rm", "ext-dev",
-        "sh", "-c", 'id -u; id -g; echo "home=$HOME"; touch "$DOCKER_EXT_PATH/made in container"',
-    )  # fmt: skip
+        "ext-dev",
+        "run",
+        "--rm",
+        "ext-dev",
+        "sh",
+        "-c",
+        'id -u; id -g; echo "home=$HOME"; touch "$DOCKER_EXT_PATH/made in container"',
+    )
     assert result.rc == 0, result.out
     lines = result.out.splitlines()
     assert str(project.user["uid"]) in lines and str(project.user["gid"]) in lines
@@ -60,8 +65,19 @@ def test_dev_container_runs_as_the_host_user_and_writes_files_they_own(project):
 
 
 def test_given_command_runs_with_its_arguments_and_exit_code(project):
-    args = ["--task", "Template-Reach-v0", "--max_iterations", "5", "--run_name", "ci",
-            "spaces in arg", "$(touch /tmp/pwned)", "semi;colon", "*", "ünï"]  # fmt: skip
+    args = [
+        "--task",
+        "Template-Reach-v0",
+        "--max_iterations",
+        "5",
+        "--run_name",
+        "ci",
+        "spaces in arg",
+        "$(touch /tmp/pwned)",
+        "semi;colon",
+        "*",
+        "ünï",
+    ]
     result = project.compose(
         "ext-dev", "run", "--rm", "ext-dev", "python", "scripts/rsl_rl/train.py", *args
     )
@@ -72,8 +88,17 @@ def test_given_command_runs_with_its_arguments_and_exit_code(project):
     assert recorded == args
     assert (runs[-1] / "model_5.json").exists()
     assert LOCAL.file(str(runs[-1] / "model_5.json")).uid == project.user["uid"]
-    failed = project.compose("ext-dev", "run", "--rm", "ext-dev",
-                             "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0", "--fail")  # fmt: skip
+    failed = project.compose(
+        "ext-dev",
+        "run",
+        "--rm",
+        "ext-dev",
+        "python",
+        "scripts/rsl_rl/train.py",
+        "--task",
+        "Template-Reach-v0",
+        "--fail",
+    )
     assert failed.rc == 1, failed.out
     usage = project.compose(
         "ext-dev", "run", "--rm", "ext-dev", "python", "scripts/rsl_rl/train.py", "--task", "Nope"
@@ -83,9 +108,17 @@ def test_given_command_runs_with_its_arguments_and_exit_code(project):
 
 def test_production_container_runs_the_entry_point_with_logs_persisted(project):
     result = project.compose(
-        "ext", "run", "--rm", "ext",
-        "python", "scripts/rsl_rl/train.py", "--task", "Template-Balance-v0", "--run_name", "prod",
-    )  # fmt: skip
+        "ext",
+        "run",
+        "--rm",
+        "ext",
+        "python",
+        "scripts/rsl_rl/train.py",
+        "--task",
+        "Template-Balance-v0",
+        "--run_name",
+        "prod",
+    )
     assert result.rc == 0, result.out
     assert sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_prod"))
 
@@ -124,14 +157,23 @@ def test_uid_2000_on_a_shared_server(project):
 def test_wandb_key_reaches_the_container_as_a_secret_file_only(project):
     result = project.deploy(env={"WANDB_API_KEY": "user-wandb-key-42"})
     assert result.rc == 0 and "user-wandb-key-42" not in result.out, result.out
-    run = project.compose("ext-dev", "run", "--rm", "ext-dev", "sh", "-c",
-                          'echo "key=$WANDB_API_KEY"; ls -ln /run/secrets/wandb_api_key')  # fmt: skip
+    run = project.compose(
+        "ext-dev",
+        "run",
+        "--rm",
+        "ext-dev",
+        "sh",
+        "-c",
+        'echo "key=$WANDB_API_KEY"; ls -ln /run/secrets/wandb_api_key',
+    )
     assert run.rc == 0 and "key=user-wandb-key-42" in run.out, run.out
     assert f" {project.user['uid']} " in run.out.splitlines()[-1]  # bind-mounted, still the user's
     for profile in ("ext", "ext-dev"):
         assert "user-wandb-key-42" not in project.env_file(profile).read_text()
-    inspect = project.shell("docker inspect $(docker ps -aq) 2>/dev/null; docker history --no-trunc "
-                            f"isaac-lab-lab-ext-dev:{project.user['name']}")  # fmt: skip
+    inspect = project.shell(
+        "docker inspect $(docker ps -aq) 2>/dev/null; docker history --no-trunc "
+        f"isaac-lab-lab-ext-dev:{project.user['name']}"
+    )
     assert "user-wandb-key-42" not in inspect.out
 
 
@@ -181,8 +223,12 @@ def test_a_lab_member_rolls_out_to_the_cluster(project, lab):
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
     node.run("rm -rf ~/member")
     run_key = f"member-{time.time_ns()}"  # the login node's ledger outlives a lab
-    data = {**project.data, "isaac_profiles": ("ext",), "isaac_run_key": run_key,
-            "isaac_job_args": ["--task", "Template-Reach-v0", "--run_name", "member's run"]}  # fmt: skip
+    data = {
+        **project.data,
+        "isaac_profiles": ("ext",),
+        "isaac_run_key": run_key,
+        "isaac_job_args": ["--task", "Template-Reach-v0", "--run_name", "member's run"],
+    }
     inventory = project.path.parent / "cluster_inventory.py"
     inventory.write_text(
         "from isaac_deploy.model.cluster import cluster\n"
@@ -194,8 +240,10 @@ def test_a_lab_member_rolls_out_to_the_cluster(project, lab):
         f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
     )
     os.chown(inventory, user["uid"], user["gid"])
-    result = project.shell(f"export PATH={lab['apptainer_bin']}:$PATH; "
-                           f"{project.venv_bin}/pyinfra -y {inventory} deploy/cluster.py")  # fmt: skip
+    result = project.shell(
+        f"export PATH={lab['apptainer_bin']}:$PATH; "
+        f"{project.venv_bin}/pyinfra -y {inventory} deploy/cluster.py"
+    )
     assert result.rc == 0, result.out
     cache = Path(user["home"]) / ".cache" / "isaac-deploy" / "sif"
     sifs = list(cache.glob("sha256-*.sif"))

@@ -44,7 +44,7 @@ def pushed(root_project, lab):
                 "username": registry["user"],
                 "password_env": PASSWORD_ENV,
             }
-        },  # fmt: skip
+        },
     }
     assert project.deploy().rc == 0
     return project, registry
@@ -62,10 +62,19 @@ def push(project, registry, password=None, data=None, *flags):
 def remote(registry, tag: str) -> str | None:
     """The config digest the registry holds for ``tag`` (the local image ID when current)."""
     proc = subprocess.run(
-        ["skopeo", "inspect", "--raw", "--creds", f"{registry['user']}:{registry['password']}",
-         "--cert-dir", registry["cert_dir"], f"docker://{registry['address']}/team/isaac/isaac-lab-lab-ext:{tag}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--creds",
+            f"{registry['user']}:{registry['password']}",
+            "--cert-dir",
+            registry["cert_dir"],
+            f"docker://{registry['address']}/team/isaac/isaac-lab-lab-ext:{tag}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return json.loads(proc.stdout)["config"]["digest"] if proc.returncode == 0 else None
 
 
@@ -79,8 +88,12 @@ def blobs(lab_dir: Path) -> dict[str, int]:
 
 
 def commit_of(project) -> str:
-    return subprocess.run(["git", "-C", str(project.path), "rev-parse", "--short=12", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(project.path), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def test_push_over_tls_with_authentication_tags_content_commit_version_latest(pushed):
@@ -111,8 +124,21 @@ def test_changed_layer_sends_only_new_layers(pushed):
 
     script = project.path / "scripts" / "rsl_rl" / "train.py"
     script.write_text(script.read_text() + "\n# a change in the last layers\n")
-    subprocess.run(["git", "-C", str(project.path), "-c", "user.name=lab", "-c", "user.email=l@e.org",
-                    "commit", "-qam", "change"], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(project.path),
+            "-c",
+            "user.name=lab",
+            "-c",
+            "user.email=l@e.org",
+            "commit",
+            "-qam",
+            "change",
+        ],
+        check=True,
+    )
     assert project.deploy().totals()["success"] == 1  # the image was rebuilt
     before = blobs(LAB_DIR)
     old_latest = remote(registry, "latest")

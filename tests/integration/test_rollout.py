@@ -55,17 +55,29 @@ def rollout(root_project, lab):
     ) -> Result:
         """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``."""
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
-        data.update(isaac_run_key=run_key, isaac_job_args=list(args),
-                    isaac_sif_cache=str(project.path.parent / "sif-cache"))  # fmt: skip
+        data.update(
+            isaac_run_key=run_key,
+            isaac_job_args=list(args),
+            isaac_sif_cache=str(project.path.parent / "sif-cache"),
+        )
         inventory = project.path.parent / "cluster_inventory.py"
         group = {
-            "user": login["user"], "scheduler": "slurm",
-            "ssh": {"port": login["port"], "key": login["key"], "known_hosts": login["known_hosts"]},
-            "image_dir": "~/isaac/images", "code_dir": "~/isaac/code",
-            "cache_dir": "~/isaac/cache", "logs_dir": "~/isaac/logs",
+            "user": login["user"],
+            "scheduler": "slurm",
+            "ssh": {
+                "port": login["port"],
+                "key": login["key"],
+                "known_hosts": login["known_hosts"],
+            },
+            "image_dir": "~/isaac/images",
+            "code_dir": "~/isaac/code",
+            "cache_dir": "~/isaac/cache",
+            "logs_dir": "~/isaac/logs",
             "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"},
-            "snapshot_retention": 2, "wandb_api_key_env": "ROLLOUT_WANDB_KEY", **(settings or {}),
-        }  # fmt: skip
+            "snapshot_retention": 2,
+            "wandb_api_key_env": "ROLLOUT_WANDB_KEY",
+            **(settings or {}),
+        }
         inventory.write_text(
             "from isaac_deploy.model.cluster import cluster\n"
             f"DATA = {data!r}\n"
@@ -73,11 +85,20 @@ def rollout(root_project, lab):
             f"hosts, group = cluster('lab', hosts={list(hosts)!r}, **{group!r})\n"
             f"lab = (hosts, {{**group, **DATA, 'ssh_hostname': {login['host']!r}}})\n"
         )
-        env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
-               "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1", **(env or {})}  # fmt: skip
+        env = {
+            **os.environ,
+            "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
+            "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1",
+            **(env or {}),
+        }
         yes = [] if "--dry" in flags else ["-y"]  # without -y pyinfra shows the plan
-        proc = subprocess.run([str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy],
-                              cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+        proc = subprocess.run(
+            [str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         return Result(proc.returncode, proc.stdout + proc.stderr)
 
     return project, login, node, run
@@ -97,8 +118,11 @@ def wait(login, job: str) -> str:
     """``scontrol show job`` once the job has ended (COMPLETING is not ended yet)."""
     deadline = time.monotonic() + 120
     while True:
-        info = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job -o {job}"],
-                              capture_output=True, text=True).stdout  # fmt: skip
+        info = subprocess.run(
+            ["ssh", "-F", login["ssh_config"], "lab-login", f"scontrol show job -o {job}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         state = re.search(r"JobState=(\w+)", info)
         if state and state.group(1) in (
             "COMPLETED",
@@ -166,9 +190,18 @@ def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
     assert result.rc == 0, result.out
     pulled = list((project.path / "logs" / "cluster" / "lab" / "e2e-1").rglob("model_4.json"))
     assert len(pulled) == 1
-    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
-                           "mkdir -p ~/isaac/logs/e2e-busy && cd ~/isaac/logs/e2e-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    busy = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            login["ssh_config"],
+            "lab-login",
+            "mkdir -p ~/isaac/logs/e2e-busy && cd ~/isaac/logs/e2e-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     node.run(
         "printf '%s\\n' "
         + shlex.quote(json.dumps({"run_key": "e2e-busy", "job_id": busy, "scheduler": "slurm"}))
@@ -191,11 +224,24 @@ def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
     project, login, node, run = rollout
     code = f"{login['home']}/isaac/code/lab_ext"
     node.run(f"mkdir -p {code}/old-idle {code}/old-busy && touch -d '2 days ago' {code}/old-*")
-    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
-                           f"cd {code}/old-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    line = {"run_key": "old-busy", "job_id": busy, "scheduler": "slurm",
-            "snapshot": f"{code}/old-busy"}  # fmt: skip
+    busy = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            login["ssh_config"],
+            "lab-login",
+            f"cd {code}/old-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    line = {
+        "run_key": "old-busy",
+        "job_id": busy,
+        "scheduler": "slurm",
+        "snapshot": f"{code}/old-busy",
+    }
     node.run(
         f"printf '%s\\n' {shlex.quote(json.dumps(line))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
     )
@@ -214,8 +260,12 @@ def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
 def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
     project, login, node, run = rollout
     ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
-    blocker = subprocess.run([*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    blocker = subprocess.run(
+        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         assert run("e2e-queued", ["--task", "Template-Reach-v0"]).rc == 0
         job = [e for e in ledger(node) if e["run_key"] == "e2e-queued"][0]["job_id"]
@@ -225,8 +275,11 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
         )
         listing = run("e2e-queued", [], deploy="deploy/cluster_jobs.py")
         assert listing.rc == 0 and listing.totals()["success"] == 0, listing.out
-        rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
-                if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
+        rows = {
+            line.split()[1]: line.split()[2:]
+            for line in listing.out.splitlines()
+            if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4
+        }
         assert rows["e2e-queued"][:2] == [job, "PENDING"], listing.out
         assert rows["e2e-forgotten"][:2] == ["999999", "ENDED"], listing.out  # unknown to Slurm
         assert rows["e2e-1"][1] in ("COMPLETED", "ENDED") and rows["e2e-fail"][1:3] in (
@@ -234,12 +287,18 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
             ["ENDED", rows["e2e-fail"][2]],
         ), listing.out
         assert "'$(touch /tmp/pwned-e2e)'" in listing.out  # arguments shown as typed, quoted
-        cancel = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py")
+        cancel = run(
+            "e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py"
+        )
         assert cancel.rc == 0 and cancel.totals()["success"] == 1, cancel.out
         assert "JobState=CANCELLED" in wait(login, job)
-        again = run("e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py")
+        again = run(
+            "e2e-queued", [], "--data", "isaac_cancel=e2e-queued", deploy="deploy/cluster_jobs.py"
+        )
         assert again.rc == 0 and again.totals()["success"] == 0, again.out
-        unknown = run("e2e-queued", [], "--data", "isaac_cancel=nope", deploy="deploy/cluster_jobs.py")
+        unknown = run(
+            "e2e-queued", [], "--data", "isaac_cancel=nope", deploy="deploy/cluster_jobs.py"
+        )
         assert unknown.rc != 0 and "no run nope in the ledger" in unknown.out
     finally:
         subprocess.run([*ssh, f"scancel {blocker}"], check=False)
@@ -250,11 +309,20 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     with credentials from a 0600 file, and the job runs in that image."""
     project, login, node, run = rollout
     registry = lab["registry"]
-    registries = {"lab": {"address": registry["address"], "prefix": "team/isaac",
-                          "ca_file": registry["ca"], "username": registry["user"],
-                          "password_env": "ROLLOUT_REGISTRY_PASSWORD"}}  # fmt: skip
-    settings = {"image_registry": "lab", "registries": registries,
-                "image_dir": "~/isaac/registry-images"}  # fmt: skip
+    registries = {
+        "lab": {
+            "address": registry["address"],
+            "prefix": "team/isaac",
+            "ca_file": registry["ca"],
+            "username": registry["user"],
+            "password_env": "ROLLOUT_REGISTRY_PASSWORD",
+        }
+    }
+    settings = {
+        "image_registry": "lab",
+        "registries": registries,
+        "image_dir": "~/isaac/registry-images",
+    }
     env = {"ROLLOUT_REGISTRY_PASSWORD": registry["password"]}
     node.run("rm -f ~/.fake-apptainer.log")
     result = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings, env=env)
@@ -262,8 +330,10 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     assert registry["password"] not in result.out
     image_id = docker.from_env().images.get("isaac-lab-lab-ext:root").id
     tag = image_id.replace(":", "-")
-    builds = [json.loads(line)["argv"] for line in
-              node.run("cat ~/.fake-apptainer.log").stdout.splitlines()]  # fmt: skip
+    builds = [
+        json.loads(line)["argv"]
+        for line in node.run("cat ~/.fake-apptainer.log").stdout.splitlines()
+    ]
     reference = f"docker://{registry['address']}/team/isaac/isaac-lab-lab-ext:{tag}"
     assert [argv for argv in builds if argv[0] == "build"] == [
         ["build", "--force", f".incoming/{tag}.sif", reference]
@@ -285,8 +355,12 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     )
     again = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings, env=env)
     assert again.rc == 0 and again.totals()["success"] == 0, again.out
-    missing = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings,
-                  env={"ROLLOUT_REGISTRY_PASSWORD": ""})  # fmt: skip
+    missing = run(
+        "e2e-registry",
+        ["--task", "Template-Reach-v0"],
+        settings=settings,
+        env={"ROLLOUT_REGISTRY_PASSWORD": ""},
+    )
     assert missing.rc != 0 and "$ROLLOUT_REGISTRY_PASSWORD" in missing.out, missing.out
     assert "is not set in this shell" in missing.out.splitlines()[-1]
 
@@ -304,12 +378,23 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
     (tools / ".git").mkdir(parents=True)
     (tools / "tool.py").write_text("print('tool')\n")
     (tools / ".git" / "HEAD").write_text("ref\n")
-    mounts = {"mounts": {
-        "tools": {"container_path": "/opt/tools", "enabled": True, "sync_to_cluster": True,
-                  "local_path": str(tools), "cluster_path": "~/isaac/mounts/tools"},
-        "data": {"container_path": "/srv/data", "enabled": True, "read_only": True,
-                 "cluster_path": "~/isaac/data"},
-    }}  # fmt: skip
+    mounts = {
+        "mounts": {
+            "tools": {
+                "container_path": "/opt/tools",
+                "enabled": True,
+                "sync_to_cluster": True,
+                "local_path": str(tools),
+                "cluster_path": "~/isaac/mounts/tools",
+            },
+            "data": {
+                "container_path": "/srv/data",
+                "enabled": True,
+                "read_only": True,
+                "cluster_path": "~/isaac/data",
+            },
+        }
+    }
     (project.path / ".mount.config").write_text(json.dumps(mounts))
     (project.path / "scripts" / "lab_probe.py").write_text(PROBE)
     settings = {"entry_script": "scripts/lab_probe.py"}
@@ -375,8 +460,10 @@ def test_no_space_for_the_image_is_one_line_and_nothing_is_sent(rollout):
     full = Path(login["home"]) / "isaac" / "full"
     full.mkdir(parents=True, exist_ok=True)
     uid = pwd.getpwnam(login["user"]).pw_uid
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,uid={uid},mode=0700", "tmpfs",
-                    str(full)], check=True)  # fmt: skip
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=1m,uid={uid},mode=0700", "tmpfs", str(full)],
+        check=True,
+    )
     try:
         before = ledger(node)
         result = run("e2e-full", [], settings={"image_dir": str(full / "images")})
@@ -412,17 +499,27 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     log = node.file(f"{login['home']}/isaac/logs/e2e-pbs/job.out").content_string
     assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
     listing = run("e2e-pbs", [], settings=settings, deploy="deploy/cluster_jobs.py")
-    rows = {line.split()[1]: line.split()[2:] for line in listing.out.splitlines()
-            if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4}  # fmt: skip
+    rows = {
+        line.split()[1]: line.split()[2:]
+        for line in listing.out.splitlines()
+        if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4
+    }
     assert rows["e2e-pbs"][1] == "COMPLETED" and rows["e2e-pbs-fail"][1:3] == ["FAILED", "(1)"]
-    assert any(c["cmd"] == "qstat" and "-x" in c["argv"] for c in
-               map(json.loads, node.run("cat ~/.fake-pbs.log").stdout.splitlines()))  # fmt: skip
+    assert any(
+        c["cmd"] == "qstat" and "-x" in c["argv"]
+        for c in map(json.loads, node.run("cat ~/.fake-pbs.log").stdout.splitlines())
+    )
 
 
 def test_submit_off_puts_only_the_image_there(rollout):
     project, login, node, run = rollout
-    result = run("e2e-image-only", [], "--data", "isaac_submit=0",
-                 settings={"image_dir": "~/isaac/image-only"})  # fmt: skip
+    result = run(
+        "e2e-image-only",
+        [],
+        "--data",
+        "isaac_submit=0",
+        settings={"image_dir": "~/isaac/image-only"},
+    )
     assert result.rc == 0, result.out
     assert [f for f in node.run("ls ~/isaac/image-only").stdout.split() if f.endswith(".sif")]
     assert not node.file(f"{login['home']}/isaac/code/lab_ext/e2e-image-only").exists
@@ -448,7 +545,11 @@ def test_bad_cluster_settings_stop_before_any_connection(rollout, settings, word
 def test_results_into_a_chosen_folder_and_no_apptainer_is_one_line(rollout, tmp_path):
     project, login, node, run = rollout
     result = run(
-        "e2e-1", [], "--data", f"isaac_results_dir={tmp_path}/results", deploy="deploy/cluster_sync.py"
+        "e2e-1",
+        [],
+        "--data",
+        f"isaac_results_dir={tmp_path}/results",
+        deploy="deploy/cluster_sync.py",
     )
     assert result.rc == 0, result.out
     assert list((tmp_path / "results" / "lab").rglob("args.json")), result.out
@@ -469,8 +570,14 @@ def test_dry_run_shows_the_plan_and_changes_nothing(rollout, tmp_path):
     project, login, node, run = rollout
     before = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout)
     fresh = tmp_path / "sif-cache"
-    result = run("e2e-dry", ["--task", "Template-Reach-v0"], "--dry",
-                 "--data", f"isaac_sif_cache={fresh}", settings={"image_dir": "~/isaac/dry"})  # fmt: skip
+    result = run(
+        "e2e-dry",
+        ["--task", "Template-Reach-v0"],
+        "--dry",
+        "--data",
+        f"isaac_sif_cache={fresh}",
+        settings={"image_dir": "~/isaac/dry"},
+    )
     assert result.rc == 0, result.out
     assert "Apptainer image of" in result.out and "job e2e-dry" in result.out
     assert (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout) == before
@@ -498,28 +605,45 @@ def test_the_cluster_commands_of_the_cli(rollout, lab):
     cli = [str(project.venv_bin / "isaac-deploy"), "cluster"]
     env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
     args = ["--task", "Template-Reach-v0", "--run_name", "cli", "it's $(x) * ü", "true", "12"]
-    submit = subprocess.run([*cli, "submit", "-i", inventory, "--run-key", "e2e-cli", "--", *args],
-                            cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+    submit = subprocess.run(
+        [*cli, "submit", "-i", inventory, "--run-key", "e2e-cli", "--", *args],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert submit.returncode == 0, submit.stdout + submit.stderr
     [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-cli"]
     assert entry["args"] == args
     assert "JobState=COMPLETED" in wait(login, entry["job_id"])
     [found] = node.run("find ~/isaac/logs/e2e-cli -name args.json").stdout.splitlines()
     assert json.loads(node.file(found).content_string)["argv"] == args
-    jobs = subprocess.run([*cli, "jobs", "-i", inventory], cwd=project.path, capture_output=True,
-                          text=True, env=env)  # fmt: skip
+    jobs = subprocess.run(
+        [*cli, "jobs", "-i", inventory], cwd=project.path, capture_output=True, text=True, env=env
+    )
     assert jobs.returncode == 0 and "e2e-cli" in jobs.stdout + jobs.stderr
 
 
 def test_old_images_are_pruned_but_not_a_running_jobs_nor_another_projects(rollout):
     project, login, node, run = rollout
     images = f"{login['home']}/isaac/images"
-    busy = subprocess.run(["ssh", "-F", login["ssh_config"], "lab-login",
-                           "cd /tmp && sbatch --parsable -o /dev/null --wrap 'sleep 60'"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    lines = [{"run_key": "img-a", "job_id": "999998", "scheduler": "slurm", "image": "sha256:aaa"},
-             {"run_key": "img-b", "job_id": busy, "scheduler": "slurm", "image": "sha256:bbb"},
-             {"run_key": "img-c", "job_id": "999997", "scheduler": "slurm", "image": "sha256:ccc"}]  # fmt: skip
+    busy = subprocess.run(
+        [
+            "ssh",
+            "-F",
+            login["ssh_config"],
+            "lab-login",
+            "cd /tmp && sbatch --parsable -o /dev/null --wrap 'sleep 60'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    lines = [
+        {"run_key": "img-a", "job_id": "999998", "scheduler": "slurm", "image": "sha256:aaa"},
+        {"run_key": "img-b", "job_id": busy, "scheduler": "slurm", "image": "sha256:bbb"},
+        {"run_key": "img-c", "job_id": "999997", "scheduler": "slurm", "image": "sha256:ccc"},
+    ]
     node.run(
         f"cd {images} && mkdir -p .incoming && "
         "for n in foreign sha256-aaa sha256-bbb sha256-ccc; do echo x > $n.sif; echo s > $n.sif.sha256; done && "
@@ -529,7 +653,7 @@ def test_old_images_are_pruned_but_not_a_running_jobs_nor_another_projects(rollo
         + " && ".join(
             f"printf '%s\\n' {shlex.quote(json.dumps(line))} >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
             for line in lines
-        )  # fmt: skip
+        )
     )
     try:
         result = run("e2e-1", ARGS, "-v")  # image retention 2: this run's image and sha256-ccc
@@ -550,9 +674,25 @@ def test_limit_to_one_cluster_keeps_the_workstation_in(rollout, lab):
     assert alone.rc != 0 and "add --limit @local" in alone.out, alone.out
     inventory = str(project.path.parent / "cluster_inventory.py")
     env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
-    cli = subprocess.run([str(project.venv_bin / "isaac-deploy"), "cluster", "submit", "-i", inventory,
-                          "--limit", "lab", "--run-key", "e2e-1", "--", *ARGS],
-                         cwd=project.path, capture_output=True, text=True, env=env)  # fmt: skip
+    cli = subprocess.run(
+        [
+            str(project.venv_bin / "isaac-deploy"),
+            "cluster",
+            "submit",
+            "-i",
+            inventory,
+            "--limit",
+            "lab",
+            "--run-key",
+            "e2e-1",
+            "--",
+            *ARGS,
+        ],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert cli.returncode == 0, cli.stdout + cli.stderr  # the CLI adds --limit @local itself
 
 

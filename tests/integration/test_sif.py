@@ -28,10 +28,17 @@ def build(project, lab, tmp_path, image: str):
         "from isaac_deploy.operations.cluster_image import sif_built\n"
         f"sif_built(name='sif', image={image!r}, cache_dir={str(tmp_path / 'cache')!r})\n"
     )
-    env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
-           "FAKE_APPTAINER_LOG": str(tmp_path / "apptainer.log")}  # fmt: skip
-    proc = subprocess.run([str(project.venv_bin / "pyinfra"), "-y", "@local", str(deploy)],
-                          capture_output=True, text=True, env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}",
+        "FAKE_APPTAINER_LOG": str(tmp_path / "apptainer.log"),
+    }
+    proc = subprocess.run(
+        [str(project.venv_bin / "pyinfra"), "-y", "@local", str(deploy)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -62,9 +62,18 @@ def start_slurm(lab_dir: Path, started: dict, save) -> dict:
     key.chmod(0o400)
     munged = started.get("munged")
     if not (munged and alive(munged, "munged")):
-        _run("runuser", "-u", "munge", "--", "munged", f"--socket={socket_path}",
-             f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
-             f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}")  # fmt: skip
+        _run(
+            "runuser",
+            "-u",
+            "munge",
+            "--",
+            "munged",
+            f"--socket={socket_path}",
+            f"--key-file={key}",
+            f"--pid-file={munge / 'munged.pid'}",
+            f"--log-file={munge / 'munged.log'}",
+            f"--seed-file={munge / 'munged.seed'}",
+        )
         _wait("munged", lambda: _pid(munge / "munged.pid") is not None)
         started["munged"] = _pid(munge / "munged.pid")
         save(started)
@@ -128,13 +137,21 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         _wait(f"{daemon} pid file", lambda p=pidfile: _pid(p) is not None)
         started[daemon] = _pid(pidfile)
         save(started)
-    _wait("node idle", lambda: _run("sinfo", "-h", "-n", node, "-o", "%T", env=env,
-                                    capture_output=True, check=False).stdout.strip() == "idle")  # fmt: skip
+    _wait(
+        "node idle",
+        lambda: (
+            _run(
+                "sinfo", "-h", "-n", node, "-o", "%T", env=env, capture_output=True, check=False
+            ).stdout.strip()
+            == "idle"
+        ),
+    )
     return {"slurm_conf": str(conf), "node": node, "gpus": FAKE_GPUS}
 
 
-def start_accounting(lab_dir: Path, slurm: Path, munge_socket: Path, node: str, env: dict,
-                     started: dict, save) -> None:  # fmt: skip
+def start_accounting(
+    lab_dir: Path, slurm: Path, munge_socket: Path, node: str, env: dict, started: dict, save
+) -> None:
     """MariaDB (private datadir, 127.0.0.1 only) and slurmdbd, so that ``sacct`` answers.
     Pitfalls (lab notes): slurmctld and clients reach slurmdbd through the munge socket named
     in ``AccountingStoragePass`` (not ``AuthInfo``); slurmdbd refuses a readable config."""
@@ -144,26 +161,52 @@ def start_accounting(lab_dir: Path, slurm: Path, munge_socket: Path, node: str, 
     pid = started.get("mariadbd")
     if not (pid and alive(pid, "mariadbd")):
         if not (db / "data" / "mysql").is_dir():
-            _run("mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={db / 'data'}",
-                 "--auth-root-authentication-method=socket", "--skip-test-db",
-                 capture_output=True)  # fmt: skip
+            _run(
+                "mariadb-install-db",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={db / 'data'}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                capture_output=True,
+            )
         if not _port_free(DB_PORT):
             raise RuntimeError(f"lab cluster: port {DB_PORT} for MariaDB is in use")
         (db / "mariadbd.pid").unlink(missing_ok=True)
-        subprocess.Popen(["mariadbd", "--no-defaults", "--user=root", f"--datadir={db / 'data'}",
-                          f"--socket={db / 'mysqld.sock'}", f"--port={DB_PORT}",
-                          "--bind-address=127.0.0.1", "--skip-name-resolve",
-                          f"--pid-file={db / 'mariadbd.pid'}", f"--log-error={db / 'mariadbd.log'}",
-                          "--innodb-buffer-pool-size=64M"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        _wait("mariadbd", lambda: _run(*client, "-e", "select 1", check=False,
-                                       capture_output=True).returncode == 0)  # fmt: skip
+        subprocess.Popen(
+            [
+                "mariadbd",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={db / 'data'}",
+                f"--socket={db / 'mysqld.sock'}",
+                f"--port={DB_PORT}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                f"--pid-file={db / 'mariadbd.pid'}",
+                f"--log-error={db / 'mariadbd.log'}",
+                "--innodb-buffer-pool-size=64M",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait(
+            "mariadbd",
+            lambda: (
+                _run(*client, "-e", "select 1", check=False, capture_output=True).returncode == 0
+            ),
+        )
         started["mariadbd"] = _pid(db / "mariadbd.pid")
         save(started)
-        _run(*client, "-e", "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; "
-             "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;",
-             capture_output=True)  # fmt: skip
+        _run(
+            *client,
+            "-e",
+            "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; "
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;",
+            capture_output=True,
+        )
     conf = slurm / "slurmdbd.conf"  # slurmdbd finds it next to $SLURM_CONF
     conf.write_text(f"""AuthType=auth/munge
 AuthInfo=socket={munge_socket}
@@ -190,10 +233,25 @@ StorageLoc=slurm_acct_db
         _wait("slurmdbd pid file", lambda: _pid(slurm / "slurmdbd.pid") is not None)
         started["slurmdbd"] = _pid(slurm / "slurmdbd.pid")  # recorded first: stopped by down()
         save(started)
-        _wait("slurmdbd", lambda: _run("sacctmgr", "-n", "-P", "list", "cluster", env=env,
-                                       check=False, capture_output=True).returncode == 0)  # fmt: skip
-    clusters = _run("sacctmgr", "-n", "-P", "list", "cluster", "format=cluster", env=env,
-                    capture_output=True).stdout.split()  # fmt: skip
+        _wait(
+            "slurmdbd",
+            lambda: (
+                _run(
+                    "sacctmgr",
+                    "-n",
+                    "-P",
+                    "list",
+                    "cluster",
+                    env=env,
+                    check=False,
+                    capture_output=True,
+                ).returncode
+                == 0
+            ),
+        )
+    clusters = _run(
+        "sacctmgr", "-n", "-P", "list", "cluster", "format=cluster", env=env, capture_output=True
+    ).stdout.split()
     if "lab" not in clusters:
         _run("sacctmgr", "-i", "add", "cluster", "lab", env=env, capture_output=True)
 
@@ -261,9 +319,16 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         "ssh to the login node",
         lambda: _run(*ssh, check=False, capture_output=True).returncode == 0,
     )
-    return {"host": SSH_ADDR, "port": SSH_PORT, "user": USER, "home": str(home),
-            "key": str(keys / "id_ed25519"), "known_hosts": str(keys / "known_hosts"),
-            "ssh_config": str(keys / "ssh_config"), "sshd_log": str(keys / "sshd.log")}  # fmt: skip
+    return {
+        "host": SSH_ADDR,
+        "port": SSH_PORT,
+        "user": USER,
+        "home": str(home),
+        "key": str(keys / "id_ed25519"),
+        "known_hosts": str(keys / "known_hosts"),
+        "ssh_config": str(keys / "ssh_config"),
+        "sshd_log": str(keys / "sshd.log"),
+    }
 
 
 def start(lab_dir: Path, started: dict, save) -> dict:

@@ -141,8 +141,16 @@ def ensure_packages(packages: list[str] = APT_PACKAGES) -> list[str]:
         if missing:
             run("apt-get", "install", "-y", "-q", *missing, env=env, stdout=subprocess.DEVNULL)
         if plain:
-            run("apt-get", "install", "-y", "-q", "--no-install-recommends", *plain, env=env,
-                stdout=subprocess.DEVNULL)  # fmt: skip
+            run(
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                *plain,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
     finally:
         if made_policy:
             policy.unlink()
@@ -166,8 +174,11 @@ def start_dockerd(started: dict) -> None:
     logfile = open(LAB_DIR / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
     proc = subprocess.Popen(
         ["dockerd", "--pidfile", str(LAB_DIR / "dockerd.pid"), "--group", "docker"],
-        stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=logfile,
+        stderr=logfile,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     started["dockerd"] = {"pid": proc.pid, "made_bridge": not had_bridge}
     save_started(started)
     deadline = time.monotonic() + 30
@@ -204,12 +215,21 @@ def _standin_rootfs_tar() -> Path:
         root = Path(tmp) / "rootfs"
         started = time.monotonic()
         run(
-            "debootstrap", "--variant=minbase", f"--include={STANDIN_PACKAGES}", "bookworm",
-            str(root), os.environ.get("ISAAC_LAB_MIRROR", "http://deb.debian.org/debian"),
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={STANDIN_PACKAGES}",
+            "bookworm",
+            str(root),
+            os.environ.get("ISAAC_LAB_MIRROR", "http://deb.debian.org/debian"),
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt",
-                     "var/lib/apt/lists"):  # fmt: skip
+        )
+        for junk in (
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+            "var/cache/apt",
+            "var/lib/apt/lists",
+        ):
             shutil.rmtree(root / junk, ignore_errors=True)
         _write(root / "workspace/isaaclab/isaaclab.sh", ISAACLAB_SH, 0o755)
         _write(root / "isaac-sim/python.sh", PYTHON_SH, 0o755)
@@ -231,8 +251,9 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def image_id(ref: str) -> str | None:
-    result = run("docker", "image", "inspect", "--format", "{{.Id}}", ref, check=False,
-                 capture_output=True)  # fmt: skip
+    result = run(
+        "docker", "image", "inspect", "--format", "{{.Id}}", ref, check=False, capture_output=True
+    )
     return result.stdout.strip() or None
 
 
@@ -329,8 +350,12 @@ def install_standins() -> Path:
     bin_dir = LAB_DIR / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).resolve().parent / "bin"
-    for name, source in (("apptainer", "apptainer"), ("qsub", "pbs"), ("qstat", "pbs"),
-                         ("qdel", "pbs")):  # fmt: skip
+    for name, source in (
+        ("apptainer", "apptainer"),
+        ("qsub", "pbs"),
+        ("qstat", "pbs"),
+        ("qdel", "pbs"),
+    ):
         target, content = bin_dir / name, (here / source).read_bytes()
         if not target.exists() or target.read_bytes() != content:
             tmp = bin_dir / f".{name}.tmp"
@@ -358,9 +383,15 @@ def up() -> dict:
         from . import cluster
 
         cluster_info = cluster.start(LAB_DIR, started, save_started)
-    info = {"images": images, "user": user, "sudo_user": sudo_user, "registry": reg,
-            "cluster": cluster_info, "apptainer_bin": str(apptainer_bin),
-            "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
+    info = {
+        "images": images,
+        "user": user,
+        "sudo_user": sudo_user,
+        "registry": reg,
+        "cluster": cluster_info,
+        "apptainer_bin": str(apptainer_bin),
+        "seconds": round(time.monotonic() - t0, 2),
+    }
     log(f"lab up in {info['seconds']}s")
     return info
 

@@ -23,15 +23,19 @@ def remove_test_images() -> None:
     prefix = f"isaac-lab-{TEST_EXTENSION.replace('_', '-')}"
     listed = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     refs = [ref for ref in listed if ref.startswith(prefix)]
     if refs:
         subprocess.run(["docker", "rmi", "-f", *refs], capture_output=True, check=False)
     volumes = subprocess.run(
         ["docker", "volume", "ls", "-q", "--filter", f"name={TEST_EXTENSION.replace('_', '-')}-"],
-        capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, check=False)
 

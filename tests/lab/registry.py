@@ -39,32 +39,45 @@ def _certificates(base: Path) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "isaac-deploy-lab-ca")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     pem = serialization.Encoding.PEM
     (tls / "ca.crt").write_bytes(ca.public_bytes(pem))
     (tls / "server.crt").write_bytes(server.public_bytes(pem))
-    (tls / "server.key").write_bytes(key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    (tls / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     (tls / "server.key").chmod(0o600)
 
 
@@ -101,16 +114,26 @@ def answers(base: Path) -> bool:
 def start(lab_dir: Path, started: dict, save) -> dict:
     base = folder(lab_dir)
     _certificates(base)
-    info = {"address": ADDRESS, "user": USER, "password": PASSWORD,
-            "ca": str(base / "tls" / "ca.crt"), "cert_dir": str(base / "certs")}  # fmt: skip
+    info = {
+        "address": ADDRESS,
+        "user": USER,
+        "password": PASSWORD,
+        "ca": str(base / "tls" / "ca.crt"),
+        "cert_dir": str(base / "certs"),
+    }
     (base / "certs").mkdir(parents=True, exist_ok=True)
     (base / "certs" / "ca.crt").write_bytes((base / "tls" / "ca.crt").read_bytes())
     if answers(base):
         return info
     config = _config(base)
     log = open(base / "registry.log", "ab")  # noqa: SIM115 - handed to the daemon
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     started["registry"] = {"pid": proc.pid}
     save(started)
     deadline = time.monotonic() + 15

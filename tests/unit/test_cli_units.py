@@ -108,8 +108,9 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     (tmp_path / "inventories").mkdir()
     (tmp_path / "inventories" / "cluster.py").write_text("")
     hostile = ["--task", "X", "a b", "it's", "$(touch /tmp/x)", ";", "*", "ü", "true", "12"]
-    args = parser().parse_args(["cluster", "submit", "--run-key", "123", "--limit", "euler",
-                                "--", *hostile])  # fmt: skip
+    args = parser().parse_args(
+        ["cluster", "submit", "--run-key", "123", "--limit", "euler", "--", *hostile]
+    )
     argv = pyinfra_argv(args, tmp_path)
     assert argv[1:8] == ["-m", "pyinfra", "-y", "--limit", "euler", "--limit", "@local"]
     assert argv[-2:] == [str(tmp_path / "inventories" / "cluster.py"), "deploy/cluster.py"]
@@ -118,11 +119,13 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     # or a JSON string never is): the exact list, and the run key as a string, not 123
     assert json.loads(data["isaac_job_args"]) == hostile
     assert data["isaac_run_key"] == '"123"' and json.loads(data["isaac_run_key"]) == "123"
-    jobs = pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]),
-                        tmp_path)  # fmt: skip
+    jobs = pyinfra_argv(
+        parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]), tmp_path
+    )
     assert "--dry" in jobs and "-y" not in jobs and "isaac_cancel=" + json.dumps("r-1") in jobs
-    sync = pyinfra_argv(parser().parse_args(["cluster", "sync", "--remove", "--to", "out"]),
-                        tmp_path)  # fmt: skip
+    sync = pyinfra_argv(
+        parser().parse_args(["cluster", "sync", "--remove", "--to", "out"]), tmp_path
+    )
     assert "isaac_remove=true" in sync and any(a.startswith("isaac_results_dir=") for a in sync)
     with pytest.raises(ConfigError, match="run key"):
         pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "../x"]), tmp_path)

@@ -13,8 +13,14 @@ from isaac_deploy.model.errors import ConfigError
 from tests.helpers import ROOT
 from tests.lab.project import PYINFRA
 
-GOOD = dict(user="jdoe", scheduler="slurm", image_dir="$SCRATCH/img", code_dir="/scratch/code",
-            cache_dir="~/cache", logs_dir="$HOME/logs")  # fmt: skip
+GOOD = dict(
+    user="jdoe",
+    scheduler="slurm",
+    image_dir="$SCRATCH/img",
+    code_dir="/scratch/code",
+    cache_dir="~/cache",
+    logs_dir="$HOME/logs",
+)
 
 
 def test_example_inventory_has_a_slurm_and_a_pbs_cluster():
@@ -88,8 +94,13 @@ def test_bad_cluster_inventory_stops_pyinfra_before_connecting(tmp_path):
     )
     deploy = tmp_path / "noop.py"
     deploy.write_text("")
-    result = subprocess.run([str(PYINFRA), "-y", str(inventory), str(deploy)], capture_output=True,
-                            text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [str(PYINFRA), "-y", str(inventory), str(deploy)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     out = result.stdout + result.stderr
     assert (
         result.returncode != 0
@@ -119,8 +130,9 @@ def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
     from isaac_deploy.facts.cluster import ClusterEnv, Snapshots
 
     command = ClusterEnv().command(("SCRATCH", "bad name", "X")).get_raw_value()
-    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
-                         env={"HOME": "/h", "SCRATCH": "/s x"}).stdout  # fmt: skip
+    out = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, env={"HOME": "/h", "SCRATCH": "/s x"}
+    ).stdout
     assert ClusterEnv().process(out.splitlines()) == {"HOME": "/h", "SCRATCH": "/s x", "X": ""}
     for index, name in enumerate(("run-b", "run-a")):
         (tmp_path / name).mkdir()
@@ -129,8 +141,11 @@ def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
     command = Snapshots().command(str(tmp_path)).get_raw_value()
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
     assert Snapshots().process(out.splitlines()) == ["run-b", "run-a"]  # oldest first
-    empty = subprocess.run(["sh", "-c", Snapshots().command(str(tmp_path / "none")).get_raw_value()],
-                           capture_output=True, text=True)  # fmt: skip
+    empty = subprocess.run(
+        ["sh", "-c", Snapshots().command(str(tmp_path / "none")).get_raw_value()],
+        capture_output=True,
+        text=True,
+    )
     assert empty.returncode == 0 and Snapshots().process(empty.stdout.splitlines()) == []
 
 
@@ -141,8 +156,13 @@ def test_image_registry_must_be_one_of_the_registries():
     with pytest.raises(ConfigError, match=r"c: isaac_cluster\[image_registry\].*known: lab"):
         cluster("c", ["login"], registries=registries, image_registry="other", **GOOD)
     with pytest.raises(ConfigError, match=r"isaac_registries\[lab\]\[password\]"):
-        cluster("c", ["login"], registries={"lab": {"address": "r:1", "password": "x"}},
-                image_registry="lab", **GOOD)  # fmt: skip
+        cluster(
+            "c",
+            ["login"],
+            registries={"lab": {"address": "r:1", "password": "x"}},
+            image_registry="lab",
+            **GOOD,
+        )
     hosts, data = cluster("c", ["login"], **GOOD)
     assert image_registry(data[KEY], data) is None and "isaac_registries" not in data
 

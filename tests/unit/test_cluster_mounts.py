@@ -16,8 +16,9 @@ from isaac_deploy.operations.mounts import mount_present, mount_synced
 from isaac_deploy.probes.mirror import tree_digest
 from tests.helpers import run_op
 
-CLUSTER = dict(user="u", scheduler="slurm", image_dir="/i", code_dir="/c", cache_dir="/k",
-               logs_dir="/l")  # fmt: skip
+CLUSTER = dict(
+    user="u", scheduler="slurm", image_dir="/i", code_dir="/c", cache_dir="/k", logs_dir="/l"
+)
 
 
 def config(**mounts) -> MountConfig:
@@ -29,17 +30,27 @@ def config(**mounts) -> MountConfig:
 def test_synced_and_mount_only_mounts_with_per_cluster_paths(tmp_path):
     (tmp_path / "lab" / "source").mkdir(parents=True)
     mounts = config(
-        isaaclab={"container_path": "/workspace/isaaclab", "enabled": True, "mount_type": "source",
-                  "local_path": str(tmp_path / "lab"), "sync_to_cluster": True,
-                  "cluster_path": "$SCRATCH/isaaclab"},
-        rsl_rl={"container_path": "/opt/rsl_rl", "enabled": True, "read_only": True,
-                "cluster_path": "~/rsl_rl"},
+        isaaclab={
+            "container_path": "/workspace/isaaclab",
+            "enabled": True,
+            "mount_type": "source",
+            "local_path": str(tmp_path / "lab"),
+            "sync_to_cluster": True,
+            "cluster_path": "$SCRATCH/isaaclab",
+        },
+        rsl_rl={
+            "container_path": "/opt/rsl_rl",
+            "enabled": True,
+            "read_only": True,
+            "cluster_path": "~/rsl_rl",
+        },
         off={"container_path": "/x", "enabled": False},
-    )  # fmt: skip
+    )
     cluster = ClusterConfig.parse("c", {**CLUSTER, "mount_paths": {"rsl_rl": "/shared/rsl_rl"}})
     isaaclab, rsl_rl = cluster_mounts(mounts, cluster, "/home/me")
-    assert isaaclab == ClusterMount("isaaclab", "$SCRATCH/isaaclab", "/workspace/isaaclab",
-                                    "source", str(tmp_path / "lab"))  # fmt: skip
+    assert isaaclab == ClusterMount(
+        "isaaclab", "$SCRATCH/isaaclab", "/workspace/isaaclab", "source", str(tmp_path / "lab")
+    )
     assert isaaclab.bind("/scratch/me/isaaclab") == (
         "/scratch/me/isaaclab/source:/workspace/isaaclab/source"
     )
@@ -52,8 +63,15 @@ def test_bad_mounts_are_refused_naming_the_mount(tmp_path):
     no_path = config(tools={"container_path": "/t", "enabled": True})
     with pytest.raises(ConfigError, match=r"mounts.tools.*no path on cluster c.*mount_paths"):
         cluster_mounts(no_path, cluster, "/home/me")
-    gone = config(tools={"container_path": "/t", "enabled": True, "sync_to_cluster": True,
-                         "local_path": str(tmp_path / "gone"), "cluster_path": "/c/t"})  # fmt: skip
+    gone = config(
+        tools={
+            "container_path": "/t",
+            "enabled": True,
+            "sync_to_cluster": True,
+            "local_path": str(tmp_path / "gone"),
+            "cluster_path": "/c/t",
+        }
+    )
     with pytest.raises(ConfigError, match=r"mounts.tools.*not a folder on this workstation"):
         cluster_mounts(gone, cluster, "/home/me")
     with pytest.raises(ConfigError, match="apptainer --bind"):
@@ -96,8 +114,9 @@ def test_sync_only_when_changed_and_never_over_a_foreign_folder():
     assert "--delete" in commands[1] and "--filter='P /.isaac-deploy-mirror'" in commands[1]
     assert "--exclude=.git/" in commands[1] and "'/s/lab dir/source/'" in commands[1]
     assert commands[2] == "printf '%s\\n' sha256:new > '/s/lab dir/source/.isaac-deploy-mirror'"
-    commands, host = run_op(mount_synced, {"Mirror": MirrorState("dir", marker="sha256:new")},
-                            **args)  # fmt: skip
+    commands, host = run_op(
+        mount_synced, {"Mirror": MirrorState("dir", marker="sha256:new")}, **args
+    )
     assert commands == [] and host.noops == ["/s/lab dir/source is up to date"]
     commands, _ = run_op(mount_synced, {"Mirror": MirrorState("dir")}, **args)  # not ours
     assert len(commands) == 1 and "was not synced by isaac-deploy" in commands[0]

@@ -56,12 +56,15 @@ def make_tree(root, files):
 
 
 def test_digest_changes_with_included_files_only(tmp_path):
-    make_tree(tmp_path, {
-        ".dockerignore": "*\n!source/\n**/__pycache__\n",
-        "source/pkg/a.py": "print(1)\n",
-        "logs/big.bin": "x" * 1000,
-        "docker/.env.ext": "SECRET=1\n",
-    })  # fmt: skip
+    make_tree(
+        tmp_path,
+        {
+            ".dockerignore": "*\n!source/\n**/__pycache__\n",
+            "source/pkg/a.py": "print(1)\n",
+            "logs/big.bin": "x" * 1000,
+            "docker/.env.ext": "SECRET=1\n",
+        },
+    )
     first = context_digest(str(tmp_path))
     assert first["files"] == 1 and first["bytes"] == len("print(1)\n")
     (tmp_path / "logs/big.bin").write_text("changed")
@@ -87,10 +90,20 @@ def test_runs_as_part_of_the_facts_program_without_the_package(tmp_path):
     make_tree(tmp_path, {"a": "1"})
     source = program("dockerapi", "context_digest", "build_inputs")
     # -I: isolated mode, so the program cannot import isaac_deploy from anywhere
-    out = subprocess.run(["/usr/bin/python3", "-I", "-c", source, str(tmp_path)],
-                         capture_output=True, text=True, check=True, cwd="/").stdout  # fmt: skip
+    out = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", source, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout
     data = json.loads(out)
     assert data["context"] == context_digest(str(tmp_path)) and data["images"] == {}
-    missing = subprocess.run(["/usr/bin/python3", "-I", "-c", source, str(tmp_path / "nope")],
-                             capture_output=True, text=True, check=True, cwd="/").stdout  # fmt: skip
+    missing = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", source, str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout
     assert "no such build context" in json.loads(missing)["context"]["error"]

@@ -32,16 +32,28 @@ def test_present_and_verified_sends_nothing(tmp_path):
     local = tmp_path / "img.sif"
     local.write_bytes(b"data")
     sha = hashlib.sha256(b"data").hexdigest()
-    commands, host = run_op(file_delivered, {"DeliveredFile": Delivery(True, sha, 0, 10**6)},
-                            local_path=str(local), sha256=sha, folder="/img", filename="img.sif")  # fmt: skip
+    commands, host = run_op(
+        file_delivered,
+        {"DeliveredFile": Delivery(True, sha, 0, 10**6)},
+        local_path=str(local),
+        sha256=sha,
+        folder="/img",
+        filename="img.sif",
+    )
     assert commands == [] and host.noops == ["img.sif is present and verified"]
 
 
 def test_no_space_refused_before_sending(tmp_path):
     local = tmp_path / "img.sif"
     local.write_bytes(b"x" * 4096)
-    commands, _ = run_op(file_delivered, {"DeliveredFile": Delivery(False, None, 0, 100)},
-                         local_path=str(local), sha256="0" * 64, folder="/img", filename="img.sif")  # fmt: skip
+    commands, _ = run_op(
+        file_delivered,
+        {"DeliveredFile": Delivery(False, None, 0, 100)},
+        local_path=str(local),
+        sha256="0" * 64,
+        folder="/img",
+        filename="img.sif",
+    )
     assert (
         len(commands) == 1
         and "not enough space in /img" in commands[0]
@@ -52,8 +64,14 @@ def test_no_space_refused_before_sending(tmp_path):
 def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
     local = tmp_path / "img.sif"
     local.write_bytes(b"x")
-    commands, _ = run_op(file_delivered, {"DeliveredFile": Delivery(False, None, 0, 10**6)},
-                         local_path=str(local), sha256="a" * 64, folder="/img", filename="img.sif")  # fmt: skip
+    commands, _ = run_op(
+        file_delivered,
+        {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+        local_path=str(local),
+        sha256="a" * 64,
+        folder="/img",
+        filename="img.sif",
+    )
     assert commands[0] == "mkdir -p /img/.incoming"
     assert (
         "sha256sum -c --status" in commands[2] and "mv -f .incoming/img.sif img.sif" in commands[2]
@@ -77,17 +95,27 @@ def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
     from isaac_deploy.operations.cluster_image import sif_pulled
 
     ref = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
-    commands, _ = run_op(sif_pulled, {"DeliveredFile": Delivery(False, None, 0, 10**6)},
-                         reference=ref, folder="/img dir", filename="s.sif",
-                         credentials="/home/u/.config/isaac-deploy/registries/lab.env")  # fmt: skip
+    commands, _ = run_op(
+        sif_pulled,
+        {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+        reference=ref,
+        folder="/img dir",
+        filename="s.sif",
+        credentials="/home/u/.config/isaac-deploy/registries/lab.env",
+    )
     assert commands[0] == "mkdir -p '/img dir/.incoming'"
     assert commands[1] == (
         "cd '/img dir' && ( set -a && . /home/u/.config/isaac-deploy/registries/lab.env && set +a"
         f" && apptainer build --force .incoming/s.sif docker://{ref} )"
     )
     assert "mv -f .incoming/s.sif s.sif" in commands[2] and "s.sif.sha256" in commands[2]
-    commands, host = run_op(sif_pulled, {"DeliveredFile": Delivery(True, "c" * 64, 0, 10**6)},
-                            reference=ref, folder="/img", filename="s.sif")  # fmt: skip
+    commands, host = run_op(
+        sif_pulled,
+        {"DeliveredFile": Delivery(True, "c" * 64, 0, 10**6)},
+        reference=ref,
+        folder="/img",
+        filename="s.sif",
+    )
     assert commands == [] and host.noops == ["s.sif is present"]
 
 
@@ -97,8 +125,12 @@ def test_cached_sif_fact_parsing():
     from isaac_deploy.facts.sif import CachedSif, sif_name
 
     image = "sha256:" + "ab" * 32
-    found = [json.dumps({"local": {"id": image}, "tags": []}), "@@cache", f"{sif_name(image)} {'c' * 64}",
-             "sha256-old.sif " + "d" * 64]  # fmt: skip
+    found = [
+        json.dumps({"local": {"id": image}, "tags": []}),
+        "@@cache",
+        f"{sif_name(image)} {'c' * 64}",
+        "sha256-old.sif " + "d" * 64,
+    ]
     state = CachedSif().process(found)
     assert state.image_id == image and state.sif == sif_name(image) and state.sha256 == "c" * 64
     fresh = CachedSif().process([json.dumps({"local": {"id": image}, "tags": []}), "@@cache"])
@@ -131,18 +163,32 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
 
     now = int(time.time())
     facts = {
-        "StoredFiles": [("foreign.sif", now - 9000), ("sha256-a.sif", now - 8000),
-                        ("sha256-b.sif", now - 7000), ("sha256-c.sif", now - 6000),
-                        (".incoming/sha256-d.sif", now - 2 * 86400),
-                        (".incoming/sha256-e.sif", now - 60), ("sha256-cur.sif", now)],
-        "LedgerEntries": [Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
-                          Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
-                          Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c")],
+        "StoredFiles": [
+            ("foreign.sif", now - 9000),
+            ("sha256-a.sif", now - 8000),
+            ("sha256-b.sif", now - 7000),
+            ("sha256-c.sif", now - 6000),
+            (".incoming/sha256-d.sif", now - 2 * 86400),
+            (".incoming/sha256-e.sif", now - 60),
+            ("sha256-cur.sif", now),
+        ],
+        "LedgerEntries": [
+            Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
+            Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
+            Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
+        ],
         "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING")},
         "ActiveJobs": {"2"},
-    }  # fmt: skip
-    commands, host = run_op(images_pruned, facts, folder="/img dir", keep=2,
-                            current="sha256-cur.sif", ledger="/l", scheduler="slurm")  # fmt: skip
+    }
+    commands, host = run_op(
+        images_pruned,
+        facts,
+        folder="/img dir",
+        keep=2,
+        current="sha256-cur.sif",
+        ledger="/l",
+        scheduler="slurm",
+    )
     # a: ended, beyond retention; b: running; c: kept by retention; foreign: not this project's;
     # the partial upload from two days ago goes, the one from a minute ago stays
     assert commands == [
@@ -151,8 +197,15 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     ]
     assert host.noops == ["kept image sha256-b.sif: job 2 is RUNNING"]
     facts["ActiveJobs"] = None  # the scheduler cannot be asked: no image goes
-    commands, host = run_op(images_pruned, facts, folder="/img dir", keep=1,
-                            current="sha256-cur.sif", ledger="/l", scheduler="slurm")  # fmt: skip
+    commands, host = run_op(
+        images_pruned,
+        facts,
+        folder="/img dir",
+        keep=1,
+        current="sha256-cur.sif",
+        ledger="/l",
+        scheduler="slurm",
+    )
     assert commands == ["cd '/img dir' && rm -rf -- .incoming/sha256-d.sif"]
 
 
@@ -165,6 +218,10 @@ def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
         "build --force --sandbox .incoming/sha256-a.sandbox sha256-a.sif && mv "
         ".incoming/sha256-a.sandbox sha256-a.sandbox"
     ]
-    commands, host = run_op(sandbox_built, {"PathKinds": {"/img dir/sha256-a.sandbox": "dir"}},
-                            folder="/img dir", sif="sha256-a.sif")  # fmt: skip
+    commands, host = run_op(
+        sandbox_built,
+        {"PathKinds": {"/img dir/sha256-a.sandbox": "dir"}},
+        folder="/img dir",
+        sif="sha256-a.sif",
+    )
     assert commands == [] and host.noops == ["sha256-a.sandbox is unpacked"]

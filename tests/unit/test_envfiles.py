@@ -29,17 +29,24 @@ HOSTILE = [
     "=equals=",
 ]
 SEED_VARIABLES = {
-    "EXTENSION_NAME", "EXTENSION_FOLDER", "EXT_PATH", "DOCKER_EXT_PATH", "HOST_HOME",
-    "DOCKER_USER_NAME", "DOCKER_USER_HOME",
-}  # fmt: skip
+    "EXTENSION_NAME",
+    "EXTENSION_FOLDER",
+    "EXT_PATH",
+    "DOCKER_EXT_PATH",
+    "HOST_HOME",
+    "DOCKER_USER_NAME",
+    "DOCKER_USER_HOME",
+}
 
 
 def bash_values(env_file: Path, names: list[str]) -> dict[str, str]:
     script = 'set -a; source "$1"; shift; for n in "$@"; do printf "%s\\0" "${!n}"; done'
     out = subprocess.run(
         ["bash", "-c", script, "bash", str(env_file), *names],
-        capture_output=True, check=True, env={"HOME": "/nowhere", "USER": "nobody"},
-    ).stdout  # fmt: skip
+        capture_output=True,
+        check=True,
+        env={"HOME": "/nowhere", "USER": "nobody"},
+    ).stdout
     return dict(zip(names, out.decode().split("\0")[:-1], strict=True))
 
 
@@ -48,10 +55,21 @@ def compose_values(env_file: Path, names: list[str], tmp_path: Path) -> dict[str
     environment = {name: "${" + name + "}" for name in names}
     compose.write_text(json.dumps({"services": {"s": {"image": "x", "environment": environment}}}))
     out = subprocess.run(
-        [str(COMPOSE_BIN), "--env-file", str(env_file), "-f", str(compose), "config",
-         "--format", "json"],
-        capture_output=True, text=True, check=True, env={"HOME": "/nowhere", "USER": "nobody"},
-    ).stdout  # fmt: skip
+        [
+            str(COMPOSE_BIN),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(compose),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HOME": "/nowhere", "USER": "nobody"},
+    ).stdout
     # `config` prints a literal `$` as `$$` (its own escape for re-interpolation)
     values = json.loads(out)["services"]["s"]["environment"]
     return {name: value.replace("$$", "$") for name, value in values.items()}
@@ -80,8 +98,13 @@ def config_with(**data) -> WorkstationConfig:
 @pytest.mark.parametrize("profile", ["ext", "ext-dev"])
 def test_rendered_env_files_carry_the_seed_variables_and_parse_everywhere(profile, tmp_path):
     config = config_with(isaac_wandb={"username": "o'brien", "project": "a $b"})
-    text = render(ROOT / "templates", f"env.{profile}.j2", config=config, profile=profile,
-                  wandb_key_file="/home/alice smith/.config/k")  # fmt: skip
+    text = render(
+        ROOT / "templates",
+        f"env.{profile}.j2",
+        config=config,
+        profile=profile,
+        wandb_key_file="/home/alice smith/.config/k",
+    )
     env_file = tmp_path / f".env.{profile}"
     env_file.write_text(text)
     names = [line.split("=", 1)[0] for line in text.splitlines() if line and line[0] != "#"]

@@ -15,17 +15,38 @@ from isaac_deploy.render.templates import shell_path
 from tests.helpers import ROOT
 from tests.unit.test_envfiles import HOSTILE
 
-CLUSTER = dict(user="jdoe", image_dir="$SCRATCH/img", code_dir="$SCRATCH/code", cache_dir="$SCRATCH/cache",
-               logs_dir="~/logs", modules=["cuda/12.1", "eth_proxy"],
-               resources={"account": "es_rob", "partition": "gpu", "gpus": 2, "cpus": 16, "memory": "64G",
-                          "walltime": "1-12:00:00", "mail": "jdoe@example.org"})  # fmt: skip
+CLUSTER = dict(
+    user="jdoe",
+    image_dir="$SCRATCH/img",
+    code_dir="$SCRATCH/code",
+    cache_dir="$SCRATCH/cache",
+    logs_dir="~/logs",
+    modules=["cuda/12.1", "eth_proxy"],
+    resources={
+        "account": "es_rob",
+        "partition": "gpu",
+        "gpus": 2,
+        "cpus": 16,
+        "memory": "64G",
+        "walltime": "1-12:00:00",
+        "mail": "jdoe@example.org",
+    },
+)
 ARGS = ("--task", "Template-Reach-v0", *HOSTILE, "$(touch /tmp/pwned-job)", "*.py", "a\tb")
 
 
 def job(**changes) -> JobSpec:
-    values = dict(run_key="2026-11-24_run-1", image="$SCRATCH/img/sha256-abc.sif", code_dir="$SCRATCH/code/run 1",
-                  logs_dir="~/logs/run-1", cache_dir="$SCRATCH/cache", output="/scratch/jdoe/logs/job-%j.out",
-                  args=ARGS, secret_file="~/.config/isaac-deploy/wandb_api_key", ext_path="/workspace/ext_template")  # fmt: skip
+    values = dict(
+        run_key="2026-11-24_run-1",
+        image="$SCRATCH/img/sha256-abc.sif",
+        code_dir="$SCRATCH/code/run 1",
+        logs_dir="~/logs/run-1",
+        cache_dir="$SCRATCH/cache",
+        output="/scratch/jdoe/logs/job-%j.out",
+        args=ARGS,
+        secret_file="~/.config/isaac-deploy/wandb_api_key",
+        ext_path="/workspace/ext_template",
+    )
     return JobSpec(**{**values, **changes})
 
 
@@ -39,28 +60,48 @@ def script(scheduler: str, **changes) -> str:
 
 @pytest.mark.parametrize(
     ("value", "quoted"),
-    [("/abs/a b", "'/abs/a b'"), ("~/logs", '"$HOME"/logs'), ("~", '"$HOME"'),
-     ("$SCRATCH/x y", "\"${SCRATCH}\"'/x y'"), ("${WORK}/z", '"${WORK}"/z'), ("$(rm -rf)/x", "'$(rm -rf)/x'")],
-)  # fmt: skip
+    [
+        ("/abs/a b", "'/abs/a b'"),
+        ("~/logs", '"$HOME"/logs'),
+        ("~", '"$HOME"'),
+        ("$SCRATCH/x y", "\"${SCRATCH}\"'/x y'"),
+        ("${WORK}/z", '"${WORK}"/z'),
+        ("$(rm -rf)/x", "'$(rm -rf)/x'"),
+    ],
+)
 def test_shell_paths_expand_only_a_leading_home_or_variable(value, quoted):
     assert shell_path(value) == quoted
 
 
 def test_slurm_directives():
     text = script("slurm")
-    for line in ("#SBATCH --job-name=2026-11-24_run-1", "#SBATCH --gpus=2", "#SBATCH --cpus-per-task=16",
-                 "#SBATCH --mem=64G", "#SBATCH --time=1-12:00:00", "#SBATCH --account=es_rob",
-                 "#SBATCH --partition=gpu", "#SBATCH --mail-user=jdoe@example.org",
-                 "#SBATCH --output=/scratch/jdoe/logs/job-%j.out", "set -euo pipefail",
-                 "module load cuda/12.1"):  # fmt: skip
+    for line in (
+        "#SBATCH --job-name=2026-11-24_run-1",
+        "#SBATCH --gpus=2",
+        "#SBATCH --cpus-per-task=16",
+        "#SBATCH --mem=64G",
+        "#SBATCH --time=1-12:00:00",
+        "#SBATCH --account=es_rob",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --mail-user=jdoe@example.org",
+        "#SBATCH --output=/scratch/jdoe/logs/job-%j.out",
+        "set -euo pipefail",
+        "module load cuda/12.1",
+    ):
         assert line in text.splitlines(), line
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 
 def test_pbs_directives():
     text = script("pbs")
-    for line in ("#PBS -N 2026-11-24_run-1", "#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb",
-                 "#PBS -l walltime=36:00:00", "#PBS -A es_rob", "#PBS -q gpu", "#PBS -M jdoe@example.org"):  # fmt: skip
+    for line in (
+        "#PBS -N 2026-11-24_run-1",
+        "#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb",
+        "#PBS -l walltime=36:00:00",
+        "#PBS -A es_rob",
+        "#PBS -q gpu",
+        "#PBS -M jdoe@example.org",
+    ):
         assert line in text.splitlines(), line
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
@@ -100,8 +141,11 @@ def test_every_argument_arrives_exactly_as_given(tmp_path, scheduler):
     code, argv, out = run_with_standin(tmp_path, script(scheduler))
     assert code == 0, out
     assert argv[-len(ARGS) :] == list(ARGS)
-    assert argv[-len(ARGS) - 3:-len(ARGS)] == ["/opt/isaac-deploy/entrypoint.sh", "python",
-                                               "/workspace/ext_template/scripts/rsl_rl/train.py"]  # fmt: skip
+    assert argv[-len(ARGS) - 3 : -len(ARGS)] == [
+        "/opt/isaac-deploy/entrypoint.sh",
+        "python",
+        "/workspace/ext_template/scripts/rsl_rl/train.py",
+    ]
     assert argv[:2] == ["exec", "--nv"]
     assert f"{tmp_path}/scratch/img/sha256-abc.sif" in argv  # $SCRATCH expanded on the cluster
     binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]

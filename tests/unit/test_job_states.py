@@ -20,8 +20,17 @@ def test_slurm_scontrol_captured_in_the_lab():
 
 
 def test_slurm_sacct_for_older_jobs_and_signals():
-    states = parse_slurm(["41|COMPLETED|0:0", "42|CANCELLED by 1000|0:15", "43|TIMEOUT|0:1",
-                          "44|OUT_OF_MEMORY|0:125", "garbage", "45|PENDING|0:0"], [])  # fmt: skip
+    states = parse_slurm(
+        [
+            "41|COMPLETED|0:0",
+            "42|CANCELLED by 1000|0:15",
+            "43|TIMEOUT|0:1",
+            "44|OUT_OF_MEMORY|0:125",
+            "garbage",
+            "45|PENDING|0:0",
+        ],
+        [],
+    )
     assert states["41"].state == "COMPLETED" and states["42"].state == "CANCELLED"
     assert states["42"].exit_code == 128 + 15 and states["43"].state == "TIMEOUT"
     assert states["44"].state == "FAILED" and states["45"].active
@@ -31,11 +40,14 @@ def test_pbs_qstat_json():
     states = parse_qstat("\n".join(fixture_lines("jobs/qstat-pbspro.json")))
     summary = {j: (s.state, s.exit_code) for j, s in states.items() if "." in j}
     assert summary == {
-        "1201.pbs01": ("RUNNING", None), "1202.pbs01": ("PENDING", None),
-        "1203.pbs01": ("COMPLETED", 0), "1204.pbs01": ("FAILED", 3),
-        "1205.pbs01": ("FAILED", -11), "1206.pbs01": ("PENDING", None),  # -11: PBS could not run it
+        "1201.pbs01": ("RUNNING", None),
+        "1202.pbs01": ("PENDING", None),
+        "1203.pbs01": ("COMPLETED", 0),
+        "1204.pbs01": ("FAILED", 3),
+        "1205.pbs01": ("FAILED", -11),
+        "1206.pbs01": ("PENDING", None),  # -11: PBS could not run it
         "1207.pbs01": ("CANCELLED", 128 + 15),  # 271 = 256 + SIGTERM: qdel
-    }  # fmt: skip
+    }
     assert states["1204"].state == "FAILED"  # the short id works too
     assert parse_qstat("qstat: Unknown Job Id 9.pbs01") == {}
 
@@ -49,8 +61,12 @@ def test_commands_quote_and_drop_bad_ids():
 
 def test_slurm_command_runs_here_without_slurm():
     """No scheduler on this host: the command still succeeds and the fact is empty."""
-    out = subprocess.run(["/bin/sh", "-c", JobStates().command("slurm", ("1",)).get_raw_value()],
-                         capture_output=True, text=True, env={"PATH": "/nonexistent"})  # fmt: skip
+    out = subprocess.run(
+        ["/bin/sh", "-c", JobStates().command("slurm", ("1",)).get_raw_value()],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/nonexistent"},
+    )
     assert out.returncode == 0  # a forgotten or unknown job must not fail the fact
     assert JobStates().process(out.stdout.splitlines()) == {}
 
@@ -58,12 +74,15 @@ def test_slurm_command_runs_here_without_slurm():
 def test_active_jobs_slurm_and_pbs_listings():
     fact = ActiveJobs()
     assert fact.process(["12", "13_4", "14_[5-9]", "@@isaac:ok"]) == {"12", "13", "14"}
-    pbs = ["pbs01:", "                          Req'd  Req'd   Elap",
-           "Job ID          Username Queue    Jobname    SessID NDS TSK Memory Time  S Time",
-           "--------------- -------- -------- ---------- ------ --- --- ------ ----- - -----",
-           "1201.pbs01      jdoe     workq    train      12345   1  24   64gb 12:00 R 00:10",
-           "1202.averylong* jdoe     workq    train         --   1  24   64gb 12:00 Q   --",
-           "@@isaac:ok"]  # fmt: skip
+    pbs = [
+        "pbs01:",
+        "                          Req'd  Req'd   Elap",
+        "Job ID          Username Queue    Jobname    SessID NDS TSK Memory Time  S Time",
+        "--------------- -------- -------- ---------- ------ --- --- ------ ----- - -----",
+        "1201.pbs01      jdoe     workq    train      12345   1  24   64gb 12:00 R 00:10",
+        "1202.averylong* jdoe     workq    train         --   1  24   64gb 12:00 Q   --",
+        "@@isaac:ok",
+    ]
     assert fact.process(pbs) == {"1201", "1202"}
     assert fact.process(["@@isaac:ok"]) == set()
     assert fact.process(["squeue: error: slurm_load_jobs error"]) is None  # could not ask
@@ -71,8 +90,9 @@ def test_active_jobs_slurm_and_pbs_listings():
 
 def test_active_jobs_command_fails_closed_without_a_scheduler():
     command = ActiveJobs().command("slurm").get_raw_value()
-    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    out = subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     assert out.returncode == 0 and ActiveJobs().process(out.stdout.splitlines()) is None
     assert ActiveJobs().command("pbs").get_raw_value().startswith('qstat -u "$(id -un)"')
 

@@ -21,14 +21,24 @@ from isaac_deploy.render.ledger_table import table
 from tests.helpers import run_op
 from tests.unit.test_envfiles import HOSTILE
 
-ENTRY = Entry(run_key="run-1", job_id="", scheduler="slurm", commit="abc", snapshot="/s/run-1",
-              args=tuple(HOSTILE) + ("%s %d %%", "100%"))  # fmt: skip
+ENTRY = Entry(
+    run_key="run-1",
+    job_id="",
+    scheduler="slurm",
+    commit="abc",
+    snapshot="/s/run-1",
+    args=tuple(HOSTILE) + ("%s %d %%", "100%"),
+)
 
 
 def test_the_shell_writes_a_valid_line_whatever_the_arguments():
     prefix, suffix = entry_line_parts(ENTRY)
-    line = subprocess.run(["bash", "-c", 'id=4242; printf "%s%s%s\\n" "$1" "$id" "$2"', "bash", prefix, suffix],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    line = subprocess.run(
+        ["bash", "-c", 'id=4242; printf "%s%s%s\\n" "$1" "$id" "$2"', "bash", prefix, suffix],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     [entry] = parse_ledger(line.splitlines())
     assert entry.job_id == "4242" and entry.args == ENTRY.args and entry.commit == "abc"
 
@@ -49,8 +59,13 @@ def test_run_keys(bad):
 
 
 def test_submission_commands():
-    commands, _ = run_op(job_submitted, {"LedgerEntries": []}, entry=ENTRY, script="#!/bin/bash\n",
-                         ledger="/h/.isaac-deploy/ledger.jsonl")  # fmt: skip
+    commands, _ = run_op(
+        job_submitted,
+        {"LedgerEntries": []},
+        entry=ENTRY,
+        script="#!/bin/bash\n",
+        ledger="/h/.isaac-deploy/ledger.jsonl",
+    )
     assert commands[0] == "mkdir -p /s/run-1 /h/.isaac-deploy"
     assert commands[1] == ("upload", "/s/run-1/job-run-1.sh", "#!/bin/bash\n")
     assert commands[2].startswith(
@@ -79,11 +94,19 @@ def test_entry_json_round_trip():
 
 
 def test_table_shows_states_and_quoted_arguments():
-    entries = [Entry(run_key="a", job_id="1", scheduler="slurm", commit="c1", args=("--x", "a b"),
-                     time="2026-11-24T06:00:00Z"),
-               Entry(run_key="b", job_id="2", scheduler="slurm"),
-               Entry(run_key="c", job_id="3", scheduler="slurm"),
-               Entry(run_key="d", job_id="4", scheduler="slurm")]  # fmt: skip
+    entries = [
+        Entry(
+            run_key="a",
+            job_id="1",
+            scheduler="slurm",
+            commit="c1",
+            args=("--x", "a b"),
+            time="2026-11-24T06:00:00Z",
+        ),
+        Entry(run_key="b", job_id="2", scheduler="slurm"),
+        Entry(run_key="c", job_id="3", scheduler="slurm"),
+        Entry(run_key="d", job_id="4", scheduler="slurm"),
+    ]
     states = {"1": JobState("1", "FAILED", 2), "2": JobState("2", "RUNNING", 0)}
     lines = table(entries, states, {"2", "3"})
     assert lines[0].split() == ["RUN", "KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS"]
@@ -104,11 +127,16 @@ def test_table_shows_states_and_quoted_arguments():
 
 
 def test_cancel_only_active_jobs_of_the_run():
-    entries = [Entry(run_key="r", job_id="1", scheduler="slurm"),
-               Entry(run_key="r", job_id="2", scheduler="slurm"),
-               Entry(run_key="r", job_id="3", scheduler="slurm")]  # fmt: skip
-    facts = {"LedgerEntries": entries, "JobStates": {"1": JobState("1", "COMPLETED", 0)},
-             "ActiveJobs": {"2", "3"}}  # fmt: skip
+    entries = [
+        Entry(run_key="r", job_id="1", scheduler="slurm"),
+        Entry(run_key="r", job_id="2", scheduler="slurm"),
+        Entry(run_key="r", job_id="3", scheduler="slurm"),
+    ]
+    facts = {
+        "LedgerEntries": entries,
+        "JobStates": {"1": JobState("1", "COMPLETED", 0)},
+        "ActiveJobs": {"2", "3"},
+    }
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert commands == ["scancel 2 3"]
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="pbs")

@@ -31,8 +31,12 @@ def test_trailing_blank_lines_do_not_count_as_edits():
     assert file_state(lines(stamp("A='1'")) + [""]) == "pristine"
 
 
-ISAACLAB = {"enabled": True, "local_path": "~/IsaacLab", "container_path": "/workspace/isaaclab",
-            "mount_type": "source"}  # fmt: skip
+ISAACLAB = {
+    "enabled": True,
+    "local_path": "~/IsaacLab",
+    "container_path": "/workspace/isaaclab",
+    "mount_type": "source",
+}
 
 
 def config(**mounts) -> MountConfig:
@@ -47,16 +51,28 @@ def test_no_mount_config_means_no_external_mounts():
 
 
 def test_round_trip_and_user_named_mounts():
-    mounts = config(isaaclab=ISAACLAB, assets={
-        "enabled": True, "local_path": "/data/assets", "container_path": "/assets",
-        "read_only": True, "sync_to_cluster": True, "cluster_path": "$SCRATCH/assets"})  # fmt: skip
+    mounts = config(
+        isaaclab=ISAACLAB,
+        assets={
+            "enabled": True,
+            "local_path": "/data/assets",
+            "container_path": "/assets",
+            "read_only": True,
+            "sync_to_cluster": True,
+            "cluster_path": "$SCRATCH/assets",
+        },
+    )
     again = MountConfig.loads(mounts.dumps())
     assert again == mounts
     assert volumes(mounts, "/home/a") == [
         {"type": "bind", "source": "/data/assets", "target": "/assets", "read_only": True},
-        {"type": "bind", "source": "/home/a/IsaacLab/source", "target": "/workspace/isaaclab/source",
-         "read_only": False},
-    ]  # fmt: skip
+        {
+            "type": "bind",
+            "source": "/home/a/IsaacLab/source",
+            "target": "/workspace/isaaclab/source",
+            "read_only": False,
+        },
+    ]
 
 
 def test_validation_like_the_seed():
@@ -69,8 +85,9 @@ def test_validation_like_the_seed():
         validate(good, lambda p: "dir" if p == "/home/a/IsaacLab" else "missing", "/home/a")
     with pytest.raises(ConfigError, match="is not a directory"):
         validate(good, lambda p: "missing", "/home/a")
-    rsl = config(rsl_rl={"enabled": True, "local_path": "/src/rsl_rl",
-                         "container_path": "/opt/rsl_rl"})  # fmt: skip
+    rsl = config(
+        rsl_rl={"enabled": True, "local_path": "/src/rsl_rl", "container_path": "/opt/rsl_rl"}
+    )
     with pytest.raises(ConfigError, match="no __init__.py") as error:
         validate(rsl, lambda p: "dir", "/home/a")
     assert "mounts.rsl_rl" in str(error.value)
@@ -102,8 +119,12 @@ def test_bad_mount_config_is_one_clear_error(text, words):
 
 
 def test_override_for_cpu_only_host_resets_gpu_reservations():
-    text = override_yaml(config(isaaclab=ISAACLAB), "/home/a", gpu=False,
-                         secret_files={"wandb_api_key": "/home/a/.config/k"})  # fmt: skip
+    text = override_yaml(
+        config(isaaclab=ISAACLAB),
+        "/home/a",
+        gpu=False,
+        secret_files={"wandb_api_key": "/home/a/.config/k"},
+    )
     assert "!reset" in text and "&id" not in text
     data = yaml.load(text, Loader=_ResetLoader)
     assert set(data["services"]) == {"ext", "ext-dev", "ext-dev-rootless"}

@@ -39,8 +39,12 @@ class TestManagedFile:
         assert commands == write_commands(ENV, TMP, stamp("A='1'\n"), "600")
 
     def test_identical_file_is_a_noop(self):
-        commands, host = run_op(file_ops.managed_file, {"FileWithMode": snapshot(stamp("A='1'\n"))},
-                                path=ENV, content="A='1'\n")  # fmt: skip
+        commands, host = run_op(
+            file_ops.managed_file,
+            {"FileWithMode": snapshot(stamp("A='1'\n"))},
+            path=ENV,
+            content="A='1'\n",
+        )
         assert commands == [] and host.noops == [f"{ENV} is up to date"]
 
     def test_identical_file_with_loose_mode_is_tightened(self):
@@ -68,8 +72,9 @@ class TestManagedFile:
 
     def test_edited_file_is_replaced_when_told_keeping_a_copy(self):
         facts = {"FileWithMode": snapshot("MY='own'\n")}
-        commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n",
-                             overwrite_edited=True)  # fmt: skip
+        commands, _ = run_op(
+            file_ops.managed_file, facts, path=ENV, content="A='2'\n", overwrite_edited=True
+        )
         assert commands == [
             f"cp -p {ENV} {ENV}.edited",
             *write_commands(ENV, TMP, stamp("A='2'\n"), "600"),
@@ -90,8 +95,12 @@ class TestSecretFile:
     KEY = "/home/a/.config/isaac-deploy/ext/wandb_api_key"
 
     def test_secret_is_uploaded_never_put_in_a_command(self):
-        commands, _ = run_op(file_ops.secret_file, {"FileSha256WithMode": None},
-                             path=self.KEY, secret=HiddenValue("s3cr3t"))  # fmt: skip
+        commands, _ = run_op(
+            file_ops.secret_file,
+            {"FileSha256WithMode": None},
+            path=self.KEY,
+            secret=HiddenValue("s3cr3t"),
+        )
         assert commands[0] == "mkdir -p -m 700 /home/a/.config/isaac-deploy/ext"
         assert (
             "upload",
@@ -124,9 +133,11 @@ class TestSecretFile:
 
 
 BUILD = ImageBuild(
-    image="isaac-lab-ext:alice", dockerfile="/p/docker/Dockerfile.ext", base_image="base:1",
+    image="isaac-lab-ext:alice",
+    dockerfile="/p/docker/Dockerfile.ext",
+    base_image="base:1",
     build_args={"EXTENSION_NAME": "ext", "NOTE": "a b;$(x)"},
-)  # fmt: skip
+)
 BASE = LocalImage("sha256:" + "b" * 64)
 
 
@@ -134,8 +145,9 @@ def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
     images = {"base:1": BASE}
     if image:
         images["isaac-lab-ext:alice"] = image
-    return BuildInputs(kwargs.get("digest", "sha256:ctx"), kwargs.get("error"), images,
-                       kwargs.get("docker_error"))  # fmt: skip
+    return BuildInputs(
+        kwargs.get("digest", "sha256:ctx"), kwargs.get("error"), images, kwargs.get("docker_error")
+    )
 
 
 class TestImages:
@@ -143,8 +155,9 @@ class TestImages:
         return inputs_digest("sha256:ctx", BUILD, BASE.id)
 
     def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
-        commands, host = run_op(docker_ops.images, {"ImageBuildInputs": inputs()}, context="/p",
-                                builds=[BUILD])  # fmt: skip
+        commands, host = run_op(
+            docker_ops.images, {"ImageBuildInputs": inputs()}, context="/p", builds=[BUILD]
+        )
         assert commands == [
             "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
             f"--label org.isaac-deploy.inputs={self.expected_inputs()} "
@@ -158,8 +171,9 @@ class TestImages:
         image = LocalImage(
             "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
         )
-        commands, host = run_op(docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p",
-                                builds=[BUILD])  # fmt: skip
+        commands, host = run_op(
+            docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p", builds=[BUILD]
+        )
         assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
 
     def test_any_changed_input_rebuilds(self):
@@ -172,8 +186,12 @@ class TestImages:
             )
             assert len(commands) == 1
         other_args = ImageBuild(**{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}})
-        commands, _ = run_op(docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p",
-                             builds=[other_args])  # fmt: skip
+        commands, _ = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": inputs(image)},
+            context="/p",
+            builds=[other_args],
+        )
         assert len(commands) == 1
 
     def test_missing_base_warns_with_the_hint_and_builds_nothing(self, caplog):

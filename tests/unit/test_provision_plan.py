@@ -14,9 +14,18 @@ from isaac_deploy.render import apt_sources
 from tests.unit.plan import make_workstation, plan
 
 ALICE = {
-    "alice": {"comment": "", "home": "/home/alice", "shell": "/bin/bash", "group": "alice",
-              "groups": ["adm", "sudo"], "uid": 1000, "gid": 1000, "lastlog": None, "password": "x"}
-}  # fmt: skip
+    "alice": {
+        "comment": "",
+        "home": "/home/alice",
+        "shell": "/bin/bash",
+        "group": "alice",
+        "groups": ["adm", "sudo"],
+        "uid": 1000,
+        "gid": 1000,
+        "lastlog": None,
+        "password": "x",
+    }
+}
 
 
 def uploads(op) -> list:
@@ -80,8 +89,10 @@ def test_dockers_own_repository_as_an_option():
         "https://download.docker.com/linux/ubuntu jammy stable\n"
     )
     install = joined(ops["Docker engine and Compose packages"]).replace("'", "")
-    assert ("docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin"
-            in install)  # fmt: skip
+    assert (
+        "docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin"
+        in install
+    )
 
 
 def test_configured_gpu_box_changes_nothing():

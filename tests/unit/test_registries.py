@@ -20,8 +20,13 @@ from isaac_deploy.operations.registry import image_pushed
 from isaac_deploy.probes.registry_state import tags_for
 from tests.helpers import run_op
 
-GOOD = {"address": "reg.example.org:5000", "prefix": "robotics/isaac", "ca_file": "~/ca.crt",
-        "username": "robot", "password_env": "TOKEN"}  # fmt: skip
+GOOD = {
+    "address": "reg.example.org:5000",
+    "prefix": "robotics/isaac",
+    "ca_file": "~/ca.crt",
+    "username": "robot",
+    "password_env": "TOKEN",
+}
 
 
 def test_parse_and_repository_names():
@@ -128,14 +133,23 @@ def test_tags_in_push_order():
     assert tags_for("abc123", True, "") == ["abc123-dirty", "latest"]
     assert tags_for(None, False, None) == ["latest"]
     assert tags_for("abc123", True, "1.2.0", "sha256:ff00") == [
-        "sha256-ff00", "abc123-dirty", "1.2.0", "latest"
-    ]  # fmt: skip
+        "sha256-ff00",
+        "abc123-dirty",
+        "1.2.0",
+        "latest",
+    ]
 
 
 def test_state_parsing():
-    state = parse_registry_state(json.dumps({
-        "local": {"id": "sha256:l"}, "commit": "abc",
-        "tags": [["abc", {"missing": True}], ["latest", {"digest": "sha256:l"}]]}))  # fmt: skip
+    state = parse_registry_state(
+        json.dumps(
+            {
+                "local": {"id": "sha256:l"},
+                "commit": "abc",
+                "tags": [["abc", {"missing": True}], ["latest", {"digest": "sha256:l"}]],
+            }
+        )
+    )
     assert (
         state.local_id == "sha256:l"
         and state.tags[0].missing
@@ -149,8 +163,15 @@ def test_state_parsing():
 
 
 REG = Registry(name="lab", address="r:5000")
-ARGS = dict(registry=REG, local="img:alice", repository="r:5000/img", version="1.0", folder="/p",
-            dest_flags=("--dest-authfile", "/a"), src_flags=("--src-authfile", "/a"))  # fmt: skip
+ARGS = dict(
+    registry=REG,
+    local="img:alice",
+    repository="r:5000/img",
+    version="1.0",
+    folder="/p",
+    dest_flags=("--dest-authfile", "/a"),
+    src_flags=("--src-authfile", "/a"),
+)
 
 
 def state(*tags, local="sha256:new", error=None) -> dict:

@@ -12,23 +12,34 @@ def test_ssh_command_checks_host_keys():
     command = ssh_command(
         {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
     )
-    assert command == ("ssh -o BatchMode=yes -o 'UserKnownHostsFile=/k/known hosts' "
-                       "-o StrictHostKeyChecking=yes -p 2222 -i /k/id")  # fmt: skip
+    assert command == (
+        "ssh -o BatchMode=yes -o 'UserKnownHostsFile=/k/known hosts' "
+        "-o StrictHostKeyChecking=yes -p 2222 -i /k/id"
+    )
 
 
 def test_remove_only_finished_runs_known_to_the_ledger():
     facts = {
-        "LedgerEntries": [Entry(run_key="done", job_id="1", scheduler="slurm"),
-                          Entry(run_key="busy", job_id="2", scheduler="slurm"),
-                          Entry(run_key="gone", job_id="3", scheduler="slurm"),
-                          Entry(run_key="queued", job_id="4", scheduler="slurm")],
+        "LedgerEntries": [
+            Entry(run_key="done", job_id="1", scheduler="slurm"),
+            Entry(run_key="busy", job_id="2", scheduler="slurm"),
+            Entry(run_key="gone", job_id="3", scheduler="slurm"),
+            Entry(run_key="queued", job_id="4", scheduler="slurm"),
+        ],
         "Snapshots": ["busy", "done", "gone", "mystery", "queued"],
         "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING", 0)},
         "ActiveJobs": {"2", "4"},
-    }  # fmt: skip
-    commands, host = run_op(results_pulled, facts, host_data={"ssh_user": "u", "ssh_hostname": "h"},
-                            logs_dir="/logs", local_dir="/local", ledger="/l", scheduler="slurm",
-                            remove=True)  # fmt: skip
+    }
+    commands, host = run_op(
+        results_pulled,
+        facts,
+        host_data={"ssh_user": "u", "ssh_hostname": "h"},
+        logs_dir="/logs",
+        local_dir="/local",
+        ledger="/l",
+        scheduler="slurm",
+        remove=True,
+    )
     assert "FunctionCommand(pull, ('/logs/', '/local/')" in commands[0]
     # job 3 is forgotten by scontrol (no accounting) and not in squeue: it has ended
     assert commands[-1] == "rm -rf -- /logs/done /logs/gone"
@@ -44,7 +55,15 @@ def test_remove_nothing_when_the_scheduler_cannot_be_asked():
         "JobStates": {"1": JobState("1", "COMPLETED", 0)},
         "ActiveJobs": None,
     }
-    commands, host = run_op(results_pulled, facts, host_data={}, logs_dir="/logs",
-                            local_dir="/local", ledger="/l", scheduler="slurm", remove=True)  # fmt: skip
+    commands, host = run_op(
+        results_pulled,
+        facts,
+        host_data={},
+        logs_dir="/logs",
+        local_dir="/local",
+        ledger="/l",
+        scheduler="slurm",
+        remove=True,
+    )
     assert len(commands) == 1 and "FunctionCommand(pull" in commands[0]
     assert any("could not be asked" in noop for noop in host.noops)

@@ -16,27 +16,46 @@ def entry(run: str, job: str) -> Entry:
 
 def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
     (tmp_path / "a.py").write_text("x")
-    commands, host = run_op(snapshot_synced, {"Snapshots": ["old", "newer"]},
-                            folder=str(tmp_path), snapshots="/c/my ext", snapshot="run-1")  # fmt: skip
+    commands, host = run_op(
+        snapshot_synced,
+        {"Snapshots": ["old", "newer"]},
+        folder=str(tmp_path),
+        snapshots="/c/my ext",
+        snapshot="run-1",
+    )
     mkdir, rsync = commands
     assert mkdir == "mkdir -p '/c/my ext/run-1/'" and "--mkpath" not in rsync  # old rsyncs
     assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/run-1/'" in rsync
-    commands, host = run_op(snapshot_synced, {"Snapshots": ["run-1"]},
-                            folder=str(tmp_path), snapshots=S, snapshot="run-1")  # fmt: skip
+    commands, host = run_op(
+        snapshot_synced,
+        {"Snapshots": ["run-1"]},
+        folder=str(tmp_path),
+        snapshots=S,
+        snapshot="run-1",
+    )
     assert commands == [] and "exists" in host.noops[0]
 
 
 def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
     facts = {
         "Snapshots": ["r1", "r2", "r3", "r4", "r5", "r6"],  # oldest first
-        "LedgerEntries": [entry("r1", "1"), entry("r2", "2"), entry("r3", "3"),
-                          entry("r3", "30"), entry("r5", "5")],
-        "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "PENDING"),
-                      "3": JobState("3", "FAILED", 1)},
+        "LedgerEntries": [
+            entry("r1", "1"),
+            entry("r2", "2"),
+            entry("r3", "3"),
+            entry("r3", "30"),
+            entry("r5", "5"),
+        ],
+        "JobStates": {
+            "1": JobState("1", "COMPLETED", 0),
+            "2": JobState("2", "PENDING"),
+            "3": JobState("3", "FAILED", 1),
+        },
         "ActiveJobs": {"2", "30"},
-    }  # fmt: skip
-    commands, host = run_op(snapshots_pruned, facts, snapshots=S, keep=3, current="r7",
-                            ledger="/l", scheduler="slurm")  # fmt: skip
+    }
+    commands, host = run_op(
+        snapshots_pruned, facts, snapshots=S, keep=3, current="r7", ledger="/l", scheduler="slurm"
+    )
     # r7 (current) + r6 + r5 kept by retention; r2 and r3 have a queued/running job
     assert commands == ["rm -rf -- /c/ext/r1 /c/ext/r4"]
     assert "kept snapshot r2: job 2 is PENDING" in host.noops
@@ -45,13 +64,19 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
 
 
 def test_prune_never_removes_the_current_snapshot_and_fails_closed():
-    facts = {"Snapshots": ["now", "a", "b"], "LedgerEntries": [entry("a", "1"), entry("b", "2")],
-             "JobStates": {}, "ActiveJobs": None}  # fmt: skip
-    commands, host = run_op(snapshots_pruned, facts, snapshots=S, keep=1, current="now",
-                            ledger="/l", scheduler="slurm")  # fmt: skip
+    facts = {
+        "Snapshots": ["now", "a", "b"],
+        "LedgerEntries": [entry("a", "1"), entry("b", "2")],
+        "JobStates": {},
+        "ActiveJobs": None,
+    }
+    commands, host = run_op(
+        snapshots_pruned, facts, snapshots=S, keep=1, current="now", ledger="/l", scheduler="slurm"
+    )
     assert commands == [] and len(host.noops) == 2
     assert all("could not be asked" in noop for noop in host.noops)
     facts["Snapshots"] = ["a", "b"]
-    commands, host = run_op(snapshots_pruned, facts, snapshots=S, keep=3, current="now",
-                            ledger="/l", scheduler="slurm")  # fmt: skip
+    commands, host = run_op(
+        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
+    )
     assert commands == [] and host.noops == ["3 snapshot(s), retention 3"]

@@ -39,5 +39,9 @@ def jobs(project_root: str | Path) -> None:
     logger.info("\n".join(f"{host.print_prefix}{line}" for line in lines))
     cancel = host.data.get("isaac_cancel")
     if cancel:
-        job_cancelled(name=f"{cluster.name}: cancel {cancel}", run_key=str(cancel),
-                      ledger=ledger, scheduler=cluster.scheduler)  # fmt: skip
+        job_cancelled(
+            name=f"{cluster.name}: cancel {cancel}",
+            run_key=str(cancel),
+            ledger=ledger,
+            scheduler=cluster.scheduler,
+        )

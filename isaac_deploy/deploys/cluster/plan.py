@@ -32,8 +32,14 @@ from isaac_deploy.policy.checks import check_apptainer
 from isaac_deploy.probes.dockerapi import docker_client
 from isaac_deploy.probes.registry_state import content_tag
 
-WORKSTATION_KEYS = ("isaac_run_key", "isaac_job_args", "isaac_resubmit", "isaac_submit",
-                    "isaac_sif_cache", KEY)  # fmt: skip
+WORKSTATION_KEYS = (
+    "isaac_run_key",
+    "isaac_job_args",
+    "isaac_resubmit",
+    "isaac_submit",
+    "isaac_sif_cache",
+    KEY,
+)
 
 
 def flag(value: object) -> bool:
@@ -74,8 +80,9 @@ class Rollout:
 
 
 def _commit(folder: str) -> str | None:
-    result = subprocess.run(["git", "-C", folder, "rev-parse", "--short=12", "HEAD"],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        ["git", "-C", folder, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -91,8 +98,9 @@ def load(project_root: str | Path) -> Rollout:
     if status != 200:
         raise ToolkitError(
             f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
-            if status == 404 else f"Docker is not usable here: {found}"
-        )  # fmt: skip
+            if status == 404
+            else f"Docker is not usable here: {found}"
+        )
     args = raw.get("isaac_job_args") or ()
     args = tuple(shlex.split(args) if isinstance(args, str) else (str(a) for a in args))
     commit = _commit(config.extension_folder)
@@ -116,8 +124,23 @@ def load(project_root: str | Path) -> Rollout:
             push = registry_deploy.load(project_root, data)
     mounts_file = Path(paths.mount_config(config.extension_folder))
     mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
-    return Rollout(config, Path(project_root), image, found["Id"], cache, args, run_key, commit,
-                   resubmit, now, mounts, config.user.home, submit, build_sif, push)  # fmt: skip
+    return Rollout(
+        config,
+        Path(project_root),
+        image,
+        found["Id"],
+        cache,
+        args,
+        run_key,
+        commit,
+        resubmit,
+        now,
+        mounts,
+        config.user.home,
+        submit,
+        build_sif,
+        push,
+    )
 
 
 def check_sif_builder() -> None:
@@ -125,9 +148,11 @@ def check_sif_builder() -> None:
     Docker/Apptainer combination (the seed's tested ones)."""
     for check in check_apptainer(local_toolkit()):
         if check.name == "Apptainer" and check.status != "OK":
-            raise ToolkitError("apptainer is not installed on this workstation: install "
-                               "Apptainer >= 1.3.4 (apptainer.org/docs), or let the clusters "
-                               "build the image from a registry (image_registry)")  # fmt: skip
+            raise ToolkitError(
+                "apptainer is not installed on this workstation: install "
+                "Apptainer >= 1.3.4 (apptainer.org/docs), or let the clusters "
+                "build the image from a registry (image_registry)"
+            )
         if check.status == "WARN":
             logger.warning(f"{host.print_prefix}{check.line()}")
 

@@ -106,7 +106,7 @@ def rollout(plan: Rollout) -> None:
             snapshot=job.code_dir,
             args=plan.args,
             time=plan.time,
-        ),  # fmt: skip
+        ),
         script=render_job(plan.project_root / "templates", cluster, job),
         ledger=ledger,
         resubmit=plan.resubmit,
@@ -147,8 +147,7 @@ def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> 
             plain_http=source.plain_http,
         )
     if cluster.image_format == "sandbox":
-        sandbox_built(name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir,
-                      sif=plan.sif)  # fmt: skip
+        sandbox_built(name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir, sif=plan.sif)
         return posixpath.join(image_dir, sandbox_name(plan.sif))
     return posixpath.join(image_dir, plan.sif)
 
@@ -160,12 +159,19 @@ def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tu
         path = resolve(mount.cluster_path, env, f"{cluster.name}: mount {mount.name}")
         folder = posixpath.join(path, mount.subdir) if mount.subdir else path
         if mount.local_path is None:
-            mount_present(name=f"{cluster.name}: mount {mount.name} (mount-only)", path=folder,
-                          mount=mount.name)  # fmt: skip
+            mount_present(
+                name=f"{cluster.name}: mount {mount.name} (mount-only)",
+                path=folder,
+                mount=mount.name,
+            )
         else:
             local = os.path.join(mount.local_path, mount.subdir)
-            mount_synced(name=f"{cluster.name}: mount {mount.name}", local=local, remote=folder,
-                         digest=tree_digest(local))  # fmt: skip
+            mount_synced(
+                name=f"{cluster.name}: mount {mount.name}",
+                local=local,
+                remote=folder,
+                digest=tree_digest(local),
+            )
         binds.append(mount.bind(path))
     return tuple(binds)
 
@@ -178,14 +184,19 @@ def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str)
         return None
     password = os.environ.get(registry.password_env, "")
     if not password:
-        raise ConfigError(f"{cluster.name}: {KEY}[image_registry]",
-                          f"${registry.password_env} (password of registry {registry.name}) "
-                          "is not set in this shell")  # fmt: skip
+        raise ConfigError(
+            f"{cluster.name}: {KEY}[image_registry]",
+            f"${registry.password_env} (password of registry {registry.name}) "
+            "is not set in this shell",
+        )
     user, secret = env_quote(registry.username, "username"), env_quote(password, "password")
     content = f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n"
     target = posixpath.join(home, ".config", "isaac-deploy", "registries", f"{registry.name}.env")
-    file_ops.secret_file(name=f"{cluster.name}: credentials of {registry.name} (not shown)",
-                         path=target, secret=HiddenValue(content))  # fmt: skip
+    file_ops.secret_file(
+        name=f"{cluster.name}: credentials of {registry.name} (not shown)",
+        path=target,
+        secret=HiddenValue(content),
+    )
     return target
 
 
@@ -197,14 +208,15 @@ def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
     elif cluster.wandb_api_key_file:
         path = Path(os.path.expanduser(cluster.wandb_api_key_file))
         if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{cluster.name}: {KEY}[wandb_api_key_file]",
-                              f"{path} is readable by others: chmod 600 {path}")  # fmt: skip
+            raise ConfigError(
+                f"{cluster.name}: {KEY}[wandb_api_key_file]",
+                f"{path} is readable by others: chmod 600 {path}",
+            )
         value = path.read_text().strip()
     if not value:
         return None
     target = posixpath.join(home, ".config", "isaac-deploy", ext, "wandb_api_key")
-    file_ops.secret_file(name=f"{cluster.name}: W&B key (not shown)", path=target,
-                         secret=HiddenValue(value))  # fmt: skip
+    file_ops.secret_file(
+        name=f"{cluster.name}: W&B key (not shown)", path=target, secret=HiddenValue(value)
+    )
     return target
-
-

@@ -41,7 +41,11 @@ def train(task: dict, iterations: int, run_dir: Path, save_interval: int = 10) -
             tmp = checkpoint.with_suffix(".tmp")
             tmp.write_text(json.dumps({"iteration": it, "theta": theta, "loss": loss}))
             os.replace(tmp, checkpoint)
-    summary = {"iterations": iterations, "loss": loss, "checkpoint": checkpoint.name,
-               "finished": time.time()}  # fmt: skip
+    summary = {
+        "iterations": iterations,
+        "loss": loss,
+        "checkpoint": checkpoint.name,
+        "finished": time.time(),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(iterations, loss, checkpoint)
