@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from isaac_deploy.model.cluster import KEY, ClusterConfig
 from isaac_deploy.model.errors import ConfigError
-from isaac_deploy.model.mounts import FILE, MountConfig, expand_home
+from isaac_deploy.model.mounts import FILE, MountConfig
+from isaac_deploy.model.paths import expand_home
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
 from isaac_deploy.facts.ledger import LedgerEntries
-from isaac_deploy.facts.sif import sif_name
+from isaac_deploy.model.images import sif_name
 from isaac_deploy.operations.util import busy, fail
 
 

@@ -122,7 +122,8 @@ def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
 def test_cached_sif_fact_parsing():
     import json
 
-    from isaac_deploy.facts.sif import CachedSif, sif_name
+    from isaac_deploy.facts.sif import CachedSif
+    from isaac_deploy.model.images import sif_name
 
     image = "sha256:" + "ab" * 32
     found = [

@@ -8,28 +8,25 @@ import hashlib
 import os
 import posixpath
 import shlex
-import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from pyinfra import host, inventory, logger
 
-from isaac_deploy.cli.project import local_user
 from isaac_deploy.deploys import registry as registry_deploy
 from isaac_deploy.deploys.registry import PushPlan
-from isaac_deploy.facts.sif import sif_name
-from isaac_deploy.facts.toolkit import local_toolkit
+from isaac_deploy.facts.toolkit import local_toolkit, local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry
 from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.images import sif_name
 from isaac_deploy.model.ledger import check_run_key
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.policy.checks import check_apptainer
-from isaac_deploy.probes.dockerapi import docker_client
+from isaac_deploy.probes import local
 from isaac_deploy.probes.registry_state import content_tag
 
 WORKSTATION_KEYS = (
@@ -79,11 +76,48 @@ class Rollout:
         return sif_name(self.image_id)
 
 
-def _commit(folder: str) -> str | None:
-    result = subprocess.run(
-        ["git", "-C", folder, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
+def job_args(raw: object) -> tuple[str, ...]:
+    """``isaac_job_args``: a list (the CLI passes one, exactly as typed) or a shell-like string."""
+    if not raw:
+        return ()
+    return tuple(shlex.split(raw) if isinstance(raw, str) else (str(arg) for arg in raw))
+
+
+def default_run_key(commit: str | None, args: tuple[str, ...]) -> str:
+    """The git commit plus a hash of the arguments: the same code and arguments, the same run."""
+    digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
+    return f"{commit or 'run'}-{digest}"
+
+
+def image_id(image: str) -> str:
+    """The ID of the production image in this workstation's Docker engine."""
+    status, found = local.image(image)
+    if status == 200 and isinstance(found, dict):
+        return str(found["Id"])
+    if status == 404:
+        raise ToolkitError(
+            f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
+        )
+    raise ToolkitError(f"Docker is not usable here: {found}")
+
+
+def delivery(project_root: str | Path, raw: dict, image: str, sif: str, cache: str):
+    """How the clusters get the image: ``(build_sif, push)``: whether this workstation builds
+    the SIF (some cluster receives the file; apptainer is then checked), and the push plan for
+    the registries other clusters build it from (``None``: none)."""
+    if host.name != "@local":
+        return True, None
+    sources = image_sources()
+    build_sif = any(registry is None for registry in sources.values())
+    if build_sif and not os.path.exists(os.path.join(cache, f"{sif}.sha256")):
+        check_sif_builder()  # a SIF will be built here: apptainer must be there
+    used = {r.name: r for r in sources.values() if r is not None}
+    if not used:
+        return build_sif, None
+    data = {k: v for k, v in raw.items() if k not in WORKSTATION_KEYS}
+    data["isaac_push_profiles"] = ("ext",)
+    data["isaac_registries"] = {r.name: _registry_settings(r) for r in used.values()}
+    return build_sif, registry_deploy.load(project_root, data)
 
 
 def load(project_root: str | Path) -> Rollout:
@@ -94,52 +128,29 @@ def load(project_root: str | Path) -> Rollout:
     raw = host.data.dict()
     config = extension_config(project_root)
     image = config.image_name("ext")
-    status, found = docker_client().get(f"/images/{quote(image, safe='')}/json")
-    if status != 200:
-        raise ToolkitError(
-            f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
-            if status == 404
-            else f"Docker is not usable here: {found}"
-        )
-    args = raw.get("isaac_job_args") or ()
-    args = tuple(shlex.split(args) if isinstance(args, str) else (str(a) for a in args))
-    commit = _commit(config.extension_folder)
-    digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
-    run_key = check_run_key(str(raw.get("isaac_run_key") or f"{commit or 'run'}-{digest}"))
+    found = image_id(image)
+    args = job_args(raw.get("isaac_job_args"))
+    commit = local.commit(config.extension_folder)
+    run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args)))
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
-    resubmit = flag(raw.get("isaac_resubmit"))
-    submit = raw.get("isaac_submit") is None or flag(raw.get("isaac_submit"))
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    build_sif, push = True, None
-    if host.name == "@local":
-        sources = image_sources()
-        build_sif = any(registry is None for registry in sources.values())
-        if build_sif and not os.path.exists(os.path.join(cache, f"{sif_name(found['Id'])}.sha256")):
-            check_sif_builder()  # a SIF will be built here: apptainer must be there
-        used = {r.name: r for r in sources.values() if r is not None}
-        if used:
-            data = {k: v for k, v in raw.items() if k not in WORKSTATION_KEYS}
-            data["isaac_push_profiles"] = ("ext",)
-            data["isaac_registries"] = {r.name: _registry_settings(r) for r in used.values()}
-            push = registry_deploy.load(project_root, data)
+    build_sif, push = delivery(project_root, raw, image, sif_name(found), cache)
     mounts_file = Path(paths.mount_config(config.extension_folder))
-    mounts = MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None)
     return Rollout(
-        config,
-        Path(project_root),
-        image,
-        found["Id"],
-        cache,
-        args,
-        run_key,
-        commit,
-        resubmit,
-        now,
-        mounts,
-        config.user.home,
-        submit,
-        build_sif,
-        push,
+        config=config,
+        project_root=Path(project_root),
+        image=image,
+        image_id=found,
+        sif_cache=cache,
+        args=args,
+        run_key=run_key,
+        commit=commit,
+        resubmit=flag(raw.get("isaac_resubmit")),
+        time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        mounts=MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None),
+        home=config.user.home,
+        submit=raw.get("isaac_submit") is None or flag(raw.get("isaac_submit")),
+        build_sif=build_sif,
+        push=push,
     )
 
 

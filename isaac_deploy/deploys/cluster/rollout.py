@@ -23,10 +23,11 @@ from isaac_deploy.facts.cluster import ClusterEnv
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.images import sandbox_name
 from isaac_deploy.model.ledger import Entry
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.operations import files as file_ops
-from isaac_deploy.operations.cluster_image import sandbox_built, sandbox_name, sif_built, sif_pulled
+from isaac_deploy.operations.cluster_image import sandbox_built, sif_built, sif_pulled
 from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
 from isaac_deploy.operations.delivery import file_delivered, images_pruned
 from isaac_deploy.operations.mounts import mount_present, mount_synced

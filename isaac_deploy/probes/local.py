@@ -1,0 +1,78 @@
+"""The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
+read or run on this machine (git, the Docker engine, the build context's file list, a SIF's
+checksum sidecar, an rsync pull), in one place, with the same probes the facts send to a
+target where there is one."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import tempfile
+from urllib.parse import quote
+
+from isaac_deploy.probes.context_digest import DockerIgnore, walk
+from isaac_deploy.probes.dockerapi import docker_client
+from isaac_deploy.probes.registry_state import git_commit
+
+
+def commit(folder: str) -> str | None:
+    """The short commit of the git checkout ``folder`` (``None``: not a git checkout)."""
+    return git_commit(folder)[0]
+
+
+def image(reference: str) -> tuple[int, dict | str]:
+    """The Docker engine's answer for a local image: ``(200, inspect data)``, ``(404, ...)``,
+    or another status with the engine's error."""
+    return docker_client().get(f"/images/{quote(reference, safe='')}/json")
+
+
+def path_kind(path: str) -> str:
+    """``dir``, ``file`` (anything else that exists) or ``missing``."""
+    return "dir" if os.path.isdir(path) else "file" if os.path.lexists(path) else "missing"
+
+
+def context_file_list(folder: str) -> str:
+    """A temporary ``--files-from`` list of the build context's files (``.dockerignore``
+    honoured by the image build's own matcher); removed when this process exits."""
+    ignore = DockerIgnore.from_file(os.path.join(folder, ".dockerignore"))
+    fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        for rel, _ in sorted(walk(folder, ignore)):
+            handle.write(rel + "\n")
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    return path
+
+
+def sidecar_sha256(path: str) -> str | None:
+    """The SHA-256 in ``<path>.sha256`` (written once ``path`` is complete), if there is one."""
+    try:
+        with open(f"{path}.sha256") as handle:
+            return handle.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
+    """``rsync -a --partial`` of ``source`` (``host:path``) into ``destination`` over ``rsh``;
+    rsync's progress goes to the terminal. Returns success and rsync's error text."""
+    os.makedirs(destination, exist_ok=True)
+    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
+    result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    return result.returncode == 0, result.stderr.strip()
+
+
+def atomic_write(path: str, text: str, mode: int) -> None:
+    """Write through a temp file in the same folder, then rename: never half-written."""
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".isaac-deploy.tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
