@@ -17,6 +17,7 @@ from pyinfra.operations import files
 
 from isaac_deploy.facts.toolkit import WorkstationToolkit
 from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.paths import expand_home
 from isaac_deploy.model.registries import KEY, Registry, auth_file_content, skopeo_flags
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import files as file_ops
@@ -107,9 +108,7 @@ def push(plan: PushPlan) -> None:
                 ),
             )
         if cert_dir and registry.ca_file:
-            ca_file = registry.ca_file
-            if ca_file.startswith("~"):
-                ca_file = config.user.home + ca_file[1:]
+            ca_file = expand_home(registry.ca_file, config.user.home)
             files.directory(name=f"{registry.name}: CA folder", path=cert_dir, mode="700")
             files.put(
                 name=f"{registry.name}: CA",

@@ -28,7 +28,7 @@ from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import DOCKERFILES, image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
-from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.paths import X11_SOCKETS, expand_home
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
@@ -123,9 +123,8 @@ def _load_wandb(
     """The key comes from the user's environment or a 0600 file; never from the inventory."""
     home = config.user.home
     if config.wandb.api_key_file:
-        path = config.wandb.api_key_file
-        state = toolkit.digests.get(path)
-        path = home + path[1:] if path.startswith("~") else path
+        state = toolkit.digests.get(config.wandb.api_key_file)
+        path = expand_home(config.wandb.api_key_file, home)
         if state is None:
             raise ConfigError("isaac_wandb[api_key_file]", f"{path} does not exist on the target")
         if state.mode & 0o077:
@@ -137,7 +136,7 @@ def _load_wandb(
     value = os.environ.get(config.wandb.api_key_env, "").strip()
     stored = _wandb_key_path(config.extension_name)
     if value or toolkit.digests.get(stored) is not None:
-        return (HiddenValue(value) if value else None), home + stored[1:]
+        return (HiddenValue(value) if value else None), expand_home(stored, home)
     return None, None
 
 

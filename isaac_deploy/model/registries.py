@@ -17,15 +17,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from isaac_deploy.model import validate as v
-from isaac_deploy.model.errors import ConfigError, IsaacDeployError
+from isaac_deploy.model.errors import ConfigError
 
 KEY = "isaac_registries"
 ADDRESS_RE = r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?"
 PREFIX_RE = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*)(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-
-
-class RegistryError(IsaacDeployError):
-    """A registry refused or could not be reached; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +50,6 @@ class Registry:
 
     def repository(self, image: str) -> str:
         return "/".join(part for part in (self.address, self.prefix, image) if part)
-
-    @property
-    def uses_env_credentials(self) -> bool:
-        return bool(self.password_env)
 
 
 def parse_registries(raw: Any) -> list[Registry]:
