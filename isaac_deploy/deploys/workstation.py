@@ -35,7 +35,8 @@ from isaac_deploy.operations import files as file_ops
 from isaac_deploy.policy.checks import Check, toolkit_checks
 from isaac_deploy.render import apt_sources
 from isaac_deploy.render.compose_override import override_yaml
-from isaac_deploy.render.templates import render
+from isaac_deploy.render.env_files import env_file_text
+from isaac_deploy.render.templates import TEMPLATES
 
 BASE_HINT = (
     "build it from your Isaac Lab checkout (`./docker/container.py build base`, or "
@@ -164,10 +165,9 @@ def load(project_root: str | Path) -> Workstation:
     _check_folder(config, toolkit)
     mounts = _load_mounts(config, toolkit)
     wandb_key, wandb_key_file = _load_wandb(config, toolkit)
-    templates = Path(project_root) / "templates"
-    if not (templates / "env.ext.j2").is_file():
-        raise ToolkitError(f"templates not found in {templates}: run from an isaac-deploy checkout")
-    return Workstation(config, toolkit, mounts, templates, wandb_key, wandb_key_file)
+    if not (TEMPLATES / "env.ext.j2").is_file():
+        raise ToolkitError(f"templates not found in {TEMPLATES}: reinstall isaac-deploy")
+    return Workstation(config, toolkit, mounts, TEMPLATES, wandb_key, wandb_key_file)
 
 
 def _log(check: Check) -> None:
@@ -318,16 +318,6 @@ def provision(ws: Workstation) -> None:
         docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=tk, **ws.admin)
 
 
-def render_env(ws: Workstation, profile: str) -> str:
-    return render(
-        ws.templates,
-        f"env.{profile}.j2",
-        config=ws.config,
-        profile=profile,
-        wandb_key_file=ws.wandb_key_file or "",
-    )
-
-
 @deploy("Project files: env files, secrets, override")
 def project_files(ws: Workstation) -> None:
     config = ws.config
@@ -339,7 +329,7 @@ def project_files(ws: Workstation) -> None:
         file_ops.managed_file(
             name=f"Env file {posixpath.basename(path)}",
             path=path,
-            content=render_env(ws, profile),
+            content=env_file_text(ws.templates, config, profile, ws.wandb_key_file),
             mode=0o600,
             overwrite_edited=config.env_overwrite_edited,
         )

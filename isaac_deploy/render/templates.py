@@ -1,4 +1,7 @@
-"""Jinja2 rendering of the project's templates (``templates/``) with safe quoting filters."""
+"""Jinja2 rendering of isaac-deploy's templates with safe quoting filters.
+
+The templates are the top-level ``templates/`` folder of the checkout, shipped inside the package
+as ``isaac_deploy/data/templates`` (a link in the checkout, files in an installed wheel)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ import jinja2
 
 from isaac_deploy.model.cluster import split_cluster_path
 from isaac_deploy.model.errors import ConfigError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "templates"
+"""The templates shipped with isaac-deploy: env files, job scripts (``jobs/``)."""
 
 
 def env_quote(value: Any, name: str = "value") -> str:

@@ -35,7 +35,7 @@ from isaac_deploy.operations.scheduler import job_submitted
 from isaac_deploy.operations.util import barrier
 from isaac_deploy.probes.mirror import tree_digest
 from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
-from isaac_deploy.render.templates import env_quote
+from isaac_deploy.render.templates import TEMPLATES, env_quote
 
 
 @deploy("Cluster roll-out")
@@ -108,7 +108,7 @@ def rollout(plan: Rollout) -> None:
             args=plan.args,
             time=plan.time,
         ),
-        script=render_job(plan.project_root / "templates", cluster, job),
+        script=render_job(TEMPLATES, cluster, job),
         ledger=ledger,
         resubmit=plan.resubmit,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where

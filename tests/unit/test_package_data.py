@@ -1,0 +1,63 @@
+"""An installed isaac-deploy (a wheel, not the checkout) carries its templates and Docker files
+and renders from them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from tests.helpers import ROOT
+
+DOCKER_FILES = (
+    "Dockerfile.ext",
+    "Dockerfile.ext-dev",
+    "docker-compose.yaml",
+    "entrypoint.sh",
+    "container.sh",
+    "run_dev.sh",
+)
+
+
+def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_path):
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("isaac_deploy-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(site)
+    templates = sorted(
+        p.relative_to(ROOT / "templates") for p in (ROOT / "templates").rglob("*.j2")
+    )
+    for template in templates:
+        assert f"isaac_deploy/data/templates/{template}" in names
+    for name in DOCKER_FILES:
+        assert f"isaac_deploy/data/docker/{name}" in names
+    # nothing rendered per host (env files, the override) travels with the package
+    assert not [n for n in names if "/.env" in n or n.endswith("override.yaml")]
+    probe = (
+        "from isaac_deploy.model.cluster import ClusterConfig\n"
+        "from isaac_deploy.render.job_script import JobSpec, render_job\n"
+        "from isaac_deploy.render.templates import TEMPLATES\n"
+        "cluster = ClusterConfig.parse('c', dict(user='u', scheduler='slurm', image_dir='/i',"
+        " code_dir='/c', cache_dir='/k', logs_dir='/l'))\n"
+        "job = JobSpec(run_key='r1', image='/i/x.sif', code_dir='/c/r1', logs_dir='/l/r1',"
+        " cache_dir='/k', output='/l/r1/job.out')\n"
+        "print(TEMPLATES)\n"
+        "print(render_job(TEMPLATES, cluster, job).splitlines()[0])\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
+    folder, first_line = ran.stdout.splitlines()[:2] if ran.returncode == 0 else (ran.stderr, "")
+    assert folder == str(site / "isaac_deploy" / "data" / "templates")
+    assert first_line == "#!/usr/bin/env bash"
