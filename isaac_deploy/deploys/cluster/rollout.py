@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyinfra import host
@@ -38,15 +39,35 @@ from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
 from isaac_deploy.render.templates import TEMPLATES, env_quote
 
 
+@dataclass(frozen=True)
+class ClusterPaths:
+    """A cluster's folders with their leading ``~`` or ``$VAR`` resolved on the login node."""
+
+    home: str
+    image_dir: str
+    code_dir: str
+    cache_dir: str
+    logs_dir: str
+    env: dict[str, str]
+
+
+def cluster_paths(cluster: ClusterConfig, mounts: list[ClusterMount]) -> ClusterPaths:
+    """One question to the login node for every variable the cluster's paths start with."""
+    folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
+    every = (*folders, *(mount.cluster_path for mount in mounts))
+    env = host.get_fact(ClusterEnv, names=tuple({n for p in every for n in path_variables(p)}))
+    image_dir, code_dir, cache_dir, logs_dir = (
+        resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
+    )
+    return ClusterPaths(env["HOME"], image_dir, code_dir, cache_dir, logs_dir, env)
+
+
 @deploy("Cluster roll-out")
 def rollout(plan: Rollout) -> None:
+    """The workstation makes the image; then each cluster (through one of its login nodes)
+    gets the image, the external mounts, a code snapshot and the job, submitted once."""
     if host.name == "@local":
-        if plan.build_sif:
-            sif_built(
-                name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
-            )
-        if plan.push:
-            registry_deploy.push(plan.push)
+        _workstation_image(plan)
     # one step for all hosts: login nodes take the image only once the workstation made it
     barrier(name="workstation image ready", what="image built and pushed where needed")
     if host.name == "@local":
@@ -55,44 +76,59 @@ def rollout(plan: Rollout) -> None:
     if standing_by(cluster):
         return
     mounts = cluster_mounts(plan.mounts, cluster, plan.home)
-    folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
-    every = (*folders, *(mount.cluster_path for mount in mounts))
-    env = host.get_fact(ClusterEnv, names=tuple({n for p in every for n in path_variables(p)}))
-    image_dir, code_dir, cache_dir, logs_dir = (
-        resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
-    )
-    ext = plan.config.extension_name
-    ledger = ledger_path(env["HOME"], ext)
-    image = _image(plan, cluster, image_dir, env["HOME"])
-    binds = _mounts(cluster, mounts, env)
+    paths = cluster_paths(cluster, mounts)
+    ledger = ledger_path(paths.home, plan.config.extension_name)
+    image = _image(plan, cluster, paths.image_dir, paths.home)
+    binds = _mounts(cluster, mounts, paths.env)
     images_pruned(
         name=f"{cluster.name}: old images",
-        folder=image_dir,
+        folder=paths.image_dir,
         keep=cluster.image_retention,
         current=plan.sif,
         ledger=ledger,
         scheduler=cluster.scheduler,
     )
-    if not plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
-        return
-    snapshots = posixpath.join(code_dir, ext)
+    if plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
+        _job(plan, cluster, paths, ledger, image, binds)
+
+
+def _workstation_image(plan: Rollout) -> None:
+    """The SIF in this workstation's cache, and the registries the clusters build from."""
+    if plan.build_sif:
+        sif_built(
+            name="Apptainer image of " + plan.image, image=plan.image, cache_dir=plan.sif_cache
+        )
+    if plan.push:
+        registry_deploy.push(plan.push)
+
+
+def _job(
+    plan: Rollout,
+    cluster: ClusterConfig,
+    paths: ClusterPaths,
+    ledger: str,
+    image: str,
+    binds: tuple[str, ...],
+) -> None:
+    """The run's code snapshot, the W&B key, the job (submitted once per run key) and the
+    pruning of old snapshots."""
+    snapshots = posixpath.join(paths.code_dir, plan.config.extension_name)
     snapshot_synced(
         name=f"{cluster.name}: code snapshot {plan.run_key}",
         folder=plan.config.extension_folder,
         snapshots=snapshots,
         snapshot=plan.run_key,
     )
-    secret = _secret(cluster, env["HOME"], ext)
     job = JobSpec(
         run_key=plan.run_key,
         image=image,
         code_dir=posixpath.join(snapshots, plan.run_key),
-        logs_dir=posixpath.join(logs_dir, plan.run_key),
-        cache_dir=cache_dir,
-        output=posixpath.join(logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
+        logs_dir=posixpath.join(paths.logs_dir, plan.run_key),
+        cache_dir=paths.cache_dir,
+        output=posixpath.join(paths.logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
         args=plan.args,
         binds=binds,
-        secret_file=secret,
+        secret_file=_secret(cluster, paths.home, plan.config.extension_name),
         ext_path=plan.config.docker_ext_path,
         isaacsim_root=plan.config.isaacsim_root,
     )
