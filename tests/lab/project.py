@@ -44,7 +44,7 @@ def project_files() -> list[Path]:
     files = []
     for path in ROOT.rglob("*"):
         rel = path.relative_to(ROOT)
-        if path.is_dir() or SKIP_PARTS & set(rel.parts):
+        if (path.is_dir() and not path.is_symlink()) or SKIP_PARTS & set(rel.parts):
             continue
         if rel.parts[0] == "docker" and rel.name.startswith(".env"):
             continue
@@ -132,7 +132,7 @@ def make_project(path: Path, user: dict | None, lab_info: dict) -> Project:
     for rel in project_files():
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
+        shutil.copy2(ROOT / rel, target, follow_symlinks=False)  # isaac_deploy/data/ links
     # the example extension under the tests' own name (its Python package stays ext_template)
     (path / "source" / "ext_template").rename(path / "source" / TEST_EXTENSION)
     data = {
