@@ -526,6 +526,16 @@ def test_submit_off_puts_only_the_image_there(rollout):
     assert not [e for e in ledger(node) if e["run_key"] == "e2e-image-only"]
 
 
+def test_a_yes_no_setting_that_is_neither_stops_the_rollout(rollout):
+    project, login, node, run = rollout
+    result = run("e2e-maybe", [], "--data", "isaac_submit=maybe")
+    assert result.rc != 0, result.out
+    assert "isaac_submit: must be true or false, got 'maybe'" in result.out, result.out
+    assert "Traceback" not in result.out
+    assert not node.file(f"{login['home']}/isaac/code/lab_ext/e2e-maybe").exists
+    assert not [e for e in ledger(node) if e["run_key"] == "e2e-maybe"]
+
+
 @pytest.mark.parametrize(
     ("settings", "words"),
     [

@@ -8,9 +8,11 @@ import hashlib
 import os
 import posixpath
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host, inventory, logger
 
@@ -18,6 +20,7 @@ from isaac_deploy.deploys import registry as registry_deploy
 from isaac_deploy.deploys.registry import PushPlan
 from isaac_deploy.facts.toolkit import local_toolkit, local_user
 from isaac_deploy.model import paths
+from isaac_deploy.model import validate as v
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import sif_name
@@ -39,9 +42,11 @@ WORKSTATION_KEYS = (
 )
 
 
-def flag(value: object) -> bool:
-    """A yes/no ``--data`` value (``1``, ``true``, ``yes``)."""
-    return str(value or "").lower() in ("1", "true", "yes")
+def flag(data: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    """A yes/no setting (``--data isaac_submit=0``), strictly: a value that is neither yes nor
+    no (``1/0``, ``true/false``, ``yes/no``, ``on/off``) stops the deploy naming the key."""
+    value = data.get(key)
+    return default if value is None or value == "" else v.boolean(key, value)
 
 
 def ledger_path(home: str, extension: str) -> str:
@@ -144,11 +149,11 @@ def load(project_root: str | Path) -> Rollout:
         args=args,
         run_key=run_key,
         commit=commit,
-        resubmit=flag(raw.get("isaac_resubmit")),
+        resubmit=flag(raw, "isaac_resubmit"),
         time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         mounts=MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None),
         home=config.user.home,
-        submit=raw.get("isaac_submit") is None or flag(raw.get("isaac_submit")),
+        submit=flag(raw, "isaac_submit", default=True),
         build_sif=build_sif,
         push=push,
     )

@@ -43,5 +43,5 @@ def results(project_root: str | Path) -> None:
         local_dir=os.path.join(results_dir, cluster.name),
         ledger=ledger_path(env["HOME"], config.extension_name),
         scheduler=cluster.scheduler,
-        remove=flag(host.data.get("isaac_remove")),
+        remove=flag(host.data.dict(), "isaac_remove"),
     )

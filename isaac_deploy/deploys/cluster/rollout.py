@@ -55,7 +55,9 @@ def cluster_paths(cluster: ClusterConfig, mounts: list[ClusterMount]) -> Cluster
     """One question to the login node for every variable the cluster's paths start with."""
     folders = (cluster.image_dir, cluster.code_dir, cluster.cache_dir, cluster.logs_dir)
     every = (*folders, *(mount.cluster_path for mount in mounts))
-    env = host.get_fact(ClusterEnv, names=tuple({n for p in every for n in path_variables(p)}))
+    env = host.get_fact(
+        ClusterEnv, names=tuple(sorted({n for p in every for n in path_variables(p)}))
+    )
     image_dir, code_dir, cache_dir, logs_dir = (
         resolve(path, env, f"{cluster.name}: {KEY}") for path in folders
     )
