@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
@@ -13,7 +14,7 @@ from isaac_deploy.model.images import ImageBuild, inputs_digest
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.render.managed import stamp
-from tests.helpers import run_op
+from tests.helpers import MissingFact, run_op
 
 ENV = "/p/docker/.env.ext"
 TMP = "/p/docker/..env.ext.isaac-deploy.tmp"
@@ -95,6 +96,16 @@ class TestManagedFile:
             commands[0]
             == "rm -f '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' && ( umask 077 && : > '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' )"
         )
+
+    def test_a_fact_asked_about_another_path_fails_the_test(self):
+        """Fixtures are keyed by the fact's arguments: no answer meant for another file."""
+        other = {"FileWithMode": {"path=/p/docker/.env.other": None}}
+        with pytest.raises(
+            MissingFact, match=r"fact FileWithMode asked with 'path=/p/docker/\.env\.ext'"
+        ):
+            run_op(file_ops.managed_file, other, path=ENV, content="A='1'\n")
+        with pytest.raises(MissingFact, match="no fixture for FileWithMode"):
+            run_op(file_ops.managed_file, {}, path=ENV, content="A='1'\n")
 
 
 class TestSecretFile:
