@@ -1,4 +1,23 @@
-"""Helpers shared by the tests: run an operation against given facts, pyinfra-style."""
+"""Helpers shared by the tests: run an operation against given facts, pyinfra-style.
+
+Fact fixtures are keyed the way pyinfra keys the facts of its own operation tests
+(``tests/operations/*/*.json``): by the fact's name, then by the arguments it is asked with::
+
+    {
+        "FileWithMode": {"path=/p/docker/.env.ext": None},
+        "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
+        "SudoWithoutPassword": {"": True},
+    }
+
+- the name is the fact's class name (``FileWithMode``, pyinfra's ``File``, ``Users``, ...);
+- the arguments are ``pyinfra.api.util.get_kwargs_str``'s string, as in pyinfra's fixtures:
+  ``name=value`` sorted by name and joined with ``", "``, each value as ``str()`` shows it
+  (a tuple as ``('1', '2')``, a list as ``['/a']``); a fact asked without arguments is ``""``.
+
+A fact asked with arguments that have no entry fails the test (``MissingFact``), naming the
+fact, the arguments it was asked with and the entries there are: an operation that asks about
+the wrong path, scheduler or folder does not get an answer meant for another one.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +27,51 @@ from types import SimpleNamespace
 from typing import Any
 
 from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+class MissingFact(AssertionError):
+    """A fact was asked with arguments its fixture has no entry for."""
+
+
+def fact_args(kwargs: dict[str, Any]) -> str:
+    """The fixture key of a fact's arguments: pyinfra's, ``"a=1, b=x"`` (sorted), ``""``."""
+    return get_kwargs_str(kwargs)
+
+
+def answer_fact(facts: dict[str, dict[str, Any]], cls, args: tuple, kwargs: dict) -> Any:
+    """The fixture ``facts[name][arguments]`` for ``host.get_fact(cls, **kwargs)``."""
+    name = cls.__name__
+    if args:
+        raise MissingFact(f"fact {name} asked with positional arguments {args!r}: pass keywords")
+    key = fact_args(kwargs)
+    entries = facts.get(name)
+    if not isinstance(entries, dict):
+        raise MissingFact(
+            f"fact {name} asked with {key!r}: no fixture for {name}"
+            if entries is None
+            else f"fixture for {name} must map argument strings to values, got {entries!r}"
+        )
+    if key not in entries:
+        raise MissingFact(
+            f"fact {name} asked with {key!r}: no fixture entry; {name} has "
+            + (", ".join(repr(known) for known in entries) or "no entries")
+        )
+    return entries[key]
+
+
 class FakeHost:
-    """Serves facts by class name; a callable value gets the fact's arguments."""
+    """Serves facts from fixtures keyed by fact name, then by arguments (see the module)."""
 
     print_prefix = "[test] "
 
     name = "@test"
 
-    def __init__(self, facts: dict[str, Any], data: dict | None = None) -> None:
+    def __init__(self, facts: dict[str, dict[str, Any]], data: dict | None = None) -> None:
         self.facts = facts
         self.noops: list[str] = []
         self.fact_calls: list[tuple[str, dict]] = []
@@ -31,8 +81,7 @@ class FakeHost:
 
     def get_fact(self, cls, *args, **kwargs):
         self.fact_calls.append((cls.__name__, kwargs))
-        value = self.facts[cls.__name__]
-        return value(**kwargs) if callable(value) else value
+        return answer_fact(self.facts, cls, args, kwargs)
 
     def noop(self, description: str) -> None:
         self.noops.append(description)
@@ -56,14 +105,17 @@ def command_repr(command) -> Any:
 
 def run_op(
     op,
-    facts: dict[str, Any],
+    facts: dict[str, dict[str, Any]],
     diff: bool = False,
     host_data: dict | None = None,
     executing: bool = True,
     **kwargs,
 ) -> tuple[list, FakeHost]:
     """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content));
-    ``executing=False``: as planned (change detection), before anything ran."""
+    ``executing=False``: as planned (change detection), before anything ran.
+
+    ``facts``: ``{"FactName": {"arg=value, other=x": value}}`` (see the module); a fact asked
+    with arguments that have no entry raises ``MissingFact``."""
     host = FakeHost(facts, host_data)
     state = SimpleNamespace(config=SimpleNamespace(DIFF=diff), is_executing=executing)
     with ctx_host.use(host), ctx_state.use(state):

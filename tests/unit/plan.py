@@ -13,7 +13,7 @@ from isaac_deploy.deploys import workstation
 from isaac_deploy.facts.toolkit import WorkstationToolkit
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.workstation import WorkstationConfig
-from tests.helpers import ROOT, command_repr, fixture_lines
+from tests.helpers import ROOT, answer_fact, command_repr, fixture_lines
 
 
 @dataclass
@@ -31,16 +31,19 @@ def make_workstation(fixture: str, **data) -> workstation.Workstation:
     )
 
 
-def plan(deploy_func, ws: workstation.Workstation, facts: dict[str, Any] | None = None):
-    """Run ``deploy_func(ws)`` in prepare mode; return its operations with their commands."""
+def plan(deploy_func, ws: workstation.Workstation, facts: dict[str, dict[str, Any]] | None = None):
+    """Run ``deploy_func(ws)`` in prepare mode; return its operations with their commands.
+
+    ``facts`` as for ``tests.helpers.run_op``: ``{"FactName": {"arg=value": value}}``, pyinfra's
+    own facts (``File``, ``Users``, ...) included; every fact the deploy asks needs its entry
+    (none falls back to the fact's default), else ``MissingFact``."""
     facts = facts or {}
     inventory = Inventory((["@local"], {}))
     state = State(inventory, Config())
     host = inventory.get_host("@local")
 
     def get_fact(cls, *args, **kwargs):
-        value = facts.get(cls.__name__, cls.default())
-        return value(**kwargs) if callable(value) else value
+        return answer_fact(facts, cls, args, kwargs)
 
     host.get_fact = get_fact  # type: ignore[method-assign]
     with ctx_state.use(state), ctx_host.use(host):

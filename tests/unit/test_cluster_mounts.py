@@ -109,23 +109,36 @@ def test_mirror_fact_runs_here(tmp_path):
 
 def test_sync_only_when_changed_and_never_over_a_foreign_folder():
     args = dict(local="/w/lab/source", remote="/s/lab dir/source", digest="sha256:new")
-    commands, _ = run_op(mount_synced, {"Mirror": MirrorState("dir", marker="sha256:old")}, **args)
+    key = "marker=.isaac-deploy-mirror, path=/s/lab dir/source"
+    commands, _ = run_op(
+        mount_synced, {"Mirror": {key: MirrorState("dir", marker="sha256:old")}}, **args
+    )
     assert commands[0] == "mkdir -p '/s/lab dir/source'"
     assert "--delete" in commands[1] and "--filter='P /.isaac-deploy-mirror'" in commands[1]
     assert "--exclude=.git/" in commands[1] and "'/s/lab dir/source/'" in commands[1]
     assert commands[2] == "printf '%s\\n' sha256:new > '/s/lab dir/source/.isaac-deploy-mirror'"
     commands, host = run_op(
-        mount_synced, {"Mirror": MirrorState("dir", marker="sha256:new")}, **args
+        mount_synced, {"Mirror": {key: MirrorState("dir", marker="sha256:new")}}, **args
     )
     assert commands == [] and host.noops == ["/s/lab dir/source is up to date"]
-    commands, _ = run_op(mount_synced, {"Mirror": MirrorState("dir")}, **args)  # not ours
+    commands, _ = run_op(mount_synced, {"Mirror": {key: MirrorState("dir")}}, **args)  # not ours
     assert len(commands) == 1 and "was not synced by isaac-deploy" in commands[0]
-    commands, _ = run_op(mount_synced, {"Mirror": MirrorState("missing")}, **args)
+    commands, _ = run_op(mount_synced, {"Mirror": {key: MirrorState("missing")}}, **args)
     assert len(commands) == 3
 
 
 def test_mount_only_must_exist():
-    commands, _ = run_op(mount_present, {"Mirror": MirrorState("missing")}, path="/s/x", mount="x")
+    commands, _ = run_op(
+        mount_present,
+        {"Mirror": {"marker=.isaac-deploy-mirror, path=/s/x": MirrorState("missing")}},
+        path="/s/x",
+        mount="x",
+    )
     assert "mount x: /s/x is not a folder on the login node" in commands[0]
-    commands, host = run_op(mount_present, {"Mirror": MirrorState("dir")}, path="/s/x", mount="x")
+    commands, host = run_op(
+        mount_present,
+        {"Mirror": {"marker=.isaac-deploy-mirror, path=/s/x": MirrorState("dir")}},
+        path="/s/x",
+        mount="x",
+    )
     assert commands == [] and host.noops == ["mount x: /s/x is there"]

@@ -34,7 +34,7 @@ def test_present_and_verified_sends_nothing(tmp_path):
     sha = hashlib.sha256(b"data").hexdigest()
     commands, host = run_op(
         file_delivered,
-        {"DeliveredFile": Delivery(True, sha, 0, 10**6)},
+        {"DeliveredFile": {"filename=img.sif, folder=/img": Delivery(True, sha, 0, 10**6)}},
         local_path=str(local),
         sha256=sha,
         folder="/img",
@@ -48,7 +48,7 @@ def test_no_space_refused_before_sending(tmp_path):
     local.write_bytes(b"x" * 4096)
     commands, _ = run_op(
         file_delivered,
-        {"DeliveredFile": Delivery(False, None, 0, 100)},
+        {"DeliveredFile": {"filename=img.sif, folder=/img": Delivery(False, None, 0, 100)}},
         local_path=str(local),
         sha256="0" * 64,
         folder="/img",
@@ -66,7 +66,7 @@ def test_sends_to_incoming_then_verifies_and_renames(tmp_path):
     local.write_bytes(b"x")
     commands, _ = run_op(
         file_delivered,
-        {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+        {"DeliveredFile": {"filename=img.sif, folder=/img": Delivery(False, None, 0, 10**6)}},
         local_path=str(local),
         sha256="a" * 64,
         folder="/img",
@@ -97,7 +97,7 @@ def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
     ref = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
     commands, _ = run_op(
         sif_pulled,
-        {"DeliveredFile": Delivery(False, None, 0, 10**6)},
+        {"DeliveredFile": {"filename=s.sif, folder=/img dir": Delivery(False, None, 0, 10**6)}},
         reference=ref,
         folder="/img dir",
         filename="s.sif",
@@ -111,7 +111,7 @@ def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
     assert "mv -f .incoming/s.sif s.sif" in commands[2] and "s.sif.sha256" in commands[2]
     commands, host = run_op(
         sif_pulled,
-        {"DeliveredFile": Delivery(True, "c" * 64, 0, 10**6)},
+        {"DeliveredFile": {"filename=s.sif, folder=/img": Delivery(True, "c" * 64, 0, 10**6)}},
         reference=ref,
         folder="/img",
         filename="s.sif",
@@ -144,7 +144,7 @@ def test_image_built_later_in_the_deploy_is_planned_then_decided_when_run(tmp_pa
     """Change detection (pyinfra without -y, --dry) runs before the workstation built the SIF."""
     local = tmp_path / "img.sif"
     args = dict(local_path=str(local), sha256=None, folder="/img", filename="img.sif")
-    facts = {"DeliveredFile": Delivery(False, None, 0, 10**6)}
+    facts = {"DeliveredFile": {"filename=img.sif, folder=/img": Delivery(False, None, 0, 10**6)}}
     planned, _ = run_op(file_delivered, facts, executing=False, **args)
     assert len(planned) == 1 and planned[0].startswith("RsyncCommand(")
     failed, _ = run_op(file_delivered, facts, **args)  # executing, and still not built
@@ -163,23 +163,28 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     from isaac_deploy.operations.delivery import images_pruned
 
     now = int(time.time())
+    states = {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING")}
     facts = {
-        "StoredFiles": [
-            ("foreign.sif", now - 9000),
-            ("sha256-a.sif", now - 8000),
-            ("sha256-b.sif", now - 7000),
-            ("sha256-c.sif", now - 6000),
-            (".incoming/sha256-d.sif", now - 2 * 86400),
-            (".incoming/sha256-e.sif", now - 60),
-            ("sha256-cur.sif", now),
-        ],
-        "LedgerEntries": [
-            Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
-            Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
-            Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
-        ],
-        "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING")},
-        "ActiveJobs": {"2"},
+        "StoredFiles": {
+            "folder=/img dir, suffix=.sif": [
+                ("foreign.sif", now - 9000),
+                ("sha256-a.sif", now - 8000),
+                ("sha256-b.sif", now - 7000),
+                ("sha256-c.sif", now - 6000),
+                (".incoming/sha256-d.sif", now - 2 * 86400),
+                (".incoming/sha256-e.sif", now - 60),
+                ("sha256-cur.sif", now),
+            ]
+        },
+        "LedgerEntries": {
+            "path=/l": [
+                Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
+                Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
+                Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
+            ]
+        },
+        "JobStates": {"job_ids=('1', '2'), scheduler=slurm": states},
+        "ActiveJobs": {"scheduler=slurm": {"2"}},
     }
     commands, host = run_op(
         images_pruned,
@@ -197,7 +202,9 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
         " sha256-a.sandbox"
     ]
     assert host.noops == ["kept image sha256-b.sif: job 2 is RUNNING"]
-    facts["ActiveJobs"] = None  # the scheduler cannot be asked: no image goes
+    # keep=1: job 3's image is a candidate too, so the scheduler is asked about it as well
+    facts["JobStates"] = {"job_ids=('1', '2', '3'), scheduler=slurm": states}
+    facts["ActiveJobs"] = {"scheduler=slurm": None}  # the scheduler cannot be asked: no image goes
     commands, host = run_op(
         images_pruned,
         facts,
@@ -213,7 +220,8 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
 def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
     from isaac_deploy.operations.cluster_image import sandbox_built
 
-    commands, _ = run_op(sandbox_built, {"PathKinds": {}}, folder="/img dir", sif="sha256-a.sif")
+    facts = {"PathKinds": {"paths=['/img dir/sha256-a.sandbox']": {}}}
+    commands, _ = run_op(sandbox_built, facts, folder="/img dir", sif="sha256-a.sif")
     assert commands == [
         "cd '/img dir' && mkdir -p .incoming && rm -rf .incoming/sha256-a.sandbox && apptainer "
         "build --force --sandbox .incoming/sha256-a.sandbox sha256-a.sif && mv "
@@ -221,7 +229,11 @@ def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
     ]
     commands, host = run_op(
         sandbox_built,
-        {"PathKinds": {"/img dir/sha256-a.sandbox": "dir"}},
+        {
+            "PathKinds": {
+                "paths=['/img dir/sha256-a.sandbox']": {"/img dir/sha256-a.sandbox": "dir"}
+            }
+        },
         folder="/img dir",
         sif="sha256-a.sif",
     )

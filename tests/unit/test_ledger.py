@@ -61,7 +61,7 @@ def test_run_keys(bad):
 def test_submission_commands():
     commands, _ = run_op(
         job_submitted,
-        {"LedgerEntries": []},
+        {"LedgerEntries": {"path=/h/.isaac-deploy/ledger.jsonl": []}},
         entry=ENTRY,
         script="#!/bin/bash\n",
         ledger="/h/.isaac-deploy/ledger.jsonl",
@@ -73,18 +73,25 @@ def test_submission_commands():
     )
     assert commands[2].endswith('>> /h/.isaac-deploy/ledger.jsonl && echo "submitted job $id"')
     pbs = Entry(**{**ENTRY.__dict__, "scheduler": "pbs"})
-    commands, _ = run_op(job_submitted, {"LedgerEntries": []}, entry=pbs, script="", ledger="/l")
+    commands, _ = run_op(
+        job_submitted, {"LedgerEntries": {"path=/l": []}}, entry=pbs, script="", ledger="/l"
+    )
     assert "id=$( qsub /s/run-1/job-run-1.sh )" in commands[2]
 
 
 def test_same_run_key_submits_nothing_unless_told():
     done = [Entry(run_key="run-1", job_id="77", scheduler="slurm")]
     commands, host = run_op(
-        job_submitted, {"LedgerEntries": done}, entry=ENTRY, script="", ledger="/l"
+        job_submitted, {"LedgerEntries": {"path=/l": done}}, entry=ENTRY, script="", ledger="/l"
     )
     assert commands == [] and host.noops == ["run run-1 was submitted already (job 77)"]
     commands, _ = run_op(
-        job_submitted, {"LedgerEntries": done}, entry=ENTRY, script="", ledger="/l", resubmit=True
+        job_submitted,
+        {"LedgerEntries": {"path=/l": done}},
+        entry=ENTRY,
+        script="",
+        ledger="/l",
+        resubmit=True,
     )
     assert len(commands) == 3
 
@@ -132,20 +139,24 @@ def test_cancel_only_active_jobs_of_the_run():
         Entry(run_key="r", job_id="2", scheduler="slurm"),
         Entry(run_key="r", job_id="3", scheduler="slurm"),
     ]
+    states = {"1": JobState("1", "COMPLETED", 0)}
     facts = {
-        "LedgerEntries": entries,
-        "JobStates": {"1": JobState("1", "COMPLETED", 0)},
-        "ActiveJobs": {"2", "3"},
+        "LedgerEntries": {"path=/l": entries},
+        "JobStates": {
+            "job_ids=('1', '2', '3'), scheduler=slurm": states,
+            "job_ids=('1', '2', '3'), scheduler=pbs": states,
+        },
+        "ActiveJobs": {"scheduler=slurm": {"2", "3"}, "scheduler=pbs": {"2", "3"}},
     }
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert commands == ["scancel 2 3"]
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="pbs")
     assert commands == ["qdel 2 3"]
-    facts["ActiveJobs"] = set()
+    facts["ActiveJobs"] = {"scheduler=slurm": set()}
     commands, host = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert commands == [] and "no job of run r is queued or running" in host.noops[0]
     commands, _ = run_op(job_cancelled, facts, run_key="other", ledger="/l", scheduler="slurm")
     assert commands == ["echo 'error: no run other in the ledger /l' >&2; exit 1"]
-    facts["ActiveJobs"] = None
+    facts["ActiveJobs"] = {"scheduler=slurm": None}
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert "could not be asked" in commands[0]

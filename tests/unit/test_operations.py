@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
@@ -13,7 +14,7 @@ from isaac_deploy.model.images import ImageBuild, inputs_digest
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.render.managed import stamp
-from tests.helpers import run_op
+from tests.helpers import MissingFact, run_op
 
 ENV = "/p/docker/.env.ext"
 TMP = "/p/docker/..env.ext.isaac-deploy.tmp"
@@ -34,44 +35,47 @@ def snapshot(text: str, mode: int = 0o600) -> FileSnapshot:
 class TestManagedFile:
     def test_absent_file_is_written_atomically_through_a_0600_temp_file(self):
         commands, _ = run_op(
-            file_ops.managed_file, {"FileWithMode": None}, path=ENV, content="A='1'\n"
+            file_ops.managed_file,
+            {"FileWithMode": {f"path={ENV}": None}},
+            path=ENV,
+            content="A='1'\n",
         )
         assert commands == write_commands(ENV, TMP, stamp("A='1'\n"), "600")
 
     def test_identical_file_is_a_noop(self):
         commands, host = run_op(
             file_ops.managed_file,
-            {"FileWithMode": snapshot(stamp("A='1'\n"))},
+            {"FileWithMode": {f"path={ENV}": snapshot(stamp("A='1'\n"))}},
             path=ENV,
             content="A='1'\n",
         )
         assert commands == [] and host.noops == [f"{ENV} is up to date"]
 
     def test_identical_file_with_loose_mode_is_tightened(self):
-        facts = {"FileWithMode": snapshot(stamp("A='1'\n"), mode=0o644)}
+        facts = {"FileWithMode": {f"path={ENV}": snapshot(stamp("A='1'\n"), mode=0o644)}}
         commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='1'\n")
         assert commands == [f"chmod 600 {ENV}"]
 
     def test_pristine_file_with_new_content_is_rewritten(self):
-        facts = {"FileWithMode": snapshot(stamp("A='1'\n"))}
+        facts = {"FileWithMode": {f"path={ENV}": snapshot(stamp("A='1'\n"))}}
         commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
         assert commands == write_commands(ENV, TMP, stamp("A='2'\n"), "600")
 
     def test_edited_file_is_kept_and_the_diff_shown(self, caplog):
         edited = stamp("A='1'\n").replace("A='1'", "A='mine'")
-        facts = {"FileWithMode": snapshot(edited)}
+        facts = {"FileWithMode": {f"path={ENV}": snapshot(edited)}}
         commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
         assert commands == []
         assert "kept /p/docker/.env.ext: it was edited by hand" in caplog.text
         assert "A='mine'" in caplog.text and "A='2'" in caplog.text
 
     def test_edited_file_with_loose_mode_is_kept_but_tightened(self):
-        facts = {"FileWithMode": snapshot("MY='own'\n", mode=0o664)}
+        facts = {"FileWithMode": {f"path={ENV}": snapshot("MY='own'\n", mode=0o664)}}
         commands, _ = run_op(file_ops.managed_file, facts, path=ENV, content="A='2'\n")
         assert commands == [f"chmod 600 {ENV}"]
 
     def test_edited_file_is_replaced_when_told_keeping_a_copy(self):
-        facts = {"FileWithMode": snapshot("MY='own'\n")}
+        facts = {"FileWithMode": {f"path={ENV}": snapshot("MY='own'\n")}}
         commands, _ = run_op(
             file_ops.managed_file, facts, path=ENV, content="A='2'\n", overwrite_edited=True
         )
@@ -83,12 +87,25 @@ class TestManagedFile:
     def test_paths_are_quoted(self):
         path = "/home/a b/it's/.env"
         commands, _ = run_op(
-            file_ops.managed_file, {"FileWithMode": None}, path=path, content="x\n"
+            file_ops.managed_file,
+            {"FileWithMode": {f"path={path}": None}},
+            path=path,
+            content="x\n",
         )
         assert (
             commands[0]
             == "rm -f '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' && ( umask 077 && : > '/home/a b/it'\"'\"'s/..env.isaac-deploy.tmp' )"
         )
+
+    def test_a_fact_asked_about_another_path_fails_the_test(self):
+        """Fixtures are keyed by the fact's arguments: no answer meant for another file."""
+        other = {"FileWithMode": {"path=/p/docker/.env.other": None}}
+        with pytest.raises(
+            MissingFact, match=r"fact FileWithMode asked with 'path=/p/docker/\.env\.ext'"
+        ):
+            run_op(file_ops.managed_file, other, path=ENV, content="A='1'\n")
+        with pytest.raises(MissingFact, match="no fixture for FileWithMode"):
+            run_op(file_ops.managed_file, {}, path=ENV, content="A='1'\n")
 
 
 class TestSecretFile:
@@ -97,7 +114,7 @@ class TestSecretFile:
     def test_secret_is_uploaded_never_put_in_a_command(self):
         commands, _ = run_op(
             file_ops.secret_file,
-            {"FileSha256WithMode": None},
+            {"FileSha256WithMode": {f"path={self.KEY}": None}},
             path=self.KEY,
             secret=HiddenValue("s3cr3t"),
         )
@@ -111,7 +128,11 @@ class TestSecretFile:
 
     def test_same_secret_is_a_noop_compared_by_digest(self, caplog):
         digest = hashlib.sha256(b"s3cr3t\n").hexdigest()
-        facts = {"FileSha256WithMode": FileDigest(mode=0o600, uid=1000, sha256=digest)}
+        facts = {
+            "FileSha256WithMode": {
+                f"path={self.KEY}": FileDigest(mode=0o600, uid=1000, sha256=digest)
+            }
+        }
         commands, host = run_op(
             file_ops.secret_file, facts, path=self.KEY, secret=HiddenValue("s3cr3t")
         )
@@ -120,7 +141,11 @@ class TestSecretFile:
 
     def test_same_secret_with_loose_mode_is_tightened(self):
         digest = hashlib.sha256(b"s3cr3t\n").hexdigest()
-        facts = {"FileSha256WithMode": FileDigest(mode=0o644, uid=1000, sha256=digest)}
+        facts = {
+            "FileSha256WithMode": {
+                f"path={self.KEY}": FileDigest(mode=0o644, uid=1000, sha256=digest)
+            }
+        }
         commands, _ = run_op(
             file_ops.secret_file, facts, path=self.KEY, secret=HiddenValue("s3cr3t")
         )
@@ -150,13 +175,19 @@ def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
     )
 
 
+INPUTS_ARGS = "context=/p, images=['isaac-lab-ext:alice', 'base:1']"
+
+
 class TestImages:
     def expected_inputs(self) -> str:
         return inputs_digest("sha256:ctx", BUILD, BASE.id)
 
     def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
         commands, host = run_op(
-            docker_ops.images, {"ImageBuildInputs": inputs()}, context="/p", builds=[BUILD]
+            docker_ops.images,
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs()}},
+            context="/p",
+            builds=[BUILD],
         )
         assert commands == [
             "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
@@ -172,7 +203,10 @@ class TestImages:
             "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
         )
         commands, host = run_op(
-            docker_ops.images, {"ImageBuildInputs": inputs(image)}, context="/p", builds=[BUILD]
+            docker_ops.images,
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image)}},
+            context="/p",
+            builds=[BUILD],
         )
         assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
 
@@ -182,20 +216,23 @@ class TestImages:
         )
         for changed in (inputs(image, digest="sha256:other"),):
             commands, _ = run_op(
-                docker_ops.images, {"ImageBuildInputs": changed}, context="/p", builds=[BUILD]
+                docker_ops.images,
+                {"ImageBuildInputs": {INPUTS_ARGS: changed}},
+                context="/p",
+                builds=[BUILD],
             )
             assert len(commands) == 1
         other_args = ImageBuild(**{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}})
         commands, _ = run_op(
             docker_ops.images,
-            {"ImageBuildInputs": inputs(image)},
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image)}},
             context="/p",
             builds=[other_args],
         )
         assert len(commands) == 1
 
     def test_missing_base_warns_with_the_hint_and_builds_nothing(self, caplog):
-        facts = {"ImageBuildInputs": BuildInputs("sha256:ctx", None, {})}
+        facts = {"ImageBuildInputs": {INPUTS_ARGS: BuildInputs("sha256:ctx", None, {})}}
         commands, _ = run_op(
             docker_ops.images, facts, context="/p", builds=[BUILD], base_hint="get it"
         )
@@ -211,7 +248,10 @@ class TestImages:
             inputs(digest=None, error="no such build context: /p"),
         ):
             commands, _ = run_op(
-                docker_ops.images, {"ImageBuildInputs": facts}, context="/p", builds=[BUILD]
+                docker_ops.images,
+                {"ImageBuildInputs": {INPUTS_ARGS: facts}},
+                context="/p",
+                builds=[BUILD],
             )
             assert commands == []
         assert "Docker is not usable: permission denied" in caplog.text

@@ -27,6 +27,27 @@ ALICE = {
     }
 }
 
+# A new Ubuntu PC (toolkit/no-docker.json) as pyinfra's own operations ask it: alice, and no
+# packages, groups, downloaders or repository files yet (each value is that fact's default).
+NEW_PC = {
+    "Users": {"": ALICE},
+    "Groups": {"": []},
+    "DebPackages": {"": {}},
+    "Os": {"": None},
+    "TmpDir": {"": None},
+    "Which": {"command=curl": None, "command=wget": None},
+    "File": {
+        "path=/var/lib/apt/periodic/update-success-stamp": None,
+        "path=/usr/share/keyrings/nvidia-container-toolkit-keyring.asc": None,
+        "path=/etc/apt/sources.list.d/nvidia-container-toolkit.list": None,
+    },
+    "Directory": {
+        "path=/home/alice": None,
+        "path=/etc/apt/sources.list.d": None,
+        "path=/etc/apt/sources.list.d/nvidia-container-toolkit.list": None,
+    },
+}
+
 
 def uploads(op) -> list:
     return [c for c in op.commands if isinstance(c, tuple) and c[0] == "upload"]
@@ -42,7 +63,7 @@ def by_name(ops):
 
 def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit():
     ws = make_workstation("no-docker.json")
-    ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
+    ops = by_name(plan(workstation.provision, ws, facts=NEW_PC))
     assert list(ops) == [
         "Docker engine and Compose packages",
         "docker group",
@@ -80,7 +101,20 @@ def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit()
 
 def test_dockers_own_repository_as_an_option():
     ws = make_workstation("no-docker.json", isaac_docker_source="docker-repo")
-    ops = by_name(plan(workstation.provision, ws, facts={"Users": ALICE}))
+    facts = {
+        **NEW_PC,
+        "File": {
+            **NEW_PC["File"],
+            "path=/etc/apt/keyrings/docker.asc": None,
+            "path=/etc/apt/sources.list.d/docker.list": None,
+        },
+        "Directory": {
+            **NEW_PC["Directory"],
+            "path=/etc/apt/keyrings": None,
+            "path=/etc/apt/sources.list.d/docker.list": None,
+        },
+    }
+    ops = by_name(plan(workstation.provision, ws, facts=facts))
     assert ops["Docker's apt key"].sudo
     assert "https://download.docker.com/linux/ubuntu/gpg" in joined(ops["Docker's apt key"])
     listing = uploads(ops["Docker's apt repository"])[0]
@@ -107,7 +141,12 @@ def test_debian12_root_with_docker_only_gets_the_compose_plugin_without_sudo():
     object.__setattr__(
         ws, "toolkit", ws.toolkit.__class__(**{**ws.toolkit.__dict__, "compose": None})
     )
-    ops = by_name(plan(workstation.provision, ws))
+    compose = "/root/.docker/cli-plugins/docker-compose"
+    facts = {
+        "File": {f"path={compose}": None},
+        "Directory": {f"path={compose}": None, "path=/root/.docker/cli-plugins": None},
+    }
+    ops = by_name(plan(workstation.provision, ws, facts=facts))
     assert (
         "Docker engine and Compose packages" not in ops
     )  # docker.io is there; no v2 package on Debian 12
@@ -148,7 +187,11 @@ def test_install_mode_without_sudo_is_refused_before_anything_changes():
 def test_client_without_engine_gets_the_engine_installed_then_started():
     """Captured here: a docker CLI in /usr/local/bin, but no docker.io (no dockerd)."""
     ws = make_workstation("debian12-client-only-no-engine.json")
-    ops = by_name(plan(workstation.provision, ws))
+    facts = {
+        "DebPackages": {"": {}},
+        "File": {"path=/var/lib/apt/periodic/update-success-stamp": None},
+    }
+    ops = by_name(plan(workstation.provision, ws, facts=facts))
     assert "install docker.io" in joined(ops["Docker engine and Compose packages"]).replace("'", "")
     assert "--exec /usr/sbin/dockerd" in joined(ops["Docker daemon running"])
 
@@ -164,5 +207,5 @@ def test_sudo_with_a_password_and_no_terminal_is_refused_up_front(monkeypatch):
     ws = make_workstation("no-docker.json")
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     with pytest.raises(ToolkitError, match="asks for a password, and there is no terminal"):
-        plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": False})
-    plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": True})  # NOPASSWD: fine
+        plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": {"": False}})
+    plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": {"": True}})  # NOPASSWD: fine

@@ -174,8 +174,12 @@ ARGS = dict(
 )
 
 
+# the image as ARGS ask it (no inspect_flags given: the fact is asked with none)
+INSPECTED = "flags=(), folder=/p, local=img:alice, repository=r:5000/img, version=1.0"
+
+
 def state(*tags, local="sha256:new", error=None) -> dict:
-    return {"RegistryImage": RegistryImageState(local, error, tuple(tags), "abc")}
+    return {"RegistryImage": {INSPECTED: RegistryImageState(local, error, tuple(tags), "abc")}}
 
 
 def test_push_sends_once_then_retags_inside_the_registry_latest_last():

@@ -20,15 +20,22 @@ def test_ssh_command_checks_host_keys():
 
 def test_remove_only_finished_runs_known_to_the_ledger():
     facts = {
-        "LedgerEntries": [
-            Entry(run_key="done", job_id="1", scheduler="slurm"),
-            Entry(run_key="busy", job_id="2", scheduler="slurm"),
-            Entry(run_key="gone", job_id="3", scheduler="slurm"),
-            Entry(run_key="queued", job_id="4", scheduler="slurm"),
-        ],
-        "Snapshots": ["busy", "done", "gone", "mystery", "queued"],
-        "JobStates": {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING", 0)},
-        "ActiveJobs": {"2", "4"},
+        "LedgerEntries": {
+            "path=/l": [
+                Entry(run_key="done", job_id="1", scheduler="slurm"),
+                Entry(run_key="busy", job_id="2", scheduler="slurm"),
+                Entry(run_key="gone", job_id="3", scheduler="slurm"),
+                Entry(run_key="queued", job_id="4", scheduler="slurm"),
+            ]
+        },
+        "Snapshots": {"folder=/logs": ["busy", "done", "gone", "mystery", "queued"]},
+        "JobStates": {
+            "job_ids=('1', '2', '3', '4'), scheduler=slurm": {
+                "1": JobState("1", "COMPLETED", 0),
+                "2": JobState("2", "RUNNING", 0),
+            }
+        },
+        "ActiveJobs": {"scheduler=slurm": {"2", "4"}},
     }
     commands, host = run_op(
         results_pulled,
@@ -50,10 +57,10 @@ def test_remove_only_finished_runs_known_to_the_ledger():
 
 def test_remove_nothing_when_the_scheduler_cannot_be_asked():
     facts = {
-        "LedgerEntries": [Entry(run_key="done", job_id="1", scheduler="slurm")],
-        "Snapshots": ["done"],
-        "JobStates": {"1": JobState("1", "COMPLETED", 0)},
-        "ActiveJobs": None,
+        "LedgerEntries": {"path=/l": [Entry(run_key="done", job_id="1", scheduler="slurm")]},
+        "Snapshots": {"folder=/logs": ["done"]},
+        "JobStates": {"job_ids=('1',), scheduler=slurm": {"1": JobState("1", "COMPLETED", 0)}},
+        "ActiveJobs": {"scheduler=slurm": None},
     }
     commands, host = run_op(
         results_pulled,

@@ -18,7 +18,7 @@ def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
     (tmp_path / "a.py").write_text("x")
     commands, host = run_op(
         snapshot_synced,
-        {"Snapshots": ["old", "newer"]},
+        {"Snapshots": {"folder=/c/my ext": ["old", "newer"]}},
         folder=str(tmp_path),
         snapshots="/c/my ext",
         snapshot="run-1",
@@ -28,7 +28,7 @@ def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
     assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/run-1/'" in rsync
     commands, host = run_op(
         snapshot_synced,
-        {"Snapshots": ["run-1"]},
+        {"Snapshots": {"folder=/c/ext": ["run-1"]}},
         folder=str(tmp_path),
         snapshots=S,
         snapshot="run-1",
@@ -38,20 +38,24 @@ def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
 
 def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
     facts = {
-        "Snapshots": ["r1", "r2", "r3", "r4", "r5", "r6"],  # oldest first
-        "LedgerEntries": [
-            entry("r1", "1"),
-            entry("r2", "2"),
-            entry("r3", "3"),
-            entry("r3", "30"),
-            entry("r5", "5"),
-        ],
-        "JobStates": {
-            "1": JobState("1", "COMPLETED", 0),
-            "2": JobState("2", "PENDING"),
-            "3": JobState("3", "FAILED", 1),
+        "Snapshots": {"folder=/c/ext": ["r1", "r2", "r3", "r4", "r5", "r6"]},  # oldest first
+        "LedgerEntries": {
+            "path=/l": [
+                entry("r1", "1"),
+                entry("r2", "2"),
+                entry("r3", "3"),
+                entry("r3", "30"),
+                entry("r5", "5"),
+            ]
         },
-        "ActiveJobs": {"2", "30"},
+        "JobStates": {
+            "job_ids=('1', '2', '3', '30'), scheduler=slurm": {
+                "1": JobState("1", "COMPLETED", 0),
+                "2": JobState("2", "PENDING"),
+                "3": JobState("3", "FAILED", 1),
+            }
+        },
+        "ActiveJobs": {"scheduler=slurm": {"2", "30"}},
     }
     commands, host = run_op(
         snapshots_pruned, facts, snapshots=S, keep=3, current="r7", ledger="/l", scheduler="slurm"
@@ -65,17 +69,17 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
 
 def test_prune_never_removes_the_current_snapshot_and_fails_closed():
     facts = {
-        "Snapshots": ["now", "a", "b"],
-        "LedgerEntries": [entry("a", "1"), entry("b", "2")],
-        "JobStates": {},
-        "ActiveJobs": None,
+        "Snapshots": {"folder=/c/ext": ["now", "a", "b"]},
+        "LedgerEntries": {"path=/l": [entry("a", "1"), entry("b", "2")]},
+        "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
+        "ActiveJobs": {"scheduler=slurm": None},
     }
     commands, host = run_op(
         snapshots_pruned, facts, snapshots=S, keep=1, current="now", ledger="/l", scheduler="slurm"
     )
     assert commands == [] and len(host.noops) == 2
     assert all("could not be asked" in noop for noop in host.noops)
-    facts["Snapshots"] = ["a", "b"]
+    facts["Snapshots"] = {"folder=/c/ext": ["a", "b"]}
     commands, host = run_op(
         snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
     )
