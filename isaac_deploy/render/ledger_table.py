@@ -6,6 +6,21 @@ import shlex
 
 from isaac_deploy.model.ledger import Entry
 
+ARGS_WIDTH = 80  # the arguments column is cut here (the ledger keeps them whole)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: newlines, tabs and other control characters as escapes."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
+    )
+
+
+def arguments_cell(args: tuple[str, ...], width: int = ARGS_WIDTH) -> str:
+    """The arguments as a shell would take them, escaped onto one line, cut at ``width``."""
+    text = printable(" ".join(shlex.quote(arg) for arg in args)) or "-"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
 
 def state_of(entry: Entry, states: dict, active: set[str] | None) -> str:
     """A ledger entry's job state for people: the scheduler's, or what its silence means."""
@@ -22,7 +37,6 @@ def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[s
     """The ledger as aligned lines: run key, job, state, submitted, commit, arguments."""
     rows = [("RUN KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS")]
     for entry in entries:
-        args = " ".join(shlex.quote(arg) for arg in entry.args)
         rows.append(
             (
                 entry.run_key,
@@ -30,7 +44,7 @@ def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[s
                 state_of(entry, states, active),
                 entry.time or "-",
                 entry.commit or "-",
-                args or "-",
+                arguments_cell(entry.args),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

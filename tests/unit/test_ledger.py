@@ -160,3 +160,20 @@ def test_cancel_only_active_jobs_of_the_run():
     facts["ActiveJobs"] = {"scheduler=slurm": None}
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert "could not be asked" in commands[0]
+
+
+def test_long_or_multiline_arguments_stay_on_one_short_row():
+    from isaac_deploy.render.ledger_table import ARGS_WIDTH, table
+
+    entry = Entry(
+        run_key="r1",
+        job_id="7",
+        scheduler="slurm",
+        args=("--note", "line one\nline two\ttab", "--blob", "x" * 10_000),
+    )
+    lines = table([entry], {}, set())
+    assert len(lines) == 2 and "\n" not in lines[1]
+    cell = lines[1][lines[0].index("ARGUMENTS") :]
+    assert cell.startswith("--note 'line one\\nline two\\ttab' --blob xxx")
+    assert cell.endswith("...") and len(cell) == ARGS_WIDTH
+    assert entry.args[3] == "x" * 10_000  # the ledger keeps them whole
