@@ -19,20 +19,8 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.operations.util import busy
-
-
-def ssh_command(data) -> str:
-    """The ``ssh`` rsync uses for this host: like pyinfra's own connections, keys checked."""
-    parts = ["ssh", "-o", "BatchMode=yes"]
-    if data.get("ssh_known_hosts_file"):
-        parts += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
-    parts += ["-o", f"StrictHostKeyChecking={data.get('ssh_strict_host_key_checking') or 'yes'}"]
-    if data.get("ssh_port"):
-        parts += ["-p", str(data["ssh_port"])]
-    if data.get("ssh_key"):
-        parts += ["-i", str(data["ssh_key"])]
-    return " ".join(shlex.quote(part) for part in parts)
 
 
 def pull(state, host, path: str, destination: str) -> bool:
@@ -44,7 +32,8 @@ def pull(state, host, path: str, destination: str) -> bool:
     else:
         data = host.data.dict()
         user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
-        rsh, source = ssh_command(data), f"{user + '@' if user else ''}{address}:{path}"
+        rsh = shlex.join(["ssh", *ssh_options(data)])
+        source = f"{user + '@' if user else ''}{address}:{path}"
     os.makedirs(destination, exist_ok=True)
     argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
     result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import shlex
+
 from isaac_deploy.facts.scheduler import JobState
 from isaac_deploy.model.ledger import Entry
-from isaac_deploy.operations.results import results_pulled, ssh_command
+from isaac_deploy.model.ssh import ssh_options
+from isaac_deploy.operations.results import results_pulled
 from tests.helpers import run_op
 
 
 def test_ssh_command_checks_host_keys():
-    command = ssh_command(
-        {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
+    command = shlex.join(
+        [
+            "ssh",
+            *ssh_options(
+                {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
+            ),
+        ]
     )
     assert command == (
-        "ssh -o BatchMode=yes -o 'UserKnownHostsFile=/k/known hosts' "
+        "ssh -o BatchMode=yes -o ServerAliveInterval=30 -o 'UserKnownHostsFile=/k/known hosts' "
         "-o StrictHostKeyChecking=yes -p 2222 -i /k/id"
     )
 
