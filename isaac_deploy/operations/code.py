@@ -8,11 +8,8 @@ previous snapshot hard-links unchanged files instead of sending them again.
 
 from __future__ import annotations
 
-import atexit
-import os
 import posixpath
 import shlex
-import tempfile
 
 from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
@@ -20,18 +17,7 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.operations.util import busy
-from isaac_deploy.probes.context_digest import DockerIgnore, walk
-
-
-def file_list(folder: str) -> str:
-    """A temporary ``--files-from`` list of the build context's files (removed at exit)."""
-    ignore = DockerIgnore.from_file(os.path.join(folder, ".dockerignore"))
-    fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
-    with os.fdopen(fd, "w") as handle:
-        for rel, _ in sorted(walk(folder, ignore)):
-            handle.write(rel + "\n")
-    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
-    return path
+from isaac_deploy.probes import local
 
 
 @operation()
@@ -46,7 +32,7 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     if snapshot in existing:
         host.noop(f"snapshot {snapshot} exists (queued jobs keep their code)")
         return
-    flags = ["-a", f"--files-from={shlex.quote(file_list(folder))}"]
+    flags = ["-a", f"--files-from={shlex.quote(local.context_file_list(folder))}"]
     previous = [other for other in existing if other != snapshot]
     if previous:
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
