@@ -8,11 +8,8 @@ job is queued or running.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shlex
-import subprocess
-import sys
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
@@ -21,11 +18,12 @@ from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.operations.util import busy
+from isaac_deploy.probes import local
 
 
 def pull(state, host, path: str, destination: str) -> bool:
     """rsync ``path`` from the login node (through its connection, when it has one that rsync
-    can share); progress goes to the terminal."""
+    can share); progress goes to the terminal, a failure is logged in one line."""
     connector = host.connector
     if hasattr(connector, "rsh"):  # @openssh: the master connection
         rsh, source = connector.rsh(), f"{connector.address}:{path}"
@@ -34,12 +32,10 @@ def pull(state, host, path: str, destination: str) -> bool:
         user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
         rsh = shlex.join(["ssh", *ssh_options(data)])
         source = f"{user + '@' if user else ''}{address}:{path}"
-    os.makedirs(destination, exist_ok=True)
-    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
-    result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        logger.error(f"{host.print_prefix}pulling {source} failed: {result.stderr.strip()}")
-    return result.returncode == 0
+    ok, error = local.rsync_pull(rsh, source, destination)
+    if not ok:
+        logger.error(f"{host.print_prefix}pulling {source} failed: {error}")
+    return ok
 
 
 @operation(is_idempotent=False)
