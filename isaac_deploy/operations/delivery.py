@@ -8,7 +8,6 @@ checksum is verified on the login node, and only then is it renamed into place, 
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shlex
 import time
@@ -21,6 +20,7 @@ from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.model.images import sif_name
 from isaac_deploy.operations.util import busy, fail
+from isaac_deploy.probes import local
 
 
 @operation()
@@ -41,20 +41,18 @@ def file_delivered(
         ["--partial", "--inplace", "--times"],
     )
     if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by then
-        sidecar = f"{local_path}.sha256"
-        if not os.path.exists(sidecar):
+        sha256 = local.sidecar_sha256(local_path)
+        if sha256 is None:
             if pyinfra_state.is_executing:
-                yield fail(f"{local_path} was not built (no {sidecar})")
+                yield fail(f"{local_path} was not built (no {local_path}.sha256)")
             else:  # the plan, before this deploy builds the file: decided again when it runs
                 yield send
             return
-        with open(sidecar) as handle:
-            sha256 = handle.read().split()[0]
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256 == sha256:
         host.noop(f"{filename} is present and verified")
         return
-    needed = os.path.getsize(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
+    needed = local.file_size(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
     if state.free_kib is not None and state.free_kib < needed:
         yield fail(
             f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
