@@ -18,7 +18,7 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
 from isaac_deploy.facts.ledger import LedgerEntries
-from isaac_deploy.model.images import sif_name
+from isaac_deploy.model.images import sandbox_name, sif_name
 from isaac_deploy.operations.util import busy, fail
 from isaac_deploy.probes import local
 
@@ -117,7 +117,7 @@ def images_pruned(
         if name in kept:
             host.noop(f"kept image {name}: {kept[name]}")
         else:  # with its checksum and, when the cluster unpacks images, its sandbox folder
-            removable += [name, f"{name}.sha256", name[: -len(".sif")] + ".sandbox"]
+            removable += [name, f"{name}.sha256", sandbox_name(name)]
     if removable:
         yield StringCommand(
             "cd", QuoteString(folder), "&& rm -rf --", *(QuoteString(name) for name in removable)
