@@ -24,9 +24,23 @@ from isaac_deploy.probes import local
 def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     """``snapshots/snapshot`` holds the extension's files; a snapshot, once made, is not changed.
 
+    The files are those the image build sees (``.dockerignore`` honoured); files unchanged
+    since the newest previous snapshot are hard-linked to it (``--link-dest``), not sent.
+
     + folder: the extension project on this workstation
     + snapshots: the folder of all snapshots on the login node (absolute)
     + snapshot: this snapshot's name (the run key)
+
+    **Example:**
+
+    .. code:: python
+
+        code.snapshot_synced(
+            name="euler: code snapshot 3f2a9c1-5d41402a",
+            folder="/home/alice/ext_template",
+            snapshots="/cluster/scratch/jdoe/isaac/code/ext_template",
+            snapshot="3f2a9c1-5d41402a",
+        )
     """
     existing = host.get_fact(Snapshots, folder=snapshots)
     if snapshot in existing:
@@ -52,6 +66,20 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
+    + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+
+    **Example:**
+
+    .. code:: python
+
+        code.snapshots_pruned(
+            name="euler: old code snapshots",
+            snapshots="/cluster/scratch/jdoe/isaac/code/ext_template",
+            keep=5,
+            current="3f2a9c1-5d41402a",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+        )
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
     candidates = older[: max(0, len(older) - (keep - 1))]

@@ -44,10 +44,28 @@ def results_pulled(
 ):
     """``local_dir`` holds everything under ``logs_dir`` on the login node.
 
+    rsync runs on this workstation, through the login node's master connection (``@openssh``)
+    or with the host's SSH settings; a run is removed on the cluster only after the pull, only
+    when the ledger knows it, and only when its jobs had ended before the pull started.
+
     + logs_dir: the cluster's logs folder (absolute), one sub-folder per run key
     + local_dir: where the runs go on this workstation
     + ledger: the login node's ledger (which runs exist, and their jobs)
+    + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
     + remove: delete pulled runs on the cluster whose jobs are finished
+
+    **Example:**
+
+    .. code:: python
+
+        results.results_pulled(
+            name="euler: results",
+            logs_dir="/cluster/home/jdoe/isaac/logs",
+            local_dir="/home/alice/ext_template/logs/cluster/euler",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+            remove=True,
+        )
     """
     removable = finished_runs(logs_dir, ledger, scheduler) if remove else []  # before the pull:
     # a job that ends during the pull may still write; only runs already finished are removed
