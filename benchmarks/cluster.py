@@ -149,7 +149,8 @@ def tree_change(project, n: int) -> None:
 
 
 def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, list]]:
-    from isaac_deploy.operations.code import file_list, snapshot_synced
+    from isaac_deploy.operations.code import snapshot_synced
+    from isaac_deploy.probes.local import context_file_list
 
     home = run(ssh + ["echo $HOME"]).strip()
     snapshots = f"{home}/bench/sync"
@@ -160,7 +161,7 @@ def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, lis
             "rsync",
             "-a",
             "--stats",
-            f"--files-from={file_list(str(project.path))}",
+            f"--files-from={context_file_list(str(project.path))}",
             "-e",
             rsh,
             f"{project.path}/",

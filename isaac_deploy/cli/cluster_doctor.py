@@ -8,9 +8,9 @@ import runpy
 import subprocess
 from pathlib import Path
 
-from isaac_deploy.connectors.openssh import ssh_options
 from isaac_deploy.model.cluster import KEY, ClusterConfig
 from isaac_deploy.model.errors import IsaacDeployError
+from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.policy.checks import Check
 
 EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example.edu")

@@ -35,23 +35,7 @@ from pyinfra.connectors.util import (
     run_local_process,
 )
 
-
-def ssh_options(data: dict) -> list[str]:
-    """OpenSSH options from pyinfra's ``ssh_*`` host data (host keys checked by default)."""
-    options = ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=30"]
-    if data.get("ssh_config_file"):
-        options += ["-F", str(data["ssh_config_file"])]
-    if data.get("ssh_known_hosts_file"):
-        known = os.path.expanduser(str(data["ssh_known_hosts_file"]))
-        options += ["-o", f"UserKnownHostsFile={known}"]
-    options += ["-o", f"StrictHostKeyChecking={data.get('ssh_strict_host_key_checking') or 'yes'}"]
-    if data.get("ssh_port"):
-        options += ["-p", str(int(data["ssh_port"]))]
-    if data.get("ssh_user"):
-        options += ["-l", str(data["ssh_user"])]
-    if data.get("ssh_key"):
-        options += ["-i", os.path.expanduser(str(data["ssh_key"]))]
-    return options
+from isaac_deploy.model.ssh import ssh_options
 
 
 class OpenSSHConnector(BaseConnector):

@@ -27,11 +27,23 @@ def build_command(
 
 @operation()
 def sif_built(image: str, cache_dir: str):
-    """``cache_dir/sha256-<digest>.sif`` of ``image``, with a ``.sha256`` sidecar; written to a
+    """An Apptainer image (SIF) of a local Docker image, built once per image content.
+
+    ``cache_dir/sha256-<digest>.sif`` of ``image``, with a ``.sha256`` sidecar; written to a
     temporary name first, so a half-built image never carries the final name.
 
     + image: the local Docker image, e.g. ``isaac-lab-ext-template:alice``
     + cache_dir: the workstation's SIF cache
+
+    **Example:**
+
+    .. code:: python
+
+        cluster_image.sif_built(
+            name="Apptainer image of isaac-lab-ext-template:alice",
+            image="isaac-lab-ext-template:alice",
+            cache_dir="/home/alice/.cache/isaac-deploy/sif",
+        )
     """
     state = host.get_fact(CachedSif, image=image, cache_dir=cache_dir)
     if state.image_error:
@@ -71,14 +83,30 @@ def sif_pulled(
     credentials: str | None = None,
     plain_http: bool = False,
 ):
-    """``folder/filename`` on a login node is built from ``docker://reference`` (a registry),
+    """A SIF on a login node, built there from the image in a registry.
+
+    ``folder/filename`` on a login node is built from ``docker://reference`` (a registry),
     with a ``.sha256`` sidecar; built under ``.incoming/`` and renamed into place, so a job
     never picks up a half-built image.
 
     + reference: ``registry/repository:tag`` of the image (its content tag)
+    + folder: the cluster's image folder (absolute)
+    + filename: the SIF's name there, ``sha256-<digest>.sif``
     + credentials: a 0600 file on the login node setting ``APPTAINER_DOCKER_USERNAME`` and
       ``APPTAINER_DOCKER_PASSWORD`` (sourced for the build only, never on a command line)
     + plain_http: the registry speaks HTTP (loopback only)
+
+    **Example:**
+
+    .. code:: python
+
+        cluster_image.sif_pulled(
+            name="pbs_cluster: image sha256-ab12.sif from lab",
+            reference="registry.example.org:5000/robotics/isaac/isaac-lab-ext-template:sha256-ab12",
+            folder="/scratch/jdoe/isaac/images",
+            filename="sha256-ab12.sif",
+            credentials="/home/jdoe/.config/isaac-deploy/registries/lab.env",
+        )
     """
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256:
@@ -105,12 +133,24 @@ def sif_pulled(
 
 @operation()
 def sandbox_built(folder: str, sif: str):
-    """``folder/<image>.sandbox`` is the SIF ``folder/sif`` unpacked (``apptainer build
+    """A SIF on a login node unpacked into a sandbox folder beside it.
+
+    ``folder/<image>.sandbox`` is the SIF ``folder/sif`` unpacked (``apptainer build
     --sandbox``), built under ``.incoming/`` and renamed into place: a folder that carries the
     final name is complete.
 
     + folder: the cluster's image folder (absolute)
     + sif: the SIF's file name there (delivered or built before this)
+
+    **Example:**
+
+    .. code:: python
+
+        cluster_image.sandbox_built(
+            name="euler: sandbox of sha256-ab12.sif",
+            folder="/cluster/scratch/jdoe/isaac/images",
+            sif="sha256-ab12.sif",
+        )
     """
     target = sandbox_name(sif)
     kinds = host.get_fact(PathKinds, paths=[posixpath.join(folder, target)])

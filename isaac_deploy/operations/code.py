@@ -8,11 +8,8 @@ previous snapshot hard-links unchanged files instead of sending them again.
 
 from __future__ import annotations
 
-import atexit
-import os
 import posixpath
 import shlex
-import tempfile
 
 from pyinfra import host
 from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
@@ -20,33 +17,36 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.operations.util import busy
-from isaac_deploy.probes.context_digest import DockerIgnore, walk
-
-
-def file_list(folder: str) -> str:
-    """A temporary ``--files-from`` list of the build context's files (removed at exit)."""
-    ignore = DockerIgnore.from_file(os.path.join(folder, ".dockerignore"))
-    fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
-    with os.fdopen(fd, "w") as handle:
-        for rel, _ in sorted(walk(folder, ignore)):
-            handle.write(rel + "\n")
-    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
-    return path
+from isaac_deploy.probes import local
 
 
 @operation()
 def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     """``snapshots/snapshot`` holds the extension's files; a snapshot, once made, is not changed.
 
+    The files are those the image build sees (``.dockerignore`` honoured); files unchanged
+    since the newest previous snapshot are hard-linked to it (``--link-dest``), not sent.
+
     + folder: the extension project on this workstation
     + snapshots: the folder of all snapshots on the login node (absolute)
     + snapshot: this snapshot's name (the run key)
+
+    **Example:**
+
+    .. code:: python
+
+        code.snapshot_synced(
+            name="euler: code snapshot 3f2a9c1-5d41402a",
+            folder="/home/alice/ext_template",
+            snapshots="/cluster/scratch/jdoe/isaac/code/ext_template",
+            snapshot="3f2a9c1-5d41402a",
+        )
     """
     existing = host.get_fact(Snapshots, folder=snapshots)
     if snapshot in existing:
         host.noop(f"snapshot {snapshot} exists (queued jobs keep their code)")
         return
-    flags = ["-a", f"--files-from={shlex.quote(file_list(folder))}"]
+    flags = ["-a", f"--files-from={shlex.quote(local.context_file_list(folder))}"]
     previous = [other for other in existing if other != snapshot]
     if previous:
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
@@ -66,6 +66,20 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
+    + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+
+    **Example:**
+
+    .. code:: python
+
+        code.snapshots_pruned(
+            name="euler: old code snapshots",
+            snapshots="/cluster/scratch/jdoe/isaac/code/ext_template",
+            keep=5,
+            current="3f2a9c1-5d41402a",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+        )
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
     candidates = older[: max(0, len(older) - (keep - 1))]

@@ -8,7 +8,6 @@ checksum is verified on the login node, and only then is it renamed into place, 
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shlex
 import time
@@ -19,20 +18,41 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
 from isaac_deploy.facts.ledger import LedgerEntries
-from isaac_deploy.model.images import sif_name
+from isaac_deploy.model.images import sandbox_name, sif_name
 from isaac_deploy.operations.util import busy, fail
+from isaac_deploy.probes import local
 
 
 @operation()
 def file_delivered(
     local_path: str, sha256: str | None, folder: str, filename: str, reserve_kib: int = 1024
 ):
-    """``folder/filename`` is the file at ``local_path`` (whose SHA-256 is ``sha256``, or, when
-    ``None``, in the ``<local_path>.sha256`` sidecar).
+    """A file of this workstation (an Apptainer image) on a login node, complete or not at all.
 
+    ``folder/filename`` is the file at ``local_path`` (whose SHA-256 is ``sha256``, or, when
+    ``None``, in the ``<local_path>.sha256`` sidecar). It is sent to ``folder/.incoming/``
+    (an interrupted upload resumes), verified there and renamed into place; refused before
+    anything is sent when the folder lacks the space. A file this deploy builds has no sidecar
+    while the plan is made: the plan shows the upload, and the operation decides again when it
+    runs (and fails if the sidecar is still missing then).
+
+    + local_path: the file on this workstation
+    + sha256: its SHA-256 (hex), or ``None``: read from ``<local_path>.sha256``
     + folder: absolute folder on the login node
     + filename: the name there, e.g. the image digest + ``.sif``
     + reserve_kib: free space to leave on the target beyond the file
+
+    **Example:**
+
+    .. code:: python
+
+        delivery.file_delivered(
+            name="euler: image sha256-ab12.sif",
+            local_path="/home/alice/.cache/isaac-deploy/sif/sha256-ab12.sif",
+            sha256=None,
+            folder="/cluster/scratch/jdoe/isaac/images",
+            filename="sha256-ab12.sif",
+        )
     """
     incoming = posixpath.join(folder, INCOMING)
     send = RsyncCommand(
@@ -41,20 +61,18 @@ def file_delivered(
         ["--partial", "--inplace", "--times"],
     )
     if sha256 is None:  # made earlier in this deploy: its checksum is in the sidecar by then
-        sidecar = f"{local_path}.sha256"
-        if not os.path.exists(sidecar):
+        sha256 = local.sidecar_sha256(local_path)
+        if sha256 is None:
             if pyinfra_state.is_executing:
-                yield fail(f"{local_path} was not built (no {sidecar})")
+                yield fail(f"{local_path} was not built (no {local_path}.sha256)")
             else:  # the plan, before this deploy builds the file: decided again when it runs
                 yield send
             return
-        with open(sidecar) as handle:
-            sha256 = handle.read().split()[0]
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256 == sha256:
         host.noop(f"{filename} is present and verified")
         return
-    needed = os.path.getsize(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
+    needed = local.file_size(local_path) // 1024 + 1 - state.partial_bytes // 1024 + reserve_kib
     if state.free_kib is not None and state.free_kib < needed:
         yield fail(
             f"not enough space in {folder} for {filename}: {state.free_kib} KiB free, "
@@ -85,14 +103,32 @@ def file_delivered(
 def images_pruned(
     folder: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
 ):
-    """At most ``keep`` of this extension's images in ``folder`` (``current`` included) beyond
+    """Old Apptainer images of this extension removed from a login node's image folder.
+
+    At most ``keep`` of this extension's images in ``folder`` (``current`` included) beyond
     those a queued or running job uses; images no job of the ledger used are not touched (the
-    folder may be shared); partial uploads older than ``partial_age`` seconds go too.
+    folder may be shared); partial uploads older than ``partial_age`` seconds go too. An image
+    goes with its ``.sha256`` sidecar and its sandbox folder.
 
     + folder: the cluster's image folder (absolute)
     + keep: how many images to keep (the cluster's ``image_retention``)
     + current: this roll-out's image file name, never removed
     + ledger: the login node's ledger (which jobs run which image)
+    + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + partial_age: seconds after which a partial upload in ``.incoming/`` is removed
+
+    **Example:**
+
+    .. code:: python
+
+        delivery.images_pruned(
+            name="euler: old images",
+            folder="/cluster/scratch/jdoe/isaac/images",
+            keep=2,
+            current="sha256-ab12.sif",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+        )
     """
     jobs: dict[str, list[str]] = {}
     for entry in host.get_fact(LedgerEntries, path=ledger):
@@ -119,7 +155,7 @@ def images_pruned(
         if name in kept:
             host.noop(f"kept image {name}: {kept[name]}")
         else:  # with its checksum and, when the cluster unpacks images, its sandbox folder
-            removable += [name, f"{name}.sha256", name[: -len(".sif")] + ".sandbox"]
+            removable += [name, f"{name}.sha256", sandbox_name(name)]
     if removable:
         yield StringCommand(
             "cd", QuoteString(folder), "&& rm -rf --", *(QuoteString(name) for name in removable)

@@ -17,9 +17,23 @@ DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
 def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
     """Build each image whose inputs changed; warn (and skip it) when its base is missing.
 
+    An image's inputs are its build context, Dockerfile, base image and build arguments, in one
+    digest recorded as a label of the image: an image whose label matches is not built again.
+
     + context: build context directory on the target (``.dockerignore`` honoured)
     + builds: the images to build from that context
     + base_hint: how to get a missing base image, shown in the warning
+
+    **Example:**
+
+    .. code:: python
+
+        docker.images(
+            name="Images isaac-lab-ext-template:alice, isaac-lab-ext-template-dev:alice",
+            context="/home/alice/ext_template",
+            builds=[image_build(config, "ext"), image_build(config, "ext-dev")],
+            base_hint="build it from your Isaac Lab checkout (./docker/container.py build base)",
+        )
     """
     refs = [ref for build in builds for ref in (build.image, build.base_image)]
     current = host.get_fact(ImageBuildInputs, context=context, images=refs)
@@ -74,7 +88,21 @@ def daemon_start_command(toolkit: Toolkit) -> StringCommand:
 def daemon_running(toolkit: Toolkit):
     """Start the Docker daemon when it does not answer (needs root: run with ``_sudo``).
 
+    Through systemd where PID 1 is systemd, else as a detached ``dockerd``; the operation waits
+    until the daemon answers. A daemon this user may not use yet (not in the ``docker`` group)
+    counts as running.
+
     + toolkit: the ``WorkstationToolkit`` fact, gathered before
+
+    **Example:**
+
+    .. code:: python
+
+        docker.daemon_running(
+            name="Docker daemon running",
+            toolkit=host.get_fact(WorkstationToolkit),
+            _sudo=True,
+        )
     """
     if toolkit.docker_server:
         host.noop("Docker daemon is running")
@@ -87,8 +115,23 @@ def daemon_running(toolkit: Toolkit):
 
 @operation()
 def nvidia_runtime(toolkit: Toolkit):
-    """Register the nvidia runtime with Docker (``nvidia-ctk runtime configure``), then restart
-    the daemon; only when it is not registered yet (needs root: run with ``_sudo``)."""
+    """The nvidia runtime registered with Docker (needs root: run with ``_sudo``).
+
+    Register the nvidia runtime with Docker (``nvidia-ctk runtime configure``), then restart
+    the daemon; only when it is not registered yet.
+
+    + toolkit: the ``WorkstationToolkit`` fact, gathered before
+
+    **Example:**
+
+    .. code:: python
+
+        docker.nvidia_runtime(
+            name="nvidia runtime in Docker",
+            toolkit=host.get_fact(WorkstationToolkit),
+            _sudo=True,
+        )
+    """
     if toolkit.nvidia_runtime_configured:
         host.noop("nvidia runtime is configured in Docker")
         return

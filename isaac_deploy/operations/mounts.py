@@ -23,8 +23,19 @@ def mount_synced(local: str, remote: str, digest: str):
 
     + local: the folder here
     + remote: its mirror on the login node (absolute)
-    + digest: what ``local`` holds (``cluster_mounts.tree_digest``); equal to the marker there:
+    + digest: what ``local`` holds (``probes.mirror.tree_digest``); equal to the marker there:
       nothing to send
+
+    **Example:**
+
+    .. code:: python
+
+        mounts.mount_synced(
+            name="euler: mount assets",
+            local="/data/assets",
+            remote="/cluster/scratch/jdoe/assets",
+            digest=tree_digest("/data/assets"),
+        )
     """
     state = host.get_fact(Mirror, path=remote, marker=MARKER)
     if state.kind == "file":
@@ -58,6 +69,16 @@ def mount_present(path: str, mount: str):
 
     + path: the folder on the login node (absolute)
     + mount: the mount's name, for the message
+
+    **Example:**
+
+    .. code:: python
+
+        mounts.mount_present(
+            name="euler: mount isaaclab (mount-only)",
+            path="/cluster/home/jdoe/IsaacLab",
+            mount="isaaclab",
+        )
     """
     state = host.get_fact(Mirror, path=path, marker=MARKER)
     if state.kind != "dir":

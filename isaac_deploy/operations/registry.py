@@ -21,15 +21,33 @@ def image_pushed(
     dest_flags: tuple[str, ...] = (),
     inspect_flags: tuple[str, ...] = (),
 ):
-    """Push ``local`` to ``repository`` under the commit, version and ``latest`` tags.
+    """Push ``local`` to ``repository`` under its content tag, the commit, version and ``latest``.
 
     The first tag that is not current gets the image from the Docker engine (skopeo sends only
     the layers the registry lacks); the others are copied inside the registry, ``latest`` last.
 
     + registry: the target registry (for its name in messages)
-    + src_flags / dest_flags / inspect_flags: skopeo flags for the registry in each role
     + local: the local image, e.g. ``isaac-lab-ext-template:alice``
     + repository: ``address/prefix/name`` without a tag
+    + version: the extension's version (its ``pyproject.toml``), a tag too; ``""``: none
+    + folder: the extension project, for its git commit (the commit tag)
+    + src_flags / dest_flags / inspect_flags: skopeo flags for the registry in each role
+
+    **Example:**
+
+    .. code:: python
+
+        registry.image_pushed(
+            name="lab: registry.example.org:5000/robotics/isaac/isaac-lab-ext-template",
+            registry=lab,  # the model.registries.Registry named "lab"
+            local="isaac-lab-ext-template:alice",
+            repository="registry.example.org:5000/robotics/isaac/isaac-lab-ext-template",
+            version="0.1.0",
+            folder="/home/alice/ext_template",
+            inspect_flags=skopeo_flags(lab, auth_file, cert_dir, ""),
+            src_flags=skopeo_flags(lab, auth_file, cert_dir, "src"),
+            dest_flags=skopeo_flags(lab, auth_file, cert_dir, "dest"),
+        )
     """
     state = host.get_fact(
         RegistryImage,

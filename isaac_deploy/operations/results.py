@@ -8,49 +8,34 @@ job is queued or running.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shlex
-import subprocess
-import sys
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.operations.util import busy
-
-
-def ssh_command(data) -> str:
-    """The ``ssh`` rsync uses for this host: like pyinfra's own connections, keys checked."""
-    parts = ["ssh", "-o", "BatchMode=yes"]
-    if data.get("ssh_known_hosts_file"):
-        parts += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
-    parts += ["-o", f"StrictHostKeyChecking={data.get('ssh_strict_host_key_checking') or 'yes'}"]
-    if data.get("ssh_port"):
-        parts += ["-p", str(data["ssh_port"])]
-    if data.get("ssh_key"):
-        parts += ["-i", str(data["ssh_key"])]
-    return " ".join(shlex.quote(part) for part in parts)
+from isaac_deploy.probes import local
 
 
 def pull(state, host, path: str, destination: str) -> bool:
     """rsync ``path`` from the login node (through its connection, when it has one that rsync
-    can share); progress goes to the terminal."""
+    can share); progress goes to the terminal, a failure is logged in one line."""
     connector = host.connector
     if hasattr(connector, "rsh"):  # @openssh: the master connection
         rsh, source = connector.rsh(), f"{connector.address}:{path}"
     else:
         data = host.data.dict()
         user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
-        rsh, source = ssh_command(data), f"{user + '@' if user else ''}{address}:{path}"
-    os.makedirs(destination, exist_ok=True)
-    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
-    result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        logger.error(f"{host.print_prefix}pulling {source} failed: {result.stderr.strip()}")
-    return result.returncode == 0
+        rsh = shlex.join(["ssh", *ssh_options(data)])
+        source = f"{user + '@' if user else ''}{address}:{path}"
+    ok, error = local.rsync_pull(rsh, source, destination)
+    if not ok:
+        logger.error(f"{host.print_prefix}pulling {source} failed: {error}")
+    return ok
 
 
 @operation(is_idempotent=False)
@@ -59,10 +44,28 @@ def results_pulled(
 ):
     """``local_dir`` holds everything under ``logs_dir`` on the login node.
 
+    rsync runs on this workstation, through the login node's master connection (``@openssh``)
+    or with the host's SSH settings; a run is removed on the cluster only after the pull, only
+    when the ledger knows it, and only when its jobs had ended before the pull started.
+
     + logs_dir: the cluster's logs folder (absolute), one sub-folder per run key
     + local_dir: where the runs go on this workstation
     + ledger: the login node's ledger (which runs exist, and their jobs)
+    + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
     + remove: delete pulled runs on the cluster whose jobs are finished
+
+    **Example:**
+
+    .. code:: python
+
+        results.results_pulled(
+            name="euler: results",
+            logs_dir="/cluster/home/jdoe/isaac/logs",
+            local_dir="/home/alice/ext_template/logs/cluster/euler",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+            remove=True,
+        )
     """
     removable = finished_runs(logs_dir, ledger, scheduler) if remove else []  # before the pull:
     # a job that ends during the pull may still write; only runs already finished are removed

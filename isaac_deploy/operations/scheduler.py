@@ -24,11 +24,35 @@ def job_submitted(
 ):
     """Submit ``script`` from ``entry.snapshot`` unless ``entry.run_key`` is in the ledger.
 
+    The job id the scheduler answers is appended to the ledger in the same command as the
+    submission (``sbatch --parsable`` / ``qsub``).
+
     + entry: the ledger entry to record (its ``job_id`` is filled in from the scheduler)
     + script: the rendered job script, written as ``job-<run key>.sh`` in the snapshot
     + ledger: absolute path of the ledger file on the login node
     + resubmit: submit even when the run key was submitted before
     + directories: folders that must exist at submission (e.g. where the job log goes)
+
+    **Example:**
+
+    .. code:: python
+
+        scheduler.job_submitted(
+            name="euler: job 3f2a9c1-5d41402a",
+            entry=Entry(
+                run_key="3f2a9c1-5d41402a",
+                job_id="",
+                scheduler="slurm",
+                commit="3f2a9c1",
+                image="sha256:ab12",
+                snapshot="/cluster/scratch/jdoe/isaac/code/ext_template/3f2a9c1-5d41402a",
+                args=("--task", "Template-Reach-v0", "--headless"),
+                time="2025-05-12T09:30:00Z",
+            ),
+            script=render_job(templates, cluster, job),
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            directories=("/cluster/home/jdoe/isaac/logs/3f2a9c1-5d41402a",),
+        )
     """
     check_run_key(entry.run_key)
     done = submitted(host.get_fact(LedgerEntries, path=ledger), entry.run_key)
@@ -70,6 +94,18 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
 
     + run_key: the run whose jobs to cancel (as recorded in the ledger)
     + ledger: absolute path of the ledger file on the login node
+    + scheduler: ``slurm`` or ``pbs``, asked which of the run's jobs are queued or running
+
+    **Example:**
+
+    .. code:: python
+
+        scheduler.job_cancelled(
+            name="euler: cancel 3f2a9c1-5d41402a",
+            run_key="3f2a9c1-5d41402a",
+            ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
+            scheduler="slurm",
+        )
     """
     check_run_key(run_key)
     jobs = [entry.job_id for entry in submitted(host.get_fact(LedgerEntries, path=ledger), run_key)]

@@ -17,11 +17,22 @@ def fail(message: str) -> StringCommand:
 
 @operation()
 def barrier(what: str):
-    """Changes nothing: called from one line by every host, it is one step of pyinfra's
-    operation order, so what all hosts do after it waits for what any host did before it
-    (pyinfra otherwise interleaves the hosts' own sequences).
+    """A step all hosts reach before any goes on; it changes nothing.
+
+    Called from one line by every host, it is one step of pyinfra's operation order, so what
+    all hosts do after it waits for what any host did before it (pyinfra otherwise interleaves
+    the hosts' own sequences).
 
     + what: what is complete at this point (for the log)
+
+    **Example:**
+
+    .. code:: python
+
+        util.barrier(
+            name="workstation image ready",
+            what="image built and pushed where needed",
+        )
     """
     host.noop(what)
     yield from ()

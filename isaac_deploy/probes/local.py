@@ -1,7 +1,7 @@
 """The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
 read or run on this machine (git, the Docker engine, the build context's file list, a SIF's
-checksum sidecar, an rsync pull), in one place, with the same probes the facts send to a
-target where there is one."""
+checksum sidecar and size, an rsync pull), in one place, with the same probes the facts send
+to a target where there is one."""
 
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def sidecar_sha256(path: str) -> str | None:
             return handle.read().split()[0]
     except (OSError, IndexError):
         return None
+
+
+def file_size(path: str) -> int:
+    """The size of the file ``path`` in bytes."""
+    return os.path.getsize(path)
 
 
 def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:

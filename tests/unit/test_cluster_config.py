@@ -175,7 +175,7 @@ def test_example_inventory_pbs_cluster_builds_from_the_registry():
 
 
 def test_login_nodes_use_the_openssh_connector_with_host_keys_checked():
-    from isaac_deploy.connectors.openssh import ssh_options
+    from isaac_deploy.model.ssh import ssh_options
 
     hosts, data = cluster("c", ["login1.example.org", "@local"], ssh={"port": 2222}, **GOOD)
     assert hosts == ["@openssh/login1.example.org", "@local"]

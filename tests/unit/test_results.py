@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import shlex
+from types import SimpleNamespace
+
 from isaac_deploy.facts.scheduler import JobState
 from isaac_deploy.model.ledger import Entry
-from isaac_deploy.operations.results import results_pulled, ssh_command
+from isaac_deploy.model.ssh import ssh_options
+from isaac_deploy.operations.results import pull, results_pulled
+from isaac_deploy.probes import local
 from tests.helpers import run_op
 
 
 def test_ssh_command_checks_host_keys():
-    command = ssh_command(
-        {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
+    command = shlex.join(
+        [
+            "ssh",
+            *ssh_options(
+                {"ssh_port": 2222, "ssh_key": "/k/id", "ssh_known_hosts_file": "/k/known hosts"}
+            ),
+        ]
     )
     assert command == (
-        "ssh -o BatchMode=yes -o 'UserKnownHostsFile=/k/known hosts' "
+        "ssh -o BatchMode=yes -o ServerAliveInterval=30 -o 'UserKnownHostsFile=/k/known hosts' "
         "-o StrictHostKeyChecking=yes -p 2222 -i /k/id"
     )
 
@@ -74,3 +84,28 @@ def test_remove_nothing_when_the_scheduler_cannot_be_asked():
     )
     assert len(commands) == 1 and "FunctionCommand(pull" in commands[0]
     assert any("could not be asked" in noop for noop in host.noops)
+
+
+def test_pull_goes_through_the_master_connection_or_the_hosts_ssh_options(monkeypatch):
+    calls = []
+    monkeypatch.setattr(local, "rsync_pull", lambda *args: calls.append(args) or (True, ""))
+    master = SimpleNamespace(rsh=lambda: "ssh -S /tmp/m", address="login1")
+    assert pull(None, SimpleNamespace(connector=master), "/logs/", "/local/")
+    data = {"ssh_user": "jdoe", "ssh_hostname": "login2", "ssh_port": 2222}
+    host = SimpleNamespace(
+        connector=object(), data=SimpleNamespace(dict=lambda: data), name="@ssh/x"
+    )
+    assert pull(None, host, "/logs/", "/local/")
+    assert calls == [
+        ("ssh -S /tmp/m", "login1:/logs/", "/local/"),
+        (shlex.join(["ssh", *ssh_options(data)]), "jdoe@login2:/logs/", "/local/"),
+    ]
+
+
+def test_a_failed_pull_is_logged_in_one_line(monkeypatch, caplog):
+    monkeypatch.setattr(local, "rsync_pull", lambda *args: (False, "connection refused"))
+    master = SimpleNamespace(rsh=lambda: "ssh", address="login1")
+    host = SimpleNamespace(connector=master, print_prefix="[login1] ")
+    with caplog.at_level("ERROR", logger="pyinfra"):
+        assert not pull(None, host, "/logs/", "/local/")
+    assert "[login1] pulling login1:/logs/ failed: connection refused" in caplog.text
