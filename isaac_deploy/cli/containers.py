@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from isaac_deploy.cli.project import Project, ProjectError
 from isaac_deploy.model.images import build_argv, image_build, inputs_digest
+from isaac_deploy.probes import local
 from isaac_deploy.probes.context_digest import context_digest
 from isaac_deploy.probes.dockerapi import docker_client
 
@@ -49,13 +49,15 @@ def runtime_override(project: Project) -> Path | None:
     sock = os.environ.get("SSH_AUTH_SOCK", "")
     if not sock or not os.path.exists(sock):
         return None
-    folder = Path(tempfile.gettempdir()) / f"isaac-deploy-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"{project.config.compose_project}-runtime.yaml"
+    try:
+        folder = local.runtime_dir()
+    except local.UnsafeFolder as exc:
+        raise ProjectError(f"no private folder for the SSH agent's compose file: {exc}") from None
+    path = os.path.join(folder, f"{project.config.compose_project}-runtime.yaml")
     bind = {"type": "bind", "source": sock, "target": SSH_AGENT_TARGET}
     services = {name: {"volumes": [bind]} for name in ("ext", "ext-dev", "ext-dev-rootless")}
-    path.write_text(json.dumps({"services": services}))
-    return path
+    local.atomic_write(path, json.dumps({"services": services}), 0o600)
+    return Path(path)
 
 
 def ensure_running(project: Project, service: str) -> str:

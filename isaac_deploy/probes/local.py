@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -81,3 +82,36 @@ def atomic_write(path: str, text: str, mode: int) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class UnsafeFolder(Exception):
+    """A folder that should be this user's alone is not (owner, mode or a link)."""
+
+
+def private_folder(path: str) -> str:
+    """``path`` as a folder only this user can enter: created with mode 0700 (parents too),
+    refused when it is a symbolic link or belongs to someone else, tightened to 0700 when it
+    is ours but open to others."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise UnsafeFolder(f"{path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafeFolder(f"{path} is not a folder but a link or a file: remove it")
+    if info.st_uid != os.getuid():
+        raise UnsafeFolder(f"{path} belongs to uid {info.st_uid}, not to you: remove it")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def runtime_dir() -> str:
+    """This user's private folder for files that live as long as a session (the compose file
+    that binds the SSH agent): ``$XDG_RUNTIME_DIR/isaac-deploy`` when the session has one,
+    else ``~/.cache/isaac-deploy/run``; never a predictable folder in ``/tmp``."""
+    session = os.environ.get("XDG_RUNTIME_DIR", "")
+    if session.startswith("/") and os.path.isdir(session):
+        return private_folder(os.path.join(private_folder(session), "isaac-deploy"))
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return private_folder(os.path.join(cache, "isaac-deploy", "run"))

@@ -8,8 +8,11 @@ import os
 import pty
 import select
 import shlex
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -295,6 +298,33 @@ def test_ssh_agent_forwarded_only_when_set(project):
         subprocess.run(["kill", agent_pid], check=False)
     unset = cli(project, "run", "sh", "-c", 'echo "sock=${SSH_AUTH_SOCK-unset}"')
     assert unset.rc == 0 and "sock=unset" in unset.out, unset.out
+
+
+def test_the_agents_compose_file_never_lands_in_a_folder_of_someone_else(project):
+    """Another lab member's pre-made runtime folder (mode 777, owned by them) is refused before
+    any container starts; our own runtime folder is 0700 and the file in it 0600."""
+    agent = project.shell(
+        "eval $(ssh-agent -s) >/dev/null; echo $SSH_AUTH_SOCK; echo $SSH_AGENT_PID"
+    )
+    sock, agent_pid = agent.out.split()[-2:]
+    trap = Path(tempfile.mkdtemp(prefix="isaac-deploy-shared-"))
+    trap.chmod(0o777)  # owned by root, open to all: what another lab member would prepare
+    try:
+        refused = cli(
+            project, "run", "true", env={"SSH_AUTH_SOCK": sock, "XDG_RUNTIME_DIR": str(trap)}
+        )
+        assert refused.rc == 1, refused.out
+        assert "belongs to uid 0, not to you" in refused.out and "Traceback" not in refused.out
+        assert list(trap.iterdir()) == []
+        ok = cli(project, "run", "true", env={"SSH_AUTH_SOCK": sock})
+        assert ok.rc == 0, ok.out
+        folder = project.shell("stat -c '%a %U' ~/.cache/isaac-deploy/run")
+        assert folder.out.split() == ["700", project.user["name"]], folder.out
+        files = project.shell("stat -c '%a %n' ~/.cache/isaac-deploy/run/*-runtime.yaml")
+        assert files.out.split()[0] == "600", files.out
+    finally:
+        subprocess.run(["kill", agent_pid], check=False)
+        shutil.rmtree(trap)
 
 
 def test_doctor_on_a_healthy_lab(project):

@@ -20,3 +20,42 @@ def test_file_size_in_bytes(tmp_path):
     assert local.file_size(str(sif)) == 4097
     sif.write_bytes(b"")
     assert local.file_size(str(sif)) == 0
+
+
+def test_a_private_folder_is_made_0700_and_a_loose_one_of_ours_tightened(tmp_path):
+    import os
+    import stat
+
+    made = local.private_folder(str(tmp_path / "a" / "run"))
+    assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    local.private_folder(str(loose))
+    assert stat.S_IMODE(os.lstat(loose).st_mode) == 0o700
+
+
+def test_a_folder_of_someone_else_or_a_link_is_refused(tmp_path):
+    import os
+
+    import pytest
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o777)
+    os.chown(foreign, os.getuid() + 4242, -1)  # the suite runs as root
+    with pytest.raises(local.UnsafeFolder, match="belongs to uid"):
+        local.private_folder(str(foreign))
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(local.UnsafeFolder, match="link"):
+        local.private_folder(str(tmp_path / "link"))
+
+
+def test_the_runtime_folder_is_the_sessions_or_under_the_cache(tmp_path, monkeypatch):
+    session = tmp_path / "session"
+    session.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(session))
+    assert local.runtime_dir() == str(session / "isaac-deploy")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert local.runtime_dir() == str(tmp_path / "cache" / "isaac-deploy" / "run")
