@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api.exceptions import FactProcessError
 
 MARK = "@@isaac:"
 
@@ -126,11 +127,14 @@ def parse_slurm(sacct: list[str], scontrol: list[str]) -> dict[str, JobState]:
 
 
 def parse_qstat(text: str) -> dict[str, JobState]:
+    """``qstat -x -f -F json``: jobs it does not know are absent; JSON that does not parse (as
+    some PBS versions emit) is an error with the raw text, never an empty answer."""
     start = text.find("{")
     try:
         data = json.loads(text[start:]) if start >= 0 else {}
-    except ValueError:
-        return {}
+    except ValueError as exc:
+        raw = text[start:][:500]
+        raise FactProcessError(f"qstat answered JSON that does not parse ({exc}): {raw}") from None
     states: dict[str, JobState] = {}
     for job, info in (data.get("Jobs") or {}).items():
         raw = str(info.get("job_state", ""))

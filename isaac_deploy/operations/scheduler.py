@@ -16,6 +16,8 @@ from isaac_deploy.operations.util import fail
 from isaac_deploy.policy.retention import keep_reason
 
 SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
+# what sbatch --parsable (``id[;cluster]``, cut at ``;``) and qsub print on their last line
+JOB_ID = {"slurm": r"[0-9]+", "pbs": r"[0-9]+(\[[0-9]*\])?(\.[A-Za-z0-9._-]+)?"}
 
 
 @operation()
@@ -71,10 +73,15 @@ def job_submitted(
         QuoteString(snapshot),
         "&& chmod 700",
         QuoteString(job_file),
-        "&& id=$(",
+        "&& out=$(",
         SUBMIT[entry.scheduler],
         QuoteString(job_file),
-        ") && id=${id%%;*}",
+        ") && id=$(printf '%s\\n' \"$out\" | tail -n 1) && id=${id%%;*}",
+        "&& { printf '%s\\n' \"$id\" | grep -Eqx",
+        QuoteString(JOB_ID[entry.scheduler]),
+        "|| { printf 'error: %s answered no job id: %s\\n'",
+        QuoteString(SUBMIT[entry.scheduler].split()[0]),
+        '"$out" >&2; exit 1; }; }',
         "&& printf '%s%s%s\\n'",
         QuoteString(prefix),
         '"$id"',

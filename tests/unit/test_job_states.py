@@ -106,3 +106,14 @@ def test_keep_reason():
     assert keep_reason(["9"], states, {"9"}) == "job 9 is queued or running"
     assert keep_reason(["1.pbs01"], {}, {"1"}) == "job 1.pbs01 is queued or running"
     assert "could not be asked" in keep_reason(["1"], states, None)
+
+
+def test_qstat_json_that_does_not_parse_is_an_error_with_the_raw_text():
+    import pytest
+    from pyinfra.api.exceptions import FactProcessError
+
+    broken = '{"Jobs": {"12.pbs01": {"job_state": "R", "Variable_List": "A=\\x"}'
+    with pytest.raises(
+        FactProcessError, match=r"qstat answered JSON that does not parse .*12\.pbs01"
+    ):
+        parse_qstat(broken)

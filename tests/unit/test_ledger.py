@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -69,14 +70,14 @@ def test_submission_commands():
     assert commands[0] == "mkdir -p /s/run-1 /h/.isaac-deploy"
     assert commands[1] == ("upload", "/s/run-1/job-run-1.sh", "#!/bin/bash\n")
     assert commands[2].startswith(
-        "cd /s/run-1 && chmod 700 /s/run-1/job-run-1.sh && id=$( sbatch --parsable /s/run-1/job-run-1.sh )"
+        "cd /s/run-1 && chmod 700 /s/run-1/job-run-1.sh && out=$( sbatch --parsable /s/run-1/job-run-1.sh )"
     )
     assert commands[2].endswith('>> /h/.isaac-deploy/ledger.jsonl && echo "submitted job $id"')
     pbs = Entry(**{**ENTRY.__dict__, "scheduler": "pbs"})
     commands, _ = run_op(
         job_submitted, {"LedgerEntries": {"path=/l": []}}, entry=pbs, script="", ledger="/l"
     )
-    assert "id=$( qsub /s/run-1/job-run-1.sh )" in commands[2]
+    assert "out=$( qsub /s/run-1/job-run-1.sh )" in commands[2]
 
 
 def test_same_run_key_submits_nothing_unless_told():
@@ -177,3 +178,52 @@ def test_long_or_multiline_arguments_stay_on_one_short_row():
     assert cell.startswith("--note 'line one\\nline two\\ttab' --blob xxx")
     assert cell.endswith("...") and len(cell) == ARGS_WIDTH
     assert entry.args[3] == "x" * 10_000  # the ledger keeps them whole
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "answer", "job_id"),
+    [
+        ("slurm", "4242", "4242"),
+        ("slurm", "4242;cluster-a", "4242"),
+        ("slurm", "sbatch: warning: memory not set, using default\n4243", "4243"),
+        ("pbs", "1201.pbs-server", "1201.pbs-server"),
+        ("slurm", "sbatch: error: Batch job submission failed", None),
+        ("slurm", "", None),
+        ("pbs", "qsub: would block", None),
+    ],
+)
+def test_the_scheduler_answer_is_a_job_id_or_an_error_with_its_text(
+    tmp_path, scheduler, answer, job_id
+):
+    """The submission command run in bash against a scheduler that prints ``answer``: the
+    ledger gets the id from its last line, or nothing and an error quoting the answer."""
+
+    bin_dir, snapshot = tmp_path / "bin", tmp_path / "snap"
+    bin_dir.mkdir()
+    snapshot.mkdir()
+    for tool in ("sbatch", "qsub"):
+        (bin_dir / tool).write_text(f"#!/bin/sh\nprintf '%s\\n' {shlex.quote(answer)}\n")
+        (bin_dir / tool).chmod(0o755)
+    ledger = tmp_path / "ledger.jsonl"
+    entry = Entry(**{**ENTRY.__dict__, "scheduler": scheduler, "snapshot": str(snapshot)})
+    commands, _ = run_op(
+        job_submitted,
+        {"LedgerEntries": {f"path={ledger}": []}},
+        entry=entry,
+        script="",
+        ledger=str(ledger),
+    )
+    (snapshot / "job-run-1.sh").write_text("#!/bin/sh\n")
+    result = subprocess.run(
+        ["bash", "-c", commands[2]],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    if job_id is None:
+        assert result.returncode == 1 and not ledger.exists()
+        tool = "sbatch" if scheduler == "slurm" else "qsub"
+        assert result.stderr == f"error: {tool} answered no job id: {answer}\n"
+    else:
+        assert result.returncode == 0, result.stderr
+        assert json.loads(ledger.read_text())["job_id"] == job_id
