@@ -200,8 +200,9 @@ def mounts(args: argparse.Namespace, project: Project) -> int:
         print(mount_commands.show(project, args.format))
     elif cmd == "mount-validate":
         from isaac_deploy.model.mounts import validate
+        from isaac_deploy.probes.local import path_kind
 
-        validate(mount_commands.load(project), mount_commands.local_probe, project.config.user.home)
+        validate(mount_commands.load(project), path_kind, project.config.user.home)
         print("every enabled mount is valid")
     elif cmd == "mount-setup":
         from isaac_deploy.cli.wizard import wizard
