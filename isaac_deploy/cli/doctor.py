@@ -174,5 +174,5 @@ def doctor(project: Project) -> list[Check]:
         *image_checks(project, toolkit),
         gpu_in_container(project, toolkit),
         *session_checks(),
-        *cluster_checks(project.root),
+        *cluster_checks(project.root, project.data),
     ]
