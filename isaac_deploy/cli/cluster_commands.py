@@ -82,6 +82,9 @@ def pyinfra_argv(args: argparse.Namespace, root: Path) -> list[str]:
     argv = [sys.executable, "-m", "pyinfra", "--dry" if args.dry else "-y"]
     if args.limit:  # the workstation builds or pushes the image for the roll-out
         argv += ["--limit", args.limit, "--limit", "@local"]
+    # isaac-deploy --data first: where a key is set twice, pyinfra takes the command's own
+    for item in getattr(args, "data", None) or ():
+        argv += ["--data", item]
     for key, value in data.items():
         argv += ["--data", f"{key}={value}"]
     return [*argv, str(inventory), DEPLOYS[args.action]]

@@ -4,8 +4,8 @@ Apptainer's commands there, over the same OpenSSH options the roll-out uses."""
 
 from __future__ import annotations
 
-import runpy
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from isaac_deploy.model.cluster import KEY, ClusterConfig
@@ -18,18 +18,16 @@ SUBMIT = {"slurm": "sbatch", "pbs": "qsub"}
 CONNECT_TIMEOUT = 8
 
 
-def clusters(path: Path) -> list[tuple[str, list[str], dict]]:
-    """``(cluster name, hosts, data)`` for each cluster group the inventory file defines."""
-    found = []
-    for value in runpy.run_path(str(path)).values():
-        if (
-            isinstance(value, tuple)
-            and len(value) == 2
-            and isinstance(value[1], dict)
-            and isinstance(value[1].get(KEY), ClusterConfig)
-        ):
-            found.append((value[1][KEY].name, list(value[0]), value[1]))
-    return found
+def clusters(path: Path, cwd: Path, data: Sequence[str] = ()) -> list[tuple[str, str, dict]]:
+    """``(cluster name, host, data)`` for each login node of the inventory file, its data as a
+    roll-out run in ``cwd`` reads it (``data``: pyinfra's ``--data`` overrides)."""
+    from isaac_deploy.cli.inventory import hosts_data
+
+    return [
+        (host_data[KEY].name, host, host_data)
+        for host, host_data in hosts_data(str(path), cwd, data).items()
+        if isinstance(host_data.get(KEY), ClusterConfig)
+    ]
 
 
 def login_check(cluster: str, host: str, data: dict) -> Check:
@@ -79,18 +77,14 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
     return Check(name, "OK", f"reached as {config.user}; {', '.join(tools)} found")
 
 
-def cluster_checks(root: Path) -> list[Check]:
+def cluster_checks(root: Path, data: Sequence[str] = ()) -> list[Check]:
     path = root / "inventories" / "cluster.py"
     if not path.is_file():
         return [Check("Cluster inventory", "SKIPPED", f"{path} does not exist")]
     try:
-        found = clusters(path)
-    except IsaacDeployError as exc:
+        found = clusters(path, root, data)
+    except IsaacDeployError as exc:  # a broken inventory file is what is being reported
         return [Check("Cluster inventory", "FAIL", str(exc), f"correct it in {path}")]
-    except Exception as exc:  # noqa: BLE001 - a broken inventory file is what is being reported
-        return [
-            Check("Cluster inventory", "FAIL", f"{type(exc).__name__}: {exc}", f"correct {path}")
-        ]
     if not found:
         return [Check("Cluster inventory", "SKIPPED", f"{path} defines no cluster()")]
-    return [login_check(cluster, host, data) for cluster, hosts, data in found for host in hosts]
+    return [login_check(cluster, host, host_data) for cluster, host, host_data in found]

@@ -10,12 +10,13 @@ import subprocess
 from isaac_deploy.cli.cluster_doctor import cluster_checks
 from isaac_deploy.cli.containers import container_state
 from isaac_deploy.cli.mount_commands import load as load_mounts
-from isaac_deploy.cli.mount_commands import local_probe, override_text
+from isaac_deploy.cli.mount_commands import override_text
 from isaac_deploy.cli.project import Project, ProjectError
 from isaac_deploy.facts.toolkit import local_toolkit
 from isaac_deploy.model.mounts import validate
 from isaac_deploy.model.paths import X11_SOCKETS
 from isaac_deploy.policy.checks import Check, toolkit_checks
+from isaac_deploy.probes.local import path_kind
 from isaac_deploy.render.managed import file_state
 
 DEPLOY = "run the workstation deploy (./dev-setup.sh)"
@@ -62,7 +63,7 @@ def override_check(project: Project) -> Check:
     if not path.is_file():
         return Check("Override", "FAIL", f"{path} is missing", DEPLOY)
     try:
-        validate(load_mounts(project), local_probe, project.config.user.home)
+        validate(load_mounts(project), path_kind, project.config.user.home)
         wanted = override_text(project, load_mounts(project))
     except Exception as exc:  # noqa: BLE001 - reported as the check's result
         return Check("Override", "FAIL", str(exc), "fix .mount.config (isaac-deploy mount-show)")
@@ -173,5 +174,5 @@ def doctor(project: Project) -> list[Check]:
         *image_checks(project, toolkit),
         gpu_in_container(project, toolkit),
         *session_checks(),
-        *cluster_checks(project.root),
+        *cluster_checks(project.root, project.data),
     ]

@@ -68,6 +68,15 @@ def run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and its arguments")
 
 
+def data_item(text: str) -> str:
+    """A ``--data`` item as pyinfra takes it: ``KEY=VALUE``; the value is read by pyinfra's
+    rules where the inventory is loaded."""
+    key, equals, _ = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="isaac-deploy",
@@ -81,6 +90,14 @@ def parser() -> argparse.ArgumentParser:
         "--profile",
         choices=("ext", "ext-dev"),
         help="ext (production) or ext-dev (development, the default)",
+    )
+    top.add_argument(
+        "--data",
+        action="append",
+        type=data_item,
+        metavar="KEY=VALUE",
+        help="override inventory data, as pyinfra's --data (repeatable; also passed to the "
+        "cluster commands' pyinfra runs)",
     )
     sub = top.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     build = add(sub, "build", "build the profile's image (extra flags go to docker build)")
@@ -143,7 +160,7 @@ def user_of(args: argparse.Namespace, project: Project, service: str) -> str | N
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    project = load()
+    project = load(overrides=args.data or ())
     cmd = args.cmd
     if cmd == "cluster":
         return cluster_commands.cluster_command(args, project.root)
@@ -200,8 +217,9 @@ def mounts(args: argparse.Namespace, project: Project) -> int:
         print(mount_commands.show(project, args.format))
     elif cmd == "mount-validate":
         from isaac_deploy.model.mounts import validate
+        from isaac_deploy.probes.local import path_kind
 
-        validate(mount_commands.load(project), mount_commands.local_probe, project.config.user.home)
+        validate(mount_commands.load(project), path_kind, project.config.user.home)
         print("every enabled mount is valid")
     elif cmd == "mount-setup":
         from isaac_deploy.cli.wizard import wizard

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import yaml
 
@@ -18,27 +16,11 @@ from isaac_deploy.facts.toolkit import local_toolkit
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.mounts import Mount, MountConfig, validate, volumes
 from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.probes.local import atomic_write, path_kind
 from isaac_deploy.render.compose_override import override_yaml
-from isaac_deploy.render.managed import file_state, stamp
+from isaac_deploy.render.managed import decide
 
 FORMATS = ("text", "json", "yaml", "docker", "singularity")
-
-
-def atomic_write(path: Path, text: str, mode: int) -> None:
-    """Write through a temp file in the same folder, then rename: never half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".isaac-deploy.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def local_probe(path: str) -> str:
-    return "dir" if os.path.isdir(path) else "file" if os.path.lexists(path) else "missing"
 
 
 def load(project: Project) -> MountConfig:
@@ -61,16 +43,17 @@ def override_text(project: Project, mounts: MountConfig) -> str:
 
 def save(project: Project, mounts: MountConfig) -> None:
     """Validate, then write ``.mount.config`` and the override (an edited override is kept)."""
-    validate(mounts, local_probe, project.config.user.home)
+    validate(mounts, path_kind, project.config.user.home)
     override = project.override_file
     current = override.read_text().splitlines() if override.is_file() else None
-    if file_state(current) == "edited":
+    decision = decide(current, override_text(project, mounts))
+    if decision.action == "keep-edited":
         raise ProjectError(
             f"{override} was edited by hand: .mount.config is unchanged; delete the override "
             "(it is generated) and run the command again"
         )
-    atomic_write(project.mount_config_file, mounts.dumps(), 0o644)
-    atomic_write(override, stamp(override_text(project, mounts)), 0o644)
+    atomic_write(str(project.mount_config_file), mounts.dumps(), 0o644)
+    atomic_write(str(override), decision.desired, 0o644)
 
 
 def change(project: Project, name: str, update: Callable[[Mount], Mount]) -> Mount:

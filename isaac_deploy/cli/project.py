@@ -3,12 +3,13 @@ model and inventory data as the workstation deploy, with this machine's user det
 
 from __future__ import annotations
 
-import runpy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.facts.toolkit import local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import IsaacDeployError
@@ -33,24 +34,21 @@ def find_root(start: Path) -> Path:
     )
 
 
-def inventory_data(root: Path) -> dict[str, Any]:
-    """The ``@local`` host's data in ``inventories/local.py`` (empty when there is none)."""
+def inventory_data(root: Path, data: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``@local`` host's data in ``inventories/local.py`` as the workstation deploy run in
+    ``root`` reads it (group data and ``group_data/`` included; ``data``: pyinfra's ``--data``
+    overrides); without the file, as ``pyinfra @local`` reads it."""
     inventory = root / "inventories" / "local.py"
-    if not inventory.is_file():
-        return {}
-    namespace = runpy.run_path(str(inventory))
-    for value in namespace.values():
-        if isinstance(value, (list, tuple)):
-            for entry in value:
-                if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == "@local":
-                    return dict(entry[1])
-    return {}
+    found = hosts_data(str(inventory) if inventory.is_file() else "@local", root, data)
+    return found.get("@local", {})
 
 
 @dataclass
 class Project:
     root: Path
     config: WorkstationConfig
+    data: tuple[str, ...] = ()
+    """The ``--data`` overrides (``KEY=VALUE``) it was loaded with, for other inventories too."""
 
     @property
     def folder(self) -> Path:
@@ -113,11 +111,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def load(start: Path | None = None, overrides: dict[str, Any] | None = None) -> Project:
-    """The project around ``start``; the uid/gid the deploy rendered (e.g. ``--data
-    isaac_uid=2000``) win over the inventory's, so the CLI matches the built image."""
+def load(start: Path | None = None, overrides: Sequence[str] = ()) -> Project:
+    """The project around ``start``, with pyinfra's ``--data`` ``overrides`` (``KEY=VALUE``);
+    the uid/gid the deploy rendered (e.g. ``--data isaac_uid=2000``) win over the inventory's
+    and the overrides, so the CLI matches the built image."""
     root = find_root((start or Path.cwd()).resolve())
-    data = {**inventory_data(root), **(overrides or {})}
+    data = inventory_data(root, overrides)
     config = WorkstationConfig.from_host_data(data, local_user(), str(root))
     rendered = read_env_file(
         Path(paths.env_file(config.extension_folder, config.extension_name, "ext-dev"))
@@ -127,4 +126,4 @@ def load(start: Path | None = None, overrides: dict[str, Any] | None = None) -> 
         config = WorkstationConfig.from_host_data(data, local_user(), str(root))
     if not Path(config.extension_folder).is_dir():
         raise ProjectError(f"isaac_extension_folder: {config.extension_folder} does not exist")
-    return Project(root, config)
+    return Project(root, config, tuple(overrides))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from isaac_deploy.cli.mount_commands import expand, load, local_probe, save, show
+from isaac_deploy.cli.mount_commands import expand, load, save, show
 from isaac_deploy.cli.project import Project
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.mounts import Mount, MountConfig, validate
+from isaac_deploy.probes.local import path_kind
 
 
 def ask(prompt: str, default: str = "") -> str:
@@ -37,7 +38,7 @@ def setup_mount(name: str, mount: Mount, home: str) -> Mount:
         path = expand(ask(f"  local path of {name}", mount.local_path))
         candidate = replace(mount, enabled=True, local_path=path)
         try:
-            validate(MountConfig(mounts={name: candidate}), local_probe, home)
+            validate(MountConfig(mounts={name: candidate}), path_kind, home)
             break
         except ConfigError as error:
             print(f"  {error}")

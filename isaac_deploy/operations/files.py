@@ -12,7 +12,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations.util.files import generate_color_diff
 
 from isaac_deploy.facts.files import FileSha256WithMode, FileWithMode
-from isaac_deploy.render.managed import file_state, stamp
+from isaac_deploy.render.managed import decide
 
 
 def _atomic_write(path: str, content: str, mode: int):
@@ -40,21 +40,20 @@ def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: b
     + mode: file mode (also fixed on an edited file)
     + overwrite_edited: replace an edited file anyway (a copy is kept as ``<path>.edited``)
     """
-    desired = stamp(content)
     current = host.get_fact(FileWithMode, path=path)
     lines = current.lines if current else None
-    if lines is not None and "\n".join(lines) == desired.rstrip("\n"):
+    decision = decide(lines, content, overwrite_edited)
+    if decision.action == "up-to-date":
         if current.mode != mode:
             yield StringCommand("chmod", f"{mode:o}", QuoteString(path))
         else:
             host.noop(f"{path} is up to date")
         return
 
-    status = file_state(lines)
-    if status == "edited" and not overwrite_edited:
+    if decision.action == "keep-edited":
         logger.warning(
             f"{host.print_prefix}kept {path}: it was edited by hand. The deploy would write:\n"
-            + "\n".join(f"  {line}" for line in _diff(lines or [], desired))
+            + "\n".join(f"  {line}" for line in _diff(lines or [], decision.desired))
             + "\n  Merge the changes yourself, or delete the file (or set "
             "isaac_env_overwrite_edited=True) to let the deploy rewrite it."
         )
@@ -64,11 +63,11 @@ def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: b
 
     if state.config.DIFF:
         host.log(f"Will {'create' if lines is None else 'modify'} {path}", logger.info)
-        for line in _diff(lines or [], desired):
+        for line in _diff(lines or [], decision.desired):
             logger.info(f"  {line}")
-    if status == "edited":
+    if decision.action == "replace-edited":
         yield StringCommand("cp", "-p", QuoteString(path), QuoteString(f"{path}.edited"))
-    yield from _atomic_write(path, desired, mode)
+    yield from _atomic_write(path, decision.desired, mode)
 
 
 @operation()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Literal
 
 CHECKSUM_MARK = "isaac-deploy-checksum: sha256:"
 State = Literal["absent", "pristine", "edited"]
+Action = Literal["up-to-date", "write", "keep-edited", "replace-edited"]
 
 
 def _digest(lines: list[str]) -> str:
@@ -30,3 +32,29 @@ def file_state(lines: list[str] | None) -> State:
     while body and body[-1] == "":
         body.pop()
     return "pristine" if marks[0].split(CHECKSUM_MARK, 1)[1].strip() == _digest(body) else "edited"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a managed file: ``desired`` is the stamped text the deploy wants there.
+
+    ``up-to-date``: the file is already ``desired``; ``write``: absent or pristine, write
+    ``desired``; ``keep-edited``: edited by hand, leave it; ``replace-edited``: edited by hand,
+    keep a copy and write ``desired``. ``state`` is the current file's (see :func:`file_state`).
+    """
+
+    action: Action
+    desired: str
+    state: State
+
+
+def decide(current: list[str] | None, content: str, overwrite_edited: bool = False) -> Decision:
+    """The decision for a file whose lines are ``current`` (``None``: absent) that should hold
+    the rendered ``content``; an edited file is replaced only with ``overwrite_edited``."""
+    desired = stamp(content)
+    state = file_state(current)
+    if current is not None and "\n".join(current) == desired.rstrip("\n"):
+        return Decision("up-to-date", desired, state)
+    if state == "edited":
+        return Decision("replace-edited" if overwrite_edited else "keep-edited", desired, state)
+    return Decision("write", desired, state)

@@ -10,7 +10,7 @@ import yaml
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate, volumes
 from isaac_deploy.render.compose_override import override_yaml
-from isaac_deploy.render.managed import file_state, stamp
+from isaac_deploy.render.managed import Decision, decide, file_state, stamp
 
 
 def lines(text: str) -> list[str]:
@@ -29,6 +29,27 @@ def test_stamped_file_is_pristine_until_edited():
 
 def test_trailing_blank_lines_do_not_count_as_edits():
     assert file_state(lines(stamp("A='1'")) + [""]) == "pristine"
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_decision_for_absent_pristine_and_identical_files(overwrite):
+    new = stamp("A='2'\n")
+    assert decide(None, "A='2'\n", overwrite) == Decision("write", new, "absent")
+    assert decide(lines(stamp("A='1'\n")), "A='2'\n", overwrite) == Decision(
+        "write", new, "pristine"
+    )
+    assert decide(lines(new), "A='2'\n", overwrite) == Decision("up-to-date", new, "pristine")
+    # a trailing blank line is no edit, but the file is not exactly what the deploy writes
+    assert decide(lines(new) + [""], "A='2'\n", overwrite).action == "write"
+
+
+def test_decision_for_an_edited_file_keeps_it_unless_told():
+    new = stamp("A='2'\n")
+    for edited in (lines(stamp("A='1'\n").replace("A='1'", "A='mine'")), ["MY='own'"], []):
+        assert decide(edited, "A='2'\n") == Decision("keep-edited", new, "edited")
+        assert decide(edited, "A='2'\n", overwrite_edited=True) == Decision(
+            "replace-edited", new, "edited"
+        )
 
 
 ISAACLAB = {
