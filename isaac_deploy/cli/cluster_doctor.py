@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.model.cluster import KEY, ClusterConfig
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ssh import ssh_options
@@ -21,8 +22,6 @@ CONNECT_TIMEOUT = 8
 def clusters(path: Path, cwd: Path, data: Sequence[str] = ()) -> list[tuple[str, str, dict]]:
     """``(cluster name, host, data)`` for each login node of the inventory file, its data as a
     roll-out run in ``cwd`` reads it (``data``: pyinfra's ``--data`` overrides)."""
-    from isaac_deploy.cli.inventory import hosts_data
-
     return [
         (host_data[KEY].name, host, host_data)
         for host, host_data in hosts_data(str(path), cwd, data).items()

@@ -14,8 +14,8 @@ from isaac_deploy.cli.cluster_doctor import cluster_checks, clusters
 from isaac_deploy.cli.inventory import InventoryError, hosts_data
 from isaac_deploy.cli.main import main, parser
 from isaac_deploy.cli.project import inventory_data, load
-from isaac_deploy.connectors.openssh import ssh_options
 from isaac_deploy.model.cluster import ClusterConfig
+from isaac_deploy.model.ssh import ssh_options
 from tests.unit.test_cli_units import make_root
 
 LOCAL = """
