@@ -33,12 +33,27 @@ def _diff(old: list[str], new: str) -> list[str]:
 
 @operation()
 def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: bool = False):
-    """Render ``content`` to ``path`` unless the user edited the file since the deploy wrote it.
+    """A rendered file the user may edit: written unless edited by hand since the deploy wrote it.
+
+    The file ends with a checksum line over the rest; a file whose checksum no longer matches
+    was edited: it is kept and the diff of what would be written is shown. Writes go through a
+    0600 temp file renamed into place (never half-written).
 
     + path: absolute path on the target
     + content: rendered text; a checksum line is appended to recognise later hand edits
     + mode: file mode (also fixed on an edited file)
     + overwrite_edited: replace an edited file anyway (a copy is kept as ``<path>.edited``)
+
+    **Example:**
+
+    .. code:: python
+
+        files.managed_file(
+            name="Env file .env.ext_template-dev",
+            path="/home/alice/ext/docker/.env.ext_template-dev",
+            content=env_file_text(TEMPLATES, config, "ext-dev", None),
+            mode=0o600,
+        )
     """
     current = host.get_fact(FileWithMode, path=path)
     lines = current.lines if current else None
@@ -72,10 +87,24 @@ def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: b
 
 @operation()
 def secret_file(path: str, secret: HiddenValue, mode: int = 0o600):
-    """Write a secret to ``path`` (mode 0600, directory 0700); its value never reaches output.
+    """A secret in a file of its own: ``path`` holds ``secret`` (mode 0600, folder 0700).
+
+    The value never reaches the output, a command line or a diff: only its SHA-256 is compared
+    with the file's, and it travels as an upload.
 
     + path: absolute path on the target
     + secret: the value, wrapped in ``HiddenValue`` so it is masked wherever it is printed
+    + mode: the file's mode
+
+    **Example:**
+
+    .. code:: python
+
+        files.secret_file(
+            name="W&B API key (secret file, not shown)",
+            path="/home/alice/.config/isaac-deploy/ext_template/wandb_api_key",
+            secret=HiddenValue(os.environ["WANDB_API_KEY"]),
+        )
     """
     value = (secret.unmask() if isinstance(secret, HiddenValue) else str(secret)).rstrip(
         "\n"
