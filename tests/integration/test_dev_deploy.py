@@ -265,6 +265,13 @@ def test_no_docker_in_check_only_mode_is_one_actionable_line(project):
     assert tree_state(project.path) == before
 
 
+def compose_config(project, profile: str, env_profile: str, env: dict | None = None):
+    """``docker compose config`` of ``profile`` as a user would run it in the project."""
+    argv = ["docker", "compose", *COMPOSE_FILES, "--env-file", str(project.env_file(env_profile))]
+    argv += ["--profile", profile, "config", "--format", "json"]
+    return subprocess.run(argv, cwd=project.path, capture_output=True, text=True, env=env)
+
+
 def test_compose_file_works_without_display_or_ssh_agent(project):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "SSH_AUTH_SOCK")}
     for profile, env_profile in (
@@ -272,24 +279,7 @@ def test_compose_file_works_without_display_or_ssh_agent(project):
         ("ext-dev", "ext-dev"),
         ("ext-dev-rootless", "ext-dev"),
     ):
-        proc = subprocess.run(
-            [
-                "docker",
-                "compose",
-                *COMPOSE_FILES,
-                "--env-file",
-                str(project.env_file(env_profile)),
-                "--profile",
-                profile,
-                "config",
-                "--format",
-                "json",
-            ],
-            cwd=project.path,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        proc = compose_config(project, profile, env_profile, env)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         service = json.loads(proc.stdout)["services"][profile]
         assert "deploy" not in service  # the override resets the GPU reservation here
@@ -299,24 +289,8 @@ def test_compose_file_works_without_display_or_ssh_agent(project):
 
 
 def test_cache_volumes_really_are_separate_volumes(project):
-    proc = subprocess.run(
-        [
-            "docker",
-            "compose",
-            *COMPOSE_FILES,
-            "--env-file",
-            str(project.env_file("ext-dev")),
-            "--profile",
-            "ext-dev",
-            "config",
-            "--format",
-            "json",
-        ],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    proc = compose_config(project, "ext-dev", "ext-dev")
+    assert proc.returncode == 0, proc.stderr
     config = json.loads(proc.stdout)
     named = [v for v in config["services"]["ext-dev"]["volumes"] if v["type"] == "volume"]
     assert len(named) == 8
