@@ -14,7 +14,7 @@ from urllib.parse import quote
 from isaac_deploy.cli.project import Project, ProjectError
 from isaac_deploy.model.images import build_argv, image_build, inputs_digest
 from isaac_deploy.probes import local
-from isaac_deploy.probes.context_digest import context_digest
+from isaac_deploy.probes.context_digest import context_digest, dockerfile_digest
 from isaac_deploy.probes.dockerapi import docker_client
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
@@ -205,6 +205,9 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     flags such as ``--no-cache`` to ``docker build``; progress is Docker's own."""
     profile = "ext" if service == "ext" else "ext-dev"
     spec = image_build(project.config, profile)
+    dockerfile = dockerfile_digest(spec.dockerfile)
+    if "error" in dockerfile:
+        raise ProjectError(dockerfile["error"])
     status, base = docker_client().get(f"/images/{quote(spec.base_image, safe='')}/json")
     if status != 200:
         raise ProjectError(
@@ -214,6 +217,6 @@ def build(project: Project, service: str, extra: list[str]) -> int:
             else f"Docker is not usable: {base}"
         )
     digest = context_digest(str(project.folder))["digest"]
-    inputs = inputs_digest(digest, spec, base["Id"])
+    inputs = inputs_digest(digest, dockerfile["digest"], spec, base["Id"])
     say(f"building {spec.image} from {spec.base_image}")
     return call(build_argv(spec, str(project.folder), inputs, tuple(extra)))

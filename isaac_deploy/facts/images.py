@@ -24,25 +24,39 @@ class LocalImage:
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """The build context's digest (``.dockerignore`` honoured) and the images that exist."""
+    """The build context's digest (``.dockerignore`` honoured), the digest of each Dockerfile's
+    text (``"sha256:..."`` by path; a Dockerfile that cannot be read has an error instead) and
+    the images that exist."""
 
     context_digest: str | None
     context_error: str | None
     images: dict[str, LocalImage]
     docker_error: str | None = None
+    dockerfiles: dict[str, str] = field(default_factory=dict)
+    dockerfile_errors: dict[str, str] = field(default_factory=dict)
 
     def image(self, ref: str) -> LocalImage | None:
         return self.images.get(ref) or self.images.get(image_key(ref))
 
+    def dockerfile_error(self, path: str) -> str | None:
+        """Why ``path`` has no digest, or ``None`` when it has one."""
+        if path in self.dockerfiles:
+            return None
+        return self.dockerfile_errors.get(path) or f"no digest of Dockerfile {path}"
+
 
 class ImageBuildInputs(FactBase[BuildInputs]):
-    """Digest of a build context and the engine's view of the given images, in one command:
-    the context is hashed once however many images are built from it."""
+    """Digest of a build context, of the given Dockerfiles' text and the engine's view of the
+    given images, in one command: the context is hashed once however many images are built
+    from it."""
 
-    def command(self, context: str, images: list[str]) -> StringCommand:
+    def command(self, context: str, dockerfiles: list[str], images: list[str]) -> StringCommand:
         source = program("dockerapi", "context_digest", "build_inputs")
+        files = [part for path in dockerfiles for part in ("-f", QuoteString(path))]
         refs = [QuoteString(ref) for ref in images]
-        return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(context), *refs)
+        return StringCommand(
+            PYTHON, "$py", "-c", QuoteString(source), QuoteString(context), *files, *refs
+        )
 
     @staticmethod
     def default() -> BuildInputs:
@@ -65,9 +79,18 @@ def parse_build_inputs(output: str) -> BuildInputs:
         if isinstance(value, dict) and value.get("id"):
             labels = {str(k): str(v) for k, v in (value.get("labels") or {}).items()}
             images[ref] = LocalImage(value["id"], labels)
+    dockerfiles, dockerfile_errors = {}, {}
+    for path, value in (data.get("dockerfiles") or {}).items():
+        entry = value if isinstance(value, dict) else {}
+        if entry.get("digest"):
+            dockerfiles[path] = str(entry["digest"])
+        else:
+            dockerfile_errors[path] = str(entry.get("error") or f"no digest of Dockerfile {path}")
     return BuildInputs(
         context.get("digest"),
         None if context.get("digest") else str(context.get("error") or "no context digest"),
         images,
         data.get("error") or None,
+        dockerfiles,
+        dockerfile_errors,
     )

@@ -51,10 +51,14 @@ def image_build(config: WorkstationConfig, profile: str) -> ImageBuild:
     )
 
 
-def inputs_digest(context_digest: str, build: ImageBuild, base_id: str) -> str:
-    """One digest over everything that decides the image: context, Dockerfile, base, args."""
+def inputs_digest(
+    context_digest: str, dockerfile_digest: str, build: ImageBuild, base_id: str
+) -> str:
+    """One digest over everything that decides the image: the context's digest, the digest of
+    the Dockerfile's text (not its path: the context need not hold the Dockerfile), the base
+    image's id and the build arguments."""
     args = (f"{k}={v}" for k, v in sorted(build.build_args.items()))
-    text = "\n".join([context_digest, build.dockerfile, base_id, *args])
+    text = "\n".join([context_digest, dockerfile_digest, base_id, *args])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

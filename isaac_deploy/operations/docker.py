@@ -17,8 +17,10 @@ DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
 def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
     """Build each image whose inputs changed; warn (and skip it) when its base is missing.
 
-    An image's inputs are its build context, Dockerfile, base image and build arguments, in one
-    digest recorded as a label of the image: an image whose label matches is not built again.
+    An image's inputs are its build context, the text of its Dockerfile, its base image and its
+    build arguments, in one digest recorded as a label of the image: an image whose label
+    matches is not built again. An image whose Dockerfile cannot be read is not built (a
+    warning says why).
 
     + context: build context directory on the target (``.dockerignore`` honoured)
     + builds: the images to build from that context
@@ -36,7 +38,8 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
         )
     """
     refs = [ref for build in builds for ref in (build.image, build.base_image)]
-    current = host.get_fact(ImageBuildInputs, context=context, images=refs)
+    dockerfiles = list(dict.fromkeys(build.dockerfile for build in builds))
+    current = host.get_fact(ImageBuildInputs, context=context, dockerfiles=dockerfiles, images=refs)
     if current.context_error:
         logger.warning(f"{host.print_prefix}images not built: {current.context_error}")
         return
@@ -46,6 +49,10 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
         )
         return
     for build in builds:
+        dockerfile_error = current.dockerfile_error(build.dockerfile)
+        if dockerfile_error:
+            logger.warning(f"{host.print_prefix}{build.image} is not built: {dockerfile_error}")
+            continue
         base = current.image(build.base_image)
         if base is None:
             logger.warning(
@@ -53,7 +60,8 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
                 "is not built" + (f": {base_hint}" if base_hint else "")
             )
             continue
-        inputs = inputs_digest(current.context_digest, build, base.id)
+        dockerfile = current.dockerfiles[build.dockerfile]
+        inputs = inputs_digest(current.context_digest, dockerfile, build, base.id)
         existing = current.image(build.image)
         if existing is not None and existing.inputs == inputs:
             host.noop(f"image {build.image} is up to date")

@@ -1,7 +1,8 @@
-"""What an image build starts from: the context digest and the engine's view of some images.
+"""What an image build starts from: the context digest, the digests of the Dockerfiles' text and
+the engine's view of some images.
 
-Run by the ``ImageBuildInputs`` fact as ``python3 -c <program> CONTEXT REF...`` (joined after
-``dockerapi`` and ``context_digest``); prints one JSON object.
+Run by the ``ImageBuildInputs`` fact as ``python3 -c <program> CONTEXT [-f DOCKERFILE]... REF...``
+(joined after ``dockerapi`` and ``context_digest``); prints one JSON object.
 """
 
 import json
@@ -11,11 +12,11 @@ import threading
 from urllib.parse import quote
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.probes.context_digest import context_digest
+    from isaac_deploy.probes.context_digest import context_digest, dockerfile_digest
     from isaac_deploy.probes.dockerapi import docker_client
 
 
-def build_inputs(context, refs):
+def build_inputs(context, refs, dockerfiles=()):
     urls = {ref: "/images/{}/json".format(quote(ref, safe="")) for ref in refs}
     answers = {}
     engine = threading.Thread(
@@ -26,6 +27,7 @@ def build_inputs(context, refs):
         digest = context_digest(context)
     else:
         digest = {"error": "no such build context: " + context}
+    files = {path: dockerfile_digest(path) for path in dockerfiles}
     engine.join()
     images, error = {}, None
     for ref in refs:
@@ -37,8 +39,20 @@ def build_inputs(context, refs):
             images[ref] = None
         else:
             error = data if status == 0 else f"HTTP {status}: {data}"
-    return {"context": digest, "images": images, "error": error}
+    return {"context": digest, "dockerfiles": files, "images": images, "error": error}
+
+
+def parse_args(args):
+    """``CONTEXT [-f DOCKERFILE]... REF...`` -> ``(context, refs, dockerfiles)``."""
+    context, rest, refs, dockerfiles = args[0], list(args[1:]), [], []
+    while rest:
+        arg = rest.pop(0)
+        if arg == "-f" and rest:
+            dockerfiles.append(rest.pop(0))
+        else:
+            refs.append(arg)
+    return context, refs, dockerfiles
 
 
 if __name__ == "__main__":
-    print(json.dumps(build_inputs(sys.argv[1], sys.argv[2:])))
+    print(json.dumps(build_inputs(*parse_args(sys.argv[1:]))))

@@ -2,7 +2,9 @@
 
 Stdlib only: the ``ImageBuildInputs`` fact runs it on the target as part of one
 ``python3 -c`` program (see ``build_inputs``); :func:`context_digest` gives
-``{"digest": "sha256:...", "files": N, "bytes": N}``. Patterns follow
+``{"digest": "sha256:...", "files": N, "bytes": N}`` and :func:`dockerfile_digest` the digest
+of a Dockerfile's text, which the context need not hold (``.dockerignore`` may leave it out, as
+this project's allow-list does). Patterns follow
 Docker's rules: ``#`` comments, ``!`` exceptions (last match wins), ``*``, ``?``, ``[...]`` and
 ``**`` (any number of directories), a leading ``/`` ignored, and a match on a parent directory
 counting for everything below it.
@@ -13,7 +15,7 @@ import os
 import re
 import stat
 
-__all__ = ["Pattern", "DockerIgnore", "context_digest"]
+__all__ = ["Pattern", "DockerIgnore", "context_digest", "dockerfile_digest", "file_sha256"]
 
 
 def _translate(pattern):
@@ -130,6 +132,27 @@ def walk(context, ignore):
                 yield rel, st
 
 
+def file_sha256(path):
+    """Hex SHA-256 of the file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dockerfile_digest(path):
+    """``{"digest": "sha256:..."}`` of the Dockerfile's text, or ``{"error": "..."}`` in one line
+    when it cannot be read: the deploy's probe and ``isaac-deploy build`` both use it, so they
+    agree on an image's inputs."""
+    try:
+        return {"digest": "sha256:" + file_sha256(path)}
+    except FileNotFoundError:
+        return {"error": "no such Dockerfile: " + path}
+    except OSError as error:
+        return {"error": f"cannot read Dockerfile {path}: {error.strerror or error}"}
+
+
 def context_digest(context, dockerignore=None):
     ignore = DockerIgnore.from_file(dockerignore or os.path.join(context, ".dockerignore"))
     total = hashlib.sha256()
@@ -139,11 +162,7 @@ def context_digest(context, dockerignore=None):
         if stat.S_ISLNK(st.st_mode):
             content = "link:" + os.readlink(path)
         elif stat.S_ISREG(st.st_mode):
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            content = digest.hexdigest()
+            content = file_sha256(path)
             size += st.st_size
         else:
             continue

@@ -151,6 +151,41 @@ def test_changed_context_rebuilds_unrelated_change_does_not(project):
     assert project.deploy().totals()["success"] == 0
 
 
+def test_changed_dockerfile_rebuilds_its_image_only(project):
+    """The Dockerfiles are not in the build context (.dockerignore): their text is an input of
+    its own. Restored afterwards, so the later tests see the module's images."""
+    client = docker.from_env()
+    ext_before = client.images.get("isaac-lab-lab-ext:root")
+    dev_before = client.images.get("isaac-lab-lab-ext-dev:root")
+    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
+    original = dockerfile.read_text()
+    dockerfile.write_text(original + "\nLABEL org.isaac-deploy.test=dockerfile-changed\n")
+    try:
+        result = project.deploy()
+        assert result.rc == 0 and result.totals()["success"] == 1, result.out
+        dev_after = client.images.get("isaac-lab-lab-ext-dev:root")
+        assert dev_after.id != dev_before.id
+        assert dev_after.labels["org.isaac-deploy.test"] == "dockerfile-changed"
+        assert (
+            dev_after.labels["org.isaac-deploy.inputs"]
+            != dev_before.labels["org.isaac-deploy.inputs"]
+        )
+        ext_after = client.images.get("isaac-lab-lab-ext:root")
+        assert ext_after.id == ext_before.id and ext_after.labels == ext_before.labels
+        result = project.deploy()
+        assert result.rc == 0 and result.totals()["success"] == 0, result.out
+    finally:
+        dockerfile.write_text(original)
+    result = project.deploy()  # the original text: its digest again, the image as it was built
+    assert result.rc == 0 and result.totals()["success"] == 1, result.out
+    assert (
+        image_labels("isaac-lab-lab-ext-dev:root")["org.isaac-deploy.inputs"]
+        == dev_before.labels["org.isaac-deploy.inputs"]
+    )
+    assert "org.isaac-deploy.test" not in image_labels("isaac-lab-lab-ext-dev:root")
+    assert client.images.get("isaac-lab-lab-ext:root").id == ext_before.id
+
+
 def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
     env_file = project.env_file("ext-dev")
     edited = env_file.read_text().replace("WANDB_MODE='online'", "WANDB_MODE='offline'")

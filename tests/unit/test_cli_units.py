@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from isaac_deploy.cli import containers
 from isaac_deploy.cli.main import main, parser, service_of
 from isaac_deploy.cli.project import ProjectError, find_root, inventory_data, load, read_env_file
+from isaac_deploy.facts.images import parse_build_inputs
+from isaac_deploy.model.images import INPUTS_LABEL, image_build
+from isaac_deploy.operations import docker as docker_ops
+from isaac_deploy.probes import build_inputs as build_inputs_probe
 from isaac_deploy.render.templates import env_quote
+from tests.helpers import ROOT, fact_args, run_op
 from tests.unit.test_envfiles import HOSTILE
 
 
@@ -131,3 +138,66 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
         pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "../x"]), tmp_path)
     with pytest.raises(IsaacDeployError, match="no cluster inventory"):
         pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), tmp_path)
+
+
+class FakeEngine:
+    """The engine's answers: ``images`` exist (by ref), every other image is missing."""
+
+    def __init__(self, images: dict[str, str]) -> None:
+        self.images = images
+
+    def get(self, url: str):
+        ref = unquote(url.removeprefix("/images/").removesuffix("/json"))
+        if ref in self.images:
+            return 200, {"Id": self.images[ref], "Config": {"Labels": {}}}
+        return 404, {"message": f"No such image: {ref}"}
+
+    def get_many(self, urls):
+        return {url: self.get(url) for url in urls}
+
+
+def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
+    """``isaac-deploy build`` and the deploy's operation (fed by the real probe) compute the same
+    inputs digest, and both follow the Dockerfile's text and the entrypoint."""
+    root = make_root(tmp_path, {"isaac_profiles": ("ext", "ext-dev")})
+    (root / ".dockerignore").write_text((ROOT / ".dockerignore").read_text())
+    for name in ("Dockerfile.ext-dev", "entrypoint.sh"):
+        (root / "docker" / name).write_text((ROOT / "docker" / name).read_text())
+    project = load(root)
+    spec = image_build(project.config, "ext-dev")
+    engine = FakeEngine({spec.base_image: "sha256:" + "b" * 64})
+    monkeypatch.setattr(containers, "docker_client", lambda: engine)
+    monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: engine)
+    calls = []
+    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 0)
+
+    def cli_label() -> str:
+        assert containers.build(project, "ext-dev", []) == 0
+        argv = calls.pop()
+        return argv[argv.index("--label") + 1]
+
+    def deploy_label() -> str:
+        refs = [spec.image, spec.base_image]
+        state = build_inputs_probe.build_inputs(str(root), refs, [spec.dockerfile])
+        fact = parse_build_inputs(json.dumps(state))
+        key = fact_args({"context": str(root), "dockerfiles": [spec.dockerfile], "images": refs})
+        commands, _ = run_op(
+            docker_ops.images, {"ImageBuildInputs": {key: fact}}, context=str(root), builds=[spec]
+        )
+        assert len(commands) == 1
+        return next(part for part in commands[0].split() if part.startswith(INPUTS_LABEL))
+
+    first = cli_label()
+    assert first.startswith(f"{INPUTS_LABEL}=sha256:") and deploy_label() == first
+    labels = {first}
+    for name, addition in (("Dockerfile.ext-dev", "LABEL note=x\n"), ("entrypoint.sh", "# x\n")):
+        path = root / "docker" / name
+        path.write_text(path.read_text() + addition)
+        label = cli_label()
+        assert label not in labels and deploy_label() == label
+        labels.add(label)
+
+    (root / "docker" / "Dockerfile.ext-dev").unlink()
+    with pytest.raises(ProjectError) as error:
+        containers.build(project, "ext-dev", [])
+    assert str(error.value) == f"no such Dockerfile: {spec.dockerfile}" and calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -9,7 +10,9 @@ import subprocess
 import pytest
 
 from isaac_deploy.probes import program
-from isaac_deploy.probes.context_digest import DockerIgnore, context_digest
+from isaac_deploy.probes.build_inputs import parse_args
+from isaac_deploy.probes.context_digest import DockerIgnore, context_digest, dockerfile_digest
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -86,12 +89,62 @@ def test_mode_and_symlinks_count(tmp_path):
     assert context_digest(str(tmp_path))["digest"] != after_chmod
 
 
+def project_tree(root):
+    """The files of this project's build that matter here, with its real ``.dockerignore``."""
+    files = {
+        ".dockerignore": (ROOT / ".dockerignore").read_text(),
+        "source/pkg/a.py": "print(1)\n",
+        "scripts/train.py": "print(2)\n",
+    }
+    for name in ("Dockerfile.ext", "Dockerfile.ext-dev", "entrypoint.sh"):
+        files[f"docker/{name}"] = (ROOT / "docker" / name).read_text()
+    make_tree(root, files)
+
+
+def test_entrypoint_is_in_the_context_and_dockerfiles_are_not(tmp_path):
+    """The entrypoint (COPY'd into both images) changes the context digest; a Dockerfile does
+    not, which is why its text is digested on its own (``dockerfile_digest``)."""
+    project_tree(tmp_path)
+    before = context_digest(str(tmp_path))["digest"]
+    dockerfile = tmp_path / "docker" / "Dockerfile.ext-dev"
+    dockerfile.write_text(dockerfile.read_text() + "LABEL note=changed\n")
+    assert context_digest(str(tmp_path))["digest"] == before
+    entrypoint = tmp_path / "docker" / "entrypoint.sh"
+    entrypoint.write_text(entrypoint.read_text() + "# changed\n")
+    assert context_digest(str(tmp_path))["digest"] != before
+
+
+def test_dockerfile_digest_is_of_its_text_and_a_missing_one_is_one_line(tmp_path):
+    first, second = tmp_path / "a" / "Dockerfile", tmp_path / "b" / "Dockerfile"
+    make_tree(tmp_path, {"a/Dockerfile": "FROM base\n", "b/Dockerfile": "FROM base\n"})
+    digest = dockerfile_digest(str(first))
+    assert digest == {"digest": "sha256:" + hashlib.sha256(b"FROM base\n").hexdigest()}
+    assert dockerfile_digest(str(second)) == digest  # the text, not the path
+    second.write_text("FROM base\n# a comment\n")
+    assert dockerfile_digest(str(second)) != digest
+    missing = str(tmp_path / "none" / "Dockerfile")
+    assert dockerfile_digest(missing) == {"error": f"no such Dockerfile: {missing}"}
+    folder = dockerfile_digest(str(tmp_path / "a"))["error"]
+    assert folder.startswith(f"cannot read Dockerfile {tmp_path / 'a'}: ") and "\n" not in folder
+
+
+def test_probe_arguments():
+    assert parse_args(["/p", "-f", "/p/D 1", "a:1", "-f", "/p/D2", "b:2"]) == (
+        "/p",
+        ["a:1", "b:2"],
+        ["/p/D 1", "/p/D2"],
+    )
+    assert parse_args(["/p"]) == ("/p", [], [])
+
+
 def test_runs_as_part_of_the_facts_program_without_the_package(tmp_path):
-    make_tree(tmp_path, {"a": "1"})
+    project_tree(tmp_path)
+    dockerfile = str(tmp_path / "docker" / "Dockerfile.ext")
+    missing = str(tmp_path / "docker" / "Dockerfile.none")
     source = program("dockerapi", "context_digest", "build_inputs")
     # -I: isolated mode, so the program cannot import isaac_deploy from anywhere
     out = subprocess.run(
-        ["/usr/bin/python3", "-I", "-c", source, str(tmp_path)],
+        ["/usr/bin/python3", "-I", "-c", source, str(tmp_path), "-f", dockerfile, "-f", missing],
         capture_output=True,
         text=True,
         check=True,
@@ -99,6 +152,10 @@ def test_runs_as_part_of_the_facts_program_without_the_package(tmp_path):
     ).stdout
     data = json.loads(out)
     assert data["context"] == context_digest(str(tmp_path)) and data["images"] == {}
+    assert data["dockerfiles"] == {
+        dockerfile: dockerfile_digest(dockerfile),
+        missing: {"error": f"no such Dockerfile: {missing}"},
+    }
     missing = subprocess.run(
         ["/usr/bin/python3", "-I", "-c", source, str(tmp_path / "nope")],
         capture_output=True,

@@ -164,23 +164,36 @@ BUILD = ImageBuild(
     build_args={"EXTENSION_NAME": "ext", "NOTE": "a b;$(x)"},
 )
 BASE = LocalImage("sha256:" + "b" * 64)
+DOCKERFILE_TEXT = "FROM ${ISAACLAB_BASE_IMAGE}\nCOPY source/ /ext/source/\n"
+
+
+def text_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
     images = {"base:1": BASE}
     if image:
         images["isaac-lab-ext:alice"] = image
+    text = kwargs.get("dockerfile", DOCKERFILE_TEXT)
     return BuildInputs(
-        kwargs.get("digest", "sha256:ctx"), kwargs.get("error"), images, kwargs.get("docker_error")
+        kwargs.get("digest", "sha256:ctx"),
+        kwargs.get("error"),
+        images,
+        kwargs.get("docker_error"),
+        {} if text is None else {BUILD.dockerfile: text_digest(text)},
+        kwargs.get("dockerfile_errors", {}),
     )
 
 
-INPUTS_ARGS = "context=/p, images=['isaac-lab-ext:alice', 'base:1']"
+INPUTS_ARGS = (
+    "context=/p, dockerfiles=['/p/docker/Dockerfile.ext'], images=['isaac-lab-ext:alice', 'base:1']"
+)
 
 
 class TestImages:
     def expected_inputs(self) -> str:
-        return inputs_digest("sha256:ctx", BUILD, BASE.id)
+        return inputs_digest("sha256:ctx", text_digest(DOCKERFILE_TEXT), BUILD, BASE.id)
 
     def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
         commands, host = run_op(
@@ -195,7 +208,14 @@ class TestImages:
             "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p"
         ]
         assert host.fact_calls == [
-            ("ImageBuildInputs", {"context": "/p", "images": ["isaac-lab-ext:alice", "base:1"]})
+            (
+                "ImageBuildInputs",
+                {
+                    "context": "/p",
+                    "dockerfiles": ["/p/docker/Dockerfile.ext"],
+                    "images": ["isaac-lab-ext:alice", "base:1"],
+                },
+            )
         ]
 
     def test_unchanged_inputs_are_not_rebuilt(self):
@@ -214,7 +234,10 @@ class TestImages:
         image = LocalImage(
             "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
         )
-        for changed in (inputs(image, digest="sha256:other"),):
+        for changed in (
+            inputs(image, digest="sha256:other"),
+            inputs(image, dockerfile=DOCKERFILE_TEXT + "LABEL note=changed\n"),
+        ):
             commands, _ = run_op(
                 docker_ops.images,
                 {"ImageBuildInputs": {INPUTS_ARGS: changed}},
@@ -231,8 +254,83 @@ class TestImages:
         )
         assert len(commands) == 1
 
+    def test_changed_dockerfile_text_rebuilds_with_the_new_digest(self):
+        image = LocalImage(
+            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
+        )
+        edited = DOCKERFILE_TEXT + "# a comment counts too\n"
+        commands, host = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image, dockerfile=edited)}},
+            context="/p",
+            builds=[BUILD],
+        )
+        new_inputs = inputs_digest("sha256:ctx", text_digest(edited), BUILD, BASE.id)
+        assert new_inputs != self.expected_inputs()
+        assert commands == [
+            "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
+            f"--label org.isaac-deploy.inputs={new_inputs} "
+            "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p"
+        ]
+        assert host.noops == []
+
+    def test_same_dockerfile_text_elsewhere_is_not_rebuilt(self):
+        """The digest is of the Dockerfile's text, not of its path."""
+        moved = ImageBuild(**{**BUILD.__dict__, "dockerfile": "/q/docker/Dockerfile.ext"})
+        assert (
+            inputs_digest("sha256:ctx", text_digest(DOCKERFILE_TEXT), moved, BASE.id)
+            == self.expected_inputs()
+        )
+        image = LocalImage(
+            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
+        )
+        images = {"base:1": BASE, "isaac-lab-ext:alice": image}
+        facts = BuildInputs(
+            "sha256:ctx", None, images, None, {moved.dockerfile: text_digest(DOCKERFILE_TEXT)}
+        )
+        args = INPUTS_ARGS.replace("/p/docker", "/q/docker")
+        commands, host = run_op(
+            docker_ops.images, {"ImageBuildInputs": {args: facts}}, context="/p", builds=[moved]
+        )
+        assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
+
+    def test_missing_dockerfile_is_one_line_and_that_image_is_not_built(self, caplog):
+        error = "no such Dockerfile: /p/docker/Dockerfile.ext"
+        facts = inputs(dockerfile=None, dockerfile_errors={BUILD.dockerfile: error})
+        commands, host = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": {INPUTS_ARGS: facts}},
+            context="/p",
+            builds=[BUILD],
+        )
+        assert commands == [] and host.noops == []
+        lines = [r.getMessage() for r in caplog.records if "Dockerfile" in r.getMessage()]
+        assert lines == [f"[test] isaac-lab-ext:alice is not built: {error}"]
+
+    def test_missing_dockerfile_does_not_stop_the_other_image(self, caplog):
+        dev = ImageBuild(
+            image="isaac-lab-ext-dev:alice",
+            dockerfile="/p/docker/Dockerfile.ext-dev",
+            base_image="base:1",
+        )
+        error = "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
+        facts = inputs(dockerfile_errors={dev.dockerfile: error})
+        args = (
+            "context=/p, dockerfiles=['/p/docker/Dockerfile.ext', '/p/docker/Dockerfile.ext-dev'], "
+            "images=['isaac-lab-ext:alice', 'base:1', 'isaac-lab-ext-dev:alice', 'base:1']"
+        )
+        commands, _ = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": {args: facts}},
+            context="/p",
+            builds=[BUILD, dev],
+        )
+        assert len(commands) == 1 and "-t isaac-lab-ext:alice " in commands[0]
+        assert f"isaac-lab-ext-dev:alice is not built: {error}" in caplog.text
+
     def test_missing_base_warns_with_the_hint_and_builds_nothing(self, caplog):
-        facts = {"ImageBuildInputs": {INPUTS_ARGS: BuildInputs("sha256:ctx", None, {})}}
+        no_base = BuildInputs("sha256:ctx", None, {}, None, inputs().dockerfiles)
+        facts = {"ImageBuildInputs": {INPUTS_ARGS: no_base}}
         commands, _ = run_op(
             docker_ops.images, facts, context="/p", builds=[BUILD], base_hint="get it"
         )

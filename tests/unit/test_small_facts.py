@@ -47,6 +47,12 @@ def test_path_kinds(tmp_path):
 
 INPUTS = {
     "context": {"digest": "sha256:abc", "files": 3, "bytes": 10},
+    "dockerfiles": {
+        "/p/docker/Dockerfile.ext": {"digest": "sha256:df"},
+        "/p/docker/Dockerfile.ext-dev": {
+            "error": "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
+        },
+    },
     "images": {
         "isaac-lab-base": {"id": "sha256:1111", "labels": {"a": "b"}},
         "isaac-lab-ext:alice": {
@@ -65,6 +71,12 @@ def test_image_build_inputs_parse():
     assert state.image("isaac-lab-base").id == "sha256:1111"
     assert state.image("isaac-lab-ext:alice").inputs == "sha256:in"
     assert state.image("nope:1") is None
+    assert state.dockerfiles == {"/p/docker/Dockerfile.ext": "sha256:df"}
+    assert state.dockerfile_error("/p/docker/Dockerfile.ext") is None
+    assert state.dockerfile_error("/p/docker/Dockerfile.ext-dev") == (
+        "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
+    )
+    assert state.dockerfile_error("/p/other") == "no digest of Dockerfile /p/other"
 
 
 def test_image_build_inputs_docker_errors_and_garbage():
@@ -82,9 +94,21 @@ def test_image_build_inputs_docker_errors_and_garbage():
 
 def test_image_build_inputs_command_runs_here(tmp_path):
     (tmp_path / "f").write_text("1")
-    state = run_fact(ImageBuildInputs(), context=str(tmp_path), images=["isaac-deploy-test/none:1"])
+    dockerfile = tmp_path / "it's a Dockerfile"
+    dockerfile.write_text("FROM base\n")
+    missing = str(tmp_path / "Dockerfile.none")
+    state = run_fact(
+        ImageBuildInputs(),
+        context=str(tmp_path),
+        dockerfiles=[str(dockerfile), missing],
+        images=["isaac-deploy-test/none:1"],
+    )
     assert state.context_digest.startswith("sha256:")
     assert state.image("isaac-deploy-test/none:1") is None
+    assert state.dockerfiles == {
+        str(dockerfile): "sha256:" + hashlib.sha256(b"FROM base\n").hexdigest()
+    }
+    assert state.dockerfile_error(missing) == f"no such Dockerfile: {missing}"
 
 
 def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
