@@ -17,9 +17,14 @@ def printable(text: str) -> str:
 
 
 def arguments_cell(args: tuple[str, ...], width: int = ARGS_WIDTH) -> str:
-    """The arguments as a shell would take them, escaped onto one line, cut at ``width``."""
+    """The arguments as a shell would take them, escaped onto one line; longer than ``width``,
+    their middle gives way to `` ... `` (the first ones name the task, the last ones are
+    usually what changed between runs)."""
     text = printable(" ".join(shlex.quote(arg) for arg in args)) or "-"
-    return text if len(text) <= width else text[: width - 3] + "..."
+    if len(text) <= width:
+        return text
+    keep = width - len(" ... ")
+    return text[: keep - keep // 2] + " ... " + text[len(text) - keep // 2 :]
 
 
 def state_of(entry: Entry, states: dict, active: set[str] | None) -> str:

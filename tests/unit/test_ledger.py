@@ -175,8 +175,8 @@ def test_long_or_multiline_arguments_stay_on_one_short_row():
     lines = table([entry], {}, set())
     assert len(lines) == 2 and "\n" not in lines[1]
     cell = lines[1][lines[0].index("ARGUMENTS") :]
-    assert cell.startswith("--note 'line one\\nline two\\ttab' --blob xxx")
-    assert cell.endswith("...") and len(cell) == ARGS_WIDTH
+    assert cell.startswith("--note 'line one\\nline two\\ttab' --blo")
+    assert " ... " in cell and cell.endswith("xxx") and len(cell) == ARGS_WIDTH
     assert entry.args[3] == "x" * 10_000  # the ledger keeps them whole
 
 
