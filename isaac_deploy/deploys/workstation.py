@@ -32,7 +32,7 @@ from isaac_deploy.model.paths import X11_SOCKETS, expand_home
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
-from isaac_deploy.policy.checks import Check, toolkit_checks
+from isaac_deploy.policy.checks import Check, engine_elsewhere_down, toolkit_checks
 from isaac_deploy.render import apt_sources
 from isaac_deploy.render.compose_override import override_yaml
 from isaac_deploy.render.env_files import env_file_text
@@ -177,10 +177,14 @@ def _log(check: Check) -> None:
 
 @deploy("Check the workstation toolkit")
 def check_toolkit(ws: Workstation) -> None:
-    """Report every check; in check-only mode a missing Docker stops the deploy here."""
+    """Report every check; an engine asked elsewhere (``DOCKER_HOST``, a Docker context) that
+    does not answer, or in check-only mode a missing Docker, stops the deploy here."""
     checks = toolkit_checks(ws.toolkit, will_install=ws.install, min_free_gb=ws.config.min_free_gb)
     for check in checks:
         _log(check)
+    elsewhere_down = engine_elsewhere_down(ws.toolkit)
+    if elsewhere_down:
+        raise ToolkitError(elsewhere_down.sentence())
     if not ws.install and (not ws.toolkit.docker_client or ws.toolkit.docker_engine_missing):
         raise ToolkitError(
             "Docker is not installed and isaac_provision='check' may not install it: ask an admin "

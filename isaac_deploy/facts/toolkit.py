@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from isaac_deploy.facts.files import FileDigest
 from isaac_deploy.model.workstation import HostUser
 from isaac_deploy.probes import PYTHON, program, toolkit_probe
+from isaac_deploy.probes.dockerapi import DEFAULT_HOST
 
 VERSION_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
+EndpointSource = Literal["DOCKER_HOST", "DOCKER_CONTEXT", "context", "default"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,18 @@ class Gpu:
     name: str
     driver: str
     memory: str
+
+
+@dataclass(frozen=True)
+class DockerEndpoint:
+    """The engine the probe asked, chosen as the docker CLI chooses it, and what chose it:
+    ``DOCKER_HOST``, the context named by ``DOCKER_CONTEXT``, the config's current ``context``
+    (``docker context use``), else the ``default`` socket."""
+
+    host: str | None = DEFAULT_HOST  # None: a context without a Docker endpoint
+    source: EndpointSource = "default"
+    context: str | None = None
+    local_default: bool = True  # this machine's default socket, where a started dockerd listens
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class Toolkit:
     docker_client: str | None = None
     docker_server: str | None = None
     docker_server_error: str | None = None
+    docker_endpoint: DockerEndpoint = DockerEndpoint()
     dockerd: str | None = None
     sudo: str | None = None
     docker_root: str | None = None
@@ -154,6 +169,21 @@ def _parse_daemon_json(text: Any) -> tuple[dict | None, str | None]:
     return value, None
 
 
+def _parse_endpoint(raw: Any) -> DockerEndpoint:
+    """The endpoint the probe asked; the default, none (an older probe) or a garbled one: the
+    default socket."""
+    source = raw.get("source") if isinstance(raw, dict) else None
+    if source not in ("DOCKER_HOST", "DOCKER_CONTEXT", "context"):
+        return DockerEndpoint()
+    host, context = raw.get("host"), raw.get("context")
+    return DockerEndpoint(
+        host=host if isinstance(host, str) else None,
+        source=source,
+        context=context if isinstance(context, str) else None,
+        local_default=raw.get("local_default") is True,
+    )
+
+
 def _parse_images(raw: Any) -> dict[str, str]:
     images = {}
     for image in raw if isinstance(raw, list) else []:
@@ -203,6 +233,7 @@ def parse_toolkit(output: str) -> Toolkit:
         docker_server_error=None
         if server or not which.get("docker")
         else str(engine.get("error") or "Docker daemon not reachable"),
+        docker_endpoint=_parse_endpoint(engine.get("endpoint")),
         dockerd=which.get("dockerd"),
         sudo=which.get("sudo"),
         docker_root=info.get("DockerRootDir") or None,

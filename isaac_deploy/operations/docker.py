@@ -8,6 +8,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from isaac_deploy.facts.images import ImageBuildInputs
 from isaac_deploy.facts.toolkit import Toolkit
 from isaac_deploy.model.images import ImageBuild, build_argv, inputs_digest
+from isaac_deploy.policy.checks import engine_elsewhere_down
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
 DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
@@ -98,7 +99,8 @@ def daemon_running(toolkit: Toolkit):
 
     Through systemd where PID 1 is systemd, else as a detached ``dockerd``; the operation waits
     until the daemon answers. A daemon this user may not use yet (not in the ``docker`` group)
-    counts as running.
+    counts as running. An engine asked elsewhere than this machine's default socket (through
+    ``DOCKER_HOST`` or a Docker context) is never started here: a warning names it and the fix.
 
     + toolkit: the ``WorkstationToolkit`` fact, gathered before
 
@@ -117,6 +119,10 @@ def daemon_running(toolkit: Toolkit):
         return
     if toolkit.docker_permission_denied:
         host.noop("Docker daemon is running (this user may not use it yet)")
+        return
+    elsewhere_down = engine_elsewhere_down(toolkit)
+    if elsewhere_down:
+        logger.warning(f"{host.print_prefix}Docker daemon not started: {elsewhere_down.sentence()}")
         return
     yield daemon_start_command(toolkit)
 

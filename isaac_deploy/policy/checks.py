@@ -10,13 +10,19 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from isaac_deploy.facts.toolkit import Toolkit
+from isaac_deploy.facts.toolkit import DockerEndpoint, Toolkit
 
 Status = Literal["OK", "WARN", "FAIL", "SKIPPED"]
 # The seed's tested combinations: (docker, apptainer) exact pair, or both at least these.
 TESTED_EXACT = (("24.0.7", "1.2.5"),)
 TESTED_MINIMUM = (("27.0.0", "1.3.4"),)
 DOCKER_GROUP_FIX = "log out and in again (or run `newgrp docker`) so the new group applies"
+# how to go back to this machine's engine, by what chose the one asked
+BACK_TO_DEFAULT = {
+    "DOCKER_HOST": "unset DOCKER_HOST",
+    "DOCKER_CONTEXT": "unset DOCKER_CONTEXT",
+    "context": "run `docker context use default`",
+}
 
 
 @dataclass(frozen=True)
@@ -26,9 +32,13 @@ class Check:
     message: str
     fix: str = ""
 
-    def line(self) -> str:
+    def sentence(self) -> str:
+        """The message and, for WARN and FAIL, its fix: ``message -> fix``."""
         tail = f" -> {self.fix}" if self.fix and self.status in ("WARN", "FAIL") else ""
-        return f"[{self.status}] {self.name}: {self.message}{tail}"
+        return f"{self.message}{tail}"
+
+    def line(self) -> str:
+        return f"[{self.status}] {self.name}: {self.sentence()}"
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
@@ -105,6 +115,36 @@ def check_nvidia_toolkit(tk: Toolkit, will_install: bool) -> Check:
     return Check(name, "OK", f"nvidia-ctk {tk.nvidia_ctk}, nvidia runtime configured")
 
 
+def endpoint_origin(endpoint: DockerEndpoint) -> str:
+    """Which engine was asked, other than the default socket, and what chose it, e.g.
+    ``DOCKER_HOST points to tcp://h:2376``."""
+    if endpoint.source == "DOCKER_HOST":
+        return f"DOCKER_HOST points to {endpoint.host}"
+    chosen_by = "DOCKER_CONTEXT" if endpoint.source == "DOCKER_CONTEXT" else "`docker context use`"
+    target = f"points to {endpoint.host}" if endpoint.host else "has no Docker endpoint here"
+    return f'the Docker context "{endpoint.context}" (chosen by {chosen_by}) {target}'
+
+
+def engine_elsewhere_down(tk: Toolkit) -> Check | None:
+    """FAIL when the engine asked is not this machine's default socket (``DOCKER_HOST``, a Docker
+    context) and does not answer: a dockerd started here would not be the one asked."""
+    endpoint = tk.docker_endpoint
+    answered = tk.docker_server or tk.docker_permission_denied
+    if endpoint.local_default or not tk.docker_client or answered:
+        return None
+    back = f"{BACK_TO_DEFAULT[endpoint.source]} to use this machine's engine"
+    if not endpoint.host:
+        return Check(
+            "Docker", "FAIL", f"{endpoint_origin(endpoint)} ({tk.docker_server_error})", back
+        )
+    return Check(
+        "Docker",
+        "FAIL",
+        f"{endpoint_origin(endpoint)}, where no Docker engine answers ({tk.docker_server_error})",
+        f"{back}, or start the Docker daemon at {endpoint.host}",
+    )
+
+
 def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
     if not tk.docker_client:
         return [
@@ -117,7 +157,10 @@ def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
                 "isaac_provision='install' on a host where you may use sudo",
             )
         ]
-    if tk.docker_engine_missing:
+    elsewhere_down = engine_elsewhere_down(tk)
+    if elsewhere_down:
+        engine = elsewhere_down
+    elif tk.docker_engine_missing:
         engine = missing(
             "Docker",
             f"client {tk.docker_client}, but no Docker engine (dockerd) is installed",
@@ -126,7 +169,12 @@ def check_docker(tk: Toolkit, will_install: bool) -> list[Check]:
             "ask an admin to run `sudo apt-get install docker.io`",
         )
     elif tk.docker_server:
-        engine = Check("Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}")
+        where = (
+            "" if tk.docker_endpoint.local_default else f" ({endpoint_origin(tk.docker_endpoint)})"
+        )
+        engine = Check(
+            "Docker", "OK", f"client {tk.docker_client}, engine {tk.docker_server}{where}"
+        )
     elif tk.docker_permission_denied:
         engine = Check(
             "Docker",

@@ -1,25 +1,26 @@
 """Minimal read-only Docker Engine API client over the unix socket (stdlib only).
 
 Asking the engine directly costs a few milliseconds, where each ``docker`` CLI call costs
-20-50 ms; the facts use it for version, info and image queries. ``DOCKER_HOST`` other than
-``unix://`` is reported as unsupported so callers can fall back to the CLI.
+20-50 ms; the facts use it for version, info and image queries. :func:`docker_endpoint` says
+which engine the ``docker`` CLI would ask and why; an endpoint that is not a unix socket, or a
+Docker context, is asked through the CLI.
 """
 
+import hashlib
 import json
 import os
 import socket
 import threading
 
-__all__ = ["DockerAPI", "DockerCLI", "docker_client"]
+__all__ = ["DEFAULT_HOST", "DockerAPI", "DockerCLI", "docker_client", "docker_endpoint"]
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 
 class DockerAPI:
-    def __init__(self, host=None, timeout=10.0):
-        host = host if host is not None else os.environ.get("DOCKER_HOST", "")
+    def __init__(self, host=DEFAULT_HOST, timeout=10.0):
         self.path = host[len("unix://") :] if host.startswith("unix://") else None
-        if not host:
-            self.path = "/var/run/docker.sock"
-        self.host = host or "unix:///var/run/docker.sock"
+        self.host = host
         self.timeout = timeout
 
     def get(self, url):
@@ -129,19 +130,68 @@ class DockerCLI:
     get_many = DockerAPI.get_many
 
 
-def docker_client():
-    """The engine API on its socket when the CLI would use it too, else the CLI itself."""
+def docker_config_dir():
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def current_context():
+    """``(name, source)``: the Docker context the CLI uses and what chose it (``DOCKER_CONTEXT``,
+    ``context``: the config's current context, ``default``)."""
+    name = os.environ.get("DOCKER_CONTEXT", "")
+    if name:
+        return name, "DOCKER_CONTEXT"
+    try:
+        with open(os.path.join(docker_config_dir(), "config.json"), encoding="utf-8") as handle:
+            name = json.load(handle).get("currentContext") or ""
+    except (OSError, ValueError, AttributeError):
+        name = ""
+    return (name, "context") if name else ("default", "default")
+
+
+def context_host(name):
+    """The Docker endpoint of the context ``name`` from its metadata, ``None`` if it has none."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    path = os.path.join(docker_config_dir(), "contexts", "meta", digest, "meta.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)["Endpoints"]["docker"]["Host"] or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_default_socket(host):
+    """Whether ``host`` is this machine's default socket, where a started dockerd listens."""
+    if not host or not host.startswith("unix://"):
+        return False
+    default = DEFAULT_HOST[len("unix://") :]
+    return os.path.realpath(host[len("unix://") :]) == os.path.realpath(default)
+
+
+def docker_endpoint():
+    """Where the ``docker`` CLI connects and why, as it decides: ``DOCKER_HOST``, else the Docker
+    context (``DOCKER_CONTEXT``, else the config's current one), else the default socket.
+
+    ``{"host": endpoint or None (a context without one), "source": "DOCKER_HOST" |
+    "DOCKER_CONTEXT" | "context" | "default", "context": name or None, "local_default": bool}``
+    """
     host = os.environ.get("DOCKER_HOST", "")
-    if host and not host.startswith("unix://"):
-        return DockerCLI()
-    context = os.environ.get("DOCKER_CONTEXT", "")
-    if not context:
-        config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-        try:
-            with open(os.path.join(config, "config.json"), encoding="utf-8") as handle:
-                context = json.load(handle).get("currentContext") or ""
-        except (OSError, ValueError, AttributeError):
-            context = ""
-    if context and context != "default" and not host:
-        return DockerCLI()
-    return DockerAPI()
+    context, source = (None, "DOCKER_HOST") if host else current_context()
+    if context == "default":
+        host, context, source = DEFAULT_HOST, None, "default"
+    elif context:
+        host = context_host(context)
+    return {
+        "host": host,
+        "source": source,
+        "context": context,
+        "local_default": is_default_socket(host),
+    }
+
+
+def docker_client(endpoint=None):
+    """The engine API on its socket when the CLI would use it too, else the CLI itself."""
+    endpoint = endpoint or docker_endpoint()
+    host = endpoint["host"]
+    if endpoint["context"] is None and host.startswith("unix://"):
+        return DockerAPI(host)
+    return DockerCLI()

@@ -3,7 +3,8 @@
 Run on the target by the ``WorkstationToolkit`` fact as ``python3 -c <this file> [ARGS JSON]``.
 It only collects raw material: the user, OS, which tools exist, the raw output of
 ``nvidia-smi``, ``nvidia-ctk``, ``apptainer``/``singularity``, the Docker and Compose CLIs (run
-in parallel), the engine's ``/version``, ``/info`` and ``/images/json`` (over its socket),
+in parallel), the engine's endpoint (which one the CLI would ask, and why) and its
+``/version``, ``/info`` and ``/images/json`` (over its socket),
 ``daemon.json``, free space under Docker's root, and, from ARGS, the kinds of some paths
 (``"paths"``), the contents of some files (``"read"``) and the mode/digest of others
 (``"digest"``). Parsing is the fact's job.
@@ -20,7 +21,7 @@ import subprocess
 import sys
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.probes.dockerapi import docker_client
+    from isaac_deploy.probes.dockerapi import docker_client, docker_endpoint
 
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",
@@ -166,8 +167,9 @@ def probe(args):
         if found[tool]:
             procs[tool] = start([found[tool], "--version"])
 
-    api = docker_client()
-    engine = {}
+    endpoint = docker_endpoint()
+    api = docker_client(endpoint)
+    engine = {"endpoint": endpoint}
     answers = api.get_many(["/version", "/info", "/images/json"])
     status, version = answers["/version"]
     if status == 200:

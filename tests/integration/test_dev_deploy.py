@@ -11,11 +11,13 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 
 import pytest
 import testinfra
 
 import docker
+from isaac_deploy.operations.docker import DAEMON_PIDFILE
 from tests.conftest import PYINFRA, tree_state
 
 pytestmark = pytest.mark.lab
@@ -298,6 +300,35 @@ def test_no_docker_in_check_only_mode_is_one_actionable_line(project):
     ), out
     assert "sudo apt-get install docker.io" in errors[0]
     assert tree_state(project.path) == before
+
+
+def dockerd_pids() -> set[str]:
+    return set(
+        subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()
+    )
+
+
+def test_dead_docker_host_is_one_line_naming_it_and_nothing_starts(project, tmp_path):
+    """DOCKER_HOST to a dead socket while the lab's engine runs: the deploy names the variable
+    and the endpoint in one line, at once (no 20 s wait for a daemon), and changes nothing."""
+    dead = f"unix://{tmp_path}/nope.sock"
+    before, engines = tree_state(project.path), dockerd_pids()
+    started = time.monotonic()
+    result = project.deploy(env={"DOCKER_HOST": dead})
+    elapsed = time.monotonic() - started
+    assert result.rc != 0, result.out
+    errors = [line for line in result.out.splitlines() if "pyinfra error" in line]
+    assert len(errors) == 1, result.out
+    assert f"DOCKER_HOST points to {dead}, where no Docker engine answers" in errors[0]
+    assert (
+        f"-> unset DOCKER_HOST to use this machine's engine, or start the Docker daemon at {dead}"
+        in errors[0]
+    )
+    assert "Starting operation" not in result.out and "dockerd did not start" not in result.out
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    assert dockerd_pids() == engines and not os.path.exists(DAEMON_PIDFILE)
+    assert tree_state(project.path) == before
+    assert docker.from_env().ping()  # the lab's engine, untouched
 
 
 def compose_config(project, profile: str, env_profile: str, env: dict | None = None):

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from isaac_deploy.facts.toolkit import WorkstationToolkit
-from isaac_deploy.policy.checks import is_tested_combination, toolkit_checks, version_tuple
+from isaac_deploy.facts.toolkit import DockerEndpoint, WorkstationToolkit
+from isaac_deploy.policy.checks import (
+    check_docker,
+    engine_elsewhere_down,
+    is_tested_combination,
+    toolkit_checks,
+    version_tuple,
+)
 from tests.helpers import fixture_lines
+
+DEAD_HOST = "unix:///tmp/tmp.fO357fMcyr/nope.sock"  # the private folder of the captures
+
+
+def toolkit(name: str):
+    return WorkstationToolkit().process(fixture_lines(f"toolkit/{name}"))
 
 
 def checks(name: str, will_install: bool = True, min_free_gb: int = 20) -> dict:
-    tk = WorkstationToolkit().process(fixture_lines(f"toolkit/{name}"))
+    tk = toolkit(name)
     result = toolkit_checks(tk, will_install=will_install, min_free_gb=min_free_gb)
     return {check.name: check for check in result}
 
@@ -112,3 +126,63 @@ def test_client_without_engine_is_not_ok():
     check = checks("debian12-client-only-no-engine.json", will_install=False)["Docker"]
     assert check.status == "FAIL" and "no Docker engine (dockerd) is installed" in check.message
     assert "apt-get install docker.io" in check.fix
+
+
+@pytest.mark.parametrize("will_install", [True, False])
+def test_dead_docker_host_fails_naming_the_variable_its_endpoint_and_the_fix(will_install):
+    check = checks("debian12-dead-docker-host.json", will_install=will_install)["Docker"]
+    assert check.line() == (
+        f"[FAIL] Docker: DOCKER_HOST points to {DEAD_HOST}, where no Docker engine answers "
+        f"(Cannot connect to the Docker daemon at {DEAD_HOST} (No such file or directory)) "
+        f"-> unset DOCKER_HOST to use this machine's engine, or start the Docker daemon at "
+        f"{DEAD_HOST}"
+    )
+
+
+def test_dead_docker_context_fails_naming_the_context_its_endpoint_and_the_fix():
+    check = checks("debian12-dead-context.json")["Docker"]
+    assert check.status == "FAIL" and "\n" not in check.line()
+    assert check.message.startswith(
+        f'the Docker context "dead" (chosen by `docker context use`) points to {DEAD_HOST}, '
+        "where no Docker engine answers ("
+    )
+    assert check.fix == (
+        "run `docker context use default` to use this machine's engine, or start the Docker "
+        f"daemon at {DEAD_HOST}"
+    )
+
+
+def test_context_from_docker_context_and_one_without_an_endpoint():
+    dead = toolkit("debian12-dead-context.json")
+    chosen = replace(dead, docker_endpoint=replace(dead.docker_endpoint, source="DOCKER_CONTEXT"))
+    check = engine_elsewhere_down(chosen)
+    assert check.message.startswith('the Docker context "dead" (chosen by DOCKER_CONTEXT) points')
+    assert check.fix.startswith("unset DOCKER_CONTEXT to use this machine's engine, or start")
+    gone = replace(chosen, docker_endpoint=DockerEndpoint(None, "DOCKER_CONTEXT", "gone", False))
+    check = engine_elsewhere_down(gone)
+    assert check.message.startswith(
+        'the Docker context "gone" (chosen by DOCKER_CONTEXT) has no Docker endpoint here ('
+    )
+    assert check.fix == "unset DOCKER_CONTEXT to use this machine's engine"
+
+
+def test_dead_default_socket_is_still_started_by_the_deploy():
+    install = checks("debian12-daemon-down.json", will_install=True)["Docker"]
+    assert install.status == "WARN" and install.fix == "the deploy starts it"
+    check_only = checks("debian12-daemon-down.json", will_install=False)["Docker"]
+    assert check_only.status == "FAIL" and "sudo systemctl start docker" in check_only.fix
+    down = toolkit("debian12-daemon-down.json")
+    assert engine_elsewhere_down(down) is None
+    named = DockerEndpoint("unix:///run/docker.sock", "DOCKER_HOST", None, local_default=True)
+    assert engine_elsewhere_down(replace(down, docker_endpoint=named)) is None
+
+
+def test_an_answering_engine_elsewhere_is_named_in_the_ok_line():
+    here = toolkit("debian12-root-docker20.json")
+    assert check_docker(here, True)[0].message == "client 28.2.2, engine 20.10.24"
+    remote = DockerEndpoint("tcp://gpu-box:2376", "DOCKER_HOST", None, local_default=False)
+    check = check_docker(replace(here, docker_endpoint=remote), True)[0]
+    assert check.line() == (
+        "[OK] Docker: client 28.2.2, engine 20.10.24 (DOCKER_HOST points to tcp://gpu-box:2376)"
+    )
+    assert engine_elsewhere_down(replace(here, docker_endpoint=remote)) is None

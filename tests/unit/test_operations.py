@@ -9,12 +9,17 @@ from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
 from isaac_deploy.facts.images import BuildInputs, LocalImage
-from isaac_deploy.facts.toolkit import Toolkit
+from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
 from isaac_deploy.model.images import ImageBuild, inputs_digest
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.render.managed import stamp
-from tests.helpers import MissingFact, run_op
+from tests.helpers import MissingFact, fixture_lines, run_op
+
+BACK = {
+    "debian12-dead-docker-host.json": "unset DOCKER_HOST",
+    "debian12-dead-context.json": "run `docker context use default`",
+}
 
 ENV = "/p/docker/.env.ext"
 TMP = "/p/docker/..env.ext.isaac-deploy.tmp"
@@ -366,6 +371,25 @@ class TestDaemonAndRuntime:
             docker_client="27.0.1", docker_server_error="dial unix: connect: permission denied"
         )
         assert run_op(docker_ops.daemon_running, {}, toolkit=toolkit)[0] == []
+
+    @pytest.mark.parametrize(
+        ("fixture", "named"),
+        [
+            ("debian12-dead-docker-host.json", "DOCKER_HOST points to"),
+            ("debian12-dead-context.json", 'the Docker context "dead"'),
+        ],
+    )
+    def test_engine_elsewhere_is_never_started_here(self, caplog, fixture, named):
+        toolkit = WorkstationToolkit().process(fixture_lines(f"toolkit/{fixture}"))
+        assert run_op(docker_ops.daemon_running, {}, toolkit=toolkit)[0] == []
+        warnings = [
+            line for line in caplog.text.splitlines() if "Docker daemon not started" in line
+        ]
+        assert len(warnings) == 1 and named in warnings[0]
+        assert (
+            f"-> {BACK[fixture]} to use this machine's engine, or start the Docker daemon at "
+            in (warnings[0])
+        )
 
     def test_systemd_and_plain_hosts(self):
         systemd, _ = run_op(docker_ops.daemon_running, {}, toolkit=Toolkit(init="systemd"))

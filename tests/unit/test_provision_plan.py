@@ -164,6 +164,36 @@ def test_daemon_down_without_systemd_starts_dockerd_detached():
     assert "--exec /usr/sbin/dockerd" in command and "until docker version" in command
 
 
+@pytest.mark.parametrize("provision", ["install", "check"])
+@pytest.mark.parametrize(
+    ("fixture", "named", "back"),
+    [
+        ("debian12-dead-docker-host.json", "DOCKER_HOST points to", "unset DOCKER_HOST"),
+        (
+            "debian12-dead-context.json",
+            'the Docker context "dead"',
+            "run `docker context use default`",
+        ),
+    ],
+)
+def test_engine_elsewhere_down_stops_with_one_line_naming_it(provision, fixture, named, back):
+    """A dead DOCKER_HOST or Docker context: no dockerd is started for it, the deploy stops."""
+    ws = make_workstation(fixture, isaac_provision=provision)
+    with pytest.raises(ToolkitError) as error:
+        plan(workstation.check_toolkit, ws)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(named)
+    assert "unix:///tmp/tmp.fO357fMcyr/nope.sock, where no Docker engine answers" in message
+    assert f"-> {back} to use this machine's engine, or start the Docker daemon at" in message
+    compose = "/root/.docker/cli-plugins/docker-compose"  # the context's capture found none
+    facts = {
+        "File": {f"path={compose}": None},
+        "Directory": {f"path={compose}": None, "path=/root/.docker/cli-plugins": None},
+    }
+    ops = by_name(plan(workstation.provision, make_workstation(fixture), facts=facts))
+    assert ops["Docker daemon running"].commands == []
+
+
 def test_check_mode_installs_nothing():
     ws = make_workstation("no-docker.json", isaac_provision="check")
     assert [op.commands for op in plan(workstation.provision, ws)] == []

@@ -111,6 +111,72 @@ def test_image_build_inputs_command_runs_here(tmp_path):
     assert state.dockerfile_error(missing) == f"no such Dockerfile: {missing}"
 
 
+def write_context(config_dir, name: str, host: str) -> None:
+    """A Docker context's metadata as the docker CLI (28.2.2) writes it."""
+    meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    endpoints = {"docker": {"Host": host, "SkipTLSVerify": False}}
+    (meta / "meta.json").write_text(
+        json.dumps({"Name": name, "Metadata": {}, "Endpoints": endpoints})
+    )
+
+
+def test_docker_endpoint_is_the_one_the_docker_cli_would_ask(monkeypatch, tmp_path):
+    """DOCKER_HOST, else DOCKER_CONTEXT, else the config's current context, else the default
+    socket; a context's endpoint comes from its metadata."""
+    from isaac_deploy.probes.dockerapi import docker_endpoint
+
+    for name in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    default = "unix:///var/run/docker.sock"
+    assert docker_endpoint() == {
+        "host": default,
+        "source": "default",
+        "context": None,
+        "local_default": True,
+    }
+    dead = f"unix://{tmp_path}/nope.sock"
+    write_context(tmp_path, "dead", dead)
+    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "dead"}))
+    assert docker_endpoint() == {
+        "host": dead,
+        "source": "context",
+        "context": "dead",
+        "local_default": False,
+    }
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    assert docker_endpoint()["source"] == "default"
+    monkeypatch.setenv("DOCKER_CONTEXT", "dead")
+    assert docker_endpoint() == {
+        "host": dead,
+        "source": "DOCKER_CONTEXT",
+        "context": "dead",
+        "local_default": False,
+    }
+    monkeypatch.setenv("DOCKER_CONTEXT", "gone")
+    assert docker_endpoint() == {
+        "host": None,
+        "source": "DOCKER_CONTEXT",
+        "context": "gone",
+        "local_default": False,
+    }
+    monkeypatch.setenv("DOCKER_HOST", dead)  # DOCKER_HOST wins over any context
+    assert docker_endpoint() == {
+        "host": dead,
+        "source": "DOCKER_HOST",
+        "context": None,
+        "local_default": False,
+    }
+    for host, local_default in (
+        ("unix:///var/run/docker.sock", True),
+        ("unix:///run/docker.sock", True),  # /var/run is a link to /run
+        ("tcp://127.0.0.1:2375", False),
+    ):
+        monkeypatch.setenv("DOCKER_HOST", host)
+        assert docker_endpoint()["local_default"] is local_default, host
+
+
 def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
     """A non-unix DOCKER_HOST or a non-default context goes through the docker CLI."""
     from isaac_deploy.probes.dockerapi import DockerAPI, DockerCLI, docker_client

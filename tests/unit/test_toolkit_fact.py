@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 
 import pytest
 
-from isaac_deploy.facts.toolkit import WorkstationToolkit, image_key
+from isaac_deploy.facts.toolkit import DockerEndpoint, WorkstationToolkit, image_key, parse_toolkit
 from tests.helpers import fixture_lines
+
+DEAD_HOST = "unix:///tmp/tmp.fO357fMcyr/nope.sock"  # the private folder of the captures
 
 
 def parse(name: str):
@@ -114,6 +117,39 @@ def test_captured_here_daemon_down():
     assert tk.docker_client and tk.docker_server is None
     assert "Cannot connect to the Docker daemon" in tk.docker_server_error
     assert not tk.docker_permission_denied
+    assert tk.docker_endpoint == DockerEndpoint(
+        host="unix:///var/run/docker.sock", source="default", context=None, local_default=True
+    )
+
+
+def test_captured_here_dead_docker_host_names_the_endpoint_asked():
+    tk = parse("debian12-dead-docker-host.json")
+    assert tk.docker_client and tk.docker_server is None and not tk.docker_permission_denied
+    assert tk.docker_endpoint == DockerEndpoint(
+        host=DEAD_HOST, source="DOCKER_HOST", context=None, local_default=False
+    )
+    assert DEAD_HOST in tk.docker_server_error
+
+
+def test_captured_here_dead_docker_context_names_the_context_and_its_endpoint():
+    tk = parse("debian12-dead-context.json")
+    assert tk.docker_client and tk.docker_server is None
+    assert tk.docker_endpoint == DockerEndpoint(
+        host=DEAD_HOST, source="context", context="dead", local_default=False
+    )
+    assert "Is the docker daemon running?" in tk.docker_server_error  # the CLI's own words
+
+
+def test_older_or_garbled_endpoints_mean_the_default_socket():
+    assert parse("debian12-root-docker20.json").docker_endpoint == DockerEndpoint()
+    for garbled in (
+        {"host": 1, "source": "elsewhere"},
+        {"host": "tcp://h:2375", "source": "default", "local_default": False},
+        "unix:///x.sock",
+    ):
+        output = json.dumps({"engine": {"endpoint": garbled}})
+        assert parse_toolkit(output).docker_endpoint == DockerEndpoint(), garbled
+    assert DockerEndpoint().host == "unix:///var/run/docker.sock"
 
 
 @pytest.mark.parametrize("name", ["garbage.txt", "empty.txt", "not-an-object.json"])
