@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab as lab_module
-from tests.lab.project import PYINFRA, make_project, remove_test_images, venv_for
+from tests.lab.project import PYINFRA, make_project, remove_test_objects, venv_for
 
 __all__ = ["PYINFRA", "tree_state"]
 
@@ -29,15 +29,17 @@ def lab():
     except Exception:
         lab_module.down()
         raise
-    remove_test_images()  # a clean slate, whatever an interrupted run left behind
+    remove_test_objects()  # a clean slate, whatever an interrupted run left behind
     yield info
-    remove_test_images()
+    remove_test_objects()
     lab_module.down()
 
 
 @pytest.fixture(scope="module")
 def root_project(lab, tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("root-project") / "ext", None, lab)
+    project = make_project(tmp_path_factory.mktemp("root-project") / "ext", None, lab)
+    yield project
+    project.remove_from_engine()
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,7 @@ def user_project(lab):
     project = make_project(path, user, lab)
     project.venv_bin = venv_for(project)
     yield project
+    project.remove_from_engine()
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -83,4 +86,5 @@ def sudo_project(lab):
     project = make_project(path, user, lab)
     project.venv_bin = venv_for(project)
     yield project
+    project.remove_from_engine()
     shutil.rmtree(path, ignore_errors=True)

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .engine import STANDIN_LABEL
 from .processes import stop_process
 
 LAB_DIR = Path(os.environ.get("ISAAC_LAB_DIR", "/tmp/isaac-deploy-lab"))
@@ -265,7 +266,7 @@ def ensure_base_images() -> dict[str, str]:
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
-            f"LABEL org.isaac-deploy.stand-in=isaac-lab-base-v{STANDIN_VERSION}",
+            f"LABEL {STANDIN_LABEL}=isaac-lab-base-v{STANDIN_VERSION}",
             "WORKDIR /workspace",
             'CMD ["bash"]',
         ]
