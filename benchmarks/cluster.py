@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from tests.lab import lab
-from tests.lab.project import make_project, remove_test_images
+from tests.lab.project import make_project, remove_test_objects
 
 
 def lo_bytes() -> int:
@@ -96,7 +96,7 @@ def main() -> None:
             rows.update(code_sync(project, ssh_data, ssh, rsh, args.runs))
             rows["job submission"] = submission(project, ssh_data, ssh, args.runs)
     finally:
-        remove_test_images()
+        remove_test_objects()
         lab.down()
     report(rows)
 

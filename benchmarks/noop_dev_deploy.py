@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from tests.lab import lab
-from tests.lab.project import PYINFRA, make_project, remove_test_images
+from tests.lab.project import PYINFRA, make_project, remove_test_objects
 
 TARGET = 1.3
 
@@ -57,7 +57,7 @@ def main() -> None:
                 times["empty"].append(timed(empty_argv, project.path))
                 times["noop"].append(timed(noop_argv, project.path))
     finally:
-        remove_test_images()
+        remove_test_objects()
         lab.down()
     report(times)
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tests.lab import lab
-from tests.lab.project import make_project, remove_test_images
+from tests.lab.project import make_project, remove_test_objects
 
 
 def blob_bytes() -> int:
@@ -116,7 +116,7 @@ def main() -> None:
                 timed(other, project.path, env if other is deploy else None)
             rows = {"unchanged": unchanged, "one layer changed": changed}
     finally:
-        remove_test_images()
+        remove_test_objects()
         lab.down()
     report(rows)
 

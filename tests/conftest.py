@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab as lab_module
-from tests.lab.project import PYINFRA, make_project, remove_test_images, venv_for
+from tests.lab import leftovers
+from tests.lab.engine import prune_dangling_images
+from tests.lab.project import PYINFRA, make_project, venv_for
 
 __all__ = ["PYINFRA", "tree_state"]
 
@@ -23,21 +25,30 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def lab():
-    """Start the lab once per session; stop exactly what it started, also on failures."""
+    """Start the lab once per session; stop exactly what it started, also on failures. At the
+    end, fail the run naming everything the session left behind (``tests/lab/leftovers.py``)."""
     try:
         info = lab_module.up()
     except Exception:
         lab_module.down()
         raise
-    remove_test_images()  # a clean slate, whatever an interrupted run left behind
+    users = leftovers.lab_users(info)
+    before = leftovers.snapshot(users)
     yield info
-    remove_test_images()
-    lab_module.down()
+    started = lab_module.load_started()
+    try:
+        prune_dangling_images()  # what rebuilds took the tag from
+        left = leftovers.left_behind(before, lambda: leftovers.snapshot(users))
+    finally:
+        lab_module.down()
+    leftovers.check(left + leftovers.daemons_running(started))
 
 
 @pytest.fixture(scope="module")
 def root_project(lab, tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("root-project") / "ext", None, lab)
+    project = make_project(tmp_path_factory.mktemp("root-project") / "ext", None, lab)
+    yield project
+    project.remove_from_engine()
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +62,7 @@ def user_project(lab):
     project = make_project(path, user, lab)
     project.venv_bin = venv_for(project)
     yield project
+    project.remove_from_engine()
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -83,4 +95,5 @@ def sudo_project(lab):
     project = make_project(path, user, lab)
     project.venv_bin = venv_for(project)
     yield project
+    project.remove_from_engine()
     shutil.rmtree(path, ignore_errors=True)

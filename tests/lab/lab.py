@@ -10,6 +10,9 @@ Used by ``tests/conftest.py`` (session fixtures) and by hand::
 The lab stops only what it started: a Docker daemon or registry that already answered is reused
 and left running; a test user that already existed is kept. What it started is recorded in
 ``$ISAAC_LAB_DIR/started.json`` so a later ``down`` (or a crashed run's next start) can undo it.
+The engine's data root outlives the lab, so ``up`` also removes what earlier runs of the tests
+left there (their containers, volumes and images, dangling images built on the stand-in) and the
+test users' entries in /tmp, and logs what it removed.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+from . import leftovers
+from .engine import STANDIN_LABEL
 from .processes import stop_process
 
 LAB_DIR = Path(os.environ.get("ISAAC_LAB_DIR", "/tmp/isaac-deploy-lab"))
@@ -265,7 +271,7 @@ def ensure_base_images() -> dict[str, str]:
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
-            f"LABEL org.isaac-deploy.stand-in=isaac-lab-base-v{STANDIN_VERSION}",
+            f"LABEL {STANDIN_LABEL}=isaac-lab-base-v{STANDIN_VERSION}",
             "WORKDIR /workspace",
             'CMD ["bash"]',
         ]
@@ -390,10 +396,26 @@ def up() -> dict:
         "registry": reg,
         "cluster": cluster_info,
         "apptainer_bin": str(apptainer_bin),
-        "seconds": round(time.monotonic() - t0, 2),
     }
+    clean_earlier_runs(info)
+    info["seconds"] = round(time.monotonic() - t0, 2)
     log(f"lab up in {info['seconds']}s")
     return info
+
+
+def clean_earlier_runs(info: dict) -> None:
+    """What earlier runs left behind (the engine's data root outlives the lab, /tmp the test
+    users): removed once per start, and said so."""
+    from .project import remove_test_objects  # needs the venv (isaac_deploy's model)
+
+    kinds = Counter(item.rsplit(" ", 1)[0] for item in remove_test_objects())
+    removed = [f"{count} {kind}(s)" for kind, count in sorted(kinds.items())]
+    removed += leftovers.remove_tmp_entries(leftovers.lab_users(info))
+    log(
+        f"removed what earlier runs left behind: {', '.join(removed)}"
+        if removed
+        else "nothing left behind by earlier runs"
+    )
 
 
 def down() -> None:

@@ -11,6 +11,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isaac_deploy.model.paths import PROFILES
+from isaac_deploy.model.workstation import HostUser, WorkstationConfig
+
+from . import engine
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYINFRA = VENV_BIN / "pyinfra"
@@ -19,25 +24,11 @@ TEST_EXTENSION = "lab_ext"
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "logs", "build"}
 
 
-def remove_test_images() -> None:
-    prefix = f"isaac-lab-{TEST_EXTENSION.replace('_', '-')}"
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    refs = [ref for ref in listed if ref.startswith(prefix)]
-    if refs:
-        subprocess.run(["docker", "rmi", "-f", *refs], capture_output=True, check=False)
-    volumes = subprocess.run(
-        ["docker", "volume", "ls", "-q", "--filter", f"name={TEST_EXTENSION.replace('_', '-')}-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if volumes:
-        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, check=False)
+def remove_test_objects() -> list[str]:
+    """Whatever any run of the tests left in the engine (``kind name`` each): containers,
+    volumes of the tests' Compose projects, images of the tests' extension, dangling images."""
+    slug = TEST_EXTENSION.replace("_", "-")
+    return engine.remove_test_objects(f"{slug}-", f"isaac-lab-{slug}")
 
 
 def project_files() -> list[Path]:
@@ -81,6 +72,19 @@ class Project:
     @property
     def name(self) -> str:
         return TEST_EXTENSION
+
+    @property
+    def config(self) -> WorkstationConfig:
+        """The deploy's model of this project (its Compose project, its images' names)."""
+        user = self.user or {"name": "root", "uid": 0, "gid": 0, "home": "/root"}
+        host_user = HostUser(user["name"], user["uid"], user["gid"], user["home"])
+        return WorkstationConfig.from_host_data(self.data, host_user, str(self.path))
+
+    def remove_from_engine(self) -> None:
+        """The containers and volumes of this project's Compose project and its images."""
+        config = self.config
+        engine.remove_compose_project(config.compose_project)
+        engine.remove("image", [config.image_name(profile) for profile in PROFILES])
 
     def env_file(self, profile: str) -> Path:
         suffix = "" if profile == "ext" else "-dev"

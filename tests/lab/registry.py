@@ -18,6 +18,7 @@ from .processes import stop_process
 ADDRESS = os.environ.get("ISAAC_LAB_REGISTRY", "127.0.0.1:5443")
 USER = "labreg"
 PASSWORD = "lab-registry-pass-7"  # noqa: S105 - a throw-away credential of the test lab
+PROCESS = "docker-registry"
 
 
 def folder(lab_dir: Path) -> Path:
@@ -128,7 +129,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
     config = _config(base)
     log = open(base / "registry.log", "ab")  # noqa: SIM115 - handed to the daemon
     proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
+        [PROCESS, "serve", str(config)],
         stdout=log,
         stderr=log,
         stdin=subprocess.DEVNULL,
@@ -150,5 +151,5 @@ def stop(started: dict, save) -> None:
     info = started.pop("registry", None)
     if not info:
         return
-    stop_process(info["pid"], "docker-registry", timeout=5)
+    stop_process(info["pid"], PROCESS, timeout=5)
     save(started)
