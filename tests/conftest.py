@@ -34,6 +34,7 @@ def lab():
         raise
     users = leftovers.lab_users(info)
     before = leftovers.snapshot(users)
+    config = leftovers.own_config()
     yield info
     started = lab_module.load_started()
     try:
@@ -41,6 +42,7 @@ def lab():
         left = leftovers.left_behind(before, lambda: leftovers.snapshot(users))
     finally:
         lab_module.down()
+        leftovers.restore_own_config(config)  # root's deploys stored a W&B key, registry logins
     leftovers.check(left + leftovers.daemons_running(started))
 
 

@@ -96,6 +96,31 @@ def remove_tmp_entries(users: dict[int, str], folders: Iterable[str] = TMP_FOLDE
     return removed
 
 
+OWN_CONFIG = Path.home() / ".config" / "isaac-deploy"
+"""The suite's own user's isaac-deploy settings: root's deploys store their W&B key and registry
+logins there, as they would for a user."""
+
+
+def own_config(folder: Path = OWN_CONFIG) -> set[Path]:
+    """Every file and folder below ``folder`` (with ``folder``), as it is now."""
+    if not folder.exists():
+        return set()
+    return {folder, *folder.rglob("*")}
+
+
+def restore_own_config(before: set[Path], folder: Path = OWN_CONFIG) -> list[str]:
+    """Remove what the session added below ``folder`` (deepest first; never a link's target);
+    returns what was removed."""
+    removed = []
+    for path in sorted(own_config(folder) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(str(path))
+    return removed
+
+
 def snapshot(users: dict[int, str]) -> set[str]:
     """What may be left behind, as it is now."""
     return engine.objects() | processes(users) | tmp_entries(users)

@@ -97,3 +97,28 @@ def test_a_daemon_the_lab_started_is_named_while_it_runs():
         daemon.kill()
         daemon.wait()
     assert leftovers.daemons_running(started) == []
+
+
+def test_what_the_session_added_to_its_own_settings_is_removed_and_nothing_else(tmp_path):
+    folder = tmp_path / "isaac-deploy"
+    (folder / "old").mkdir(parents=True)
+    (folder / "old" / "kept").write_text("x")
+    before = leftovers.own_config(folder)
+    (folder / "old" / "added").write_text("y")
+    (folder / "lab_ext").mkdir()
+    (folder / "lab_ext" / "wandb_api_key").write_text("secret")
+    removed = leftovers.restore_own_config(before, folder)
+    assert sorted(removed) == sorted(
+        str(p)
+        for p in (
+            folder / "old" / "added",
+            folder / "lab_ext" / "wandb_api_key",
+            folder / "lab_ext",
+        )
+    )
+    assert leftovers.own_config(folder) == before
+    empty = tmp_path / "none"
+    nothing = leftovers.own_config(empty)
+    (empty / "registries").mkdir(parents=True)
+    leftovers.restore_own_config(nothing, empty)
+    assert not empty.exists() or not any(empty.iterdir())
