@@ -200,4 +200,5 @@ def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
     (root / "docker" / "Dockerfile.ext-dev").unlink()
     with pytest.raises(ProjectError) as error:
         containers.build(project, "ext-dev", [])
-    assert str(error.value) == f"no such Dockerfile: {spec.dockerfile}" and calls == []
+    assert str(error.value) == f"{spec.image} is not built: no such Dockerfile: {spec.dockerfile}"
+    assert calls == []
