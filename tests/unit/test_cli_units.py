@@ -141,15 +141,17 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
 
 
 class FakeEngine:
-    """The engine's answers: ``images`` exist (by ref), every other image is missing."""
+    """The engine's answers: ``images`` exist (by ref, with their ``labels``), every other
+    image is missing."""
 
-    def __init__(self, images: dict[str, str]) -> None:
+    def __init__(self, images: dict[str, str], labels: dict[str, dict] | None = None) -> None:
         self.images = images
+        self.labels = labels or {}
 
     def get(self, url: str):
         ref = unquote(url.removeprefix("/images/").removesuffix("/json"))
         if ref in self.images:
-            return 200, {"Id": self.images[ref], "Config": {"Labels": {}}}
+            return 200, {"Id": self.images[ref], "Config": {"Labels": self.labels.get(ref, {})}}
         return 404, {"message": f"No such image: {ref}"}
 
     def get_many(self, urls):
