@@ -9,16 +9,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from isaac_deploy.cli.project import Project, ProjectError
-from isaac_deploy.model.images import build_argv, image_build, inputs_digest
+from isaac_deploy.facts.images import local_build_inputs
+from isaac_deploy.model.images import build_argv, image_build
+from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import local
-from isaac_deploy.probes.context_digest import context_digest, dockerfile_digest
 from isaac_deploy.probes.dockerapi import docker_client
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
 SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"
+BASE_HINT = "build it from your Isaac Lab checkout or set isaac_base_images"
 
 
 def say(message: str) -> None:
@@ -205,18 +206,9 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     flags such as ``--no-cache`` to ``docker build``; progress is Docker's own."""
     profile = "ext" if service == "ext" else "ext-dev"
     spec = image_build(project.config, profile)
-    dockerfile = dockerfile_digest(spec.dockerfile)
-    if "error" in dockerfile:
-        raise ProjectError(dockerfile["error"])
-    status, base = docker_client().get(f"/images/{quote(spec.base_image, safe='')}/json")
-    if status != 200:
-        raise ProjectError(
-            f"base image {spec.base_image} is missing: build it from your Isaac Lab checkout "
-            "or set isaac_base_images"
-            if status == 404
-            else f"Docker is not usable: {base}"
-        )
-    digest = context_digest(str(project.folder))["digest"]
-    inputs = inputs_digest(digest, dockerfile["digest"], spec, base["Id"])
+    found = local_build_inputs(str(project.folder), [spec.dockerfile], [spec.base_image])
+    state = image_inputs(found, spec, BASE_HINT)
+    if state.inputs is None:
+        raise ProjectError(str(state.problem))
     say(f"building {spec.image} from {spec.base_image}")
-    return call(build_argv(spec, str(project.folder), inputs, tuple(extra)))
+    return call(build_argv(spec, str(project.folder), state.inputs, tuple(extra)))

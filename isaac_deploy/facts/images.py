@@ -9,7 +9,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from isaac_deploy.facts.toolkit import image_key
 from isaac_deploy.model.images import INPUTS_LABEL
-from isaac_deploy.probes import PYTHON, program
+from isaac_deploy.probes import PYTHON, build_inputs, program
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,13 @@ class BuildInputs:
     docker_error: str | None = None
     dockerfiles: dict[str, str] = field(default_factory=dict)
     dockerfile_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        """Why no image can be built from this answer (one line), or ``None``."""
+        if self.context_error:
+            return self.context_error
+        return f"Docker is not usable: {self.docker_error}" if self.docker_error else None
 
     def image(self, ref: str) -> LocalImage | None:
         return self.images.get(ref) or self.images.get(image_key(ref))
@@ -64,6 +71,11 @@ class ImageBuildInputs(FactBase[BuildInputs]):
 
     def process(self, output: list[str]) -> BuildInputs:
         return parse_build_inputs("\n".join(output))
+
+
+def local_build_inputs(context: str, dockerfiles: list[str], images: list[str]) -> BuildInputs:
+    """This workstation's answer, by the very probe the fact runs on its target."""
+    return parse_build_inputs(json.dumps(build_inputs.build_inputs(context, images, dockerfiles)))
 
 
 def parse_build_inputs(output: str) -> BuildInputs:

@@ -7,8 +7,9 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.images import ImageBuildInputs
 from isaac_deploy.facts.toolkit import Toolkit
-from isaac_deploy.model.images import ImageBuild, build_argv, inputs_digest
+from isaac_deploy.model.images import ImageBuild, build_argv
 from isaac_deploy.policy.checks import engine_elsewhere_down
+from isaac_deploy.policy.images import image_inputs
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
 DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
@@ -41,33 +42,18 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
     refs = [ref for build in builds for ref in (build.image, build.base_image)]
     dockerfiles = list(dict.fromkeys(build.dockerfile for build in builds))
     current = host.get_fact(ImageBuildInputs, context=context, dockerfiles=dockerfiles, images=refs)
-    if current.context_error:
-        logger.warning(f"{host.print_prefix}images not built: {current.context_error}")
-        return
-    if current.docker_error:
-        logger.warning(
-            f"{host.print_prefix}images not built: Docker is not usable: {current.docker_error}"
-        )
+    if current.error:  # one line for all the images
+        logger.warning(f"{host.print_prefix}images not built: {current.error}")
         return
     for build in builds:
-        dockerfile_error = current.dockerfile_error(build.dockerfile)
-        if dockerfile_error:
-            logger.warning(f"{host.print_prefix}{build.image} is not built: {dockerfile_error}")
-            continue
-        base = current.image(build.base_image)
-        if base is None:
-            logger.warning(
-                f"{host.print_prefix}base image {build.base_image} is missing, so {build.image} "
-                "is not built" + (f": {base_hint}" if base_hint else "")
-            )
-            continue
-        dockerfile = current.dockerfiles[build.dockerfile]
-        inputs = inputs_digest(current.context_digest, dockerfile, build, base.id)
-        existing = current.image(build.image)
-        if existing is not None and existing.inputs == inputs:
+        state = image_inputs(current, build, base_hint)
+        if state.inputs is None:
+            logger.warning(f"{host.print_prefix}{state.problem}")
+        elif state.current:
             host.noop(f"image {build.image} is up to date")
-            continue
-        yield StringCommand(*(QuoteString(part) for part in build_argv(build, context, inputs)))
+        else:
+            argv = build_argv(build, context, state.inputs)
+            yield StringCommand(*(QuoteString(part) for part in argv))
 
 
 def daemon_start_command(toolkit: Toolkit) -> StringCommand:

@@ -1,7 +1,7 @@
 """The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
-read or run on this machine (git, the Docker engine, the build context's file list, a SIF's
-checksum sidecar and size, an rsync pull), in one place, with the same probes the facts send
-to a target where there is one."""
+read or run on this machine (git, the build context's file list, a SIF's checksum sidecar and
+size, an rsync pull), in one place, with the same probes the facts send to a target where there
+is one (the image inputs: ``facts.images.local_build_inputs``)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,14 @@ import stat
 import subprocess
 import sys
 import tempfile
-from urllib.parse import quote
 
 from isaac_deploy.probes.context_digest import DockerIgnore, walk
-from isaac_deploy.probes.dockerapi import docker_client
 from isaac_deploy.probes.registry_state import git_commit
 
 
 def commit(folder: str) -> str | None:
     """The short commit of the git checkout ``folder`` (``None``: not a git checkout)."""
     return git_commit(folder)[0]
-
-
-def image(reference: str) -> tuple[int, dict | str]:
-    """The Docker engine's answer for a local image: ``(200, inspect data)``, ``(404, ...)``,
-    or another status with the engine's error."""
-    return docker_client().get(f"/images/{quote(reference, safe='')}/json")
 
 
 def path_kind(path: str) -> str:

@@ -31,10 +31,19 @@ ARGS = [
     "*",
 ]
 
+# the entry script of the mounts test: in the project (so in the image and the code snapshots)
+# before the image is built, so that the roll-outs find the image up to date
+PROBE = """import json, os, sys
+out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
+with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
+    json.dump(out, f)
+"""
+
 
 @pytest.fixture(scope="module")
 def rollout(root_project, lab):
     project = root_project
+    (project.path / "scripts" / "lab_probe.py").write_text(PROBE)
     assert project.deploy(data={"isaac_profiles": ("ext",)}).rc == 0
     git = ["git", "-C", str(project.path), "-c", "user.name=lab", "-c", "user.email=l@e.org"]
     subprocess.run(["git", "init", "-q", str(project.path)], check=True)
@@ -365,13 +374,6 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     assert "is not set in this shell" in missing.out.splitlines()[-1]
 
 
-PROBE = """import json, os, sys
-out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
-with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
-    json.dump(out, f)
-"""
-
-
 def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp_path):
     project, login, node, run = rollout
     tools = tmp_path / "tools"
@@ -396,7 +398,6 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
         }
     }
     (project.path / ".mount.config").write_text(json.dumps(mounts))
-    (project.path / "scripts" / "lab_probe.py").write_text(PROBE)
     settings = {"entry_script": "scripts/lab_probe.py"}
     node.run("rm -rf ~/isaac/data ~/isaac/mounts")
     try:
@@ -427,7 +428,6 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
         assert "v2" in node.file(f"{login['home']}/isaac/mounts/tools/tool.py").content_string
     finally:
         (project.path / ".mount.config").unlink()
-        (project.path / "scripts" / "lab_probe.py").unlink()
 
 
 @pytest.mark.parametrize(
@@ -721,3 +721,44 @@ def test_a_sandbox_cluster_runs_the_unpacked_image(rollout):
     assert "JobState=COMPLETED" in wait(login, entry["job_id"])
     again = run("e2e-sandbox", ["--task", "Template-Reach-v0"], settings=settings)
     assert again.rc == 0 and again.totals()["success"] == 0, again.out
+
+
+def test_a_source_edit_after_the_build_is_refused_until_the_image_is_rebuilt(rollout):
+    """#13.11: the production image is rolled out only when its inputs label matches the tree;
+    after an edit the roll-out stops in one line naming the build command, before anything is
+    built, sent or submitted; after that command it proceeds with the new image."""
+    project, login, node, run = rollout
+    engine = docker.from_env()
+    built = engine.images.get("isaac-lab-lab-ext:root").id
+    tasks = project.path / "source" / "lab_ext" / "ext_template" / "tasks.py"
+    original = tasks.read_text()
+    settings = {"image_dir": "~/isaac/stale-images"}
+    cache = project.path.parent / "sif-cache"
+    build = f"{project.venv_bin / 'isaac-deploy'} -p ext build"
+    rebuilt = None
+    tasks.write_text(original + "\n# edited after the image was built\n")
+    try:
+        before = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout, sorted(cache.glob("*")))
+        refused = run("e2e-stale", ["--task", "Template-Reach-v0"], settings=settings)
+        assert refused.rc != 0 and "Traceback" not in refused.out, refused.out
+        [line] = [line for line in refused.out.splitlines() if "isaac-deploy -p ext build" in line]
+        assert "image isaac-lab-lab-ext:root is out of date: its source" in line, line
+        after = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout, sorted(cache.glob("*")))
+        assert after == before  # no SIF built here, nothing on the login node, no job
+        assert not node.file(f"{login['home']}/isaac/stale-images").exists
+        project.shell(build, check=True)
+        rebuilt = engine.images.get("isaac-lab-lab-ext:root").id
+        assert rebuilt != built
+        result = run("e2e-stale", ["--task", "Template-Reach-v0"], settings=settings)
+        assert result.rc == 0, result.out
+        [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-stale"]
+        assert entry["image"] == rebuilt
+        sif = rebuilt.replace(":", "-") + ".sif"
+        assert node.file(f"{login['home']}/isaac/stale-images/{sif}").exists
+    finally:  # the tree and the image as the other tests know them, the edited one removed
+        tasks.write_text(original)
+        project.shell(build, check=True)
+        if rebuilt is not None:
+            engine.images.remove(rebuilt)
+    assert engine.images.get("isaac-lab-lab-ext:root").id == built  # from Docker's cache
+    assert rebuilt not in {image.id for image in engine.images.list(all=True)}

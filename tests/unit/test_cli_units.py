@@ -141,15 +141,17 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
 
 
 class FakeEngine:
-    """The engine's answers: ``images`` exist (by ref), every other image is missing."""
+    """The engine's answers: ``images`` exist (by ref, with their ``labels``), every other
+    image is missing."""
 
-    def __init__(self, images: dict[str, str]) -> None:
+    def __init__(self, images: dict[str, str], labels: dict[str, dict] | None = None) -> None:
         self.images = images
+        self.labels = labels or {}
 
     def get(self, url: str):
         ref = unquote(url.removeprefix("/images/").removesuffix("/json"))
         if ref in self.images:
-            return 200, {"Id": self.images[ref], "Config": {"Labels": {}}}
+            return 200, {"Id": self.images[ref], "Config": {"Labels": self.labels.get(ref, {})}}
         return 404, {"message": f"No such image: {ref}"}
 
     def get_many(self, urls):
@@ -200,4 +202,5 @@ def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
     (root / "docker" / "Dockerfile.ext-dev").unlink()
     with pytest.raises(ProjectError) as error:
         containers.build(project, "ext-dev", [])
-    assert str(error.value) == f"no such Dockerfile: {spec.dockerfile}" and calls == []
+    assert str(error.value) == f"{spec.image} is not built: no such Dockerfile: {spec.dockerfile}"
+    assert calls == []

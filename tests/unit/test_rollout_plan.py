@@ -1,11 +1,21 @@
-"""What the roll-out decides before anything changes: yes/no settings, arguments, run keys."""
+"""What the roll-out decides before anything changes: yes/no settings, arguments, run keys, the
+production image (only one built from the tree as it is)."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+
 import pytest
 
-from isaac_deploy.deploys.cluster.plan import default_run_key, flag, job_args
-from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.cli import containers
+from isaac_deploy.cli.project import Project, load
+from isaac_deploy.deploys.cluster.plan import default_run_key, flag, image_id, job_args
+from isaac_deploy.model.errors import ConfigError, ToolkitError
+from isaac_deploy.model.images import INPUTS_LABEL
+from isaac_deploy.probes import build_inputs as build_inputs_probe
+from tests.helpers import ROOT
+from tests.unit.test_cli_units import FakeEngine, make_root
 
 
 @pytest.mark.parametrize(
@@ -39,3 +49,120 @@ def test_the_default_run_key_is_the_commit_and_a_digest_of_the_arguments():
     assert key.startswith("abc123-") and len(key) == len("abc123-") + 8
     assert key != default_run_key("abc123", ("--task", "Y"))
     assert default_run_key(None, ()).startswith("run-")
+
+
+IMAGE = "isaac-lab-ext-template:root"
+REBUILD = "rebuild it with `isaac-deploy -p ext build`, then roll out again"
+
+
+class Workstation:
+    """A project and this workstation's engine (fake), where ``build()`` does what
+    ``isaac-deploy -p ext build`` does to the engine: the image, labelled with its inputs."""
+
+    def __init__(self, root, monkeypatch) -> None:
+        self.root = root
+        self.engine = FakeEngine({"isaac-lab-base:latest": "sha256:" + "b" * 64})
+        monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: self.engine)
+        self.calls: list[list[str]] = []
+        monkeypatch.setattr(containers, "call", lambda argv, **_: self.calls.append(argv) or 0)
+
+    def project(self, **data) -> Project:
+        (self.root / "inventories" / "local.py").write_text(f"local = [('@local', {data!r})]\n")
+        return load(self.root)
+
+    def build(self, project: Project) -> str:
+        assert containers.build(project, "ext", []) == 0
+        argv = self.calls.pop()
+        label = argv[argv.index("--label") + 1].split("=", 1)[1]
+        image = "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+        self.engine.images[IMAGE] = image
+        self.engine.labels[IMAGE] = {INPUTS_LABEL: label}
+        return image
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch) -> Workstation:
+    root = make_root(tmp_path, {})
+    shutil.copy(ROOT / ".dockerignore", root / ".dockerignore")
+    for name in ("Dockerfile.ext", "entrypoint.sh"):
+        shutil.copy(ROOT / "docker" / name, root / "docker" / name)
+    (root / "source" / "ext_template" / "pkg" / "tasks.py").write_text("REACH = 1\n")
+    (root / "scripts").mkdir()
+    (root / "scripts" / "train.py").write_text("print('train')\n")
+    return Workstation(root, monkeypatch)
+
+
+def test_the_image_built_from_the_tree_as_it_is_is_the_one_rolled_out(ws):
+    project = ws.project()
+    built = ws.build(project)
+    assert image_id(project.config) == built
+    # what never enters the image does not make it stale
+    (ws.root / "README.md").write_text("notes\n")
+    (ws.root / ".mount.config").write_text("{}\n")
+    (ws.root / "source" / "ext_template" / "pkg" / "tasks.pyc").write_bytes(b"\0")
+    assert image_id(project.config) == built
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["source", "new script", "entrypoint", "Dockerfile", "base image", "build argument"],
+)
+def test_an_image_older_than_its_inputs_is_refused_until_rebuilt(ws, change):
+    project = ws.project()
+    ws.build(project)
+    if change == "source":
+        tasks = ws.root / "source" / "ext_template" / "pkg" / "tasks.py"
+        tasks.write_text(tasks.read_text() + "REACH = 2\n")
+    elif change == "new script":
+        (ws.root / "scripts" / "probe.py").write_text("print('probe')\n")
+    elif change in ("entrypoint", "Dockerfile"):
+        name = "entrypoint.sh" if change == "entrypoint" else "Dockerfile.ext"
+        path = ws.root / "docker" / name
+        path.write_text(path.read_text() + "# edited\n")
+    elif change == "base image":
+        ws.engine.images["isaac-lab-base:latest"] = "sha256:" + "c" * 64
+    else:
+        project = ws.project(isaac_isaacsim_root="/opt/isaac-sim")
+    with pytest.raises(ToolkitError) as refused:
+        image_id(project.config)
+    assert str(refused.value) == (
+        f"image {IMAGE} is out of date: its source, Dockerfile, base image or build arguments "
+        f"changed since it was built; {REBUILD}"
+    )
+    rebuilt = ws.build(project)
+    assert image_id(project.config) == rebuilt
+
+
+def test_an_image_without_the_inputs_label_is_refused(ws):
+    project = ws.project()
+    ws.engine.images[IMAGE] = "sha256:" + "d" * 64  # e.g. a plain `docker compose build`
+    with pytest.raises(ToolkitError) as refused:
+        image_id(project.config)
+    assert str(refused.value) == (
+        f"image {IMAGE} is out of date: it has no {INPUTS_LABEL} label (not built by "
+        f"isaac-deploy); {REBUILD}"
+    )
+
+
+def test_no_image_or_nothing_to_check_it_against_is_one_line(ws):
+    project = ws.project()
+    with pytest.raises(ToolkitError) as missing:
+        image_id(project.config)
+    assert (
+        str(missing.value)
+        == f"image {IMAGE} is not built: build it with `isaac-deploy -p ext build`"
+    )
+    ws.build(project)
+    del ws.engine.images["isaac-lab-base:latest"]
+    with pytest.raises(ToolkitError) as no_base:
+        image_id(project.config)
+    assert str(no_base.value).startswith(
+        f"cannot check image {IMAGE} against its source: base image isaac-lab-base:latest is "
+        f"missing, so {IMAGE} is not built: build it from your Isaac Lab checkout"
+    )
+    ws.engine.get_many = lambda urls: {url: (0, "permission denied") for url in urls}
+    with pytest.raises(ToolkitError) as unusable:
+        image_id(project.config)
+    assert str(unusable.value) == (
+        f"cannot check image {IMAGE} against its source: Docker is not usable: permission denied"
+    )

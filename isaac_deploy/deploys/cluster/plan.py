@@ -18,17 +18,20 @@ from pyinfra import host, inventory, logger
 
 from isaac_deploy.deploys import registry as registry_deploy
 from isaac_deploy.deploys.registry import PushPlan
+from isaac_deploy.deploys.workstation import BASE_HINT
+from isaac_deploy.facts.images import local_build_inputs
 from isaac_deploy.facts.toolkit import local_toolkit, local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model import validate as v
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry
 from isaac_deploy.model.errors import ConfigError, ToolkitError
-from isaac_deploy.model.images import sif_name
+from isaac_deploy.model.images import INPUTS_LABEL, image_build, sif_name
 from isaac_deploy.model.ledger import check_run_key
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.policy.checks import check_apptainer
+from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import local
 from isaac_deploy.probes.registry_state import content_tag
 
@@ -40,6 +43,7 @@ WORKSTATION_KEYS = (
     "isaac_sif_cache",
     KEY,
 )
+REBUILD = "isaac-deploy -p ext build"  # builds the production image, labelled with its inputs
 
 
 def flag(data: Mapping[str, Any], key: str, default: bool = False) -> bool:
@@ -94,16 +98,30 @@ def default_run_key(commit: str | None, args: tuple[str, ...]) -> str:
     return f"{commit or 'run'}-{digest}"
 
 
-def image_id(image: str) -> str:
-    """The ID of the production image in this workstation's Docker engine."""
-    status, found = local.image(image)
-    if status == 200 and isinstance(found, dict):
-        return str(found["Id"])
-    if status == 404:
-        raise ToolkitError(
-            f"image {image} is not built: run deploy/dev.py with isaac_profiles including ext"
+def image_id(config: WorkstationConfig) -> str:
+    """The ID of the production image in this workstation's Docker engine, once its inputs
+    label shows it was built from the tree as it is now (the extension's source, Dockerfile,
+    base image and build arguments); else one line with the command that builds it."""
+    build = image_build(config, "ext")
+    refs = [build.image, build.base_image]
+    state = image_inputs(
+        local_build_inputs(config.extension_folder, [build.dockerfile], refs), build, BASE_HINT
+    )
+    if state.inputs is None:
+        raise ToolkitError(f"cannot check image {build.image} against its source: {state.problem}")
+    if state.image is None:
+        raise ToolkitError(f"image {build.image} is not built: build it with `{REBUILD}`")
+    if not state.current:
+        changed = (
+            "its source, Dockerfile, base image or build arguments changed since it was built"
+            if state.image.inputs
+            else f"it has no {INPUTS_LABEL} label (not built by isaac-deploy)"
         )
-    raise ToolkitError(f"Docker is not usable here: {found}")
+        raise ToolkitError(
+            f"image {build.image} is out of date: {changed}; rebuild it with `{REBUILD}`, "
+            "then roll out again"
+        )
+    return state.image.id
 
 
 def delivery(project_root: str | Path, raw: dict, image: str, sif: str, cache: str):
@@ -133,7 +151,7 @@ def load(project_root: str | Path) -> Rollout:
     raw = host.data.dict()
     config = extension_config(project_root)
     image = config.image_name("ext")
-    found = image_id(image)
+    found = image_id(config)
     args = job_args(raw.get("isaac_job_args"))
     commit = local.commit(config.extension_folder)
     run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args)))
