@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from isaac_deploy.cli.project import Project, ProjectError
-from isaac_deploy.model.images import build_argv, image_build, inputs_digest
+from isaac_deploy.model.images import build_argv, image_build, inputs_digest, prune_argv
 from isaac_deploy.probes import local
 from isaac_deploy.probes.context_digest import context_digest, dockerfile_digest
 from isaac_deploy.probes.dockerapi import docker_client
@@ -201,8 +201,9 @@ def remove_volumes(project: Project, service: str) -> int:
 
 
 def build(project: Project, service: str, extra: list[str]) -> int:
-    """Build the service's image as the deploy does (same inputs label), passing ``extra``
-    flags such as ``--no-cache`` to ``docker build``; progress is Docker's own."""
+    """Build the service's image as the deploy does (same inputs label; a failed build leaves
+    no container or dangling image of its own), passing ``extra`` flags such as
+    ``--no-cache`` to ``docker build``; progress is Docker's own."""
     profile = "ext" if service == "ext" else "ext-dev"
     spec = image_build(project.config, profile)
     dockerfile = dockerfile_digest(spec.dockerfile)
@@ -219,4 +220,7 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     digest = context_digest(str(project.folder))["digest"]
     inputs = inputs_digest(digest, dockerfile["digest"], spec, base["Id"])
     say(f"building {spec.image} from {spec.base_image}")
-    return call(build_argv(spec, str(project.folder), inputs, tuple(extra)))
+    code = call(build_argv(spec, str(project.folder), inputs, tuple(extra)))
+    if code != 0:
+        call(prune_argv(spec), quiet=True)
+    return code

@@ -252,3 +252,27 @@ def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, m
     assert written is not None and str(tmp_path / "agent") in written.read_text()
     with pytest.raises(ConfigError, match="isaac_extension_name: .* too long"):
         load(make_root(tmp_path / "ext2", {"isaac_extension_name": longest + "x"}))
+
+
+def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(tmp_path, monkeypatch):
+    root = make_root(tmp_path, {})
+    (root / "docker" / "Dockerfile.ext-dev").write_text("FROM x\nRUN exit 3\n")
+    project = load(root)
+    spec = image_build(project.config, "ext-dev")
+    monkeypatch.setattr(
+        containers, "docker_client", lambda: FakeEngine({spec.base_image: "sha256:" + "b" * 64})
+    )
+    calls = []
+    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 3)
+    assert containers.build(project, "ext-dev", ["--no-cache"]) == 3
+    build, prune = calls
+    assert build[:4] == ["docker", "build", "--pull=false", "--force-rm"] and "--no-cache" in build
+    assert build[build.index("--build-arg") + 1] == f"ISAAC_IMAGE={spec.image}"
+    assert prune == [
+        "docker",
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        f"label=org.isaac-deploy.image={spec.image}",
+    ]
