@@ -14,7 +14,7 @@ from tests.lab import leftovers
 from tests.lab.engine import prune_dangling_images
 from tests.lab.project import PYINFRA, make_project, venv_for
 
-__all__ = ["PYINFRA", "tree_state"]
+__all__ = ["PYINFRA", "build_leftovers", "failing_dockerfile", "tree_state"]
 
 
 def pytest_collection_modifyitems(items):
@@ -82,6 +82,24 @@ def tree_state(path: Path) -> dict[str, tuple]:
                 st.st_mtime_ns,
             )
     return state
+
+
+def build_leftovers() -> tuple[set[str], set[str]]:
+    """What a failed ``docker build`` may leave, as the engine's API lists it: every container
+    (also stopped ones) and every dangling image."""
+    import docker
+
+    client = docker.from_env()
+    containers = {container.id for container in client.containers.list(all=True)}
+    return containers, {image.id for image in client.images.list(filters={"dangling": True})}
+
+
+def failing_dockerfile(text: str) -> str:
+    """``text`` (Dockerfile.ext-dev) with a new step that commits a layer, then one that fails,
+    both as root (before ``USER``)."""
+    steps = "RUN touch /made-before-the-failure\nRUN echo build-step-failed >&2; exit 3\n"
+    assert "\nUSER " in text
+    return text.replace("\nUSER ", f"\n{steps}USER ", 1)
 
 
 @pytest.fixture(scope="module")

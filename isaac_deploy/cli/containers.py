@@ -12,7 +12,7 @@ from pathlib import Path
 
 from isaac_deploy.cli.project import Project, ProjectError
 from isaac_deploy.facts.images import local_build_inputs
-from isaac_deploy.model.images import build_argv, image_build
+from isaac_deploy.model.images import build_argv, image_build, prune_argv
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import local
 from isaac_deploy.probes.dockerapi import docker_client
@@ -202,8 +202,9 @@ def remove_volumes(project: Project, service: str) -> int:
 
 
 def build(project: Project, service: str, extra: list[str]) -> int:
-    """Build the service's image as the deploy does (same inputs label), passing ``extra``
-    flags such as ``--no-cache`` to ``docker build``; progress is Docker's own."""
+    """Build the service's image as the deploy does (same inputs label; a failed build leaves
+    no container or dangling image of its own), passing ``extra`` flags such as
+    ``--no-cache`` to ``docker build``; progress is Docker's own."""
     profile = "ext" if service == "ext" else "ext-dev"
     spec = image_build(project.config, profile)
     found = local_build_inputs(str(project.folder), [spec.dockerfile], [spec.base_image])
@@ -211,4 +212,7 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     if state.inputs is None:
         raise ProjectError(str(state.problem))
     say(f"building {spec.image} from {spec.base_image}")
-    return call(build_argv(spec, str(project.folder), state.inputs, tuple(extra)))
+    code = call(build_argv(spec, str(project.folder), state.inputs, tuple(extra)))
+    if code != 0:
+        call(prune_argv(spec), quiet=True)
+    return code

@@ -15,6 +15,7 @@ from isaac_deploy.cli import cluster_commands, containers, mount_commands
 from isaac_deploy.cli.doctor import doctor
 from isaac_deploy.cli.project import Project, load
 from isaac_deploy.model.errors import IsaacDeployError
+from isaac_deploy.model.workstation import container_ids
 
 EXAMPLES = {
     "build": "isaac-deploy -p ext-dev build\n  isaac-deploy -p ext build --no-cache",
@@ -64,7 +65,7 @@ def run_options(parser: argparse.ArgumentParser) -> None:
         help="on exit, give files in the extension folder back to your user",
     )
     parser.add_argument("-u", "--uid", type=int, help="run as this uid (default: yours)")
-    parser.add_argument("-g", "--gid", type=int, help="run as this gid (default: yours)")
+    parser.add_argument("-g", "--gid", type=int, help="with -u: run as this gid (default: yours)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and its arguments")
 
 
@@ -151,12 +152,13 @@ def service_of(args: argparse.Namespace, project: Project) -> str:
     return profile
 
 
-def user_of(args: argparse.Namespace, project: Project, service: str) -> str | None:
+def run_as(args: argparse.Namespace, project: Project) -> tuple[int, int] | None:
+    """``-u/-g`` by the deploy's rule for ``isaac_uid``/``isaac_gid``: ids Docker takes, a uid
+    alone with the image's gid, never a gid alone; ``None`` without either (the image's user)."""
     if args.uid is None and args.gid is None:
         return None
-    uid = args.uid if args.uid is not None else project.config.uid
-    gid = args.gid if args.gid is not None else project.config.gid
-    return f"{uid}:{gid}"
+    image_ids = (project.config.uid, project.config.gid)
+    return container_ids(args.uid, args.gid, image_ids, keys=("--uid", "--gid"))
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -167,15 +169,11 @@ def dispatch(args: argparse.Namespace) -> int:
     service = service_of(args, project)
     if cmd in ("run", "run-dev", "exec"):
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        if args.uid is not None or args.gid is not None:
-            project.config = replace(
-                project.config,
-                uid=args.uid if args.uid is not None else project.config.uid,
-                gid=args.gid if args.gid is not None else project.config.gid,
-            )
-        options = containers.RunOptions(
-            user=user_of(args, project, service), fix_perms=args.fix_perms
-        )
+        ids = run_as(args, project)
+        if ids is not None:
+            project.config = replace(project.config, uid=ids[0], gid=ids[1])
+        user = None if ids is None else f"{ids[0]}:{ids[1]}"
+        options = containers.RunOptions(user=user, fix_perms=args.fix_perms)
         runner = containers.exec_in if cmd == "exec" else containers.run
         return runner(project, service, command, options)
     if cmd == "build":

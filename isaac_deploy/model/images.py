@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from isaac_deploy.model.workstation import WorkstationConfig
 
 INPUTS_LABEL = "org.isaac-deploy.inputs"
+IMAGE_LABEL = "org.isaac-deploy.image"
+"""On every layer of a build (the Dockerfiles' first ``LABEL``, from the build argument
+``ISAAC_IMAGE``): the image it builds, so that a failed build's leftovers are found as its own."""
 DOCKERFILES = {"ext": "docker/Dockerfile.ext", "ext-dev": "docker/Dockerfile.ext-dev"}
 
 
@@ -65,13 +68,20 @@ def inputs_digest(
 def build_argv(
     build: ImageBuild, context: str, inputs: str, extra: tuple[str, ...] = ()
 ) -> list[str]:
-    """``docker build`` for ``build``, labelled with its inputs digest; ``extra`` flags such as
-    ``--no-cache`` go before the context."""
-    argv = ["docker", "build", "--pull=false", "-f", build.dockerfile, "-t", build.image]
-    argv += ["--label", f"{INPUTS_LABEL}={inputs}"]
-    for key, value in sorted(build.build_args.items()):
+    """``docker build`` for ``build``, labelled with its inputs digest, each layer with the image
+    (``ISAAC_IMAGE``), intermediate containers removed also when it fails; ``extra`` flags such
+    as ``--no-cache`` go before the context."""
+    argv = ["docker", "build", "--pull=false", "--force-rm", "-f", build.dockerfile]
+    argv += ["-t", build.image, "--label", f"{INPUTS_LABEL}={inputs}"]
+    for key, value in [("ISAAC_IMAGE", build.image), *sorted(build.build_args.items())]:
         argv += ["--build-arg", f"{key}={value}"]
     return [*argv, *extra, context]
+
+
+def prune_argv(build: ImageBuild) -> list[str]:
+    """After a failed build: remove the dangling images of ``build``'s image (the layers the
+    build left, earlier versions of it no container uses), no one else's."""
+    return ["docker", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}={build.image}"]
 
 
 def sif_name(image_id: str) -> str:

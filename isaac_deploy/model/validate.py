@@ -13,7 +13,7 @@ TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
 
 
-def integer(field: str, value: Any, minimum: int | None = 0) -> int:
+def integer(field: str, value: Any, minimum: int | None = 0, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(field, f"must be an integer, got {value!r}")
     if isinstance(value, str):
@@ -22,6 +22,8 @@ def integer(field: str, value: Any, minimum: int | None = 0) -> int:
         value = int(value)
     if minimum is not None and value < minimum:
         raise ConfigError(field, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(field, f"must be at most {maximum}, got {value}")
     return value
 
 

@@ -28,6 +28,18 @@ DEFAULT_BASE_IMAGES: dict[str, str] = {
     "ext-dev": "isaac-lab-ros2:latest",
 }
 WANDB_MODES = ("online", "offline", "disabled")
+ID_MAX = 2**31 - 1
+"""The largest uid/gid the Docker engine runs a container as ("uids and gids must be in range
+0-2147483647"). useradd and groupadd take more (up to 4294967294), and /etc/login.defs'
+UID_MIN..UID_MAX (GID_MIN..GID_MAX) only bound the ids they choose themselves: an explicit id
+outside is a warning there, not a limit."""
+NAME_MAX = 255
+"""Bytes in a file or folder name (ext4, xfs, btrfs); Docker's local volumes are folders."""
+PROJECT_NAME_MAX = NAME_MAX - len(".-runtime.yaml.XXXXXXXX.isaac-deploy.tmp")
+"""The longest Compose project name, ``<extension>-<user>``. It starts the names of the
+containers (``-ext-dev-rootless``), of the volumes (``_user-cache-compute``) and of the CLI's
+files, the longest of which is its SSH agent's compose file while it is written (mkstemp's name
+for ``<project>-runtime.yaml``); every other name made from the extension's name is shorter."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,8 @@ class WorkstationConfig:
         def get(name: str, default: Any) -> tuple[str, Any]:
             return PREFIX + name, values.get(name, default)
 
-        return cls(
+        uid, gid = container_ids(values.get("uid"), values.get("gid"), (user.uid, user.gid))
+        config = cls(
             extension_name=v.text(
                 *get("extension_name", "ext_template"),
                 NAME_RE,
@@ -150,8 +163,8 @@ class WorkstationConfig:
             extension_folder=v.absolute_path(*get("extension_folder", default_folder)),
             profiles=_profiles(*get("profiles", ("ext-dev",))),
             user_mode=v.choice(*get("user_mode", "user"), ("user", "rootless")),
-            uid=v.integer(*get("uid", user.uid)),
-            gid=v.integer(*get("gid", user.gid)),
+            uid=uid,
+            gid=gid,
             user=user,
             base_images=_base_images(*get("base_images", {})),
             provision=v.choice(*get("provision", "install"), ("install", "check")),
@@ -168,6 +181,40 @@ class WorkstationConfig:
             ),
             registries=tuple(parse_registries(values.get("registries"))),
             push_profiles=_profiles(*get("push_profiles", ("ext",))),
+        )
+        _check_name_length(config)
+        return config
+
+
+def container_ids(
+    uid: Any, gid: Any, default: tuple[int, int], keys: tuple[str, str] = ("isaac_uid", "isaac_gid")
+) -> tuple[int, int]:
+    """The uid and gid the dev container runs as, each from 0 to ``ID_MAX``: both given, a uid
+    alone (with the ``default`` gid) or neither (``default``). A gid alone is refused: it would
+    pair with the default uid without saying so, which is root's when the deploy runs as root."""
+    uid_key, gid_key = keys
+    if uid is None and gid is not None:
+        raise ConfigError(
+            gid_key,
+            f"set {uid_key} too: a gid alone would run the container as uid {default[0]} "
+            f"without saying so; e.g. {uid_key}={default[0]} {gid_key}={gid}",
+        )
+    return (
+        v.integer(uid_key, default[0] if uid is None else uid, maximum=ID_MAX),
+        v.integer(gid_key, default[1] if gid is None else gid, maximum=ID_MAX),
+    )
+
+
+def _check_name_length(config: WorkstationConfig) -> None:
+    """The extension's name must leave room for the user's in every name made from both."""
+    length = len(config.extension_name)
+    longest = PROJECT_NAME_MAX - len(config.compose_project) + length
+    if length > longest:
+        raise ConfigError(
+            f"{PREFIX}extension_name",
+            f"{length} characters is too long for the user {config.user.name}: at most "
+            f"{longest} (with the user name it names the Compose project, its containers and "
+            f"volumes, and files, each at most {NAME_MAX} bytes)",
         )
 
 

@@ -7,7 +7,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.images import ImageBuildInputs
 from isaac_deploy.facts.toolkit import Toolkit
-from isaac_deploy.model.images import ImageBuild, build_argv
+from isaac_deploy.model.images import ImageBuild, build_argv, prune_argv
+from isaac_deploy.operations.util import quoted_command
 from isaac_deploy.policy.checks import engine_elsewhere_down
 from isaac_deploy.policy.images import image_inputs
 
@@ -22,7 +23,8 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
     An image's inputs are its build context, the text of its Dockerfile, its base image and its
     build arguments, in one digest recorded as a label of the image: an image whose label
     matches is not built again. An image whose Dockerfile cannot be read is not built (a
-    warning says why).
+    warning says why). A failed build leaves no container (``--force-rm``) and no dangling
+    image of its own (removed by its ``org.isaac-deploy.image`` label); its exit code stays.
 
     + context: build context directory on the target (``.dockerignore`` honoured)
     + builds: the images to build from that context
@@ -52,8 +54,12 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
         elif state.current:
             host.noop(f"image {build.image} is up to date")
         else:
-            argv = build_argv(build, context, state.inputs)
-            yield StringCommand(*(QuoteString(part) for part in argv))
+            yield StringCommand(
+                quoted_command(build_argv(build, context, state.inputs)),
+                "|| { code=$?;",
+                quoted_command(prune_argv(build)),
+                ">/dev/null; exit $code; }",
+            )
 
 
 def daemon_start_command(toolkit: Toolkit) -> StringCommand:

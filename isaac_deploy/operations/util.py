@@ -9,6 +9,11 @@ from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
 from isaac_deploy.policy.retention import keep_reason
 
 
+def quoted_command(argv: list[str]) -> StringCommand:
+    """``argv`` as one shell command line, each word quoted."""
+    return StringCommand(*(QuoteString(word) for word in argv))
+
+
 def fail(message: str) -> StringCommand:
     """A command that fails with ``message``: the operation stops with that one line (an
     exception in an operation would print a traceback instead)."""

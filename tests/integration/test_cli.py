@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from tests.conftest import build_leftovers, failing_dockerfile
+
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
 HOSTILE = [
@@ -112,6 +114,33 @@ def test_custom_uid_gid_on_a_shared_server(project):
     assert "home=/tmp/home-2000" in result.out  # the entrypoint gives a foreign uid a home
     made = LOCAL.file(str(shared / "made-by-2000"))
     assert (made.uid, made.gid) == (2000, 2000)
+
+
+def test_a_gid_alone_or_an_id_docker_refuses_is_one_line_and_nothing_runs(project):
+    """The deploy's rule for isaac_uid/isaac_gid: a gid alone would silently pair with the
+    image's uid; ids beyond 2**31-1 are not Docker's."""
+    for flags, error in (
+        ("-g 2000", "--gid: set --uid too: a gid alone would run the container as uid "),
+        ("-u 99999999999", "--uid: must be at most 2147483647, got 99999999999"),
+    ):
+        result = project.shell(f"{wrap(project)} docker/run_dev.sh {flags} touch refused-run")
+        assert result.rc == 1 and len(result.out.splitlines()) == 1, result.out
+        assert result.out.startswith(f"isaac-deploy: error: {error}"), result.out
+        assert not (project.path / "refused-run").exists()
+
+
+def test_a_failed_build_leaves_no_container_and_no_dangling_image(project):
+    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
+    original = dockerfile.read_text()
+    containers, dangling = build_leftovers()
+    dockerfile.write_text(failing_dockerfile(original))
+    try:
+        result = cli(project, "build")
+    finally:
+        dockerfile.write_text(original)
+    assert result.rc != 0 and "build-step-failed" in result.out, result.out
+    containers_after, dangling_after = build_leftovers()
+    assert containers_after == containers and dangling_after <= dangling
 
 
 def test_rootless_runs_as_root_and_fix_perms_hands_files_back(project):

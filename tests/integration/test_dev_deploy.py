@@ -18,7 +18,7 @@ import testinfra
 
 import docker
 from isaac_deploy.operations.docker import DAEMON_PIDFILE
-from tests.conftest import PYINFRA, tree_state
+from tests.conftest import PYINFRA, build_leftovers, failing_dockerfile, tree_state
 
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
@@ -217,6 +217,9 @@ def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
         ({"isaac_extension_folder": "/tmp"}, "has no source/lab_ext folder"),
         ({"isaac_extension_name": "bad name"}, "isaac_extension_name: 'bad name' is not a valid"),
         ({"isaac_profiles": ["prod"]}, "isaac_profiles[0]: must be one of 'ext', 'ext-dev'"),
+        ({"isaac_uid": 99999999999}, "isaac_uid: must be at most 2147483647, got 99999999999"),
+        ({"isaac_gid": 2000}, "isaac_gid: set isaac_uid too: a gid alone would run the"),
+        ({"isaac_extension_name": "x" * 240}, "isaac_extension_name: 240 characters is too"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(project, data, words):
@@ -227,6 +230,44 @@ def test_bad_input_is_one_line_and_changes_nothing(project, data, words):
     assert len(errors) == 1 and words in errors[0], result.out
     assert "Traceback" not in result.out and "Starting operation" not in result.out
     assert tree_state(project.path) == before
+
+
+def test_a_failed_build_leaves_no_container_and_no_dangling_image(project):
+    """A step that commits a layer, then one that fails: the engine has the same containers and
+    no new dangling image afterwards; the image stays as it was."""
+    client = docker.from_env()
+    dev_before = client.images.get("isaac-lab-lab-ext-dev:root").id
+    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
+    original = dockerfile.read_text()
+    containers, dangling = build_leftovers()
+    dockerfile.write_text(failing_dockerfile(original))
+    try:
+        result = project.deploy()
+    finally:
+        dockerfile.write_text(original)
+    assert result.rc != 0 and "build-step-failed" in result.out, result.out
+    containers_after, dangling_after = build_leftovers()
+    assert containers_after == containers and dangling_after <= dangling
+    assert client.images.get("isaac-lab-lab-ext-dev:root").id == dev_before
+
+
+def test_root_may_run_the_dev_container_as_another_uid(project):
+    """Root's name is taken in the image, so the new account is isaac-<uid>; a uid alone keeps
+    root's gid. The module's own settings and image come back afterwards."""
+    try:
+        for data, ids in (
+            ({"isaac_uid": 2000, "isaac_gid": 2000}, "2000 2000 isaac-2000"),
+            ({"isaac_uid": 2001}, "2001 0 isaac-2001"),
+        ):
+            result = project.deploy(data=data)
+            assert result.rc == 0, result.out
+            run = project.compose(
+                "ext-dev", "run", "--rm", "ext-dev", "sh", "-c", "echo $(id -u) $(id -g) $(id -un)"
+            )
+            assert run.rc == 0 and ids in run.out.splitlines(), run.out
+    finally:
+        result = project.deploy()
+    assert result.rc == 0 and "HOST_UID='0'" in project.env_file("ext-dev").read_text()
 
 
 def test_bad_mount_config_is_refused_before_anything_changes(project):

@@ -14,6 +14,7 @@ from isaac_deploy.cli import containers
 from isaac_deploy.cli.main import main, parser, service_of
 from isaac_deploy.cli.project import ProjectError, find_root, inventory_data, load, read_env_file
 from isaac_deploy.facts.images import parse_build_inputs
+from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import INPUTS_LABEL, image_build
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.probes import build_inputs as build_inputs_probe
@@ -96,6 +97,35 @@ def test_errors_are_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     assert main(["ps"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("isaac-deploy: error: no extension project here") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (
+            ["-g", "2000"],
+            "--gid: set --uid too: a gid alone would run the container as uid 2000 "
+            "without saying so; e.g. --uid=2000 --gid=2000",
+        ),
+        (["-u", "99999999999"], "--uid: must be at most 2147483647, got 99999999999"),
+        (["--uid", "2000", "--gid", "-1"], "--gid: must be at least 0, got -1"),
+    ],
+)
+def test_run_ids_are_checked_as_the_deploys_before_anything_runs(
+    tmp_path, monkeypatch, capsys, flags, error
+):
+    root = make_root(tmp_path, {})
+    (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
+    monkeypatch.chdir(root)
+    ran = []
+    monkeypatch.setattr(containers, "run", lambda *args: ran.append(args) or 0)
+    monkeypatch.setattr(containers, "exec_in", lambda *args: ran.append(args) or 0)
+    for command in ("run-dev", "run", "exec"):
+        assert main([command, *flags, "id", "-u"]) == 1
+        assert capsys.readouterr().err == f"isaac-deploy: error: {error}\n"
+    assert ran == []
+    assert main(["run-dev", "-u", "2000", "id"]) == 0 and main(["run", "-u", "0", "-g", "0"]) == 0
+    assert [options.user for *_, options in ran] == ["2000:2001", "0:0"]
 
 
 def test_rendered_uid_gid_win_so_the_cli_matches_the_image(tmp_path):
@@ -204,3 +234,47 @@ def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
         containers.build(project, "ext-dev", [])
     assert str(error.value) == f"{spec.image} is not built: no such Dockerfile: {spec.dockerfile}"
     assert calls == []
+
+
+def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, monkeypatch):
+    """The longest file the CLI names after the Compose project, while it is being written."""
+    for name in ("ext", "ext2"):
+        (tmp_path / name).mkdir()
+    slug = load(make_root(tmp_path / "ext")).config.user_slug
+    longest = "x" * (255 - len(".-runtime.yaml.12345678.isaac-deploy.tmp") - len(f"-{slug}"))
+    (tmp_path / "ext" / "inventories").mkdir()
+    (tmp_path / "ext" / "inventories" / "local.py").write_text(
+        f"local = [('@local', {{'isaac_extension_name': {longest!r}}})]\n"
+    )
+    project = load(tmp_path / "ext")
+    (tmp_path / "agent").write_text("")
+    (tmp_path / "session").mkdir()
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "session"))
+    written = containers.runtime_override(project)
+    assert written is not None and str(tmp_path / "agent") in written.read_text()
+    with pytest.raises(ConfigError, match="isaac_extension_name: .* too long"):
+        load(make_root(tmp_path / "ext2", {"isaac_extension_name": longest + "x"}))
+
+
+def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(tmp_path, monkeypatch):
+    root = make_root(tmp_path, {})
+    (root / "docker" / "Dockerfile.ext-dev").write_text("FROM x\nRUN exit 3\n")
+    project = load(root)
+    spec = image_build(project.config, "ext-dev")
+    engine = FakeEngine({spec.base_image: "sha256:" + "b" * 64})
+    monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: engine)
+    calls = []
+    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 3)
+    assert containers.build(project, "ext-dev", ["--no-cache"]) == 3
+    build, prune = calls
+    assert build[:4] == ["docker", "build", "--pull=false", "--force-rm"] and "--no-cache" in build
+    assert build[build.index("--build-arg") + 1] == f"ISAAC_IMAGE={spec.image}"
+    assert prune == [
+        "docker",
+        "image",
+        "prune",
+        "--force",
+        "--filter",
+        f"label=org.isaac-deploy.image={spec.image}",
+    ]

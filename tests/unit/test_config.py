@@ -52,7 +52,7 @@ def test_non_isaac_keys_are_ignored():
     ("data", "field", "words"),
     [
         ({"isaac_uid": "abc"}, "isaac_uid", "integer, got 'abc'"),
-        ({"isaac_gid": -1}, "isaac_gid", "must be at least 0"),
+        ({"isaac_uid": 1000, "isaac_gid": -1}, "isaac_gid", "must be at least 0"),
         ({"isaac_extension_name": "my ext"}, "isaac_extension_name", "no '/', '-' or spaces"),
         ({"isaac_extension_name": "a/b"}, "isaac_extension_name", "not a valid extension name"),
         ({"isaac_extension_folder": "relative/path"}, "isaac_extension_folder", "absolute"),
@@ -77,6 +77,11 @@ def test_non_isaac_keys_are_ignored():
         ({"isaac_wandb": {"api_key_file": "key.txt"}}, "isaac_wandb[api_key_file]", "absolute"),
         ({"isaac_dev_pip_packages": "x; rm -rf /"}, "isaac_dev_pip_packages", "pip requirement"),
         ({"isaac_extenion_name": "typo"}, "isaac_extenion_name", "unknown setting"),
+        ({"isaac_uid": 99999999999}, "isaac_uid", "at most 2147483647, got 99999999999"),
+        ({"isaac_uid": "2147483648"}, "isaac_uid", "at most 2147483647"),
+        ({"isaac_uid": 2000, "isaac_gid": 2**31}, "isaac_gid", "at most 2147483647"),
+        ({"isaac_gid": 2000}, "isaac_gid", "set isaac_uid too"),
+        ({"isaac_extension_name": "x" * 240}, "isaac_extension_name", "240 characters"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_field(data, field, words):
@@ -86,3 +91,41 @@ def test_invalid_values_are_refused_naming_the_field(data, field, words):
     assert str(error.value).startswith(f"{field}: ")
     assert words in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_ids_are_those_docker_runs_containers_as():
+    """0 (root's, as when the deploy runs as root) up to 2**31-1, the largest uid/gid the Docker
+    engine takes; useradd takes more, /etc/login.defs' UID_MAX only bounds ids it picks."""
+    assert (make(isaac_uid=0, isaac_gid=0).uid, make(isaac_uid=0, isaac_gid=0).gid) == (0, 0)
+    top = make(isaac_uid=2**31 - 1, isaac_gid=str(2**31 - 1))
+    assert (top.uid, top.gid) == (2**31 - 1, 2**31 - 1)
+    for data in ({"isaac_uid": 2**31}, {"isaac_uid": 0, "isaac_gid": 2**31}):
+        with pytest.raises(ConfigError, match="at most 2147483647"):
+            make(**data)
+
+
+def test_a_uid_alone_keeps_the_detected_gid_a_gid_alone_is_refused_with_the_fix():
+    assert (make(isaac_uid=2000).uid, make(isaac_uid=2000).gid) == (2000, 1001)
+    root = dataclasses.replace(USER, name="root", uid=0, gid=0, home="/root")
+    with pytest.raises(ConfigError) as error:
+        WorkstationConfig.from_host_data({"isaac_gid": 2000}, root, "/root/ext")
+    assert str(error.value) == (
+        "isaac_gid: set isaac_uid too: a gid alone would run the container as uid 0 "
+        "without saying so; e.g. isaac_uid=0 isaac_gid=2000"
+    )
+
+
+def test_the_longest_extension_name_still_names_every_file_and_volume():
+    """The Compose project ``<extension>-<user>`` prefixes the containers, the volumes
+    (folders) and the CLI's files; the longest of these, the SSH agent's compose file while it
+    is written, must fit in a file name of 255 bytes."""
+    longest = "x" * (255 - 40 - len("-alice"))
+    config = make(isaac_extension_name=longest)
+    assert len(config.compose_project) == 215
+    with pytest.raises(ConfigError) as error:
+        make(isaac_extension_name=longest + "x")
+    assert str(error.value) == (
+        "isaac_extension_name: 210 characters is too long for the user alice: at most 209 "
+        "(with the user name it names the Compose project, its containers and volumes, and "
+        "files, each at most 255 bytes)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 
 import pytest
 from pyinfra.api.hiddenvalue import HiddenValue
@@ -196,6 +197,18 @@ INPUTS_ARGS = (
 )
 
 
+def build_command(inputs: str) -> str:
+    """The build of ``BUILD``: every layer labelled with the image it builds, intermediate
+    containers removed also on failure, then that image's dangling layers."""
+    return (
+        "docker build --pull=false --force-rm -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
+        f"--label org.isaac-deploy.inputs={inputs} --build-arg ISAAC_IMAGE=isaac-lab-ext:alice "
+        "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p || { code=$?; "
+        "docker image prune --force --filter label=org.isaac-deploy.image=isaac-lab-ext:alice "
+        ">/dev/null; exit $code; }"
+    )
+
+
 class TestImages:
     def expected_inputs(self) -> str:
         return inputs_digest("sha256:ctx", text_digest(DOCKERFILE_TEXT), BUILD, BASE.id)
@@ -207,11 +220,7 @@ class TestImages:
             context="/p",
             builds=[BUILD],
         )
-        assert commands == [
-            "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
-            f"--label org.isaac-deploy.inputs={self.expected_inputs()} "
-            "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p"
-        ]
+        assert commands == [build_command(self.expected_inputs())]
         assert host.fact_calls == [
             (
                 "ImageBuildInputs",
@@ -222,6 +231,33 @@ class TestImages:
                 },
             )
         ]
+
+    @pytest.mark.parametrize(
+        ("code", "after"),
+        [
+            (7, ["image prune --force --filter label=org.isaac-deploy.image=isaac-lab-ext:alice"]),
+            (0, []),
+        ],
+    )
+    def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(
+        self, tmp_path, code, after
+    ):
+        """The command as a shell runs it, with a ``docker`` whose build exits ``code``."""
+        commands, _ = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs()}},
+            context="/p",
+            builds=[BUILD],
+        )
+        log = tmp_path / "docker.log"
+        docker = tmp_path / "docker"
+        docker.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" != build ] || exit {code}\n')
+        docker.chmod(0o755)
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        result = subprocess.run(["sh", "-c", commands[0]], env=env, capture_output=True)
+        assert result.returncode == code and result.stdout == b""
+        build, *rest = log.read_text().splitlines()
+        assert build.startswith("build --pull=false --force-rm ") and rest == after
 
     def test_unchanged_inputs_are_not_rebuilt(self):
         image = LocalImage(
@@ -272,11 +308,7 @@ class TestImages:
         )
         new_inputs = inputs_digest("sha256:ctx", text_digest(edited), BUILD, BASE.id)
         assert new_inputs != self.expected_inputs()
-        assert commands == [
-            "docker build --pull=false -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
-            f"--label org.isaac-deploy.inputs={new_inputs} "
-            "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p"
-        ]
+        assert commands == [build_command(new_inputs)]
         assert host.noops == []
 
     def test_same_dockerfile_text_elsewhere_is_not_rebuilt(self):
