@@ -212,7 +212,7 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     if state.inputs is None:
         raise ProjectError(str(state.problem))
     say(f"building {spec.image} from {spec.base_image}")
-    code = call(build_argv(spec, str(project.folder), state.inputs, tuple(extra)))
+    code = call(build_argv(spec, str(project.folder), state.labels, tuple(extra)))
     if code != 0:
         call(prune_argv(spec), quiet=True)
     return code

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from isaac_deploy.facts.toolkit import image_key
-from isaac_deploy.model.images import INPUTS_LABEL
+from isaac_deploy.model.images import INPUTS_LABEL, JOBS_INPUTS_LABEL
 from isaac_deploy.probes import PYTHON, build_inputs, program
 
 
@@ -20,6 +20,10 @@ class LocalImage:
     @property
     def inputs(self) -> str | None:
         return self.labels.get(INPUTS_LABEL)
+
+    @property
+    def jobs_inputs(self) -> str | None:
+        return self.labels.get(JOBS_INPUTS_LABEL)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class BuildInputs:
     docker_error: str | None = None
     dockerfiles: dict[str, str] = field(default_factory=dict)
     dockerfile_errors: dict[str, str] = field(default_factory=dict)
+    jobs_context_digest: str | None = None  # of the files a cluster job does not bind over
 
     @property
     def error(self) -> str | None:
@@ -105,4 +110,5 @@ def parse_build_inputs(output: str) -> BuildInputs:
         data.get("error") or None,
         dockerfiles,
         dockerfile_errors,
+        context.get("jobs_digest"),
     )

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from isaac_deploy.model.workstation import WorkstationConfig
 
 INPUTS_LABEL = "org.isaac-deploy.inputs"
+JOBS_INPUTS_LABEL = "org.isaac-deploy.jobs-inputs"
+"""The inputs of what a cluster job sees of the image: all but the code its snapshot binds over
+(``probes.context_digest.bound_by_jobs``); a code edit alone needs no new image on a cluster."""
 IMAGE_LABEL = "org.isaac-deploy.image"
 """On every layer of a build (the Dockerfiles' first ``LABEL``, from the build argument
 ``ISAAC_IMAGE``): the image it builds, so that a failed build's leftovers are found as its own."""
@@ -66,13 +70,15 @@ def inputs_digest(
 
 
 def build_argv(
-    build: ImageBuild, context: str, inputs: str, extra: tuple[str, ...] = ()
+    build: ImageBuild, context: str, labels: Mapping[str, str], extra: tuple[str, ...] = ()
 ) -> list[str]:
-    """``docker build`` for ``build``, labelled with its inputs digest, each layer with the image
-    (``ISAAC_IMAGE``), intermediate containers removed also when it fails; ``extra`` flags such
-    as ``--no-cache`` go before the context."""
+    """``docker build`` for ``build``, labelled with ``labels`` (its inputs digests), each layer
+    with the image (``ISAAC_IMAGE``), intermediate containers removed also when it fails;
+    ``extra`` flags such as ``--no-cache`` go before the context."""
     argv = ["docker", "build", "--pull=false", "--force-rm", "-f", build.dockerfile]
-    argv += ["-t", build.image, "--label", f"{INPUTS_LABEL}={inputs}"]
+    argv += ["-t", build.image]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
     for key, value in [("ISAAC_IMAGE", build.image), *sorted(build.build_args.items())]:
         argv += ["--build-arg", f"{key}={value}"]
     return [*argv, *extra, context]

@@ -55,7 +55,7 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
             host.noop(f"image {build.image} is up to date")
         else:
             yield StringCommand(
-                quoted_command(build_argv(build, context, state.inputs)),
+                quoted_command(build_argv(build, context, state.labels)),
                 "|| { code=$?;",
                 quoted_command(prune_argv(build)),
                 ">/dev/null; exit $code; }",

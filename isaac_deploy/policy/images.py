@@ -7,7 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isaac_deploy.facts.images import BuildInputs, LocalImage
-from isaac_deploy.model.images import ImageBuild, inputs_digest
+from isaac_deploy.model.images import (
+    INPUTS_LABEL,
+    JOBS_INPUTS_LABEL,
+    ImageBuild,
+    inputs_digest,
+)
 
 
 @dataclass(frozen=True)
@@ -18,12 +23,26 @@ class ImageInputs:
     image: LocalImage | None
     inputs: str | None = None
     problem: str | None = None
+    jobs_inputs: str | None = None  # the inputs of what a cluster job sees of it
 
     @property
     def current(self) -> bool:
         """The image exists and was built from exactly these inputs."""
         labelled = self.image.inputs if self.image is not None else None
         return self.inputs is not None and labelled == self.inputs
+
+    @property
+    def current_for_jobs(self) -> bool:
+        """What a cluster job sees of the image is as the tree makes it now: only code that the
+        job's snapshot binds over may have changed since it was built."""
+        labelled = self.image.jobs_inputs if self.image is not None else None
+        return self.current or (self.jobs_inputs is not None and labelled == self.jobs_inputs)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels an image built now carries."""
+        labels = {INPUTS_LABEL: self.inputs} if self.inputs else {}
+        return labels | ({JOBS_INPUTS_LABEL: self.jobs_inputs} if self.jobs_inputs else {})
 
 
 def image_inputs(found: BuildInputs, build: ImageBuild, base_hint: str = "") -> ImageInputs:
@@ -43,4 +62,7 @@ def image_inputs(found: BuildInputs, build: ImageBuild, base_hint: str = "") -> 
         missing = f"base image {build.base_image} is missing, so {build.image} is not built"
         return ImageInputs(image, problem=missing + hint)
     dockerfile = found.dockerfiles[build.dockerfile]
-    return ImageInputs(image, inputs_digest(found.context_digest, dockerfile, build, base.id))
+    inputs = inputs_digest(found.context_digest, dockerfile, build, base.id)
+    jobs = found.jobs_context_digest
+    jobs_inputs = inputs_digest(jobs, dockerfile, build, base.id) if jobs else None
+    return ImageInputs(image, inputs, jobs_inputs=jobs_inputs)

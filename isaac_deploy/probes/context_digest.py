@@ -15,7 +15,21 @@ import os
 import re
 import stat
 
-__all__ = ["Pattern", "DockerIgnore", "context_digest", "dockerfile_digest", "file_sha256"]
+__all__ = [
+    "Pattern",
+    "DockerIgnore",
+    "context_digest",
+    "dockerfile_digest",
+    "file_sha256",
+    "bound_by_jobs",
+]
+
+# A cluster job binds its code snapshot (the context's files) over the extension's folder in the
+# image, where isaac-deploy's Dockerfiles copy source/ and scripts/: edits there reach the job
+# without a new image. Packaging metadata under them still matters (the image's install of the
+# extension was made from it), as does everything else the image copies elsewhere.
+CODE_FOLDERS = ("source/", "scripts/")
+PACKAGING = ("setup.py", "setup.cfg", "pyproject.toml", "extension.toml", "MANIFEST.in")
 
 
 def _translate(pattern):
@@ -153,9 +167,19 @@ def dockerfile_digest(path):
         return {"error": f"cannot read Dockerfile {path}: {error.strerror or error}"}
 
 
+def bound_by_jobs(rel):
+    """Whether a cluster job replaces this context file by its snapshot's copy (code), so that
+    the image's copy does not matter to the job."""
+    name = rel.rsplit("/", 1)[-1]
+    packaging = name in PACKAGING or (name.startswith("requirements") and name.endswith(".txt"))
+    return rel.startswith(CODE_FOLDERS) and not packaging
+
+
 def context_digest(context, dockerignore=None):
+    """``digest`` of every file the build sees; ``jobs_digest`` of those a cluster job does not
+    replace by its code snapshot (see :func:`bound_by_jobs`)."""
     ignore = DockerIgnore.from_file(dockerignore or os.path.join(context, ".dockerignore"))
-    total = hashlib.sha256()
+    total, jobs = hashlib.sha256(), hashlib.sha256()
     files = size = 0
     for rel, st in sorted(walk(context, ignore)):
         path = os.path.join(context, rel)
@@ -167,6 +191,14 @@ def context_digest(context, dockerignore=None):
         else:
             continue
         mode = "x" if st.st_mode & 0o111 else "-"
-        total.update(f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape"))
+        line = f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape")
+        total.update(line)
+        if not bound_by_jobs(rel):
+            jobs.update(line)
         files += 1
-    return {"digest": "sha256:" + total.hexdigest(), "files": files, "bytes": size}
+    return {
+        "digest": "sha256:" + total.hexdigest(),
+        "jobs_digest": "sha256:" + jobs.hexdigest(),
+        "files": files,
+        "bytes": size,
+    }

@@ -723,26 +723,36 @@ def test_a_sandbox_cluster_runs_the_unpacked_image(rollout):
     assert again.rc == 0 and again.totals()["success"] == 0, again.out
 
 
-def test_a_source_edit_after_the_build_is_refused_until_the_image_is_rebuilt(rollout):
-    """#13.11: the production image is rolled out only when its inputs label matches the tree;
-    after an edit the roll-out stops in one line naming the build command, before anything is
-    built, sent or submitted; after that command it proceeds with the new image."""
+def test_an_image_edit_after_the_build_is_refused_until_the_image_is_rebuilt(rollout):
+    """#13.11: the production image is rolled out only when what a job sees of it matches the
+    tree: a code edit alone needs no new image (the code snapshot carries it); after an edit of
+    the extension's packaging metadata the roll-out stops in one line naming the build command,
+    before anything is built, sent or submitted; after that command it proceeds with the new
+    image."""
     project, login, node, run = rollout
     engine = docker.from_env()
     built = engine.images.get("isaac-lab-lab-ext:root").id
     tasks = project.path / "source" / "lab_ext" / "ext_template" / "tasks.py"
-    original = tasks.read_text()
+    code = tasks.read_text()
+    tasks.write_text(code + "\n# edited after the image was built\n")
+    try:
+        planned = run("e2e-code-edit", ["--task", "Template-Reach-v0"], "--dry")
+        assert planned.rc == 0 and "out of date" not in planned.out, planned.out
+    finally:
+        tasks.write_text(code)
+    metadata = project.path / "source" / "lab_ext" / "pyproject.toml"
+    original = metadata.read_text()
     settings = {"image_dir": "~/isaac/stale-images"}
     cache = project.path.parent / "sif-cache"
     build = f"{project.venv_bin / 'isaac-deploy'} -p ext build"
     rebuilt = None
-    tasks.write_text(original + "\n# edited after the image was built\n")
+    metadata.write_text(original + "\n# edited after the image was built\n")
     try:
         before = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout, sorted(cache.glob("*")))
         refused = run("e2e-stale", ["--task", "Template-Reach-v0"], settings=settings)
         assert refused.rc != 0 and "Traceback" not in refused.out, refused.out
         [line] = [line for line in refused.out.splitlines() if "isaac-deploy -p ext build" in line]
-        assert "image isaac-lab-lab-ext:root is out of date: its source" in line, line
+        assert "image isaac-lab-lab-ext:root is out of date: its Dockerfile" in line, line
         after = (ledger(node), node.run("ls -R ~/isaac | md5sum").stdout, sorted(cache.glob("*")))
         assert after == before  # no SIF built here, nothing on the login node, no job
         assert not node.file(f"{login['home']}/isaac/stale-images").exists
@@ -756,7 +766,7 @@ def test_a_source_edit_after_the_build_is_refused_until_the_image_is_rebuilt(rol
         sif = rebuilt.replace(":", "-") + ".sif"
         assert node.file(f"{login['home']}/isaac/stale-images/{sif}").exists
     finally:  # the tree and the image as the other tests know them, the edited one removed
-        tasks.write_text(original)
+        metadata.write_text(original)
         project.shell(build, check=True)
         if rebuilt is not None:
             engine.images.remove(rebuilt)

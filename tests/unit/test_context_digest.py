@@ -164,3 +164,33 @@ def test_runs_as_part_of_the_facts_program_without_the_package(tmp_path):
         cwd="/",
     ).stdout
     assert "no such build context" in json.loads(missing)["context"]["error"]
+
+
+def test_what_jobs_see_of_the_image_ignores_the_code_their_snapshot_binds_over(tmp_path):
+    from isaac_deploy.probes.context_digest import bound_by_jobs
+
+    (tmp_path / "source" / "ext" / "ext").mkdir(parents=True)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "docker").mkdir()
+    files = {
+        "source/ext/ext/tasks.py": "REACH = 1\n",
+        "source/ext/pyproject.toml": "[project]\n",
+        "scripts/train.py": "print()\n",
+        "docker/entrypoint.sh": 'exec "$@"\n',
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text)
+    first = context_digest(str(tmp_path))
+    (tmp_path / "source/ext/ext/tasks.py").write_text("REACH = 2\n")
+    (tmp_path / "scripts/probe.py").write_text("print()\n")
+    code = context_digest(str(tmp_path))
+    assert code["digest"] != first["digest"] and code["jobs_digest"] == first["jobs_digest"]
+    for rel in ("source/ext/pyproject.toml", "docker/entrypoint.sh"):
+        (tmp_path / rel).write_text("# edited\n")
+        edited = context_digest(str(tmp_path))
+        assert edited["jobs_digest"] != code["jobs_digest"], rel
+        code = edited
+    assert bound_by_jobs("source/ext/ext/tasks.py") and bound_by_jobs("scripts/rsl_rl/train.py")
+    for rel in ("source/ext/setup.py", "source/ext/config/extension.toml", "docker/x.sh"):
+        assert not bound_by_jobs(rel), rel
+    assert not bound_by_jobs("source/ext/requirements-dev.txt")

@@ -12,7 +12,7 @@ from isaac_deploy.cli import containers
 from isaac_deploy.cli.project import Project, load
 from isaac_deploy.deploys.cluster.plan import default_run_key, flag, image_id, job_args
 from isaac_deploy.model.errors import ConfigError, ToolkitError
-from isaac_deploy.model.images import INPUTS_LABEL
+from isaac_deploy.model.images import INPUTS_LABEL, JOBS_INPUTS_LABEL
 from isaac_deploy.probes import build_inputs as build_inputs_probe
 from tests.helpers import ROOT
 from tests.unit.test_cli_units import FakeEngine, make_root
@@ -73,10 +73,11 @@ class Workstation:
     def build(self, project: Project) -> str:
         assert containers.build(project, "ext", []) == 0
         argv = self.calls.pop()
-        label = argv[argv.index("--label") + 1].split("=", 1)[1]
-        image = "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+        labels = dict(argv[i + 1].split("=", 1) for i, word in enumerate(argv) if word == "--label")
+        assert set(labels) == {INPUTS_LABEL, JOBS_INPUTS_LABEL}
+        image = "sha256:" + hashlib.sha256(labels[INPUTS_LABEL].encode()).hexdigest()
         self.engine.images[IMAGE] = image
-        self.engine.labels[IMAGE] = {INPUTS_LABEL: label}
+        self.engine.labels[IMAGE] = labels
         return image
 
 
@@ -103,18 +104,26 @@ def test_the_image_built_from_the_tree_as_it_is_is_the_one_rolled_out(ws):
     assert image_id(project.config) == built
 
 
+def test_a_code_edit_needs_no_new_image_the_code_snapshot_carries_it(ws):
+    """Jobs bind their code snapshot over the extension's folder in the image: an edit of the
+    extension's code or scripts reaches them without a new (multi-gigabyte) image."""
+    project = ws.project()
+    built = ws.build(project)
+    tasks = ws.root / "source" / "ext_template" / "pkg" / "tasks.py"
+    tasks.write_text(tasks.read_text() + "REACH = 2\n")
+    (ws.root / "scripts" / "probe.py").write_text("print('probe')\n")
+    assert image_id(project.config) == built
+
+
 @pytest.mark.parametrize(
     "change",
-    ["source", "new script", "entrypoint", "Dockerfile", "base image", "build argument"],
+    ["packaging metadata", "entrypoint", "Dockerfile", "base image", "build argument"],
 )
 def test_an_image_older_than_its_inputs_is_refused_until_rebuilt(ws, change):
     project = ws.project()
     ws.build(project)
-    if change == "source":
-        tasks = ws.root / "source" / "ext_template" / "pkg" / "tasks.py"
-        tasks.write_text(tasks.read_text() + "REACH = 2\n")
-    elif change == "new script":
-        (ws.root / "scripts" / "probe.py").write_text("print('probe')\n")
+    if change == "packaging metadata":
+        (ws.root / "source" / "ext_template" / "pyproject.toml").write_text("[project]\n")
     elif change in ("entrypoint", "Dockerfile"):
         name = "entrypoint.sh" if change == "entrypoint" else "Dockerfile.ext"
         path = ws.root / "docker" / name
@@ -126,8 +135,8 @@ def test_an_image_older_than_its_inputs_is_refused_until_rebuilt(ws, change):
     with pytest.raises(ToolkitError) as refused:
         image_id(project.config)
     assert str(refused.value) == (
-        f"image {IMAGE} is out of date: its source, Dockerfile, base image or build arguments "
-        f"changed since it was built; {REBUILD}"
+        f"image {IMAGE} is out of date: its Dockerfile, base image, build arguments, entrypoint "
+        f"or the extension's packaging metadata changed since it was built; {REBUILD}"
     )
     rebuilt = ws.build(project)
     assert image_id(project.config) == rebuilt

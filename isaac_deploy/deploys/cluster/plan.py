@@ -99,9 +99,11 @@ def default_run_key(commit: str | None, args: tuple[str, ...]) -> str:
 
 
 def image_id(config: WorkstationConfig) -> str:
-    """The ID of the production image in this workstation's Docker engine, once its inputs
-    label shows it was built from the tree as it is now (the extension's source, Dockerfile,
-    base image and build arguments); else one line with the command that builds it."""
+    """The ID of the production image in this workstation's Docker engine, once its labels show
+    that what a job sees of it was built from the tree as it is now (its Dockerfile, base image,
+    build arguments, entrypoint, the extension's packaging metadata); code under ``source/`` and
+    ``scripts/`` reaches jobs through the code snapshot, so an edit there needs no new image.
+    Else one line with the command that builds it."""
     build = image_build(config, "ext")
     refs = [build.image, build.base_image]
     state = image_inputs(
@@ -111,9 +113,10 @@ def image_id(config: WorkstationConfig) -> str:
         raise ToolkitError(f"cannot check image {build.image} against its source: {state.problem}")
     if state.image is None:
         raise ToolkitError(f"image {build.image} is not built: build it with `{REBUILD}`")
-    if not state.current:
+    if not state.current_for_jobs:
         changed = (
-            "its source, Dockerfile, base image or build arguments changed since it was built"
+            "its Dockerfile, base image, build arguments, entrypoint or the extension's "
+            "packaging metadata changed since it was built"
             if state.image.inputs
             else f"it has no {INPUTS_LABEL} label (not built by isaac-deploy)"
         )
