@@ -18,10 +18,9 @@ from pyinfra.operations import files
 from isaac_deploy.facts.toolkit import WorkstationToolkit
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.paths import expand_home
-from isaac_deploy.model.registries import KEY, Registry, auth_file_content, skopeo_flags
+from isaac_deploy.model.registries import KEY, Registry, skopeo_flags
 from isaac_deploy.model.workstation import WorkstationConfig
-from isaac_deploy.operations import files as file_ops
-from isaac_deploy.operations.registry import image_pushed
+from isaac_deploy.operations.registry import image_pushed, login_saved
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,10 @@ class PushPlan:
 
     def cert_dir(self, registry: Registry) -> str | None:
         return posixpath.join(self.state_dir(registry), "certs") if registry.ca_file else None
+
+    def repository(self, registry: Registry, profile: str) -> str:
+        """Where the image of ``profile`` goes in ``registry``: ``address/prefix/name``."""
+        return registry.repository(self.config.image_name(profile).split(":", 1)[0])
 
 
 def _pyproject(config: WorkstationConfig) -> str:
@@ -99,13 +102,11 @@ def push(plan: PushPlan) -> None:
     config = plan.config
     for registry in config.registries:
         auth_file, cert_dir = plan.auth_file(registry), plan.cert_dir(registry)
-        if auth_file:
-            file_ops.secret_file(
-                name=f"{registry.name}: credentials (auth file, not shown)",
-                path=auth_file,
-                secret=HiddenValue(
-                    auth_file_content(registry, plan.passwords[registry.name].unmask())
-                ),
+        if auth_file or cert_dir:
+            files.directory(
+                name=f"{registry.name}: settings folder",
+                path=plan.state_dir(registry),
+                mode="700",
             )
         if cert_dir and registry.ca_file:
             ca_file = expand_home(registry.ca_file, config.user.home)
@@ -116,13 +117,21 @@ def push(plan: PushPlan) -> None:
                 dest=posixpath.join(cert_dir, "ca.crt"),
                 mode="644",
             )
+        if auth_file:  # after the CA: the registry is asked whether it accepts the login
+            login_saved(
+                name=f"{registry.name}: credentials (auth file, not shown)",
+                registry=registry,
+                auth_file=auth_file,
+                password=plan.passwords[registry.name],
+                repository=plan.repository(registry, config.push_profiles[0]),
+                cert_dir=cert_dir,
+            )
         for profile in config.push_profiles:
-            local = config.image_name(profile)
-            repository = registry.repository(local.split(":", 1)[0])
+            repository = plan.repository(registry, profile)
             image_pushed(
                 name=f"{registry.name}: {repository}",
                 registry=registry,
-                local=local,
+                local=config.image_name(profile),
                 repository=repository,
                 version=plan.version,
                 folder=config.extension_folder,

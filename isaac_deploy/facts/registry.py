@@ -1,4 +1,5 @@
-"""Fact: the local image, and what the registry holds under each of its tags, in one command."""
+"""Facts: the local image and what the registry holds under each of its tags, in one command;
+whether the registry accepts a set of credentials."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from dataclasses import dataclass, field
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from isaac_deploy.probes import PYTHON, program
+
+
+def _probe(args: dict) -> StringCommand:
+    """The registry probe (``probes/registry_state.py``) run with ``args``."""
+    source = program("dockerapi", "registry_state")
+    return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(json.dumps(args)))
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class RegistryImage(FactBase[RegistryImageState]):
     def command(
         self, local: str, repository: str, version: str, folder: str, flags: tuple[str, ...] = ()
     ) -> StringCommand:
-        args = json.dumps(
+        return _probe(
             {
                 "local": local,
                 "repository": repository,
@@ -45,8 +52,6 @@ class RegistryImage(FactBase[RegistryImageState]):
                 "flags": list(flags),
             }
         )
-        source = program("dockerapi", "registry_state")
-        return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(args))
 
     @staticmethod
     def default() -> RegistryImageState:
@@ -68,3 +73,25 @@ def parse_registry_state(output: str) -> RegistryImageState:
         for tag, state in data.get("tags") or []
     )
     return RegistryImageState(local.get("id"), error, tags, data.get("commit"))
+
+
+class RegistryLogin(FactBase["str | None"]):
+    """``None`` when the registry accepts the credentials in ``flags`` (an auth file) for
+    ``reference`` (the image itself may be missing), else why not (skopeo's error).
+
+    + reference: ``address/repository:tag``
+    + flags: skopeo flags for the registry (auth file, cert dir, tls)
+    """
+
+    def command(self, reference: str, flags: tuple[str, ...] = ()) -> StringCommand:
+        return _probe({"login": reference, "flags": list(flags)})
+
+    @staticmethod
+    def default() -> str:
+        return "could not ask the registry (is python3 installed?)"
+
+    def process(self, output: list[str]) -> str | None:
+        try:
+            return json.loads("\n".join(output)).get("error")
+        except (ValueError, AttributeError):
+            return f"could not ask the registry: {' '.join(output)[:200]}"

@@ -7,12 +7,21 @@ from __future__ import annotations
 import posixpath
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
+from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile
 from isaac_deploy.facts.files import PathKinds
 from isaac_deploy.facts.sif import CachedSif
 from isaac_deploy.model.images import sandbox_name, sif_name
+from isaac_deploy.operations.files import (
+    secret_kept,
+    secret_staged,
+    secret_text,
+    staged_dropped,
+    staged_installed,
+    staged_path,
+)
 from isaac_deploy.operations.util import fail
 
 
@@ -80,20 +89,24 @@ def sif_pulled(
     reference: str,
     folder: str,
     filename: str,
-    credentials: str | None = None,
+    credentials: HiddenValue | None = None,
+    credentials_file: str | None = None,
     plain_http: bool = False,
 ):
     """A SIF on a login node, built there from the image in a registry.
 
     ``folder/filename`` on a login node is built from ``docker://reference`` (a registry),
     with a ``.sha256`` sidecar; built under ``.incoming/`` and renamed into place, so a job
-    never picks up a half-built image.
+    never picks up a half-built image. The build sources ``credentials`` from a 0600 file (never
+    a command line); credentials that differ from the ones saved in ``credentials_file`` are
+    written beside it first and replace it only once the build with them worked.
 
     + reference: ``registry/repository:tag`` of the image (its content tag)
     + folder: the cluster's image folder (absolute)
     + filename: the SIF's name there, ``sha256-<digest>.sif``
-    + credentials: a 0600 file on the login node setting ``APPTAINER_DOCKER_USERNAME`` and
-      ``APPTAINER_DOCKER_PASSWORD`` (sourced for the build only, never on a command line)
+    + credentials: lines setting ``APPTAINER_DOCKER_USERNAME`` and ``APPTAINER_DOCKER_PASSWORD``
+      (shell-quoted), wrapped in ``HiddenValue``; ``None``: the login node's own login is used
+    + credentials_file: where the credentials that worked are kept on the login node (0600)
     + plain_http: the registry speaks HTTP (loopback only)
 
     **Example:**
@@ -105,18 +118,35 @@ def sif_pulled(
             reference="registry.example.org:5000/robotics/isaac/isaac-lab-ext-template:sha256-ab12",
             folder="/scratch/jdoe/isaac/images",
             filename="sha256-ab12.sif",
-            credentials="/home/jdoe/.config/isaac-deploy/registries/lab.env",
+            credentials=HiddenValue(
+                "APPTAINER_DOCKER_USERNAME='robot'\nAPPTAINER_DOCKER_PASSWORD='...'\n"
+            ),
+            credentials_file="/home/jdoe/.config/isaac-deploy/registries/lab.env",
         )
     """
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
     if state.present and state.sha256:
         host.noop(f"{filename} is present")
         return
+    env_file, fresh = None, False  # the credentials the build sources; new ones?
+    if credentials is not None:
+        if not credentials_file:
+            raise OperationValueError("sif_pulled: credentials need a credentials_file")
+        value = secret_text(credentials)
+        fresh = not (yield from secret_kept(credentials_file, value))
+        if fresh:
+            yield from secret_staged(credentials_file, value)
+        env_file = staged_path(credentials_file) if fresh else credentials_file
     partial = f"{INCOMING}/{filename}"
     yield StringCommand("mkdir -p", QuoteString(posixpath.join(folder, INCOMING)))
     build = build_command(f"docker://{reference}", partial, plain_http=plain_http)
-    load = ["set -a && .", QuoteString(credentials), "&& set +a &&"] if credentials else []
-    yield StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
+    load = ["set -a && .", QuoteString(env_file), "&& set +a &&"] if env_file else []
+    command = StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
+    if fresh and credentials_file:  # the new credentials are kept once the build worked
+        yield StringCommand(command, "|| {", staged_dropped(credentials_file), "; exit 1; }")
+        yield staged_installed(credentials_file, 0o600)
+    else:
+        yield command
     yield StringCommand(
         "cd",
         QuoteString(folder),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Generator, Iterator
 from io import StringIO
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api.command import PyinfraCommand
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations.util.files import generate_color_diff
 
@@ -15,16 +17,37 @@ from isaac_deploy.facts.files import FileSha256WithMode, FileWithMode
 from isaac_deploy.render.managed import decide
 
 
-def _atomic_write(path: str, content: str, mode: int):
-    """Write via a 0600 temp file in the same directory, then chmod and rename into place."""
-    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.isaac-deploy.tmp")
+def staged_path(path: str) -> str:
+    """The temp file beside ``path`` that its new content is written to first."""
+    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.isaac-deploy.tmp")
+
+
+def _staged(path: str, content: str) -> Iterator[PyinfraCommand]:
+    """Write ``content`` to ``staged_path(path)``, a 0600 file from its first byte."""
+    tmp = staged_path(path)
     yield StringCommand(
         "rm", "-f", QuoteString(tmp), "&& ( umask 077 && : >", QuoteString(tmp), ")"
     )
     yield FileUploadCommand(StringIO(content), tmp, remote_temp_filename=tmp)
-    yield StringCommand(
+
+
+def staged_installed(path: str, mode: int) -> StringCommand:
+    """Move the staged content of ``path`` into place, with ``mode``."""
+    tmp = staged_path(path)
+    return StringCommand(
         "chmod", f"{mode:o}", QuoteString(tmp), "&& mv -f", QuoteString(tmp), QuoteString(path)
     )
+
+
+def staged_dropped(path: str) -> StringCommand:
+    """Remove the staged content of ``path`` (``path`` itself stays as it was)."""
+    return StringCommand("rm -f", QuoteString(staged_path(path)))
+
+
+def _atomic_write(path: str, content: str, mode: int) -> Iterator[PyinfraCommand]:
+    """Write via a 0600 temp file in the same directory, then chmod and rename into place."""
+    yield from _staged(path, content)
+    yield staged_installed(path, mode)
 
 
 def _diff(old: list[str], new: str) -> list[str]:
@@ -106,16 +129,34 @@ def secret_file(path: str, secret: HiddenValue, mode: int = 0o600):
             secret=HiddenValue(os.environ["WANDB_API_KEY"]),
         )
     """
-    value = (secret.unmask() if isinstance(secret, HiddenValue) else str(secret)).rstrip(
-        "\n"
-    ) + "\n"
+    value = secret_text(secret)
+    if (yield from secret_kept(path, value, mode)):
+        return
+    yield from secret_staged(path, value)
+    yield staged_installed(path, mode)
+
+
+def secret_text(secret: HiddenValue | str) -> str:
+    """The secret's value as a file holds it: one trailing newline."""
+    value = secret.unmask() if isinstance(secret, HiddenValue) else str(secret)
+    return value.rstrip("\n") + "\n"
+
+
+def secret_kept(path: str, value: str, mode: int = 0o600) -> Generator[StringCommand, None, bool]:
+    """Whether ``path`` already holds ``value`` (only SHA-256 digests are compared); yields the
+    ``chmod`` of such a file whose mode drifted."""
     current = host.get_fact(FileSha256WithMode, path=path)
-    same = current is not None and current.sha256 == hashlib.sha256(value.encode()).hexdigest()
-    if same and current.mode == mode:
+    if current is None or current.sha256 != hashlib.sha256(value.encode()).hexdigest():
+        return False
+    if current.mode == mode:
         host.noop(f"{path} is up to date (secret not shown)")
-        return
-    if same:
+    else:
         yield StringCommand("chmod", f"{mode:o}", QuoteString(path))
-        return
+    return True
+
+
+def secret_staged(path: str, value: str) -> Iterator[PyinfraCommand]:
+    """A secret on its way to ``path``: in ``staged_path(path)`` (0600, folder 0700) until
+    ``staged_installed`` moves it into place, once it worked, or ``staged_dropped`` removes it."""
     yield StringCommand("mkdir -p -m 700", QuoteString(posixpath.dirname(path)))
-    yield from _atomic_write(path, value, mode)
+    yield from _staged(path, value)

@@ -1,8 +1,9 @@
 """What a push would change: the local image's ID, the git commit of the project and, for each
-tag, the config digest the registry holds (``skopeo inspect --raw``), asked in parallel.
+tag, the config digest the registry holds (``skopeo inspect --raw``), asked in parallel; or,
+with ``{"login": REFERENCE, "flags": [...]}``, whether the registry accepts the credentials.
 
-Run by the ``RegistryImage`` fact as ``python3 -c <program> ARGS_JSON`` (joined after
-``dockerapi``); prints one JSON object.
+Run by the ``RegistryImage`` and ``RegistryLogin`` facts as ``python3 -c <program> ARGS_JSON``
+(joined after ``dockerapi``); prints one JSON object.
 """
 
 import json
@@ -34,6 +35,13 @@ def remote_digest(reference, flags):
     if "manifest unknown" in proc.stderr or "name unknown" in proc.stderr:
         return {"missing": True}
     return {"error": proc.stderr.strip()}
+
+
+def registry_login(args):
+    """``{}`` when the registry lets the credentials in ``flags`` read ``args["login"]`` (the
+    image itself may be missing), else ``{"error": ...}``."""
+    state = remote_digest(args["login"], args.get("flags", []))
+    return {"error": state["error"]} if "error" in state else {}
 
 
 def git_commit(folder):
@@ -99,4 +107,5 @@ def registry_state(args):
 
 
 if __name__ == "__main__":
-    print(json.dumps(registry_state(json.loads(sys.argv[1]))))
+    ARGS = json.loads(sys.argv[1])
+    print(json.dumps(registry_login(ARGS) if "login" in ARGS else registry_state(ARGS)))

@@ -4,16 +4,22 @@ own storage."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 import docker
+from tests.lab import lab as lab_module
+from tests.lab import registry as lab_registry
 
 pytestmark = pytest.mark.lab
 PASSWORD_ENV = "LAB_REGISTRY_PASSWORD"
+AUTH_FILE = Path("/root/.config/isaac-deploy/registries/lab/auth.json")
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +110,7 @@ def test_push_over_tls_with_authentication_tags_content_commit_version_latest(pu
     image = local_id()
     for tag in (image.replace(":", "-"), commit_of(project), "0.1.0", "latest"):
         assert remote(registry, tag) == image, tag  # the content tag names only this image
-    key_file = Path("/root/.config/isaac-deploy/registries/lab/auth.json")
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(AUTH_FILE.stat().st_mode & 0o777) == "0o600"
 
 
 def test_second_push_sends_nothing_and_says_current(pushed):
@@ -192,3 +197,64 @@ def test_missing_local_image_one_line(pushed):
     result = push(project, registry, data={"isaac_push_profiles": ("ext-dev",)})
     assert result.rc != 0
     assert "error: image isaac-lab-lab-ext-dev:root is not built" in result.out
+
+
+def saved_login() -> tuple[bytes, int]:
+    """The saved registry login: its bytes and its mode."""
+    return AUTH_FILE.read_bytes(), AUTH_FILE.stat().st_mode & 0o777
+
+
+def login_in(content: bytes, address: str) -> str:
+    """``user:password`` of the auth file ``content`` for ``address``."""
+    return base64.b64decode(json.loads(content)["auths"][address]["auth"]).decode()
+
+
+@contextmanager
+def registry_down() -> Iterator[None]:
+    """The lab's registry stopped for a while, then started again."""
+    started = lab_module.load_started()
+    lab_registry.stop(started, lab_module.save_started)
+    try:
+        assert not lab_registry.answers(lab_registry.folder(lab_module.LAB_DIR)), (
+            "the registry still answers: the lab did not start it, so it cannot stop it"
+        )
+        yield
+    finally:
+        lab_registry.start(lab_module.LAB_DIR, started, lab_module.save_started)
+
+
+def test_a_failed_push_keeps_the_saved_login_a_working_one_replaces_it(pushed):
+    """#13.10: new credentials replace the saved login only once the registry accepted them."""
+    project, registry = pushed
+    assert push(project, registry).rc == 0
+    before = saved_login()
+    assert login_in(before[0], registry["address"]) == f"{registry['user']}:{registry['password']}"
+    robot = {"lab": {**project.data["isaac_registries"]["lab"], "username": registry["robot_user"]}}
+    data = {"isaac_registries": robot}
+
+    def refused(password: str, words: str) -> None:
+        result = push(project, registry, password, data, "-vv", "--debug")
+        assert result.rc != 0, result.out
+        # the error as printed (-vv also shows the command that prints it)
+        errors = [
+            line
+            for line in result.out.splitlines()
+            if line.strip().startswith("[@local] error: registry lab")
+        ]
+        assert len(errors) == 1 and words in errors[0], result.out
+        token = base64.b64encode(f"{registry['robot_user']}:{password}".encode()).decode()
+        assert password not in result.out and token not in result.out
+        assert saved_login() == before  # bytes and mode
+        assert sorted(p.name for p in AUTH_FILE.parent.iterdir()) == ["auth.json", "certs"]
+
+    refused("wrong-robot-pass", "refused the credentials")
+    with registry_down():
+        refused(registry["robot_password"], "is not reachable")
+    result = push(project, registry, registry["robot_password"], data)
+    assert result.rc == 0, result.out
+    content, mode = saved_login()
+    assert mode == 0o600
+    assert login_in(content, registry["address"]) == (
+        f"{registry['robot_user']}:{registry['robot_password']}"
+    )
+    assert sorted(p.name for p in AUTH_FILE.parent.iterdir()) == ["auth.json", "certs"]

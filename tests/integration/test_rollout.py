@@ -313,25 +313,30 @@ def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
         subprocess.run([*ssh, f"scancel {blocker}"], check=False)
 
 
-def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
-    """#6: the workstation pushes (content tag), the login node builds the SIF from the registry
-    with credentials from a 0600 file, and the job runs in that image."""
-    project, login, node, run = rollout
-    registry = lab["registry"]
+def registry_source(registry: dict, username: str) -> dict:
+    """Cluster settings: the image built on the login node from the lab's registry."""
     registries = {
         "lab": {
             "address": registry["address"],
             "prefix": "team/isaac",
             "ca_file": registry["ca"],
-            "username": registry["user"],
+            "username": username,
             "password_env": "ROLLOUT_REGISTRY_PASSWORD",
         }
     }
-    settings = {
+    return {
         "image_registry": "lab",
         "registries": registries,
         "image_dir": "~/isaac/registry-images",
     }
+
+
+def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
+    """#6: the workstation pushes (content tag), the login node builds the SIF from the registry
+    with credentials from a 0600 file, and the job runs in that image."""
+    project, login, node, run = rollout
+    registry = lab["registry"]
+    settings = registry_source(registry, registry["user"])
     env = {"ROLLOUT_REGISTRY_PASSWORD": registry["password"]}
     node.run("rm -f ~/.fake-apptainer.log")
     result = run("e2e-registry", ["--task", "Template-Reach-v0"], settings=settings, env=env)
@@ -372,6 +377,62 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     )
     assert missing.rc != 0 and "$ROLLOUT_REGISTRY_PASSWORD" in missing.out, missing.out
     assert "is not set in this shell" in missing.out.splitlines()[-1]
+
+
+def test_a_failed_build_keeps_the_login_nodes_saved_registry_credentials(rollout, lab):
+    """#13.10: new registry credentials replace those saved on the login node only once a build
+    with them worked."""
+    project, login, node, run = rollout
+    registry = lab["registry"]
+    saved = node.file(f"{login['home']}/.config/isaac-deploy/registries/lab.env")
+    images = f"{login['home']}/isaac/registry-images"
+    args = ["--task", "Template-Reach-v0"]
+    first = run(
+        "e2e-registry",
+        args,
+        settings=registry_source(registry, registry["user"]),
+        env={"ROLLOUT_REGISTRY_PASSWORD": registry["password"]},
+    )
+    assert first.rc == 0, first.out
+    before = saved.content, saved.mode
+    assert f"APPTAINER_DOCKER_USERNAME='{registry['user']}'" in saved.content_string
+    tag = docker.from_env().images.get("isaac-lab-lab-ext:root").id.replace(":", "-")
+    node.run(f"rm -f {images}/{tag}.sif {images}/{tag}.sif.sha256 ~/.fake-apptainer.log")
+    robot = registry_source(registry, registry["robot_user"])
+    wrong = run(
+        "e2e-registry",
+        args,
+        "--data",
+        "isaac_submit=0",
+        settings=robot,
+        env={"ROLLOUT_REGISTRY_PASSWORD": "wrong-robot-pass"},
+    )
+    assert wrong.rc != 0 and "wrong-robot-pass" not in wrong.out, wrong.out
+    tried = node.run("cat ~/.fake-apptainer.log").stdout
+    assert f".incoming/{tag}.sif" in tried  # the login node did try to build with them
+    assert (saved.content, saved.mode) == before
+    assert not node.file(f"{images}/{tag}.sif").exists
+    leftovers = node.run("ls -A ~/.config/isaac-deploy/registries").stdout.split()
+    assert leftovers == ["lab.env"]
+    right = run(
+        "e2e-registry",
+        args,
+        "--data",
+        "isaac_submit=0",
+        settings=robot,
+        env={"ROLLOUT_REGISTRY_PASSWORD": registry["robot_password"]},
+    )
+    assert right.rc == 0 and registry["robot_password"] not in right.out, right.out
+    assert node.file(f"{images}/{tag}.sif").exists and saved.mode == 0o600
+    assert f"APPTAINER_DOCKER_USERNAME='{registry['robot_user']}'" in saved.content_string
+    assert registry["robot_password"] in saved.content_string
+
+
+PROBE = """import json, os, sys
+out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
+with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
+    json.dump(out, f)
+"""
 
 
 def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp_path):

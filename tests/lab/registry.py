@@ -19,6 +19,8 @@ ADDRESS = os.environ.get("ISAAC_LAB_REGISTRY", "127.0.0.1:5443")
 USER = "labreg"
 PASSWORD = "lab-registry-pass-7"  # noqa: S105 - a throw-away credential of the test lab
 PROCESS = "docker-registry"
+ROBOT_USER = "labrobot"  # a second account: a login that replaces the saved one
+ROBOT_PASSWORD = "lab-robot-pass-3"  # noqa: S105 - a throw-away credential of the test lab
 
 
 def folder(lab_dir: Path) -> Path:
@@ -86,8 +88,12 @@ def _config(base: Path) -> Path:
     import bcrypt
 
     (base / "auth").mkdir(parents=True, exist_ok=True)
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    (base / "auth" / "htpasswd").write_text(f"{USER}:{hashed}\n")
+    (base / "auth" / "htpasswd").write_text(
+        "".join(
+            f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
+            for user, password in ((USER, PASSWORD), (ROBOT_USER, ROBOT_PASSWORD))
+        )
+    )
     config = base / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -119,6 +125,8 @@ def start(lab_dir: Path, started: dict, save) -> dict:
         "address": ADDRESS,
         "user": USER,
         "password": PASSWORD,
+        "robot_user": ROBOT_USER,
+        "robot_password": ROBOT_PASSWORD,
         "ca": str(base / "tls" / "ca.crt"),
         "cert_dir": str(base / "certs"),
     }

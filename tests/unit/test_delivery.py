@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 
+from pyinfra.api.hiddenvalue import HiddenValue
+
 from isaac_deploy.facts.delivery import DeliveredFile, Delivery
+from isaac_deploy.facts.files import FileDigest
+from isaac_deploy.operations.cluster_image import sif_pulled
 from isaac_deploy.operations.delivery import file_delivered
 from tests.helpers import run_op
 
@@ -91,32 +95,61 @@ def test_apptainer_build_command_lines():
     ).get_raw_value() == ("apptainer build --force --nohttps o.sif docker://127.0.0.1:5000/i:t")
 
 
-def test_login_node_builds_from_the_registry_with_credentials_from_a_file():
-    from isaac_deploy.operations.cluster_image import sif_pulled
+REF = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
+CREDENTIALS = "/home/u/.config/isaac-deploy/registries/lab.env"
+STAGED = "/home/u/.config/isaac-deploy/registries/.lab.env.isaac-deploy.tmp"
+LOGIN = "APPTAINER_DOCKER_USERNAME='robot'\nAPPTAINER_DOCKER_PASSWORD='n3w pass'\n"
+NOT_BUILT = {"DeliveredFile": {"filename=s.sif, folder=/img dir": Delivery(False, None, 0, 10**6)}}
+PULL = dict(
+    reference=REF,
+    folder="/img dir",
+    filename="s.sif",
+    credentials=HiddenValue(LOGIN),
+    credentials_file=CREDENTIALS,
+)
 
-    ref = "reg.example.org/robotics/isaac-lab-ext:sha256-" + "ab" * 32
-    commands, _ = run_op(
-        sif_pulled,
-        {"DeliveredFile": {"filename=s.sif, folder=/img dir": Delivery(False, None, 0, 10**6)}},
-        reference=ref,
-        folder="/img dir",
-        filename="s.sif",
-        credentials="/home/u/.config/isaac-deploy/registries/lab.env",
-    )
+
+def saved_credentials(text: str) -> dict:
+    digest = FileDigest(0o600, 1000, hashlib.sha256(text.encode()).hexdigest())
+    return {"FileSha256WithMode": {f"path={CREDENTIALS}": digest}}
+
+
+def test_login_node_builds_from_the_registry_with_its_saved_credentials():
+    commands, _ = run_op(sif_pulled, {**NOT_BUILT, **saved_credentials(LOGIN)}, **PULL)
     assert commands[0] == "mkdir -p '/img dir/.incoming'"
     assert commands[1] == (
-        "cd '/img dir' && ( set -a && . /home/u/.config/isaac-deploy/registries/lab.env && set +a"
-        f" && apptainer build --force .incoming/s.sif docker://{ref} )"
+        f"cd '/img dir' && ( set -a && . {CREDENTIALS} && set +a"
+        f" && apptainer build --force .incoming/s.sif docker://{REF} )"
     )
     assert "mv -f .incoming/s.sif s.sif" in commands[2] and "s.sif.sha256" in commands[2]
-    commands, host = run_op(
-        sif_pulled,
-        {"DeliveredFile": {"filename=s.sif, folder=/img": Delivery(True, "c" * 64, 0, 10**6)}},
-        reference=ref,
-        folder="/img",
-        filename="s.sif",
+    assert len(commands) == 3
+    # no credentials of ours (the login node's own login): nothing is looked at or sourced
+    own = {**PULL, "credentials": None, "credentials_file": None}
+    commands, _ = run_op(sif_pulled, NOT_BUILT, **own)
+    assert commands[1] == (
+        f"cd '/img dir' && ( apptainer build --force .incoming/s.sif docker://{REF} )"
     )
+    # present: nothing is built, the saved credentials are not even looked at
+    present = {"DeliveredFile": {"filename=s.sif, folder=/img": Delivery(True, "c" * 64, 0, 10**6)}}
+    commands, host = run_op(sif_pulled, present, **{**PULL, "folder": "/img"})
     assert commands == [] and host.noops == ["s.sif is present"]
+
+
+def test_new_credentials_replace_the_saved_ones_only_after_the_build_worked():
+    commands, _ = run_op(sif_pulled, {**NOT_BUILT, **saved_credentials("OLD=1\n")}, **PULL)
+    assert commands == [
+        "mkdir -p -m 700 /home/u/.config/isaac-deploy/registries",
+        f"rm -f {STAGED} && ( umask 077 && : > {STAGED} )",
+        ("upload", STAGED, LOGIN),
+        "mkdir -p '/img dir/.incoming'",
+        f"cd '/img dir' && ( set -a && . {STAGED} && set +a"
+        f" && apptainer build --force .incoming/s.sif docker://{REF} )"
+        f" || {{ rm -f {STAGED} ; exit 1; }}",
+        f"chmod 600 {STAGED} && mv -f {STAGED} {CREDENTIALS}",
+        commands[-1],
+    ]
+    assert "mv -f .incoming/s.sif s.sif" in commands[-1]
+    assert not any("n3w pass" in c for c in commands if isinstance(c, str))
 
 
 def test_cached_sif_fact_parsing():

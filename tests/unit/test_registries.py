@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 
 import pytest
+from pyinfra.api.hiddenvalue import HiddenValue
 
-from isaac_deploy.facts.registry import RegistryImageState, TagState, parse_registry_state
+from isaac_deploy.facts.files import FileDigest
+from isaac_deploy.facts.registry import (
+    RegistryImageState,
+    RegistryLogin,
+    TagState,
+    parse_registry_state,
+)
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.registries import (
     Registry,
@@ -16,8 +25,9 @@ from isaac_deploy.model.registries import (
     parse_registries,
     skopeo_flags,
 )
-from isaac_deploy.operations.registry import image_pushed
-from isaac_deploy.probes.registry_state import tags_for
+from isaac_deploy.operations.registry import image_pushed, login_saved
+from isaac_deploy.operations.util import fail
+from isaac_deploy.probes.registry_state import registry_login, tags_for
 from tests.helpers import run_op
 
 GOOD = {
@@ -216,4 +226,106 @@ def test_failures_are_one_line_commands_that_fail():
         len(commands) == 1
         and "refused the credentials" in commands[0]
         and commands[0].endswith("exit 1")
+    )
+
+
+LAB = parse_registries({"lab": GOOD})[0]
+FOLDER = "/home/a/.config/isaac-deploy/registries/lab"
+AUTH = f"{FOLDER}/auth.json"
+STAGED = f"{FOLDER}/.auth.json.isaac-deploy.tmp"
+CERTS = f"{FOLDER}/certs"
+REPOSITORY = "reg.example.org:5000/robotics/isaac/isaac-lab-ext"
+LOGIN = dict(
+    registry=LAB,
+    auth_file=AUTH,
+    password=HiddenValue("n3w-pass"),
+    repository=REPOSITORY,
+    cert_dir=CERTS,
+)
+# the registry asked with the new credentials, from the staged file
+ASKED = f"flags=('--authfile', '{STAGED}', '--cert-dir', '{CERTS}'), reference={REPOSITORY}:latest"
+
+
+def saved_login(password: str | None, mode: int = 0o600) -> dict:
+    """The saved auth file holding ``password``'s login (``None``: no saved login)."""
+    content = (auth_file_content(LAB, password) + "\n").encode() if password else None
+    digest = FileDigest(mode, 0, hashlib.sha256(content).hexdigest()) if content else None
+    return {"FileSha256WithMode": {f"path={AUTH}": digest}}
+
+
+def secret_free(commands: list) -> bool:
+    token = base64.b64encode(b"robot:n3w-pass").decode()
+    return not any("n3w-pass" in c or token in c for c in commands if isinstance(c, str))
+
+
+@pytest.mark.parametrize("old", ["old-pass", None])
+def test_new_credentials_replace_the_saved_login_once_the_registry_accepted_them(old):
+    facts = {**saved_login(old), "RegistryLogin": {ASKED: None}}
+    commands, _ = run_op(login_saved, facts, **LOGIN)
+    assert commands == [
+        f"mkdir -p -m 700 {FOLDER}",
+        f"rm -f {STAGED} && ( umask 077 && : > {STAGED} )",
+        ("upload", STAGED, auth_file_content(LAB, "n3w-pass") + "\n"),
+        f"chmod 600 {STAGED} && mv -f {STAGED} {AUTH}",
+    ]
+    assert secret_free(commands)
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        ("reading manifest latest: unauthorized: authentication required", "refused"),
+        ("dial tcp 127.0.0.1:5443: connect: connection refused", "is not reachable"),
+    ],
+)
+def test_refused_or_unreachable_keeps_the_saved_login_and_drops_the_new_one(error, words):
+    facts = {**saved_login("old-pass"), "RegistryLogin": {ASKED: error}}
+    commands, _ = run_op(login_saved, facts, **LOGIN)
+    assert commands[-2:] == [f"rm -f {STAGED}", fail_line(f"{explain(LAB, error)}")]
+    assert words in commands[-1]
+    assert not any(AUTH in c for c in commands if isinstance(c, str))  # the saved one untouched
+    assert secret_free(commands)
+
+
+def test_saved_login_unchanged_is_a_noop_without_asking_the_registry():
+    commands, host = run_op(login_saved, saved_login("n3w-pass"), **LOGIN)
+    assert commands == [] and host.noops == [f"{AUTH} is up to date (secret not shown)"]
+    commands, _ = run_op(login_saved, saved_login("n3w-pass", mode=0o644), **LOGIN)
+    assert commands == [f"chmod 600 {AUTH}"]
+
+
+def test_registry_login_fact_parses_the_probe_answer():
+    assert RegistryLogin().process(["{}"]) is None
+    assert RegistryLogin().process(['{"error": "unauthorized"}']) == "unauthorized"
+    assert RegistryLogin().process(["Traceback"]).startswith("could not ask the registry")
+
+
+def fail_line(message: str) -> str:
+    return fail(message).get_raw_value()
+
+
+FAKE_SKOPEO = """#!/bin/sh
+echo "$@" >> "$0.args"
+case "$*" in
+  *:empty) echo 'reading manifest empty in r/img: manifest unknown' >&2; exit 1 ;;
+  *:denied) echo 'reading manifest denied in r/img: unauthorized: authentication required' >&2; exit 1 ;;
+esac
+echo '{"config": {"digest": "sha256:c"}}'
+"""
+
+
+def test_login_probe_asks_skopeo_with_the_flags_and_a_missing_image_is_accepted(
+    tmp_path, monkeypatch
+):
+    skopeo = tmp_path / "skopeo"
+    skopeo.write_text(FAKE_SKOPEO)
+    skopeo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    flags = ["--authfile", "/s/a b.json"]
+    assert registry_login({"login": "r/img:latest", "flags": flags}) == {}
+    assert registry_login({"login": "r/img:empty", "flags": flags}) == {}
+    denied = registry_login({"login": "r/img:denied", "flags": flags})
+    assert "unauthorized" in denied["error"]
+    assert (tmp_path / "skopeo.args").read_text().splitlines()[0] == (
+        "inspect --raw --authfile /s/a b.json docker://r/img:latest"
     )

@@ -182,7 +182,10 @@ def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> 
             reference=f"{repository}:{plan.content_tag}",
             folder=image_dir,
             filename=plan.sif,
-            credentials=_registry_credentials(cluster, source, home),
+            credentials=_registry_credentials(cluster, source),
+            credentials_file=posixpath.join(
+                home, ".config", "isaac-deploy", "registries", f"{source.name}.env"
+            ),
             plain_http=source.plain_http,
         )
     if cluster.image_format == "sandbox":
@@ -215,9 +218,9 @@ def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tu
     return tuple(binds)
 
 
-def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str) -> str | None:
-    """The registry's user and password (from this workstation's environment) as a 0600 file
-    on the login node, for ``apptainer build``; ``None`` when the registry has no
+def _registry_credentials(cluster: ClusterConfig, registry: Registry) -> HiddenValue | None:
+    """The registry's user and password (from this workstation's environment) as the lines of
+    an env file for ``apptainer build``; ``None`` when the registry has no
     ``username``/``password_env`` (the login node's own ``apptainer registry login`` is used)."""
     if not registry.password_env:
         return None
@@ -229,14 +232,7 @@ def _registry_credentials(cluster: ClusterConfig, registry: Registry, home: str)
             "is not set in this shell",
         )
     user, secret = env_quote(registry.username, "username"), env_quote(password, "password")
-    content = f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n"
-    target = posixpath.join(home, ".config", "isaac-deploy", "registries", f"{registry.name}.env")
-    file_ops.secret_file(
-        name=f"{cluster.name}: credentials of {registry.name} (not shown)",
-        path=target,
-        secret=HiddenValue(content),
-    )
-    return target
+    return HiddenValue(f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n")
 
 
 def _secret(cluster: ClusterConfig, home: str, ext: str) -> str | None:
