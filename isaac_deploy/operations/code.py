@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+import time
 from io import StringIO
 
 from pyinfra import host
@@ -21,6 +22,7 @@ from pyinfra.api import FileUploadCommand, QuoteString, RsyncCommand, StringComm
 from isaac_deploy.facts.cluster import (
     SNAPSHOT_DIGEST,
     SNAPSHOT_SUMS,
+    Folders,
     SnapshotDigest,
     Snapshots,
     SnapshotState,
@@ -115,17 +117,21 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
 
 
 @operation()
-def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, scheduler: str):
+def snapshots_pruned(
+    snapshots: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
+):
     """At most ``keep`` snapshots (``current`` included) beyond those whose jobs are active.
 
     Older snapshots go, oldest first, unless a job of theirs is queued or running (or the
-    scheduler cannot tell): queued jobs keep their code.
+    scheduler cannot tell): queued jobs keep their code. Partial copies in ``.incoming/`` older
+    than ``partial_age`` seconds go too.
 
     + snapshots: the folder of all snapshots on the login node (absolute)
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
     + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + partial_age: seconds after which a partial copy in ``.incoming/`` is removed
 
     **Example:**
 
@@ -142,7 +148,13 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
     candidates = older[: max(0, len(older) - (keep - 1))]
-    if not candidates:
+    incoming, now = posixpath.join(snapshots, INCOMING), time.time()
+    stale = [
+        QuoteString(posixpath.join(incoming, name))
+        for name, stamp in host.get_fact(Folders, folder=incoming)
+        if name != current and now - stamp > partial_age
+    ]
+    if not candidates and not stale:
         host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
         return
     jobs: dict[str, list[str]] = {}
@@ -150,7 +162,7 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
         if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
             jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
     kept = busy(jobs, candidates, scheduler)
-    removable = []
+    removable = stale
     for snapshot in candidates:
         if snapshot in kept:
             host.noop(f"kept snapshot {snapshot}: {kept[snapshot]}")

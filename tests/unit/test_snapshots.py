@@ -1,9 +1,11 @@
 """Code snapshots: filled under .incoming, checked and renamed; a run key whose snapshot holds
-other code refused; pruning by retention (never a snapshot of an active job)."""
+other code refused; pruning by retention (never a snapshot of an active job) and of stale partial
+copies."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,7 @@ def test_files_edited_while_they_are_sent_leave_no_snapshot(tmp_path, monkeypatc
 def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
     facts = {
         "Snapshots": {"folder=/c/ext": ["r1", "r2", "r3", "r4", "r5", "r6"]},  # oldest first
+        "Folders": {"folder=/c/ext/.incoming": []},
         "LedgerEntries": {
             "path=/l": [
                 entry("r1", "1"),
@@ -170,6 +173,7 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
 def test_prune_never_removes_the_current_snapshot_and_fails_closed():
     facts = {
         "Snapshots": {"folder=/c/ext": ["now", "a", "b"]},
+        "Folders": {"folder=/c/ext/.incoming": []},
         "LedgerEntries": {"path=/l": [entry("a", "1"), entry("b", "2")]},
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
         "ActiveJobs": {"scheduler=slurm": None},
@@ -184,3 +188,22 @@ def test_prune_never_removes_the_current_snapshot_and_fails_closed():
         snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
     )
     assert commands == [] and host.noops == ["3 snapshot(s), retention 3"]
+
+
+def test_prune_removes_partial_copies_older_than_a_day_but_not_this_runs():
+    now = time.time()
+    facts = {
+        "Snapshots": {"folder=/c/ext": ["a"]},
+        "Folders": {
+            "folder=/c/ext/.incoming": [
+                ("now", now - 3 * 86400),  # this run's, never
+                ("stale", now - 2 * 86400),
+                ("recent", now - 60),  # maybe still being sent
+            ]
+        },
+        "LedgerEntries": {"path=/l": []},
+    }
+    commands, host = run_op(
+        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
+    )
+    assert commands == ["rm -rf -- /c/ext/.incoming/stale"]
