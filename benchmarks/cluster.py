@@ -186,7 +186,8 @@ def code_sync(project, ssh_data, ssh, rsh, runs: int) -> dict[str, dict[str, lis
             snapshots=snapshots,
             snapshot=f"s-{count}",
         )
-        sent = run(ssh + [f"find {snapshots}/s-{count} -type f -links 1 | wc -l"]).strip()
+        own = "! -name '.isaac-deploy-*'"  # the snapshot's digest and checksums, not the tree's
+        sent = run(ssh + [f"find {snapshots}/s-{count} -type f -links 1 {own} | wc -l"]).strip()
         return seconds, int(sent) if count > 1 else -1
 
     ours()

@@ -22,11 +22,12 @@ the wrong path, scheduler or folder does not get an answer meant for another one
 from __future__ import annotations
 
 import io
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.api import FileUploadCommand, RsyncCommand, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
@@ -121,6 +122,29 @@ def run_op(
     with ctx_host.use(host), ctx_state.use(state):
         commands = [command_repr(c) for c in op._inner(**kwargs)]
     return commands, host
+
+
+def run_here(op, facts: dict[str, dict[str, Any]], **kwargs) -> tuple[int, str]:
+    """Run the commands ``op`` yields for ``facts`` on this machine, as a connector would
+    (shell commands with ``sh -c``, rsync as its words, uploads written), up to the first that
+    fails: its exit code (0: all ran) and the output so far."""
+    host = FakeHost(facts)
+    state = SimpleNamespace(config=SimpleNamespace(DIFF=False), is_executing=True)
+    output = ""
+    with ctx_host.use(host), ctx_state.use(state):
+        for command in op._inner(**kwargs):
+            if isinstance(command, FileUploadCommand):
+                Path(command.dest).write_text(command.src.getvalue())
+                continue
+            if isinstance(command, RsyncCommand):
+                argv = ["sh", "-c", " ".join(["rsync", *command.flags, command.src, command.dest])]
+            else:
+                argv = ["sh", "-c", command.get_raw_value()]
+            done = subprocess.run(argv, capture_output=True, text=True)
+            output += done.stdout + done.stderr
+            if done.returncode:
+                return done.returncode, output
+    return 0, output
 
 
 def fixture_lines(name: str) -> list[str]:

@@ -39,7 +39,9 @@ def add_parser(sub, add) -> None:
         action.add_argument("--limit", help="only this cluster (its group name in the inventory)")
         action.add_argument("--dry", action="store_true", help="show the plan, change nothing")
         if name == "submit":
-            action.add_argument("--run-key", help="name of the run (default: commit + arguments)")
+            action.add_argument(
+                "--run-key", help="name of the run (default: commit + arguments + code)"
+            )
             action.add_argument("--resubmit", action="store_true", help="submit again")
             action.add_argument(
                 "--image-only", action="store_true", help="the image (and mounts) only, no job"

@@ -1,5 +1,5 @@
-"""Facts on a login node: the variables cluster paths start with, the code snapshots, and
-the folders external mounts are synced to."""
+"""Facts on a login node: the variables cluster paths start with, the code snapshots (and the
+digest of the code each holds), and the folders external mounts are synced to."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ class ClusterEnv(FactBase[dict]):
         return values
 
 
-class Snapshots(FactBase[list]):
-    """Code snapshot folders under ``folder``, oldest first (by modification time)."""
+class FoldersBase(FactBase[list]):
+    """The folders in ``folder`` with their modification times (what both facts below ask)."""
 
     def command(self, folder: str) -> StringCommand:
         return StringCommand(
@@ -48,13 +48,69 @@ class Snapshots(FactBase[list]):
     def default() -> list:
         return []
 
-    def process(self, output: list[str]) -> list[str]:
+    @staticmethod
+    def oldest_first(output: list[str]) -> list[tuple[str, int]]:
         rows = []
         for line in output:
             stamp, _, name = line.partition(" ")
             if stamp.isdigit() and name and name != "*":
                 rows.append((int(stamp), name))
-        return [name for _, name in sorted(rows)]
+        return [(name, stamp) for stamp, name in sorted(rows)]
+
+
+class Folders(FoldersBase):
+    """``(name, mtime)`` of the folders in ``folder``, oldest first (by modification time)."""
+
+    def process(self, output: list[str]) -> list[tuple[str, int]]:
+        return self.oldest_first(output)
+
+
+class Snapshots(FoldersBase):
+    """Code snapshot folders under ``folder``, oldest first (by modification time)."""
+
+    def process(self, output: list[str]) -> list[str]:
+        return [name for name, _ in self.oldest_first(output)]
+
+
+SNAPSHOT_DIGEST = ".isaac-deploy-snapshot"  # in a snapshot: the digest of the code it holds
+SNAPSHOT_SUMS = ".isaac-deploy-sha256sums"  # in a snapshot: its files' checksums, as checked
+
+SNAPSHOT_SCRIPT = (
+    'cd "$1" 2>/dev/null && [ -d "$2" ] && echo present=1 && '
+    'echo "digest=$(head -n 1 "$2/$3" 2>/dev/null)"; true'
+)
+
+
+@dataclass(frozen=True)
+class SnapshotState:
+    present: bool = False
+    digest: str | None = None  # recorded once its files were checked (None: made before that)
+
+
+class SnapshotDigest(FactBase[SnapshotState]):
+    """Whether the snapshot ``folder/snapshot`` exists and the digest of the code it holds."""
+
+    def command(self, folder: str, snapshot: str) -> StringCommand:
+        return StringCommand(
+            "sh -c",
+            QuoteString(SNAPSHOT_SCRIPT),
+            "sh",
+            QuoteString(folder),
+            QuoteString(snapshot),
+            SNAPSHOT_DIGEST,
+        )
+
+    @staticmethod
+    def default() -> SnapshotState:
+        return SnapshotState()
+
+    def process(self, output: list[str]) -> SnapshotState:
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        digest = values.get("digest", "").strip()
+        return SnapshotState(
+            present=values.get("present") == "1",
+            digest=digest if digest.startswith("sha256:") else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,66 @@
-"""Operations: a code snapshot per submission on the login node, sent with rsync; old
-snapshots pruned, never one whose job is queued or running.
+"""Operations: a code snapshot per submission on the login node, sent with rsync, complete or
+not at all; old snapshots pruned, never one whose job is queued or running.
 
 The files are exactly those the image build sees (``.dockerignore`` honoured, by the same
 matcher), so the cluster runs what the image was built from; ``--link-dest`` against the
-previous snapshot hard-links unchanged files instead of sending them again.
+previous snapshot hard-links unchanged files instead of sending them again. They are sent to
+``.incoming/``, checked against the checksums taken when they were read and only then renamed
+into place with the digest of the code they hold, so a job never runs a partial copy and a run
+key never names two versions of the code.
 """
 
 from __future__ import annotations
 
 import posixpath
 import shlex
+import time
+from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, RsyncCommand, StringCommand, operation
 
-from isaac_deploy.facts.cluster import Snapshots
+from isaac_deploy.facts.cluster import (
+    SNAPSHOT_DIGEST,
+    SNAPSHOT_SUMS,
+    Folders,
+    SnapshotDigest,
+    Snapshots,
+    SnapshotState,
+)
+from isaac_deploy.facts.delivery import INCOMING
 from isaac_deploy.facts.ledger import LedgerEntries
-from isaac_deploy.operations.util import busy
+from isaac_deploy.operations.util import busy, fail
 from isaac_deploy.probes import local
+
+
+def short(digest: str) -> str:
+    """``sha256:`` and the first 12 hex digits: enough to tell two versions of the code apart."""
+    return digest[: len("sha256:") + 12]
+
+
+def snapshot_refusal(state: SnapshotState, digest: str) -> str | None:
+    """Why a run whose snapshot is ``state`` cannot run the code whose digest is ``digest``
+    (``None``: there is no snapshot yet, or it holds that code)."""
+    if not state.present or state.digest == digest:
+        return None
+    recorded = short(state.digest) if state.digest else "no recorded digest"
+    return (
+        f"its code snapshot on the login node holds other code ({recorded}) than this tree "
+        f"({short(digest)}): choose a new run key, or commit and leave the run key unset "
+        "(the default run key follows the code)"
+    )
 
 
 @operation()
 def snapshot_synced(folder: str, snapshots: str, snapshot: str):
-    """``snapshots/snapshot`` holds the extension's files; a snapshot, once made, is not changed.
+    """``snapshots/snapshot`` holds the extension's files as they are now, complete and checked.
 
-    The files are those the image build sees (``.dockerignore`` honoured); files unchanged
-    since the newest previous snapshot are hard-linked to it (``--link-dest``), not sent.
+    The files are those the image build sees (``.dockerignore`` honoured). They go to
+    ``snapshots/.incoming/snapshot`` (a partial copy an interrupted roll-out left there is
+    replaced); files unchanged since the newest previous snapshot are hard-linked to it
+    (``--link-dest``), not sent. Checked there against the checksums taken when they were read,
+    they are renamed into place with the digest of the code (``.isaac-deploy-snapshot``). A
+    snapshot, once made, is not changed: one that holds other code is refused.
 
     + folder: the extension project on this workstation
     + snapshots: the folder of all snapshots on the login node (absolute)
@@ -42,31 +77,61 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
             snapshot="3f2a9c1-5d41402a",
         )
     """
-    existing = host.get_fact(Snapshots, folder=snapshots)
-    if snapshot in existing:
-        host.noop(f"snapshot {snapshot} exists (queued jobs keep their code)")
+    files = local.snapshot_files(folder)
+    state = host.get_fact(SnapshotDigest, folder=snapshots, snapshot=snapshot)
+    if state.present:
+        refusal = snapshot_refusal(state, files.digest)
+        if refusal:
+            yield fail(f"run key {snapshot}: {refusal}")
+        else:
+            host.noop(f"snapshot {snapshot} holds this code ({short(files.digest)})")
         return
-    flags = ["-a", f"--files-from={shlex.quote(local.context_file_list(folder))}"]
-    previous = [other for other in existing if other != snapshot]
+    incoming = posixpath.join(snapshots, INCOMING, snapshot)
+    flags = ["-a", f"--files-from={shlex.quote(files.files_from)}"]
+    previous = host.get_fact(Snapshots, folder=snapshots)
     if previous:
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
-    destination = posixpath.join(snapshots, snapshot) + "/"
-    yield StringCommand("mkdir -p", QuoteString(destination))  # rsync < 3.2.3 has no --mkpath
-    yield RsyncCommand(shlex.quote(folder.rstrip("/") + "/"), shlex.quote(destination), flags)
+    # an empty folder: a partial copy is replaced, not resumed (rsync < 3.2.3 has no --mkpath)
+    yield StringCommand("rm -rf --", QuoteString(incoming), "&& mkdir -p", QuoteString(incoming))
+    yield RsyncCommand(shlex.quote(folder.rstrip("/") + "/"), shlex.quote(incoming + "/"), flags)
+    yield FileUploadCommand(StringIO(files.sha256sums), posixpath.join(incoming, SNAPSHOT_SUMS))
+    yield StringCommand(
+        "cd",
+        QuoteString(incoming),
+        "&& sha256sum -c --quiet --strict",
+        SNAPSHOT_SUMS,
+        "|| { echo",
+        QuoteString(
+            f"error: snapshot {snapshot} arrived different from the files here "
+            "(edited while it was sent?): run the roll-out again"
+        ),
+        ">&2; exit 1; };",
+        "echo",
+        QuoteString(files.digest),
+        ">",
+        SNAPSHOT_DIGEST,
+        "&& mv -T",
+        QuoteString(incoming),
+        QuoteString(posixpath.join(snapshots, snapshot)),
+    )
 
 
 @operation()
-def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, scheduler: str):
+def snapshots_pruned(
+    snapshots: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
+):
     """At most ``keep`` snapshots (``current`` included) beyond those whose jobs are active.
 
     Older snapshots go, oldest first, unless a job of theirs is queued or running (or the
-    scheduler cannot tell): queued jobs keep their code.
+    scheduler cannot tell): queued jobs keep their code. Partial copies in ``.incoming/`` older
+    than ``partial_age`` seconds go too.
 
     + snapshots: the folder of all snapshots on the login node (absolute)
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
     + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + partial_age: seconds after which a partial copy in ``.incoming/`` is removed
 
     **Example:**
 
@@ -83,7 +148,13 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
     candidates = older[: max(0, len(older) - (keep - 1))]
-    if not candidates:
+    incoming, now = posixpath.join(snapshots, INCOMING), time.time()
+    stale = [
+        QuoteString(posixpath.join(incoming, name))
+        for name, stamp in host.get_fact(Folders, folder=incoming)
+        if name != current and now - stamp > partial_age
+    ]
+    if not candidates and not stale:
         host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
         return
     jobs: dict[str, list[str]] = {}
@@ -91,7 +162,7 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
         if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
             jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
     kept = busy(jobs, candidates, scheduler)
-    removable = []
+    removable = stale
     for snapshot in candidates:
         if snapshot in kept:
             host.noop(f"kept snapshot {snapshot}: {kept[snapshot]}")

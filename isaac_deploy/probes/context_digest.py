@@ -2,7 +2,8 @@
 
 Stdlib only: the ``ImageBuildInputs`` fact runs it on the target as part of one
 ``python3 -c`` program (see ``build_inputs``); :func:`context_digest` gives
-``{"digest": "sha256:...", "files": N, "bytes": N}`` and :func:`dockerfile_digest` the digest
+``{"digest": "sha256:...", "files": N, "bytes": N}`` (of the files :func:`context_files` lists,
+which are also what a code snapshot sends to a cluster) and :func:`dockerfile_digest` the digest
 of a Dockerfile's text, which the context need not hold (``.dockerignore`` may leave it out, as
 this project's allow-list does). Patterns follow
 Docker's rules: ``#`` comments, ``!`` exceptions (last match wins), ``*``, ``?``, ``[...]`` and
@@ -19,8 +20,10 @@ __all__ = [
     "Pattern",
     "DockerIgnore",
     "context_digest",
+    "context_files",
     "dockerfile_digest",
     "file_sha256",
+    "files_digest",
     "bound_by_jobs",
 ]
 
@@ -175,30 +178,37 @@ def bound_by_jobs(rel):
     return rel.startswith(CODE_FOLDERS) and not packaging
 
 
-def context_digest(context, dockerignore=None):
-    """``digest`` of every file the build sees; ``jobs_digest`` of those a cluster job does not
-    replace by its code snapshot (see :func:`bound_by_jobs`)."""
+def context_files(context, dockerignore=None):
+    """``(path, mode, content, size)`` of each file of the build context, sorted by path: ``mode``
+    is ``x`` (executable) or ``-``, ``content`` the file's SHA-256, or ``link:<target>`` for a
+    symbolic link (size 0); other kinds of files (FIFOs, sockets) are left out."""
     ignore = DockerIgnore.from_file(dockerignore or os.path.join(context, ".dockerignore"))
-    total, jobs = hashlib.sha256(), hashlib.sha256()
-    files = size = 0
+    files = []
     for rel, st in sorted(walk(context, ignore)):
         path = os.path.join(context, rel)
         if stat.S_ISLNK(st.st_mode):
-            content = "link:" + os.readlink(path)
+            content, size = "link:" + os.readlink(path), 0
         elif stat.S_ISREG(st.st_mode):
-            content = file_sha256(path)
-            size += st.st_size
+            content, size = file_sha256(path), st.st_size
         else:
             continue
-        mode = "x" if st.st_mode & 0o111 else "-"
-        line = f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape")
-        total.update(line)
-        if not bound_by_jobs(rel):
-            jobs.update(line)
-        files += 1
+        files.append((rel, "x" if st.st_mode & 0o111 else "-", content, size))
+    return files
+
+
+def files_digest(files):
+    """``sha256:...`` of :func:`context_files`' names, modes and contents."""
+    total = hashlib.sha256()
+    for rel, mode, content, _ in files:
+        total.update(f"{rel}\0{mode}\0{content}\n".encode("utf-8", "surrogateescape"))
+    return "sha256:" + total.hexdigest()
+
+
+def context_digest(context, dockerignore=None):
+    files = context_files(context, dockerignore)
     return {
-        "digest": "sha256:" + total.hexdigest(),
-        "jobs_digest": "sha256:" + jobs.hexdigest(),
-        "files": files,
-        "bytes": size,
+        "digest": files_digest(files),
+        "jobs_digest": files_digest([f for f in files if not bound_by_jobs(f[0])]),
+        "files": len(files),
+        "bytes": sum(size for _, _, _, size in files),
     }

@@ -11,8 +11,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
-from isaac_deploy.probes.context_digest import DockerIgnore, walk
+from isaac_deploy.probes.context_digest import context_files, files_digest
 from isaac_deploy.probes.registry_state import git_commit
 
 
@@ -26,16 +27,33 @@ def path_kind(path: str) -> str:
     return "dir" if os.path.isdir(path) else "file" if os.path.lexists(path) else "missing"
 
 
+@dataclass(frozen=True)
+class SnapshotFiles:
+    """The build context's files, read once, as a code snapshot sends and checks them."""
+
+    digest: str  # of names, modes and contents: the build context's digest
+    files_from: str  # a temporary ``--files-from`` list of them, removed when this process exits
+    sha256sums: str  # ``sha256sum -c`` lines of the regular files (links count in the digest)
+
+
+def snapshot_files(folder: str) -> SnapshotFiles:
+    """The files of ``folder``'s build context (``.dockerignore`` honoured by the image build's
+    own matcher): their digest, a list for rsync and their checksums, from one reading."""
+    files = context_files(folder)
+    fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{rel}\n" for rel, *_ in files)
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    sums = [
+        f"{content}  {rel}\n" for rel, _, content, _ in files if not content.startswith("link:")
+    ]
+    return SnapshotFiles(files_digest(files), path, "".join(sums))
+
+
 def context_file_list(folder: str) -> str:
     """A temporary ``--files-from`` list of the build context's files (``.dockerignore``
     honoured by the image build's own matcher); removed when this process exits."""
-    ignore = DockerIgnore.from_file(os.path.join(folder, ".dockerignore"))
-    fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
-    with os.fdopen(fd, "w") as handle:
-        for rel, _ in sorted(walk(folder, ignore)):
-            handle.write(rel + "\n")
-    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
-    return path
+    return snapshot_files(folder).files_from
 
 
 def sidecar_sha256(path: str) -> str | None:

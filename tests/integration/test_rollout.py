@@ -833,3 +833,113 @@ def test_an_image_edit_after_the_build_is_refused_until_the_image_is_rebuilt(rol
             engine.images.remove(rebuilt)
     assert engine.images.get("isaac-lab-lab-ext:root").id == built  # from Docker's cache
     assert rebuilt not in {image.id for image in engine.images.list(all=True)}
+
+
+EDIT = "print('uncommitted edit 7f3a', flush=True)\n"
+
+
+def test_an_uncommitted_edit_is_a_new_run_that_runs_the_edit(rollout):
+    """#13.2: the default run key follows the code, so an edit not committed yet makes a new
+    snapshot and a job that runs it; the old run's key, named explicitly, is refused in one line
+    (its snapshot holds the old code), also with isaac_resubmit=1."""
+    project, login, node, run = rollout
+    code = f"{login['home']}/isaac/code/lab_ext"
+    args = ["--task", "Template-Reach-v0", "--max_iterations", "2", "--run_name", "edit"]
+    train = project.path / "scripts" / "rsl_rl" / "train.py"
+    text = train.read_text()
+    first = run("", args)  # no isaac_run_key: the default one
+    assert first.rc == 0, first.out
+    [clean] = [e for e in ledger(node) if e.get("args") == args]
+    # one job at a time: the Apptainer stand-in's first unpacking of an image is not safe for two
+    assert "JobState=COMPLETED" in wait(login, clean["job_id"])
+    train.write_text(text.replace("def main(", EDIT + "\n\ndef main(", 1))
+    try:
+        edited = run("", args)
+        assert edited.rc == 0, edited.out
+        [entry] = [e for e in ledger(node) if e.get("args") == args and e != clean]
+        assert entry["commit"] == clean["commit"] and entry["run_key"] != clean["run_key"]
+        assert EDIT in node.file(f"{entry['snapshot']}/scripts/rsl_rl/train.py").content_string
+        assert EDIT not in node.file(f"{clean['snapshot']}/scripts/rsl_rl/train.py").content_string
+        info = wait(login, entry["job_id"])
+        log = f"{login['home']}/isaac/logs/{entry['run_key']}/job-{entry['job_id']}.out"
+        assert "JobState=COMPLETED" in info, info
+        assert "uncommitted edit 7f3a" in node.file(log).content_string
+        before = (ledger(node), node.run(f"ls -AR {code} | md5sum").stdout)
+        refused = run(clean["run_key"], args, "--data", "isaac_resubmit=1")
+        assert refused.rc != 0, refused.out
+        [line] = [line for line in refused.out.splitlines() if "holds other code" in line]
+        assert (
+            f"lab: run key {clean['run_key']}: its code snapshot on the login node holds other "
+            "code (sha256:" in line
+        ), line
+        assert line.endswith(
+            "choose a new run key, or commit and leave the run key unset "
+            "(the default run key follows the code)"
+        ), line
+        assert "Traceback" not in refused.out
+        assert (ledger(node), node.run(f"ls -AR {code} | md5sum").stdout) == before
+    finally:
+        train.write_text(text)
+
+
+HALF_RSYNC = """#!/usr/bin/python3
+# rsync killed mid-way, for the lab: a copy with a --files-from list sends the first half of
+# the list, then exits as rsync does when a signal stops it; any other copy runs as it is
+import os, sys, subprocess
+args = sys.argv[1:]
+lists = [a for a in args if a.startswith("--files-from=")]
+if not lists:
+    os.execv("/usr/bin/rsync", ["rsync", *args])
+names = open(lists[0].split("=", 1)[1]).read().splitlines()
+with open({half!r}, "w") as half:
+    half.write("".join(name + "\\n" for name in names[: len(names) // 2]))
+args = ["--files-from=" + {half!r} if a in lists else a for a in args]
+subprocess.run(["/usr/bin/rsync", *args])
+sys.exit(20)
+"""
+
+
+def test_an_interrupted_copy_is_never_used_and_the_next_rollout_completes_it(
+    rollout, lab, tmp_path
+):
+    """#13.3: a copy cut half-way stays in .incoming/ (no snapshot, no job); the next roll-out
+    replaces it with the whole, checked snapshot and submits; partial copies older than a day
+    are pruned, younger ones (maybe still being sent) are not."""
+    from isaac_deploy.probes.context_digest import context_digest
+    from isaac_deploy.probes.local import context_file_list
+
+    project, login, node, run = rollout
+    code = f"{login['home']}/isaac/code/lab_ext"
+    (tmp_path / "bin").mkdir()
+    wrapper = tmp_path / "bin" / "rsync"
+    wrapper.write_text(HALF_RSYNC.format(half=str(tmp_path / "half.txt")))
+    wrapper.chmod(0o755)
+    path = f"{tmp_path / 'bin'}:{lab['apptainer_bin']}:{os.environ['PATH']}"
+    args = ["--task", "Template-Reach-v0", "--max_iterations", "2", "--run_name", "cut"]
+    listed = Path(context_file_list(str(project.path))).read_text().splitlines()
+    every = sorted(f"./{name}" for name in listed)
+    cut = run("e2e-cut", args, env={"PATH": path})
+    assert cut.rc != 0, cut.out
+    arrived = node.run(f"cd {code}/.incoming/e2e-cut && find . ! -type d").stdout.splitlines()
+    assert 0 < len(arrived) < len(every), arrived
+    assert not node.file(f"{code}/e2e-cut").exists
+    assert not [e for e in ledger(node) if e["run_key"] == "e2e-cut"]  # no job ran it
+    node.run(
+        f"mkdir -p {code}/.incoming/old-cut {code}/.incoming/young-cut && "
+        f"touch -d '2 days ago' {code}/.incoming/old-cut"
+    )
+    try:
+        done = run("e2e-cut", args)
+        assert done.rc == 0, done.out
+        snapshot = f"{code}/e2e-cut"
+        own = "! -name '.isaac-deploy-*' ! -name job-e2e-cut.sh ! -name '*.pyc'"  # not the tree's
+        found = node.run(f"cd {snapshot} && find . ! -type d {own}").stdout.splitlines()
+        assert sorted(found) == every
+        recorded = node.file(f"{snapshot}/.isaac-deploy-snapshot").content_string
+        assert recorded == context_digest(str(project.path))["digest"] + "\n"
+        assert node.run(f"ls -A {code}/.incoming").stdout.split() == ["young-cut"]
+        [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-cut"]
+        assert entry["snapshot"] == snapshot
+        assert "JobState=COMPLETED" in wait(login, entry["job_id"])
+    finally:
+        node.run(f"rm -rf {code}/.incoming/young-cut {code}/.incoming/old-cut")

@@ -149,6 +149,38 @@ def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
     assert empty.returncode == 0 and Snapshots().process(empty.stdout.splitlines()) == []
 
 
+def test_snapshot_digest_and_folder_facts_run_here(tmp_path):
+    import os
+
+    from isaac_deploy.facts.cluster import SNAPSHOT_DIGEST, Folders, SnapshotDigest, SnapshotState
+
+    def ask(fact, **kwargs):
+        command = fact.command(**kwargs).get_raw_value()
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return fact.process(done.stdout.splitlines())
+
+    code = tmp_path / "code x"
+    (code / "made").mkdir(parents=True)
+    (code / "made" / SNAPSHOT_DIGEST).write_text("sha256:" + "a" * 64 + "\n")
+    (code / "older").mkdir()  # made before snapshots recorded their digest
+    for name, expected in (
+        ("made", SnapshotState(True, "sha256:" + "a" * 64)),
+        ("older", SnapshotState(True, None)),
+        ("none", SnapshotState()),
+    ):
+        assert ask(SnapshotDigest(), folder=str(code), snapshot=name) == expected
+    assert (
+        ask(SnapshotDigest(), folder=str(tmp_path / "nowhere"), snapshot="made") == SnapshotState()
+    )
+    os.utime(code / "older", (1000, 1000))
+    assert ask(Folders(), folder=str(code)) == [
+        ("older", 1000),
+        ("made", int((code / "made").stat().st_mtime)),
+    ]
+    assert ask(Folders(), folder=str(tmp_path / "nowhere")) == []
+
+
 def test_image_registry_must_be_one_of_the_registries():
     registries = {"lab": {"address": "r.example.org:5000", "prefix": "team"}}
     hosts, data = cluster("c", ["login"], registries=registries, image_registry="lab", **GOOD)

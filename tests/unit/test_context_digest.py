@@ -11,7 +11,12 @@ import pytest
 
 from isaac_deploy.probes import program
 from isaac_deploy.probes.build_inputs import parse_args
-from isaac_deploy.probes.context_digest import DockerIgnore, context_digest, dockerfile_digest
+from isaac_deploy.probes.context_digest import (
+    DockerIgnore,
+    context_digest,
+    context_files,
+    dockerfile_digest,
+)
 from tests.helpers import ROOT
 
 
@@ -194,3 +199,38 @@ def test_what_jobs_see_of_the_image_ignores_the_code_their_snapshot_binds_over(t
     for rel in ("source/ext/setup.py", "source/ext/config/extension.toml", "docker/x.sh"):
         assert not bound_by_jobs(rel), rel
     assert not bound_by_jobs("source/ext/requirements-dev.txt")
+
+
+def pinned_tree(root):
+    """Regular files (one executable), a link and a FIFO in an allow-listed context."""
+    make_tree(root, {".dockerignore": "*\n!source/\n", "source/pkg/a.py": "print(1)\n"})
+    make_tree(root, {"source/run.sh": "echo\n", "tests/x.py": "x\n"})
+    os.chmod(root / "source/pkg/a.py", 0o644)
+    os.chmod(root / "source/run.sh", 0o755)
+    os.symlink("pkg/a.py", root / "source/link")
+    os.mkfifo(root / "source/fifo")
+
+
+def test_the_digest_of_a_known_tree_never_changes(tmp_path):
+    """Images are labelled with it and snapshots recorded with it: the same tree must give the
+    same digest from one version to the next (a link by its target, a FIFO not at all)."""
+    pinned_tree(tmp_path)
+    assert context_digest(str(tmp_path)) == {
+        "digest": "sha256:dc6b221438008b759051dda2c2c4f3ab85a2cf2b490d6ad6699bd207c59eb5a2",
+        # every file of this tree is code a job's snapshot binds over: none is left
+        "jobs_digest": "sha256:" + hashlib.sha256(b"").hexdigest(),
+        "files": 3,
+        "bytes": len("print(1)\n") + len("echo\n"),
+    }
+
+
+def test_the_context_files_are_those_the_digest_covers(tmp_path):
+    pinned_tree(tmp_path)
+    files = context_files(str(tmp_path))
+    assert [(path, mode) for path, mode, _, _ in files] == [
+        ("source/link", "x"),  # a link's own mode
+        ("source/pkg/a.py", "-"),
+        ("source/run.sh", "x"),
+    ]
+    assert files[0][2:] == ("link:pkg/a.py", 0)
+    assert files[1][2:] == (hashlib.sha256(b"print(1)\n").hexdigest(), len("print(1)\n"))

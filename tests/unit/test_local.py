@@ -59,3 +59,43 @@ def test_the_runtime_folder_is_the_sessions_or_under_the_cache(tmp_path, monkeyp
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert local.runtime_dir() == str(tmp_path / "cache" / "isaac-deploy" / "run")
+
+
+def test_a_snapshots_files_are_read_once_and_check_with_sha256sum(tmp_path):
+    """The list rsync sends, the digest recorded and the sums checked on the login node come
+    from one reading of the build context: what arrives is checked against what was hashed."""
+    import os
+    import subprocess
+
+    from isaac_deploy.probes.context_digest import context_digest
+
+    context, copy = tmp_path / "ext", tmp_path / "copy"
+    for rel, text in {
+        ".dockerignore": "*\n!source/\n",
+        "source/pkg/a.py": "print(1)\n",
+        "source/odd name\\x.py": "x\n",
+        "tests/t.py": "t\n",
+    }.items():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        (context / rel).write_text(text)
+    os.symlink("pkg/a.py", context / "source" / "link")
+    os.mkfifo(context / "source" / "fifo")  # never sent
+    files = local.snapshot_files(str(context))
+    assert files.digest == context_digest(str(context))["digest"]
+    sent = ["source/link", "source/odd name\\x.py", "source/pkg/a.py"]
+    with open(files.files_from) as listed:
+        assert listed.read().splitlines() == sent
+    with open(local.context_file_list(str(context))) as listed:  # the benchmark's helper
+        assert listed.read().splitlines() == sent
+    assert [line.split("  ", 1)[1] for line in files.sha256sums.splitlines()] == sent[1:]
+    subprocess.run(
+        ["rsync", "-a", f"--files-from={files.files_from}", f"{context}/", f"{copy}/"], check=True
+    )
+
+    def check() -> int:
+        sums = ["sha256sum", "-c", "--strict", "--quiet", "-"]
+        return subprocess.run(sums, input=files.sha256sums, text=True, cwd=copy).returncode
+
+    assert check() == 0 and os.readlink(copy / "source" / "link") == "pkg/a.py"
+    (copy / "source" / "pkg" / "a.py").write_text("print(2)\n")
+    assert check() != 0

@@ -44,11 +44,14 @@ def test_job_arguments_from_a_list_or_a_string():
     assert job_args(None) == ()
 
 
-def test_the_default_run_key_is_the_commit_and_a_digest_of_the_arguments():
-    key = default_run_key("abc123", ("--task", "X"))
+def test_the_default_run_key_follows_the_commit_the_arguments_and_the_code():
+    code = "sha256:" + "a" * 64
+    key = default_run_key("abc123", ("--task", "X"), code)
     assert key.startswith("abc123-") and len(key) == len("abc123-") + 8
-    assert key != default_run_key("abc123", ("--task", "Y"))
-    assert default_run_key(None, ()).startswith("run-")
+    assert key == default_run_key("abc123", ("--task", "X"), code)  # nothing changed: no new run
+    assert key != default_run_key("abc123", ("--task", "Y"), code)
+    assert key != default_run_key("abc123", ("--task", "X"), "sha256:" + "b" * 64)  # an edit
+    assert default_run_key(None, (), code).startswith("run-")
 
 
 IMAGE = "isaac-lab-ext-template:root"

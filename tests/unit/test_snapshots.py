@@ -1,11 +1,21 @@
-"""Code snapshots: sync commands and pruning by retention (never a snapshot of an active job)."""
+"""Code snapshots: filled under .incoming, checked and renamed; a run key whose snapshot holds
+other code refused; pruning by retention (never a snapshot of an active job) and of stale partial
+copies."""
 
 from __future__ import annotations
 
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+
+from isaac_deploy.facts.cluster import SNAPSHOT_DIGEST, SNAPSHOT_SUMS, SnapshotState
 from isaac_deploy.facts.scheduler import JobState
 from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
-from tests.helpers import run_op
+from isaac_deploy.probes import local
+from tests.helpers import run_here, run_op
 
 S = "/c/ext"
 
@@ -14,31 +24,124 @@ def entry(run: str, job: str) -> Entry:
     return Entry(run_key=run, job_id=job, scheduler="slurm", snapshot=f"{S}/{run}")
 
 
-def test_sync_links_against_the_newest_previous_snapshot(tmp_path):
+def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path):
     (tmp_path / "a.py").write_text("x")
+    digest = local.snapshot_files(str(tmp_path)).digest
+    facts = {
+        "SnapshotDigest": {"folder=/c/my ext, snapshot=run-1": SnapshotState()},
+        "Snapshots": {"folder=/c/my ext": ["old", "newer"]},
+    }
+    for executing in (False, True):  # planned and run: the same commands
+        commands, host = run_op(
+            snapshot_synced,
+            facts,
+            executing=executing,
+            folder=str(tmp_path),
+            snapshots="/c/my ext",
+            snapshot="run-1",
+        )
+        fresh, rsync, sums, finish = commands
+        incoming = "'/c/my ext/.incoming/run-1'"
+        assert fresh == f"rm -rf -- {incoming} && mkdir -p {incoming}"  # never resumed half-way
+        assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/.incoming/run-1/'" in rsync
+        assert "--mkpath" not in rsync  # old rsyncs
+        sha = hashlib.sha256(b"x").hexdigest()
+        assert sums == ("upload", f"/c/my ext/.incoming/run-1/{SNAPSHOT_SUMS}", f"{sha}  a.py\n")
+        assert finish.startswith(f"cd {incoming} && sha256sum -c --quiet --strict {SNAPSHOT_SUMS}")
+        assert finish.endswith(
+            f"echo {digest} > {SNAPSHOT_DIGEST} && mv -T {incoming} '/c/my ext/run-1'"
+        )
+
+
+def test_the_first_snapshot_links_to_nothing(tmp_path):
+    (tmp_path / "a.py").write_text("x")
+    facts = {
+        "SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState()},
+        "Snapshots": {"folder=/c/ext": []},
+    }
     commands, host = run_op(
-        snapshot_synced,
-        {"Snapshots": {"folder=/c/my ext": ["old", "newer"]}},
-        folder=str(tmp_path),
-        snapshots="/c/my ext",
-        snapshot="run-1",
+        snapshot_synced, facts, folder=str(tmp_path), snapshots=S, snapshot="run-1"
     )
-    mkdir, rsync = commands
-    assert mkdir == "mkdir -p '/c/my ext/run-1/'" and "--mkpath" not in rsync  # old rsyncs
-    assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/run-1/'" in rsync
+    assert "--link-dest" not in commands[1]
+
+
+def test_a_snapshot_of_this_code_is_kept_as_it_is(tmp_path):
+    (tmp_path / "a.py").write_text("x")
+    digest = local.snapshot_files(str(tmp_path)).digest
+    facts = {"SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState(True, digest)}}
     commands, host = run_op(
-        snapshot_synced,
-        {"Snapshots": {"folder=/c/ext": ["run-1"]}},
-        folder=str(tmp_path),
-        snapshots=S,
-        snapshot="run-1",
+        snapshot_synced, facts, folder=str(tmp_path), snapshots=S, snapshot="run-1"
     )
-    assert commands == [] and "exists" in host.noops[0]
+    assert commands == [] and host.noops == [f"snapshot run-1 holds this code ({digest[:19]})"]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "words"),
+    [
+        ("sha256:" + "0" * 64, "holds other code (sha256:000000000000) than this tree (sha256:"),
+        (None, "holds other code (no recorded digest) than this tree (sha256:"),  # older ones
+    ],
+)
+def test_a_run_key_whose_snapshot_holds_other_code_is_refused(tmp_path, recorded, words):
+    (tmp_path / "a.py").write_text("x")
+    facts = {"SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState(True, recorded)}}
+    [command], host = run_op(
+        snapshot_synced, facts, folder=str(tmp_path), snapshots=S, snapshot="run-1"
+    )
+    assert command.startswith("echo 'error: run key run-1: its code snapshot on the login node ")
+    assert words in command and command.endswith(">&2; exit 1")
+    assert "choose a new run key, or commit and leave the run key unset" in command
+
+
+def snapshot_here(tmp_path: Path) -> tuple[Path, Path, dict]:
+    project, code = tmp_path / "ext", tmp_path / "code"
+    (project / "source").mkdir(parents=True)
+    (project / "source" / "a.py").write_text("print(1)\n")
+    (project / "source" / "odd 'name'.py").write_text("print(2)\n")
+    facts = {
+        "SnapshotDigest": {f"folder={code}, snapshot=r1": SnapshotState()},
+        "Snapshots": {f"folder={code}": []},
+    }
+    return project, code, facts
+
+
+def test_the_snapshot_has_its_name_only_once_complete_and_checked(tmp_path):
+    project, code, facts = snapshot_here(tmp_path)
+    partial = code / ".incoming" / "r1"
+    partial.mkdir(parents=True)
+    (partial / "left-over.py").write_text("from an interrupted copy")
+    rc, out = run_here(
+        snapshot_synced, facts, folder=str(project), snapshots=str(code), snapshot="r1"
+    )
+    assert rc == 0, out
+    files = sorted(str(p.relative_to(code / "r1")) for p in (code / "r1").rglob("*"))
+    assert files == sorted(
+        [SNAPSHOT_DIGEST, SNAPSHOT_SUMS, "source", "source/a.py", "source/odd 'name'.py"]
+    )
+    digest = local.snapshot_files(str(project)).digest
+    assert (code / "r1" / SNAPSHOT_DIGEST).read_text() == f"{digest}\n"
+    assert not partial.exists() and not list((code / ".incoming").iterdir())
+
+
+def test_files_edited_while_they_are_sent_leave_no_snapshot(tmp_path, monkeypatch):
+    project, code, facts = snapshot_here(tmp_path)
+    hashed = local.snapshot_files(str(project))
+    monkeypatch.setattr(local, "snapshot_files", lambda folder: hashed)
+    (project / "source" / "a.py").write_text("print('edited')\n")  # after hashing, before rsync
+    rc, out = run_here(
+        snapshot_synced, facts, folder=str(project), snapshots=str(code), snapshot="r1"
+    )
+    assert rc != 0 and not (code / "r1").exists()
+    assert out.splitlines()[-1] == (
+        "error: snapshot r1 arrived different from the files here (edited while it was sent?): "
+        "run the roll-out again"
+    )
 
 
 def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
     facts = {
         "Snapshots": {"folder=/c/ext": ["r1", "r2", "r3", "r4", "r5", "r6"]},  # oldest first
+        "Folders": {"folder=/c/ext/.incoming": []},
         "LedgerEntries": {
             "path=/l": [
                 entry("r1", "1"),
@@ -70,6 +173,7 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
 def test_prune_never_removes_the_current_snapshot_and_fails_closed():
     facts = {
         "Snapshots": {"folder=/c/ext": ["now", "a", "b"]},
+        "Folders": {"folder=/c/ext/.incoming": []},
         "LedgerEntries": {"path=/l": [entry("a", "1"), entry("b", "2")]},
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
         "ActiveJobs": {"scheduler=slurm": None},
@@ -84,3 +188,22 @@ def test_prune_never_removes_the_current_snapshot_and_fails_closed():
         snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
     )
     assert commands == [] and host.noops == ["3 snapshot(s), retention 3"]
+
+
+def test_prune_removes_partial_copies_older_than_a_day_but_not_this_runs():
+    now = time.time()
+    facts = {
+        "Snapshots": {"folder=/c/ext": ["a"]},
+        "Folders": {
+            "folder=/c/ext/.incoming": [
+                ("now", now - 3 * 86400),  # this run's, never
+                ("stale", now - 2 * 86400),
+                ("recent", now - 60),  # maybe still being sent
+            ]
+        },
+        "LedgerEntries": {"path=/l": []},
+    }
+    commands, host = run_op(
+        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
+    )
+    assert commands == ["rm -rf -- /c/ext/.incoming/stale"]

@@ -33,6 +33,7 @@ from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.policy.checks import check_apptainer
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import local
+from isaac_deploy.probes.context_digest import context_digest
 from isaac_deploy.probes.registry_state import content_tag
 
 WORKSTATION_KEYS = (
@@ -68,6 +69,7 @@ class Rollout:
     args: tuple[str, ...]
     run_key: str
     commit: str | None
+    code_digest: str  # the build context's files as the snapshot sends them
     resubmit: bool
     time: str  # when this roll-out was planned (UTC), recorded in the ledger
     mounts: MountConfig = field(default_factory=MountConfig)  # .mount.config
@@ -92,10 +94,11 @@ def job_args(raw: object) -> tuple[str, ...]:
     return tuple(shlex.split(raw) if isinstance(raw, str) else (str(arg) for arg in raw))
 
 
-def default_run_key(commit: str | None, args: tuple[str, ...]) -> str:
-    """The git commit plus a hash of the arguments: the same code and arguments, the same run."""
-    digest = hashlib.sha1("\0".join(args).encode()).hexdigest()[:8]  # noqa: S324 - a name
-    return f"{commit or 'run'}-{digest}"
+def default_run_key(commit: str | None, args: tuple[str, ...], code_digest: str) -> str:
+    """The git commit plus a hash of the arguments and of the code (the build context's digest,
+    uncommitted edits included): the same code and arguments, the same run."""
+    text = "\0".join((code_digest, *args))
+    return f"{commit or 'run'}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"  # noqa: S324 - a name
 
 
 def image_id(config: WorkstationConfig) -> str:
@@ -157,7 +160,8 @@ def load(project_root: str | Path) -> Rollout:
     found = image_id(config)
     args = job_args(raw.get("isaac_job_args"))
     commit = local.commit(config.extension_folder)
-    run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args)))
+    code = context_digest(config.extension_folder)["digest"]
+    run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args, code)))
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
     build_sif, push = delivery(project_root, raw, image, sif_name(found), cache)
     mounts_file = Path(paths.mount_config(config.extension_folder))
@@ -170,6 +174,7 @@ def load(project_root: str | Path) -> Rollout:
         args=args,
         run_key=run_key,
         commit=commit,
+        code_digest=code,
         resubmit=flag(raw, "isaac_resubmit"),
         time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         mounts=MountConfig.loads(mounts_file.read_text() if mounts_file.exists() else None),

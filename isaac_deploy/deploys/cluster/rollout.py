@@ -20,7 +20,7 @@ from isaac_deploy.deploys.cluster.plan import (
     standing_by,
     this_cluster,
 )
-from isaac_deploy.facts.cluster import ClusterEnv
+from isaac_deploy.facts.cluster import ClusterEnv, SnapshotDigest
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
 from isaac_deploy.model.errors import ConfigError
@@ -29,7 +29,7 @@ from isaac_deploy.model.ledger import Entry
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.operations.cluster_image import sandbox_built, sif_built, sif_pulled
-from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
+from isaac_deploy.operations.code import snapshot_refusal, snapshot_synced, snapshots_pruned
 from isaac_deploy.operations.delivery import file_delivered, images_pruned
 from isaac_deploy.operations.mounts import mount_present, mount_synced
 from isaac_deploy.operations.scheduler import job_submitted
@@ -113,8 +113,13 @@ def _job(
     binds: tuple[str, ...],
 ) -> None:
     """The run's code snapshot, the W&B key, the job (submitted once per run key) and the
-    pruning of old snapshots."""
+    pruning of old snapshots. A run key whose snapshot holds other code than this tree stops
+    the roll-out before anything changes."""
     snapshots = posixpath.join(paths.code_dir, plan.config.extension_name)
+    state = host.get_fact(SnapshotDigest, folder=snapshots, snapshot=plan.run_key)
+    refusal = snapshot_refusal(state, plan.code_digest)
+    if refusal:
+        raise ConfigError(f"{cluster.name}: run key {plan.run_key}", refusal)
     snapshot_synced(
         name=f"{cluster.name}: code snapshot {plan.run_key}",
         folder=plan.config.extension_folder,
