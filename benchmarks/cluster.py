@@ -233,6 +233,8 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
         logs_dir=f"{home}/bench/submit-logs",
         cache_dir=f"{home}/bench/cache",
         output="/dev/null",
+        extension="bench",
+        planned="2026-11-24T06:00:00Z",
     )
     script = render_job(project.path / "templates", cluster, job)
     # the job ends at once (no image): only the submission is measured

@@ -128,6 +128,8 @@ def _job(
         logs_dir=posixpath.join(paths.logs_dir, plan.run_key),
         cache_dir=paths.cache_dir,
         output=posixpath.join(paths.logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
+        extension=plan.config.extension_name,
+        planned=plan.time,
         args=plan.args,
         binds=binds,
         secret_file=_secret(cluster, paths.home, plan.config.extension_name),
