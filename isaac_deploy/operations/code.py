@@ -87,8 +87,9 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
         host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
         return
     jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
-        if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
+        folder = posixpath.dirname((entry.snapshot or "").rstrip("/"))
+        if entry.job_id and folder == snapshots:
             jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
     kept = busy(jobs, candidates, scheduler)
     removable = []

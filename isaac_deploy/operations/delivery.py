@@ -131,8 +131,8 @@ def images_pruned(
         )
     """
     jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
-        if entry.image:
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
+        if entry.job_id and entry.image:
             jobs.setdefault(sif_name(entry.image), []).append(entry.job_id)
     files = host.get_fact(StoredFiles, folder=folder, suffix=".sif")
     # only images this extension's jobs used: the folder may be shared with other projects

@@ -78,8 +78,9 @@ def results_pulled(
 def finished_runs(logs_dir: str, ledger: str, scheduler: str) -> list[str]:
     """Run folders on the cluster whose ledger jobs have all ended (the others are kept)."""
     jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
-        jobs.setdefault(entry.run_key, []).append(entry.job_id)
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
+        if entry.job_id:
+            jobs.setdefault(entry.run_key, []).append(entry.job_id)
     runs = sorted(host.get_fact(Snapshots, folder=logs_dir))
     kept = busy(jobs, runs, scheduler)
     removable = []

@@ -6,14 +6,15 @@ from __future__ import annotations
 import posixpath
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
 from isaac_deploy.model.ledger import Entry, check_run_key, entry_line_parts, submitted
-from isaac_deploy.operations.util import fail
+from isaac_deploy.operations.util import fail, first_pass
 from isaac_deploy.policy.retention import keep_reason
+from isaac_deploy.render.ledger_table import unreadable_lines
 
 SUBMIT = {"slurm": "sbatch --parsable", "pbs": "qsub"}
 # what sbatch --parsable (``id[;cluster]``, cut at ``;``) and qsub print on their last line
@@ -57,7 +58,11 @@ def job_submitted(
         )
     """
     check_run_key(entry.run_key)
-    done = submitted(host.get_fact(LedgerEntries, path=ledger), entry.run_key)
+    records = host.get_fact(LedgerEntries, path=ledger)
+    if first_pass():
+        for line in unreadable_lines(ledger, records):
+            logger.warning(f"{host.print_prefix}{line}")
+    done = submitted(records.entries, entry.run_key)
     if done and not resubmit:
         jobs = ", ".join(e.job_id for e in done)
         host.noop(f"run {entry.run_key} was submitted already (job {jobs})")
@@ -115,7 +120,8 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
         )
     """
     check_run_key(run_key)
-    jobs = [entry.job_id for entry in submitted(host.get_fact(LedgerEntries, path=ledger), run_key)]
+    entries = host.get_fact(LedgerEntries, path=ledger).entries
+    jobs = [entry.job_id for entry in submitted(entries, run_key)]
     if not jobs:
         yield fail(f"no run {run_key} in the ledger {ledger}")
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyinfra import host
+from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
@@ -13,6 +14,12 @@ def fail(message: str) -> StringCommand:
     """A command that fails with ``message``: the operation stops with that one line (an
     exception in an operation would print a traceback instead)."""
     return StringCommand("echo", QuoteString(f"error: {message}"), ">&2; exit 1")
+
+
+def first_pass() -> bool:
+    """Whether an operation's body runs for the first time in this deploy: with the plan when
+    pyinfra checks for changes, else (``-y``) when it executes. What it says then is said once."""
+    return pyinfra_state.is_executing != pyinfra_state.should_check_for_changes()
 
 
 @operation()

@@ -721,3 +721,26 @@ def test_a_sandbox_cluster_runs_the_unpacked_image(rollout):
     assert "JobState=COMPLETED" in wait(login, entry["job_id"])
     again = run("e2e-sandbox", ["--task", "Template-Reach-v0"], settings=settings)
     assert again.rc == 0 and again.totals()["success"] == 0, again.out
+
+
+def test_a_garbage_line_in_the_ledger_is_reported_by_the_listing(rollout):
+    project, login, node, run = rollout
+    path = "~/.isaac-deploy/lab_ext-ledger.jsonl"
+    before = node.run(f"cat {path} 2>/dev/null").stdout
+    neighbour = {"run_key": "e2e-neighbour", "job_id": "999998", "scheduler": "slurm"}
+    node.run(
+        f"mkdir -p ~/.isaac-deploy && printf '%s\\n' {shlex.quote(json.dumps(neighbour))}"
+        f' \'garbage {{"run_key": "e2e-torn\' >> {path}'
+    )
+    try:
+        listing = run("e2e-neighbour", [], deploy="deploy/cluster_jobs.py")
+    finally:
+        node.run(f"printf '%s' {shlex.quote(before)} > {path}")
+    assert listing.rc == 0, listing.out
+    number = len(before.splitlines()) + 2
+    assert (
+        f"lab_ext-ledger.jsonl line {number} is not a ledger entry (left out): "
+        'garbage {"run_key": "e2e-torn'
+    ) in listing.out
+    rows = [line.split()[1:4] for line in listing.out.splitlines()]
+    assert ["e2e-neighbour", "999998", "ENDED"] in rows, listing.out

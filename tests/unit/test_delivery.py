@@ -159,7 +159,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     import time
 
     from isaac_deploy.facts.scheduler import JobState
-    from isaac_deploy.model.ledger import Entry
+    from isaac_deploy.model.ledger import Entry, Ledger
     from isaac_deploy.operations.delivery import images_pruned
 
     now = int(time.time())
@@ -177,11 +177,13 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
             ]
         },
         "LedgerEntries": {
-            "path=/l": [
-                Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
-                Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
-                Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
-            ]
+            "path=/l": Ledger(
+                (
+                    Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
+                    Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
+                    Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
+                )
+            )
         },
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": states},
         "ActiveJobs": {"scheduler=slurm": {"2"}},

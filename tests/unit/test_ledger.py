@@ -12,8 +12,10 @@ from isaac_deploy.facts.scheduler import JobState
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.ledger import (
     Entry,
+    Ledger,
     check_run_key,
     entry_line_parts,
+    listing,
     parse_ledger,
     submitted,
 )
@@ -40,16 +42,54 @@ def test_the_shell_writes_a_valid_line_whatever_the_arguments():
         text=True,
         check=True,
     ).stdout
-    [entry] = parse_ledger(line.splitlines())
+    [entry] = parse_ledger(line.splitlines()).entries
     assert entry.job_id == "4242" and entry.args == ENTRY.args and entry.commit == "abc"
 
 
-def test_parse_skips_torn_lines_and_finds_run_keys():
+def test_old_lines_parse_as_submitted_records_and_unknown_keys_are_kept():
+    old = '{"args": ["a"], "commit": "c", "extra": {}, "image": null, "job_id": "7", "run_key": "r", "scheduler": "slurm", "snapshot": "/s/r", "time": "t"}'
+    newer = '{"run_key": "n", "job_id": "8", "scheduler": "pbs", "array": [1, 2]}'
+    ledger = parse_ledger([old, newer])
+    assert ledger.unreadable == ()
+    assert ledger.entries[0] == Entry("r", "7", "slurm", "c", None, "/s/r", ("a",), "t")
+    assert ledger.entries[0].status == "submitted" and ledger.entries[1].extra == {"array": [1, 2]}
+
+
+def test_unreadable_lines_are_reported_with_their_numbers_never_dropped():
     good = Entry(run_key="r", job_id="1", scheduler="slurm").to_json()
-    entries = parse_ledger([good, '{"run_key": "x", "job_', "garbage", good.replace('"1"', '"2"')])
-    assert [e.job_id for e in submitted(entries, "r")] == ["1", "2"] and submitted(
-        entries, "x"
-    ) == []
+    lines = [
+        good,
+        '{"run_key": "x", "job_',  # a torn write
+        "garbage",
+        "",
+        '["a list"]',
+        '{"run_key": "../up", "job_id": "3", "scheduler": "slurm"}',
+        '{"run_key": "r", "job_id": 4, "scheduler": "slurm"}',
+        '{"run_key": "r", "job_id": "5", "scheduler": "slurm", "status": "maybe"}',
+        good.replace('"1"', '"2"'),
+    ]
+    ledger = parse_ledger(lines)
+    assert [e.job_id for e in submitted(ledger.entries, "r")] == ["1", "2"]
+    assert [number for number, _ in ledger.unreadable] == [2, 3, 5, 6, 7, 8]
+    assert ledger.unreadable[1] == (3, "garbage")
+
+
+def test_the_listing_shows_each_submission_once():
+    def entry(run: str, job: str, status: str = "submitted") -> Entry:
+        return Entry(run_key=run, job_id=job, scheduler="slurm", status=status)
+
+    records = (
+        entry("a", "", "pending"),
+        entry("a", "1"),
+        entry("b", "", "pending"),
+        entry("c", "", "pending"),
+        entry("c", "", "refused"),
+    )
+    assert listing(records) == [
+        entry("a", "1"),
+        entry("b", "", "pending"),
+        entry("c", "", "refused"),
+    ]
 
 
 @pytest.mark.parametrize("bad", ["", "has space", "../up", "a" * 65, "-leading"])
@@ -62,7 +102,7 @@ def test_run_keys(bad):
 def test_submission_commands():
     commands, _ = run_op(
         job_submitted,
-        {"LedgerEntries": {"path=/h/.isaac-deploy/ledger.jsonl": []}},
+        {"LedgerEntries": {"path=/h/.isaac-deploy/ledger.jsonl": Ledger()}},
         entry=ENTRY,
         script="#!/bin/bash\n",
         ledger="/h/.isaac-deploy/ledger.jsonl",
@@ -75,13 +115,13 @@ def test_submission_commands():
     assert commands[2].endswith('>> /h/.isaac-deploy/ledger.jsonl && echo "submitted job $id"')
     pbs = Entry(**{**ENTRY.__dict__, "scheduler": "pbs"})
     commands, _ = run_op(
-        job_submitted, {"LedgerEntries": {"path=/l": []}}, entry=pbs, script="", ledger="/l"
+        job_submitted, {"LedgerEntries": {"path=/l": Ledger()}}, entry=pbs, script="", ledger="/l"
     )
     assert "out=$( qsub /s/run-1/job-run-1.sh )" in commands[2]
 
 
 def test_same_run_key_submits_nothing_unless_told():
-    done = [Entry(run_key="run-1", job_id="77", scheduler="slurm")]
+    done = Ledger((Entry(run_key="run-1", job_id="77", scheduler="slurm"),))
     commands, host = run_op(
         job_submitted, {"LedgerEntries": {"path=/l": done}}, entry=ENTRY, script="", ledger="/l"
     )
@@ -97,11 +137,26 @@ def test_same_run_key_submits_nothing_unless_told():
     assert len(commands) == 3
 
 
+def test_unreadable_lines_are_reported_once(caplog):
+    done = Entry(run_key="run-1", job_id="77", scheduler="slurm")
+    garbage = parse_ledger([done.to_json(), "garbage \x1b[31m"])
+    facts = {"LedgerEntries": {"path=/l": garbage}}
+    with caplog.at_level("WARNING", logger="pyinfra"):
+        commands, host = run_op(
+            job_submitted, facts, executing=False, entry=ENTRY, script="", ledger="/l"
+        )
+        run_op(job_submitted, facts, entry=ENTRY, script="", ledger="/l")  # executing
+    assert commands == [] and host.noops == ["run run-1 was submitted already (job 77)"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "[test] /l line 2 is not a ledger entry (left out): garbage \\x1b[31m"
+    ]
+
+
 def test_entry_json_round_trip():
-    assert parse_ledger([json.dumps(json.loads(ENTRY.to_json()))]) == [ENTRY]
+    assert parse_ledger([json.dumps(json.loads(ENTRY.to_json()))]).entries == (ENTRY,)
 
 
-def test_table_shows_states_and_quoted_arguments():
+def test_table_shows_states_pending_and_refused_submissions_and_quoted_arguments():
     entries = [
         Entry(
             run_key="a",
@@ -114,9 +169,11 @@ def test_table_shows_states_and_quoted_arguments():
         Entry(run_key="b", job_id="2", scheduler="slurm"),
         Entry(run_key="c", job_id="3", scheduler="slurm"),
         Entry(run_key="d", job_id="4", scheduler="slurm"),
+        Entry(run_key="e", job_id="", scheduler="slurm", status="pending", job_name="x.e"),
+        Entry(run_key="f", job_id="", scheduler="slurm", status="refused"),
     ]
     states = {"1": JobState("1", "FAILED", 2), "2": JobState("2", "RUNNING", 0)}
-    lines = table(entries, states, {"2", "3"})
+    lines = table(entries, states, {"2": "x.b", "3": "x.c"})
     assert lines[0].split() == ["RUN", "KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS"]
     assert lines[1].split() == [
         "a",
@@ -129,8 +186,14 @@ def test_table_shows_states_and_quoted_arguments():
         "'a",
         "b'",
     ]
-    assert [line.split()[2] for line in lines[2:]] == ["RUNNING", "ACTIVE", "ENDED"]
-    assert table(entries[3:], {}, None)[1].split()[2] == "UNKNOWN"
+    assert [line.split()[1:3] for line in lines[2:]] == [
+        ["2", "RUNNING"],
+        ["3", "ACTIVE"],
+        ["4", "ENDED"],
+        ["-", "UNRECORDED"],
+        ["-", "REFUSED"],
+    ]
+    assert table(entries[3:4], {}, None)[1].split()[2] == "UNKNOWN"
     assert len({line.index(" 2026") if " 2026" in line else -1 for line in lines}) <= 2  # aligned
 
 
@@ -142,7 +205,7 @@ def test_cancel_only_active_jobs_of_the_run():
     ]
     states = {"1": JobState("1", "COMPLETED", 0)}
     facts = {
-        "LedgerEntries": {"path=/l": entries},
+        "LedgerEntries": {"path=/l": Ledger(tuple(entries))},
         "JobStates": {
             "job_ids=('1', '2', '3'), scheduler=slurm": states,
             "job_ids=('1', '2', '3'), scheduler=pbs": states,
@@ -172,7 +235,7 @@ def test_long_or_multiline_arguments_stay_on_one_short_row():
         scheduler="slurm",
         args=("--note", "line one\nline two\ttab", "--blob", "x" * 10_000),
     )
-    lines = table([entry], {}, set())
+    lines = table([entry], {}, {})
     assert len(lines) == 2 and "\n" not in lines[1]
     cell = lines[1][lines[0].index("ARGUMENTS") :]
     assert cell.startswith("--note 'line one\\nline two\\ttab' --blob xxx")
@@ -208,7 +271,7 @@ def test_the_scheduler_answer_is_a_job_id_or_an_error_with_its_text(
     entry = Entry(**{**ENTRY.__dict__, "scheduler": scheduler, "snapshot": str(snapshot)})
     commands, _ = run_op(
         job_submitted,
-        {"LedgerEntries": {f"path={ledger}": []}},
+        {"LedgerEntries": {f"path={ledger}": Ledger()}},
         entry=entry,
         script="",
         ledger=str(ledger),

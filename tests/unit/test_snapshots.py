@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from isaac_deploy.facts.scheduler import JobState
-from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ledger import Entry, Ledger
 from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
 from tests.helpers import run_op
 
@@ -40,13 +40,15 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
     facts = {
         "Snapshots": {"folder=/c/ext": ["r1", "r2", "r3", "r4", "r5", "r6"]},  # oldest first
         "LedgerEntries": {
-            "path=/l": [
-                entry("r1", "1"),
-                entry("r2", "2"),
-                entry("r3", "3"),
-                entry("r3", "30"),
-                entry("r5", "5"),
-            ]
+            "path=/l": Ledger(
+                (
+                    entry("r1", "1"),
+                    entry("r2", "2"),
+                    entry("r3", "3"),
+                    entry("r3", "30"),
+                    entry("r5", "5"),
+                )
+            )
         },
         "JobStates": {
             "job_ids=('1', '2', '3', '30'), scheduler=slurm": {
@@ -70,7 +72,7 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
 def test_prune_never_removes_the_current_snapshot_and_fails_closed():
     facts = {
         "Snapshots": {"folder=/c/ext": ["now", "a", "b"]},
-        "LedgerEntries": {"path=/l": [entry("a", "1"), entry("b", "2")]},
+        "LedgerEntries": {"path=/l": Ledger((entry("a", "1"), entry("b", "2")))},
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
         "ActiveJobs": {"scheduler=slurm": None},
     }
