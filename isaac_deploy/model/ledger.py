@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from isaac_deploy.model.errors import ConfigError
 
 RUN_KEY_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 STATUSES = ("submitted", "pending", "refused")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,14 @@ def submitted(entries: tuple[Entry, ...], run_key: str) -> list[Entry]:
     return [entry for entry in entries if entry.run_key == run_key and entry.job_id]
 
 
+def unresolved(entries: tuple[Entry, ...], run_key: str) -> Entry | None:
+    """The last record of ``run_key`` when it has no outcome: a pending record (no job id, not
+    refused) whose job, if the scheduler took one, is known only by its name."""
+    mine = [entry for entry in entries if entry.run_key == run_key]
+    last = mine[-1] if mine else None
+    return last if last is not None and not last.job_id and last.status != "refused" else None
+
+
 def listing(entries: tuple[Entry, ...]) -> list[Entry]:
     """Each submission once, for people: a pending record followed by a later record of its
     run (its outcome, or a later submission) is left out."""
@@ -117,10 +127,15 @@ def listing(entries: tuple[Entry, ...]) -> list[Entry]:
     return shown[::-1]
 
 
-def entry_line_parts(entry: Entry) -> tuple[str, str]:
-    """The JSON line split around the job id, which only ``sbatch``/``qsub`` can tell: the
-    submitting shell writes ``prefix + id + suffix`` in one append."""
-    marker = "\x00JOBID\x00"
-    text = Entry(**{**asdict(entry), "job_id": marker, "args": entry.args}).to_json()
-    prefix, suffix = text.split(json.dumps(marker)[1:-1], 1)
-    return prefix, suffix
+def search_start(times: list[str], now: datetime | None = None) -> str:
+    """The day (``YYYY-MM-DD``) from which to look for a run's jobs by name in the scheduler's
+    history: a day before the earliest of ``times`` (clocks and time zones differ between the
+    workstation and the login node); today's when none parses."""
+    parsed = []
+    for text in times:
+        try:
+            parsed.append(datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc))
+        except ValueError:
+            continue
+    start = min(parsed) if parsed else (now or datetime.now(timezone.utc))
+    return (start - timedelta(days=1)).strftime("%Y-%m-%d")

@@ -52,8 +52,10 @@ def rollout(root_project, lab):
         settings: dict | None = None,
         env: dict | None = None,
         hosts: tuple[str, ...] = ("lab-login",),
-    ) -> Result:
-        """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``."""
+        background: bool = False,
+    ) -> Result | subprocess.Popen:
+        """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``;
+        ``background``: started, not waited for (its output as text on ``stdout``)."""
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
         data.update(
             isaac_run_key=run_key,
@@ -92,21 +94,36 @@ def rollout(root_project, lab):
             **(env or {}),
         }
         yes = [] if "--dry" in flags else ["-y"]  # without -y pyinfra shows the plan
-        proc = subprocess.run(
-            [str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy],
-            cwd=project.path,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        argv = [str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy]
+        if background:
+            return subprocess.Popen(
+                argv,
+                cwd=project.path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        proc = subprocess.run(argv, cwd=project.path, capture_output=True, text=True, env=env)
         return Result(proc.returncode, proc.stdout + proc.stderr)
 
     return project, login, node, run
 
 
 def ledger(node) -> list[dict]:
+    """The ledger's records of submitted jobs (a submission writes a pending record first)."""
     text = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl 2>/dev/null").stdout
-    return [json.loads(line) for line in text.splitlines()]
+    return [record for record in map(json.loads, text.splitlines()) if record["job_id"]]
+
+
+def slurm_jobs(login, prefix: str) -> set[str]:
+    """The ids of the lab user's Slurm jobs whose names start with ``prefix``, queued, running or
+    ended (Slurm's own answer: ``squeue`` and the accounting database, which outlives a lab)."""
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    asked = "squeue -h -t all -o '%i|%j'; sacct -n -X -P -S 2000-01-01 -o JobID,JobName"
+    out = subprocess.run([*ssh, asked], capture_output=True, text=True, check=True).stdout
+    jobs = (line.partition("|") for line in out.splitlines())
+    return {job for job, _, name in jobs if name.startswith(prefix)}
 
 
 def accepted(login) -> int:
@@ -721,6 +738,63 @@ def test_a_sandbox_cluster_runs_the_unpacked_image(rollout):
     assert "JobState=COMPLETED" in wait(login, entry["job_id"])
     again = run("e2e-sandbox", ["--task", "Template-Reach-v0"], settings=settings)
     assert again.rc == 0 and again.totals()["success"] == 0, again.out
+
+
+def test_two_concurrent_rollouts_of_one_run_key_submit_one_job(rollout):
+    """Two terminals at once: the check-submit-record under the ledger's lock lets one submit;
+    the other finds the job in the ledger. Slurm, asked by the run's job names, has one job."""
+    project, login, node, run = rollout
+    run_key = f"e2e-twice-{time.time_ns()}"  # Slurm's accounting outlives the lab's ledger
+    args = ["--task", "Template-Reach-v0", "--max_iterations", "1"]
+    # the inventory and the image first: the two runs race for the submission only
+    assert run(run_key, args, "--data", "isaac_submit=0").rc == 0
+    # -vvv: the commands' output (which one submitted)
+    both = [run(run_key, args, "-vvv", background=True) for _ in range(2)]
+    outs = [proc.communicate(timeout=300)[0] for proc in both]
+    assert [proc.returncode for proc in both] == [0, 0], outs
+    [entry] = [e for e in ledger(node) if e["run_key"] == run_key]
+    assert slurm_jobs(login, f"lab_ext.{run_key}.") == {entry["job_id"]}, outs
+    assert "".join(outs).count(f"submitted job {entry['job_id']}") == 1, outs
+    assert "JobState=COMPLETED" in wait(login, entry["job_id"])
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_a_job_the_ledger_lost_is_recorded_by_its_name_and_not_submitted_again(
+    rollout, lab, scheduler
+):
+    """The ledger cannot be written once sbatch has answered (an sbatch wrapper on the login
+    node's PATH makes it read-only): the roll-out fails saying so; the next one submits
+    nothing and records the job the scheduler knows by the submission's job name."""
+    project, login, node, run = rollout
+    run_key = f"e2e-lost-{scheduler}-{time.time_ns()}"
+    wrapper = Path(lab["apptainer_bin"]) / "sbatch"  # the lab's bin folder: the login's PATH
+    wrapper.write_text(
+        '#!/bin/sh\n/usr/bin/sbatch "$@"; rc=$?\n'
+        'chmod a-w "$HOME/.isaac-deploy/lab_ext-ledger.jsonl"\nexit $rc\n'
+    )
+    wrapper.chmod(0o755)
+    settings = {"scheduler": scheduler}
+    try:
+        lost = run(run_key, ["--task", "Template-Reach-v0"], settings=settings)
+    finally:
+        wrapper.unlink()
+        node.run("chmod u+w ~/.isaac-deploy/lab_ext-ledger.jsonl")
+    assert lost.rc != 0 and "was submitted but the ledger" in lost.out, lost.out
+    assert "the next roll-out records it (it finds the job by its name" in lost.out
+    assert not [e for e in ledger(node) if e["run_key"] == run_key]
+    [job] = slurm_jobs(login, f"lab_ext.{run_key}.")
+    again = run(run_key, ["--task", "Template-Reach-v0"], "-vvv", settings=settings)
+    assert again.rc == 0, again.out
+    assert f"run {run_key} has a submission without a job id: the job named" in again.out
+    [entry] = [e for e in ledger(node) if e["run_key"] == run_key]
+    assert entry["job_id"].split(".")[0] == job and entry["status"] == "submitted"
+    if scheduler == "pbs":
+        assert entry["job_id"] == f"{job}.labpbs"
+    assert f"recorded job {entry['job_id']} of run {run_key}, found by its name" in again.out
+    assert slurm_jobs(login, f"lab_ext.{run_key}.") == {job}  # nothing submitted again
+    third = run(run_key, ["--task", "Template-Reach-v0"], settings=settings)
+    assert third.rc == 0 and third.totals()["success"] == 0, third.out
+    assert "JobState=COMPLETED" in wait(login, job)
 
 
 def test_a_garbage_line_in_the_ledger_is_reported_by_the_listing(rollout):

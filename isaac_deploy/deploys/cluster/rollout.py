@@ -147,6 +147,7 @@ def _job(
             snapshot=job.code_dir,
             args=plan.args,
             time=plan.time,
+            job_name=job.job_name,
         ),
         script=render_job(TEMPLATES, cluster, job),
         ledger=ledger,
