@@ -16,8 +16,10 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.util import busy
 from isaac_deploy.probes import local
+from isaac_deploy.render.job_script import run_prefix
 
 
 @operation()
@@ -56,17 +58,21 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
 
 
 @operation()
-def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, scheduler: str):
+def snapshots_pruned(
+    snapshots: str, keep: int, current: str, ledger: str, scheduler: str, extension: str
+):
     """At most ``keep`` snapshots (``current`` included) beyond those whose jobs are active.
 
     Older snapshots go, oldest first, unless a job of theirs is queued or running (or the
-    scheduler cannot tell): queued jobs keep their code.
+    scheduler cannot tell): queued jobs keep their code. A job is the snapshot's when the
+    ledger says so, or, ledger or not, when its name is one of the snapshot's run.
 
     + snapshots: the folder of all snapshots on the login node (absolute)
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
     + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + extension: the extension, which names its jobs (``<extension>.<run key>.<plan time>``)
 
     **Example:**
 
@@ -79,6 +85,7 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
             current="3f2a9c1-5d41402a",
             ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
             scheduler="slurm",
+            extension="ext_template",
         )
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
@@ -86,12 +93,13 @@ def snapshots_pruned(snapshots: str, keep: int, current: str, ledger: str, sched
     if not candidates:
         host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
         return
-    jobs: dict[str, list[str]] = {}
+    records: dict[str, list[Entry]] = {}
     for entry in host.get_fact(LedgerEntries, path=ledger).entries:
-        folder = posixpath.dirname((entry.snapshot or "").rstrip("/"))
-        if entry.job_id and folder == snapshots:
-            jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
-    kept = busy(jobs, candidates, scheduler)
+        if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
+            records.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry)
+    # a snapshot is named after its run, and so are the run's jobs
+    prefixes = {snapshot: run_prefix(extension, snapshot) for snapshot in candidates}
+    kept = busy(records, candidates, scheduler, prefixes)
     removable = []
     for snapshot in candidates:
         if snapshot in kept:

@@ -23,7 +23,7 @@ from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.ledger import Entry, check_run_key, search_start, submitted, unresolved
 from isaac_deploy.operations.util import fail, first_pass
-from isaac_deploy.policy.retention import keep_reason
+from isaac_deploy.policy.retention import job_active
 from isaac_deploy.render.ledger_table import unreadable_lines
 
 LOCK_WAIT = 300  # seconds a roll-out waits while another one submits to the same ledger
@@ -224,7 +224,8 @@ CANCEL = {"slurm": "scancel", "pbs": "qdel"}
 def job_cancelled(run_key: str, ledger: str, scheduler: str):
     """No job of ``run_key`` is queued or running any more (``scancel`` / ``qdel``).
 
-    + run_key: the run whose jobs to cancel (as recorded in the ledger)
+    + run_key: the run whose jobs to cancel (as recorded in the ledger, and the jobs with its
+      job name whose ids were never recorded)
     + ledger: absolute path of the ledger file on the login node
     + scheduler: ``slurm`` or ``pbs``, asked which of the run's jobs are queued or running
 
@@ -240,18 +241,22 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
         )
     """
     check_run_key(run_key)
-    entries = host.get_fact(LedgerEntries, path=ledger).entries
-    jobs = [entry.job_id for entry in submitted(entries, run_key)]
-    if not jobs:
+    records = [e for e in host.get_fact(LedgerEntries, path=ledger).entries if e.run_key == run_key]
+    if not records:
         yield fail(f"no run {run_key} in the ledger {ledger}")
         return
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=tuple(jobs))
+    jobs = [entry.job_id for entry in submitted(tuple(records), run_key)]
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=tuple(jobs)) if jobs else {}
     active = host.get_fact(ActiveJobs, scheduler=scheduler)
     if active is None:
         yield fail("the scheduler could not be asked which jobs are queued or running")
         return
-    running = [job for job in jobs if keep_reason([job], states, active)]
+    running = [job for job in jobs if job_active(job, states, active)]
+    # jobs of the run whose ids were never recorded: by the run's job name
+    names = {entry.job_name for entry in records if entry.job_name}
+    seen = {job.split(".", 1)[0] for job in running}
+    running += [job for job, name in sorted(active.items()) if name in names and job not in seen]
     if not running:
-        host.noop(f"no job of run {run_key} is queued or running ({', '.join(jobs)})")
+        host.noop(f"no job of run {run_key} is queued or running ({', '.join(jobs) or '-'})")
         return
     yield StringCommand(CANCEL[scheduler], *(QuoteString(job) for job in running))

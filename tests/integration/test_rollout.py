@@ -818,3 +818,43 @@ def test_a_garbage_line_in_the_ledger_is_reported_by_the_listing(rollout):
     ) in listing.out
     rows = [line.split()[1:4] for line in listing.out.splitlines()]
     assert ["e2e-neighbour", "999998", "ENDED"] in rows, listing.out
+
+
+def test_the_snapshot_of_a_queued_job_the_ledger_does_not_know_is_kept(rollout):
+    """A job stays queued behind one holding both GPUs; its ledger lines are lost. Pruning
+    asks the scheduler for its run's job names: its snapshot, the oldest, stays, ledger or
+    not."""
+    project, login, node, run = rollout
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    code = f"{login['home']}/isaac/code/lab_ext"
+    run_key = f"e2e-unknown-{time.time_ns()}"
+    blocker = subprocess.run(
+        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            "JobState=RUNNING"
+            not in subprocess.run(
+                [*ssh, f"scontrol show job -o {blocker}"], capture_output=True, text=True
+            ).stdout
+        ):  # both GPUs held: the next job stays queued
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert run(run_key, ["--task", "Template-Reach-v0"]).rc == 0
+        [queued] = slurm_jobs(login, f"lab_ext.{run_key}.")
+        node.run(
+            f'cd ~/.isaac-deploy && grep -v \'"run_key": "{run_key}"\' lab_ext-ledger.jsonl'
+            " > lost.jsonl && mv lost.jsonl lab_ext-ledger.jsonl"
+        )
+        assert not [e for e in ledger(node) if e["run_key"] == run_key]
+        node.run(f"touch -d '3 days ago' {code}/{run_key}")  # the oldest: pruned first
+        result = run("e2e-after-unknown", ["--task", "Template-Reach-v0"], "-v")
+        assert result.rc == 0, result.out
+        assert node.file(f"{code}/{run_key}").is_directory
+        assert f"kept snapshot {run_key}: job {queued} (lab_ext.{run_key}." in result.out
+    finally:
+        subprocess.run([*ssh, f"scancel {blocker} $(squeue -h -u $(id -un) -o %i)"], check=False)

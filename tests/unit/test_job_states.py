@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 from isaac_deploy.facts.scheduler import ActiveJobs, JobState, JobStates, parse_qstat, parse_slurm
-from isaac_deploy.policy.retention import keep_reason
+from isaac_deploy.model.ledger import Entry
+from isaac_deploy.policy.retention import keep_reason, unrecorded_reason
 from tests.helpers import FIXTURES, fixture_lines
 
 
@@ -128,13 +129,37 @@ def test_active_pbs_jobs_are_the_users_queued_ones_from_qselect(tmp_path):
 
 def test_keep_reason():
     states = {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "PENDING")}
+
+    def entry(job: str, name: str | None = None, status: str = "submitted") -> Entry:
+        return Entry(run_key="r", job_id=job, scheduler="slurm", job_name=name, status=status)
+
     assert keep_reason([], {}, None) is None  # no jobs: nothing to wait for
-    assert keep_reason(["1"], states, set()) is None
-    assert keep_reason(["9"], states, set()) is None  # forgotten by the scheduler: ended
-    assert keep_reason(["1", "2"], states, set()) == "job 2 is PENDING"
-    assert keep_reason(["9"], states, {"9"}) == "job 9 is queued or running"
-    assert keep_reason(["1.pbs01"], {}, {"1"}) == "job 1.pbs01 is queued or running"
-    assert "could not be asked" in keep_reason(["1"], states, None)
+    assert keep_reason([entry("1")], states, {}) is None
+    assert keep_reason([entry("9")], states, {}) is None  # forgotten by the scheduler: ended
+    assert keep_reason([entry("1"), entry("2")], states, {}) == "job 2 is PENDING"
+    assert keep_reason([entry("9")], states, {"9": "x"}) == "job 9 is queued or running"
+    assert keep_reason([entry("1.pbs01")], {}, {"1": ""}) == "job 1.pbs01 is queued or running"
+    assert "could not be asked" in keep_reason([entry("1")], states, None)
+    # a submission whose job id was never recorded: its job is found by its name
+    pending = entry("", "ext.r", "pending")
+    assert keep_reason([pending], {}, {"5": "ext.r"}) == "job 5 (ext.r) is queued or running"
+    assert keep_reason([pending], {}, {"5": "ext.other"}) is None
+    # ledger or not: active jobs whose names start with the prefix keep the files
+    assert keep_reason([], {}, {"6": "ext.s.1"}, "ext.s.") == "job 6 (ext.s.1) is queued or running"
+    assert keep_reason([], {}, {"6": "ext.s-2.1"}, "ext.s.") is None
+    assert "could not be asked" in keep_reason([], {}, None, "ext.s.")
+
+
+def test_unrecorded_jobs_of_the_extension_keep_everything():
+    known = [
+        Entry(run_key="a", job_id="", scheduler="slurm", job_name="ext.a", status="pending"),
+        Entry(run_key="c", job_id="4.pbs01", scheduler="pbs"),  # recorded before job names
+    ]
+    assert unrecorded_reason({"1": "ext.a", "2": "other.b", "4": "ext.c"}, "ext.", known) is None
+    assert unrecorded_reason({"3": "ext.b"}, "ext.", known) == (
+        "job 3 (ext.b) is queued or running and not in the ledger"
+    )
+    assert "could not be asked" in unrecorded_reason(None, "ext.", known)
 
 
 def test_qstat_json_that_does_not_parse_is_an_error_with_the_raw_text():

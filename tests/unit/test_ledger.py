@@ -518,26 +518,33 @@ def test_table_shows_states_pending_and_refused_submissions_and_quoted_arguments
     assert len({line.index(" 2026") if " 2026" in line else -1 for line in lines}) <= 2  # aligned
 
 
-def test_cancel_only_active_jobs_of_the_run():
-    entries = [
-        Entry(run_key="r", job_id="1", scheduler="slurm"),
-        Entry(run_key="r", job_id="2", scheduler="slurm"),
-        Entry(run_key="r", job_id="3", scheduler="slurm"),
-    ]
+def test_cancel_only_active_jobs_of_the_run_and_those_found_by_its_name():
+    entries = (
+        entry("r", "1"),
+        entry("r", "2"),
+        entry("r", "3"),
+        entry("r", "", "pending", job_name="e.r"),
+    )
     states = {"1": JobState("1", "COMPLETED", 0)}
     facts = {
-        "LedgerEntries": {"path=/l": Ledger(tuple(entries))},
+        "LedgerEntries": {"path=/l": Ledger(entries)},
         "JobStates": {
             "job_ids=('1', '2', '3'), scheduler=slurm": states,
             "job_ids=('1', '2', '3'), scheduler=pbs": states,
         },
-        "ActiveJobs": {"scheduler=slurm": {"2", "3"}, "scheduler=pbs": {"2", "3"}},
+        "ActiveJobs": {
+            "scheduler=slurm": {"2": "e.r", "3": "e.r", "9": "e.other"},
+            "scheduler=pbs": {"2": "e.r", "3": "e.r"},
+        },
     }
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert commands == ["scancel 2 3"]
     commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="pbs")
     assert commands == ["qdel 2 3"]
-    facts["ActiveJobs"] = {"scheduler=slurm": set()}
+    facts["ActiveJobs"] = {"scheduler=slurm": {"5": "e.r"}}  # its id never recorded
+    commands, _ = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
+    assert commands == ["scancel 5"]
+    facts["ActiveJobs"] = {"scheduler=slurm": {}}
     commands, host = run_op(job_cancelled, facts, run_key="r", ledger="/l", scheduler="slurm")
     assert commands == [] and "no job of run r is queued or running" in host.noops[0]
     commands, _ = run_op(job_cancelled, facts, run_key="other", ledger="/l", scheduler="slurm")

@@ -47,7 +47,7 @@ def test_remove_only_finished_runs_known_to_the_ledger():
                 "2": JobState("2", "RUNNING", 0),
             }
         },
-        "ActiveJobs": {"scheduler=slurm": {"2", "4"}},
+        "ActiveJobs": {"scheduler=slurm": {"2": "x.busy", "4": "x.queued"}},
     }
     commands, host = run_op(
         results_pulled,

@@ -8,6 +8,7 @@ from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
 from tests.helpers import run_op
 
 S = "/c/ext"
+PRUNE = dict(snapshots=S, ledger="/l", scheduler="slurm", extension="ext")
 
 
 def entry(run: str, job: str) -> Entry:
@@ -57,11 +58,9 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
                 "3": JobState("3", "FAILED", 1),
             }
         },
-        "ActiveJobs": {"scheduler=slurm": {"2", "30"}},
+        "ActiveJobs": {"scheduler=slurm": {"2": "ext.r2", "30": "ext.r3"}},
     }
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=3, current="r7", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=3, current="r7")
     # r7 (current) + r6 + r5 kept by retention; r2 and r3 have a queued/running job
     assert commands == ["rm -rf -- /c/ext/r1 /c/ext/r4"]
     assert "kept snapshot r2: job 2 is PENDING" in host.noops
@@ -76,13 +75,41 @@ def test_prune_never_removes_the_current_snapshot_and_fails_closed():
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
         "ActiveJobs": {"scheduler=slurm": None},
     }
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=1, current="now", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=1, current="now")
     assert commands == [] and len(host.noops) == 2
     assert all("could not be asked" in noop for noop in host.noops)
     facts["Snapshots"] = {"folder=/c/ext": ["a", "b"]}
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=3, current="now")
     assert commands == [] and host.noops == ["3 snapshot(s), retention 3"]
+
+
+def test_prune_keeps_the_snapshot_of_a_queued_job_the_ledger_does_not_know():
+    """Ledger or not: a job whose name is one of a snapshot's run (``<extension>.<run key>.``)
+    keeps it; a pending record's job is found by its name."""
+    pending = Entry(
+        run_key="p",
+        job_id="",
+        scheduler="slurm",
+        snapshot=f"{S}/p",
+        job_name="ext.p.20261124T060000Z",
+        status="pending",
+    )
+    facts = {
+        "Snapshots": {"folder=/c/ext": ["lost", "old", "p", "lost-2", "done"]},
+        "LedgerEntries": {"path=/l": Ledger((entry("done", "4"), pending))},
+        "JobStates": {"job_ids=('4',), scheduler=slurm": {"4": JobState("4", "COMPLETED", 0)}},
+        "ActiveJobs": {
+            "scheduler=slurm": {
+                "7": "ext.lost.20261124T050000Z",
+                "9": "ext.p.20261124T060000Z",
+                "10": "other.old.20261124T060000Z",
+                "11": "old",
+            }
+        },
+    }
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=1, current="now")
+    assert commands == ["rm -rf -- /c/ext/old /c/ext/lost-2 /c/ext/done"]
+    assert sorted(host.noops) == [
+        "kept snapshot lost: job 7 (ext.lost.20261124T050000Z) is queued or running",
+        "kept snapshot p: job 9 (ext.p.20261124T060000Z) is queued or running",
+    ]

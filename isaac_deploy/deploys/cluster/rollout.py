@@ -89,6 +89,7 @@ def rollout(plan: Rollout) -> None:
         current=plan.sif,
         ledger=ledger,
         scheduler=cluster.scheduler,
+        extension=plan.config.extension_name,
     )
     if plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
         _job(plan, cluster, paths, ledger, image, binds)
@@ -163,6 +164,7 @@ def _job(
         current=plan.run_key,
         ledger=ledger,
         scheduler=cluster.scheduler,
+        extension=plan.config.extension_name,
     )
 
 
