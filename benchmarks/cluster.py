@@ -9,7 +9,7 @@ in one run:
   snapshot, --link-dest) inside a connected pyinfra session vs raw `rsync -a` of the same tree
   to the same host (a fresh ssh, as typed in a terminal); target at most 1.2x, changed files
   only sent;
-- job submission: the `job_submitted` step (ledger check, script upload, sbatch, ledger line)
+- job submission: the `job_submitted` step (ledger fact, then check-submit-record under flock)
   vs raw `ssh host sbatch FILE`; target at most 0.5 s more.
 
 Results: printed, and saved under results/cluster.json.
@@ -234,6 +234,8 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
         logs_dir=f"{home}/bench/submit-logs",
         cache_dir=f"{home}/bench/cache",
         output="/dev/null",
+        extension="bench",
+        planned="2026-11-24T06:00:00Z",
     )
     script = render_job(project.path / "templates", cluster, job)
     # the job ends at once (no image): only the submission is measured
@@ -243,7 +245,11 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
     try:
         for n in range(runs):
             entry = Entry(
-                run_key=f"bench-{n}", job_id="", scheduler="slurm", snapshot=f"{home}/bench/submit"
+                run_key=f"bench-{n}",
+                job_id="",
+                scheduler="slurm",
+                snapshot=f"{home}/bench/submit",
+                job_name=job.job_name,
             )
             ours.append(
                 (

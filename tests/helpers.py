@@ -110,15 +110,21 @@ def run_op(
     diff: bool = False,
     host_data: dict | None = None,
     executing: bool = True,
+    checking: bool = True,
     **kwargs,
 ) -> tuple[list, FakeHost]:
     """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content));
-    ``executing=False``: as planned (change detection), before anything ran.
+    ``executing=False``: as planned (change detection), before anything ran; ``checking=False``:
+    in a deploy that does not check for changes (``-y``: the body runs when it executes only).
 
     ``facts``: ``{"FactName": {"arg=value, other=x": value}}`` (see the module); a fact asked
     with arguments that have no entry raises ``MissingFact``."""
     host = FakeHost(facts, host_data)
-    state = SimpleNamespace(config=SimpleNamespace(DIFF=diff), is_executing=executing)
+    state = SimpleNamespace(
+        config=SimpleNamespace(DIFF=diff),
+        is_executing=executing,
+        should_check_for_changes=lambda: checking,
+    )
     with ctx_host.use(host), ctx_state.use(state):
         commands = [command_repr(c) for c in op._inner(**kwargs)]
     return commands, host

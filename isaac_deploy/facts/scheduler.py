@@ -1,5 +1,5 @@
 """Facts: the scheduler's view of some jobs (Slurm: ``scontrol`` + ``sacct``; PBS: ``qstat``)
-and which of the user's jobs are active (``squeue`` / ``qstat -u``).
+and which of the user's jobs are active, with their names (``squeue`` / ``qselect`` + ``qstat``).
 
 States are normalised to PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, UNKNOWN;
 ``active`` (pending or running) is what guards deletions and resubmissions.
@@ -67,6 +67,7 @@ class JobState:
     job_id: str
     state: str
     exit_code: int | None = None
+    name: str | None = None
 
     @property
     def active(self) -> bool:
@@ -145,34 +146,47 @@ def parse_qstat(text: str) -> dict[str, JobState]:
             # PBS Pro: > 256 killed by signal (qdel, walltime), < 0 PBS could not run it
             state = "CANCELLED" if code > 256 else "FAILED"
             code = 128 + code - 256 if code > 256 else code
-        states[job] = JobState(job, state, code)
+        states[job] = JobState(job, state, code, info.get("Job_Name"))
         states.setdefault(job.split(".", 1)[0], states[job])
     return states
 
 
 class ActiveJobs(FactBase):
-    """The cluster user's queued and running job ids (``squeue`` / ``qstat -u``), or ``None``
-    when the scheduler could not be asked: then nothing may be treated as finished."""
+    """The cluster user's queued and running jobs, ``{job id: job name}`` (``squeue``; PBS:
+    ``qselect`` and ``qstat``), or ``None`` when the scheduler could not be asked: then nothing
+    may be treated as finished. Ids without an array index or a PBS server suffix."""
 
     def command(self, scheduler: str) -> StringCommand:
         if scheduler == "pbs":
-            listing = 'qstat -u "$(id -un)"'
+            listing = (
+                "echo @@isaac:qstat; set -f;"  # ids like 12[].server are not globs
+                ' ids=$(qselect -u "$(id -un)" 2>/dev/null)'
+                ' && { [ -z "$ids" ] || qstat -x -f -F json $ids 2>/dev/null; }'
+            )
         else:
-            listing = 'squeue -h -u "$(id -un)" -o %i'
-        return StringCommand(listing, "2>/dev/null && echo", QuoteString(MARK + "ok"), "; true")
+            listing = "echo @@isaac:squeue; squeue -h -u \"$(id -un)\" -o '%i|%j' 2>/dev/null"
+        return StringCommand(listing, "&& echo", QuoteString(MARK + "ok"), "; true")
 
     @staticmethod
     def default() -> None:
         return None
 
-    def process(self, output: list[str]) -> set[str] | None:
-        lines = [line.strip() for line in output]
-        if MARK + "ok" not in lines:
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        sections = split_sections(list(output))
+        if "ok" not in sections:
             return None
-        active = set()
-        for line in lines[: lines.index(MARK + "ok")]:
-            # Slurm: 12 or 12_3 (array task); PBS: 1201.server, maybe cut to "1201.serv*"
-            match = re.match(r"(\d+)(?:[_\[.]|$)", line.split()[0] if line.split() else "")
-            if match:
-                active.add(match.group(1))
+        if "qstat" in sections:
+            jobs = parse_qstat("\n".join(sections["qstat"])).values()
+            return {base_id(s.job_id): s.name or "" for s in jobs if s.active}
+        active = {}
+        for line in sections.get("squeue", []):
+            job, _, name = line.strip().partition("|")
+            if base_id(job):
+                active[base_id(job)] = name
         return active
+
+
+def base_id(job: str) -> str:
+    """``12`` of Slurm's ``12`` or ``12_3`` (array task) and PBS's ``12.server`` or ``12[]``."""
+    match = re.match(r"(\d+)(?:[_\[.]|$)", job)
+    return match.group(1) if match else ""

@@ -12,6 +12,7 @@ key never names two versions of the code.
 from __future__ import annotations
 
 import posixpath
+import secrets
 import shlex
 import time
 from io import StringIO
@@ -29,8 +30,10 @@ from isaac_deploy.facts.cluster import (
 )
 from isaac_deploy.facts.delivery import INCOMING
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.util import busy, fail
 from isaac_deploy.probes import local
+from isaac_deploy.render.job_script import run_prefix
 
 
 def short(digest: str) -> str:
@@ -51,16 +54,24 @@ def snapshot_refusal(state: SnapshotState, digest: str) -> str | None:
     )
 
 
+def copy_token() -> str:
+    """A name part no other roll-out's copy has."""
+    return secrets.token_hex(4)
+
+
 @operation()
 def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     """``snapshots/snapshot`` holds the extension's files as they are now, complete and checked.
 
     The files are those the image build sees (``.dockerignore`` honoured). They go to
-    ``snapshots/.incoming/snapshot`` (a partial copy an interrupted roll-out left there is
-    replaced); files unchanged since the newest previous snapshot are hard-linked to it
-    (``--link-dest``), not sent. Checked there against the checksums taken when they were read,
-    they are renamed into place with the digest of the code (``.isaac-deploy-snapshot``). A
-    snapshot, once made, is not changed: one that holds other code is refused.
+    ``snapshots/.incoming/<snapshot>.<token>``, a folder of this roll-out's own (a partial copy
+    an interrupted roll-out left is never used, and pruned after a day; a concurrent roll-out of
+    the same run key fills its own); files unchanged since the newest previous snapshot are
+    hard-linked to it (``--link-dest``), not sent. Checked there against the checksums taken
+    when they were read, they are renamed into place with the digest of the code
+    (``.isaac-deploy-snapshot``); when another roll-out made the snapshot meanwhile with the same
+    code, that one is kept. A snapshot, once made, is not changed: one that holds other code is
+    refused.
 
     + folder: the extension project on this workstation
     + snapshots: the folder of all snapshots on the login node (absolute)
@@ -86,13 +97,15 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
         else:
             host.noop(f"snapshot {snapshot} holds this code ({short(files.digest)})")
         return
-    incoming = posixpath.join(snapshots, INCOMING, snapshot)
+    # a folder of this roll-out's own: a concurrent roll-out of the same run key (another
+    # terminal) fills its own, and an interrupted copy is never resumed half-way
+    incoming = posixpath.join(snapshots, INCOMING, f"{snapshot}.{copy_token()}")
+    target = posixpath.join(snapshots, snapshot)
     flags = ["-a", f"--files-from={shlex.quote(files.files_from)}"]
     previous = host.get_fact(Snapshots, folder=snapshots)
     if previous:
         flags.append(f"--link-dest={shlex.quote(posixpath.join(snapshots, previous[-1]))}")
-    # an empty folder: a partial copy is replaced, not resumed (rsync < 3.2.3 has no --mkpath)
-    yield StringCommand("rm -rf --", QuoteString(incoming), "&& mkdir -p", QuoteString(incoming))
+    yield StringCommand("mkdir -p", QuoteString(incoming))  # rsync < 3.2.3 has no --mkpath
     yield RsyncCommand(shlex.quote(folder.rstrip("/") + "/"), shlex.quote(incoming + "/"), flags)
     yield FileUploadCommand(StringIO(files.sha256sums), posixpath.join(incoming, SNAPSHOT_SUMS))
     yield StringCommand(
@@ -110,27 +123,45 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
         QuoteString(files.digest),
         ">",
         SNAPSHOT_DIGEST,
-        "&& mv -T",
+        "&& { mv -T",
         QuoteString(incoming),
-        QuoteString(posixpath.join(snapshots, snapshot)),
+        QuoteString(target),
+        # another roll-out of this run key was first: the same code is this snapshot too
+        '2>/dev/null || { [ "$(cat',
+        QuoteString(posixpath.join(target, SNAPSHOT_DIGEST)),
+        '2>/dev/null)" =',
+        QuoteString(files.digest),
+        "] && rm -rf --",
+        QuoteString(incoming),
+        "; } || { echo",
+        QuoteString(f"error: snapshot {snapshot} was made meanwhile with other code"),
+        ">&2; exit 1; }; }",
     )
 
 
 @operation()
 def snapshots_pruned(
-    snapshots: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
+    snapshots: str,
+    keep: int,
+    current: str,
+    ledger: str,
+    scheduler: str,
+    extension: str,
+    partial_age: int = 86400,
 ):
     """At most ``keep`` snapshots (``current`` included) beyond those whose jobs are active.
 
     Older snapshots go, oldest first, unless a job of theirs is queued or running (or the
-    scheduler cannot tell): queued jobs keep their code. Partial copies in ``.incoming/`` older
-    than ``partial_age`` seconds go too.
+    scheduler cannot tell): queued jobs keep their code. A job is the snapshot's when the
+    ledger says so, or, ledger or not, when its name is one of the snapshot's run. Partial
+    copies in ``.incoming/`` older than ``partial_age`` seconds go too.
 
     + snapshots: the folder of all snapshots on the login node (absolute)
     + keep: how many snapshots to keep (the cluster's ``snapshot_retention``)
     + current: this roll-out's snapshot, never removed
     + ledger: the login node's ledger (which jobs ran from which snapshot)
     + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + extension: the extension, which names its jobs (``<extension>.<run key>.<plan time>``)
     + partial_age: seconds after which a partial copy in ``.incoming/`` is removed
 
     **Example:**
@@ -144,6 +175,7 @@ def snapshots_pruned(
             current="3f2a9c1-5d41402a",
             ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
             scheduler="slurm",
+            extension="ext_template",
         )
     """
     older = [s for s in host.get_fact(Snapshots, folder=snapshots) if s != current]
@@ -152,16 +184,18 @@ def snapshots_pruned(
     stale = [
         QuoteString(posixpath.join(incoming, name))
         for name, stamp in host.get_fact(Folders, folder=incoming)
-        if name != current and now - stamp > partial_age
+        if current not in (name, name.rpartition(".")[0]) and now - stamp > partial_age
     ]
     if not candidates and not stale:
         host.noop(f"{len(older) + 1} snapshot(s), retention {keep}")
         return
-    jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
+    records: dict[str, list[Entry]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
         if entry.snapshot and posixpath.dirname(entry.snapshot.rstrip("/")) == snapshots:
-            jobs.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry.job_id)
-    kept = busy(jobs, candidates, scheduler)
+            records.setdefault(posixpath.basename(entry.snapshot.rstrip("/")), []).append(entry)
+    # a snapshot is named after its run, and so are the run's jobs
+    prefixes = {snapshot: run_prefix(extension, snapshot) for snapshot in candidates}
+    kept = busy(records, candidates, scheduler, prefixes)
     removable = stale
     for snapshot in candidates:
         if snapshot in kept:

@@ -19,6 +19,7 @@ from pyinfra.api import QuoteString, RsyncCommand, StringCommand, operation
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile, StoredFiles
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.model.images import sandbox_name, sif_name
+from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.util import busy, fail
 from isaac_deploy.probes import local
 
@@ -101,20 +102,28 @@ def file_delivered(
 
 @operation()
 def images_pruned(
-    folder: str, keep: int, current: str, ledger: str, scheduler: str, partial_age: int = 86400
+    folder: str,
+    keep: int,
+    current: str,
+    ledger: str,
+    scheduler: str,
+    extension: str,
+    partial_age: int = 86400,
 ):
     """Old Apptainer images of this extension removed from a login node's image folder.
 
     At most ``keep`` of this extension's images in ``folder`` (``current`` included) beyond
     those a queued or running job uses; images no job of the ledger used are not touched (the
     folder may be shared); partial uploads older than ``partial_age`` seconds go too. An image
-    goes with its ``.sha256`` sidecar and its sandbox folder.
+    goes with its ``.sha256`` sidecar and its sandbox folder. While a job of this extension
+    that the ledger does not name is queued or running, no image goes (its image is unknown).
 
     + folder: the cluster's image folder (absolute)
     + keep: how many images to keep (the cluster's ``image_retention``)
     + current: this roll-out's image file name, never removed
     + ledger: the login node's ledger (which jobs run which image)
     + scheduler: ``slurm`` or ``pbs``, asked which of those jobs are queued or running
+    + extension: the extension, which names its jobs (``<extension>.<run key>.<plan time>``)
     + partial_age: seconds after which a partial upload in ``.incoming/`` is removed
 
     **Example:**
@@ -128,12 +137,13 @@ def images_pruned(
             current="sha256-ab12.sif",
             ledger="/cluster/home/jdoe/.isaac-deploy/ext_template-ledger.jsonl",
             scheduler="slurm",
+            extension="ext_template",
         )
     """
-    jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
+    jobs: dict[str, list[Entry]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
         if entry.image:
-            jobs.setdefault(sif_name(entry.image), []).append(entry.job_id)
+            jobs.setdefault(sif_name(entry.image), []).append(entry)
     files = host.get_fact(StoredFiles, folder=folder, suffix=".sif")
     # only images this extension's jobs used: the folder may be shared with other projects
     older = [name for name, _ in files if name in jobs and name != current]
@@ -149,7 +159,7 @@ def images_pruned(
     if not candidates and not stale:
         host.noop(f"{len(older) + 1} image(s) of this extension, retention {keep}")
         return
-    kept = busy(jobs, candidates, scheduler)
+    kept = busy(jobs, candidates, scheduler, unknown=f"{extension}.")  # its jobs' names
     removable = list(stale)
     for name in candidates:
         if name in kept:

@@ -16,6 +16,7 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.model.ledger import Entry
 from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.operations.util import busy
 from isaac_deploy.probes import local
@@ -77,9 +78,9 @@ def results_pulled(
 
 def finished_runs(logs_dir: str, ledger: str, scheduler: str) -> list[str]:
     """Run folders on the cluster whose ledger jobs have all ended (the others are kept)."""
-    jobs: dict[str, list[str]] = {}
-    for entry in host.get_fact(LedgerEntries, path=ledger):
-        jobs.setdefault(entry.run_key, []).append(entry.job_id)
+    jobs: dict[str, list[Entry]] = {}
+    for entry in host.get_fact(LedgerEntries, path=ledger).entries:
+        jobs.setdefault(entry.run_key, []).append(entry)
     runs = sorted(host.get_fact(Snapshots, folder=logs_dir))
     kept = busy(jobs, runs, scheduler)
     removable = []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pyinfra import host
+from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
-from isaac_deploy.policy.retention import keep_reason
+from isaac_deploy.model.ledger import Entry
+from isaac_deploy.policy.retention import keep_reason, unrecorded_reason
 
 
 def quoted_command(argv: list[str]) -> StringCommand:
@@ -18,6 +20,12 @@ def fail(message: str) -> StringCommand:
     """A command that fails with ``message``: the operation stops with that one line (an
     exception in an operation would print a traceback instead)."""
     return StringCommand("echo", QuoteString(f"error: {message}"), ">&2; exit 1")
+
+
+def first_pass() -> bool:
+    """Whether an operation's body runs for the first time in this deploy: with the plan when
+    pyinfra checks for changes, else (``-y``) when it executes. What it says then is said once."""
+    return pyinfra_state.is_executing != pyinfra_state.should_check_for_changes()
 
 
 @operation()
@@ -43,13 +51,29 @@ def barrier(what: str):
     yield from ()
 
 
-def busy(jobs: dict[str, list[str]], names: list[str], scheduler: str) -> dict[str, str]:
-    """For each of ``names`` (snapshots, images, run folders) whose jobs (``jobs[name]``) may be
-    queued or running: the reason to keep it. Asks the scheduler only when there are jobs."""
-    ids = tuple(sorted({job for name in names for job in jobs.get(name, ())}))
-    if not ids:
+def busy(
+    records: dict[str, list[Entry]],
+    candidates: list[str],
+    scheduler: str,
+    prefixes: dict[str, str] | None = None,
+    unknown: str | None = None,
+) -> dict[str, str]:
+    """For each of ``candidates`` (snapshots, images, run folders) whose ledger records
+    (``records[candidate]``) have a job that may be queued or running, or an active job's name
+    starts with ``prefixes[candidate]`` (ledger or not): the reason to keep it. With ``unknown``
+    (how this extension's job names start), an active job of that name that no record names
+    keeps every candidate. Asks the scheduler only when there is something to ask about."""
+    prefixes = prefixes or {}
+    asked = [c for c in candidates if unknown is not None or records.get(c) or c in prefixes]
+    if not asked:
         return {}
-    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids)
+    ids = tuple(sorted({e.job_id for c in asked for e in records.get(c, ()) if e.job_id}))
+    states = host.get_fact(JobStates, scheduler=scheduler, job_ids=ids) if ids else {}
     active = host.get_fact(ActiveJobs, scheduler=scheduler)
-    reasons = {name: keep_reason(jobs.get(name, []), states, active) for name in names}
-    return {name: reason for name, reason in reasons.items() if reason}
+    every = [entry for entries in records.values() for entry in entries]
+    unrecorded = unrecorded_reason(active, unknown, every) if unknown is not None else None
+    reasons = {
+        c: keep_reason(records.get(c, []), states, active, prefixes.get(c)) or unrecorded
+        for c in asked
+    }
+    return {candidate: reason for candidate, reason in reasons.items() if reason}

@@ -14,7 +14,9 @@ from isaac_deploy.model.cluster import ClusterConfig
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.render.templates import render
 
-JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,64}"
+# PBS Pro takes job names of up to 236 characters (Slurm more): never cut, so that a job is
+# found by its name (the ledger's reconciliation) without mistaking another submission for it
+JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,236}"
 # the scheduler's log of a job, in the run's logs folder (PBS cannot put the job id in it)
 JOB_LOG = {"slurm": "job-%j.out", "pbs": "job.out"}
 
@@ -29,6 +31,8 @@ class JobSpec:
     logs_dir: str
     cache_dir: str
     output: str
+    extension: str
+    planned: str  # when the roll-out was planned (UTC, as in the ledger): names this submission
     args: tuple[str, ...] = ()
     binds: tuple[str, ...] = ()
     secret_file: str | None = None
@@ -37,12 +41,29 @@ class JobSpec:
 
     @property
     def job_name(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "-", self.run_key)[:64]
+        return job_name(self.extension, self.run_key, self.planned)
+
+
+def run_prefix(extension: str, run_key: str) -> str:
+    """How the names of a run's jobs start: ``<extension>.<run key>.`` (an extension name has no
+    ``.``, so no other run's or extension's names start so)."""
+    return f"{extension}.{run_key}."
+
+
+def job_name(extension: str, run_key: str, planned: str) -> str:
+    """The scheduler's name of one submission: the run's prefix and the roll-out's plan time
+    (``-`` and ``:`` left out), e.g. ``ext_template.3f2a9c1-5d41402a.20261124T060000Z``: a job
+    found by its name is that submission's, not an earlier one of the run."""
+    return run_prefix(extension, run_key) + planned.replace("-", "").replace(":", "")
 
 
 def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
     if not re.fullmatch(JOB_NAME_RE, job.job_name):
-        raise ConfigError("run key", f"{job.run_key!r} cannot name a job")
+        raise ConfigError(
+            "job name",
+            f"{job.job_name!r} (<extension>.<run key>.<plan time>) is not letters, digits, _ . - "
+            "of at most 236 characters: use a shorter run key",
+        )
     if any(c in job.output for c in "\n\x00 "):
         raise ConfigError("job output", "must be one path without spaces")
     return render(

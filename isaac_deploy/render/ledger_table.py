@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ledger import Entry, Ledger
 
 ARGS_WIDTH = 80  # the arguments column is cut here (the ledger keeps them whole)
 
@@ -27,8 +27,12 @@ def arguments_cell(args: tuple[str, ...], width: int = ARGS_WIDTH) -> str:
     return text[: keep - keep // 2] + " ... " + text[len(text) - keep // 2 :]
 
 
-def state_of(entry: Entry, states: dict, active: set[str] | None) -> str:
-    """A ledger entry's job state for people: the scheduler's, or what its silence means."""
+def state_of(entry: Entry, states: dict, active: dict[str, str] | None) -> str:
+    """A ledger entry's job state for people: the scheduler's, or what its silence means; a
+    submission without a job id is ``REFUSED`` (the scheduler took no job) or ``UNRECORDED``
+    (its outcome was never written: the next roll-out of the run finds its job by name)."""
+    if not entry.job_id:
+        return "REFUSED" if entry.status == "refused" else "UNRECORDED"
     state = states.get(entry.job_id)
     if state is not None:
         code = "" if state.exit_code in (None, 0) or state.active else f" ({state.exit_code})"
@@ -38,14 +42,14 @@ def state_of(entry: Entry, states: dict, active: set[str] | None) -> str:
     return "ACTIVE" if entry.job_id.split(".", 1)[0] in active else "ENDED"
 
 
-def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[str]:
+def table(entries: list[Entry], states: dict, active: dict[str, str] | None) -> list[str]:
     """The ledger as aligned lines: run key, job, state, submitted, commit, arguments."""
     rows = [("RUN KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS")]
     for entry in entries:
         rows.append(
             (
                 entry.run_key,
-                entry.job_id,
+                entry.job_id or "-",
                 state_of(entry, states, active),
                 entry.time or "-",
                 entry.commit or "-",
@@ -57,4 +61,15 @@ def table(entries: list[Entry], states: dict, active: set[str] | None) -> list[s
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         lines.append("  ".join(cells) + "  " + row[5])
+    return lines
+
+
+def unreadable_lines(path: str, ledger: Ledger, width: int = ARGS_WIDTH) -> list[str]:
+    """One line for each line of the ledger at ``path`` that is not an entry (left out of every
+    decision), with its number and its text, escaped and cut at ``width``."""
+    lines = []
+    for number, text in ledger.unreadable:
+        shown = printable(text)
+        shown = shown if len(shown) <= width else shown[: width - 3] + "..."
+        lines.append(f"{path} line {number} is not a ledger entry (left out): {shown}")
     return lines

@@ -167,11 +167,12 @@ from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.scheduler import job_submitted
 
 run_key = os.environ["RUN_KEY"]
-script = "#!/bin/bash\\n#SBATCH -o {home}/runs/out-%j.log\\nprintf '[%s]' \\"$@\\" args: \\"$1\\" ; echo done-$SLURM_JOB_ID\\n"
+script = "#!/bin/bash\\n#SBATCH -o {home}/runs/out-%j.log\\n#SBATCH --job-name=lab." + run_key + "\\nprintf '[%s]' \\"$@\\" args: \\"$1\\" ; echo done-$SLURM_JOB_ID\\n"
 job_submitted(
     name="submit " + run_key,
     entry=Entry(run_key=run_key, job_id="", scheduler="slurm", commit="abc123",
-                snapshot="{home}/runs/" + run_key, args=("a b", "$(x)")),
+                snapshot="{home}/runs/" + run_key, args=("a b", "$(x)"),
+                job_name="lab." + run_key),
     script=script,
     ledger="{home}/.isaac-deploy/ledger.jsonl",
     resubmit=os.environ.get("RESUBMIT") == "1",
@@ -195,14 +196,21 @@ job_submitted(
     first = run("run-one")
     assert Result(0, first).totals()["success"] == 1
     lines = [json.loads(line) for line in node.file(ledger).content_string.splitlines()]
-    assert len(lines) == 1 and lines[0]["run_key"] == "run-one" and lines[0]["job_id"].isdigit()
+    # the pending record, written before sbatch, then the job's
+    assert [(line["status"], line["job_id"] != "") for line in lines] == [
+        ("pending", False),
+        ("submitted", True),
+    ]
+    lines = lines[1:]
+    assert lines[0]["run_key"] == "run-one" and lines[0]["job_id"].isdigit()
     assert lines[0]["args"] == ["a b", "$(x)"] and lines[0]["commit"] == "abc123"
     again = run("run-one")
     assert Result(0, again).totals()["success"] == 0  # the same run key: nothing submitted
-    assert len(node.file(ledger).content_string.splitlines()) == 1  # nothing new
+    assert len(node.file(ledger).content_string.splitlines()) == 2  # nothing new
     run("run-two")
     run("run-two", resubmit="1")
-    keys = [json.loads(line)["run_key"] for line in node.file(ledger).content_string.splitlines()]
+    records = [json.loads(line) for line in node.file(ledger).content_string.splitlines()]
+    keys = [record["run_key"] for record in records if record["job_id"]]
     assert keys == ["run-one", "run-two", "run-two"]
     job = lines[0]["job_id"]
     deadline = time.monotonic() + 60

@@ -249,7 +249,8 @@ def test_a_lab_member_rolls_out_to_the_cluster(project, lab):
     sifs = list(cache.glob("sha256-*.sif"))
     assert len(sifs) == 1 and sifs[0].stat().st_uid == user["uid"]  # built as the member
     ledger = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl").stdout.splitlines()
-    [entry] = [json.loads(line) for line in ledger if f'"{run_key}"' in line]
+    records = [json.loads(line) for line in ledger if f'"{run_key}"' in line]
+    [entry] = [record for record in records if record["job_id"]]  # not the pending record
     deadline = time.monotonic() + 120
     while True:
         probe = node.run(f"scontrol show job -o {entry['job_id']}")

@@ -61,8 +61,10 @@ def rollout(root_project, lab):
         settings: dict | None = None,
         env: dict | None = None,
         hosts: tuple[str, ...] = ("lab-login",),
-    ) -> Result:
-        """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``."""
+        background: bool = False,
+    ) -> Result | subprocess.Popen:
+        """The deploy against the lab cluster; ``settings`` are added to its ``cluster(...)``;
+        ``background``: started, not waited for (its output as text on ``stdout``)."""
         data = {k: v for k, v in project.data.items() if k != "isaac_profiles"}
         data.update(
             isaac_run_key=run_key,
@@ -101,21 +103,36 @@ def rollout(root_project, lab):
             **(env or {}),
         }
         yes = [] if "--dry" in flags else ["-y"]  # without -y pyinfra shows the plan
-        proc = subprocess.run(
-            [str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy],
-            cwd=project.path,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        argv = [str(project.venv_bin / "pyinfra"), *yes, *flags, str(inventory), deploy]
+        if background:
+            return subprocess.Popen(
+                argv,
+                cwd=project.path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        proc = subprocess.run(argv, cwd=project.path, capture_output=True, text=True, env=env)
         return Result(proc.returncode, proc.stdout + proc.stderr)
 
     return project, login, node, run
 
 
 def ledger(node) -> list[dict]:
+    """The ledger's records of submitted jobs (a submission writes a pending record first)."""
     text = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl 2>/dev/null").stdout
-    return [json.loads(line) for line in text.splitlines()]
+    return [record for record in map(json.loads, text.splitlines()) if record["job_id"]]
+
+
+def slurm_jobs(login, prefix: str) -> set[str]:
+    """The ids of the lab user's Slurm jobs whose names start with ``prefix``, queued, running or
+    ended (Slurm's own answer: ``squeue`` and the accounting database, which outlives a lab)."""
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    asked = "squeue -h -t all -o '%i|%j'; sacct -n -X -P -S 2000-01-01 -o JobID,JobName"
+    out = subprocess.run([*ssh, asked], capture_output=True, text=True, check=True).stdout
+    jobs = (line.partition("|") for line in out.splitlines())
+    return {job for job, _, name in jobs if name.startswith(prefix)}
 
 
 def accepted(login) -> int:
@@ -903,8 +920,9 @@ def test_an_interrupted_copy_is_never_used_and_the_next_rollout_completes_it(
     rollout, lab, tmp_path
 ):
     """#13.3: a copy cut half-way stays in .incoming/ (no snapshot, no job); the next roll-out
-    replaces it with the whole, checked snapshot and submits; partial copies older than a day
-    are pruned, younger ones (maybe still being sent) are not."""
+    makes the whole, checked snapshot in a copy of its own and submits; the cut copy is never
+    used; partial copies older than a day are pruned, younger ones (maybe still being sent) are
+    not."""
     from isaac_deploy.probes.context_digest import context_digest
     from isaac_deploy.probes.local import context_file_list
 
@@ -920,7 +938,9 @@ def test_an_interrupted_copy_is_never_used_and_the_next_rollout_completes_it(
     every = sorted(f"./{name}" for name in listed)
     cut = run("e2e-cut", args, env={"PATH": path})
     assert cut.rc != 0, cut.out
-    arrived = node.run(f"cd {code}/.incoming/e2e-cut && find . ! -type d").stdout.splitlines()
+    [cut_copy] = [n for n in node.run(f"ls -A {code}/.incoming").stdout.split() if "e2e-cut" in n]
+    assert cut_copy.startswith("e2e-cut."), cut_copy
+    arrived = node.run(f"cd {code}/.incoming/{cut_copy} && find . ! -type d").stdout.splitlines()
     assert 0 < len(arrived) < len(every), arrived
     assert not node.file(f"{code}/e2e-cut").exists
     assert not [e for e in ledger(node) if e["run_key"] == "e2e-cut"]  # no job ran it
@@ -937,9 +957,129 @@ def test_an_interrupted_copy_is_never_used_and_the_next_rollout_completes_it(
         assert sorted(found) == every
         recorded = node.file(f"{snapshot}/.isaac-deploy-snapshot").content_string
         assert recorded == context_digest(str(project.path))["digest"] + "\n"
-        assert node.run(f"ls -A {code}/.incoming").stdout.split() == ["young-cut"]
+        assert sorted(node.run(f"ls -A {code}/.incoming").stdout.split()) == [cut_copy, "young-cut"]
         [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-cut"]
         assert entry["snapshot"] == snapshot
         assert "JobState=COMPLETED" in wait(login, entry["job_id"])
     finally:
-        node.run(f"rm -rf {code}/.incoming/young-cut {code}/.incoming/old-cut")
+        node.run(f"cd {code}/.incoming && rm -rf young-cut old-cut {cut_copy}")
+
+
+def test_two_concurrent_rollouts_of_one_run_key_submit_one_job(rollout):
+    """Two terminals at once: the check-submit-record under the ledger's lock lets one submit;
+    the other finds the job in the ledger. Slurm, asked by the run's job names, has one job."""
+    project, login, node, run = rollout
+    run_key = f"e2e-twice-{time.time_ns()}"  # Slurm's accounting outlives the lab's ledger
+    args = ["--task", "Template-Reach-v0", "--max_iterations", "1"]
+    # the inventory and the image first: the two runs race for the submission only
+    assert run(run_key, args, "--data", "isaac_submit=0").rc == 0
+    # -vvv: the commands' output (which one submitted)
+    both = [run(run_key, args, "-vvv", background=True) for _ in range(2)]
+    outs = [proc.communicate(timeout=300)[0] for proc in both]
+    assert [proc.returncode for proc in both] == [0, 0], outs
+    [entry] = [e for e in ledger(node) if e["run_key"] == run_key]
+    assert slurm_jobs(login, f"lab_ext.{run_key}.") == {entry["job_id"]}, outs
+    assert "".join(outs).count(f"submitted job {entry['job_id']}") == 1, outs
+    assert "JobState=COMPLETED" in wait(login, entry["job_id"])
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_a_job_the_ledger_lost_is_recorded_by_its_name_and_not_submitted_again(
+    rollout, lab, scheduler
+):
+    """The ledger cannot be written once sbatch has answered (an sbatch wrapper on the login
+    node's PATH makes it read-only): the roll-out fails saying so; the next one submits
+    nothing and records the job the scheduler knows by the submission's job name."""
+    project, login, node, run = rollout
+    run_key = f"e2e-lost-{scheduler}-{time.time_ns()}"
+    wrapper = Path(lab["apptainer_bin"]) / "sbatch"  # the lab's bin folder: the login's PATH
+    wrapper.write_text(
+        '#!/bin/sh\n/usr/bin/sbatch "$@"; rc=$?\n'
+        'chmod a-w "$HOME/.isaac-deploy/lab_ext-ledger.jsonl"\nexit $rc\n'
+    )
+    wrapper.chmod(0o755)
+    settings = {"scheduler": scheduler}
+    try:
+        lost = run(run_key, ["--task", "Template-Reach-v0"], settings=settings)
+    finally:
+        wrapper.unlink()
+        node.run("chmod u+w ~/.isaac-deploy/lab_ext-ledger.jsonl")
+    assert lost.rc != 0 and "was submitted but the ledger" in lost.out, lost.out
+    assert "the next roll-out records it (it finds the job by its name" in lost.out
+    assert not [e for e in ledger(node) if e["run_key"] == run_key]
+    [job] = slurm_jobs(login, f"lab_ext.{run_key}.")
+    again = run(run_key, ["--task", "Template-Reach-v0"], "-vvv", settings=settings)
+    assert again.rc == 0, again.out
+    assert f"run {run_key} has a submission without a job id: the job named" in again.out
+    [entry] = [e for e in ledger(node) if e["run_key"] == run_key]
+    assert entry["job_id"].split(".")[0] == job and entry["status"] == "submitted"
+    if scheduler == "pbs":
+        assert entry["job_id"] == f"{job}.labpbs"
+    assert f"recorded job {entry['job_id']} of run {run_key}, found by its name" in again.out
+    assert slurm_jobs(login, f"lab_ext.{run_key}.") == {job}  # nothing submitted again
+    third = run(run_key, ["--task", "Template-Reach-v0"], settings=settings)
+    assert third.rc == 0 and third.totals()["success"] == 0, third.out
+    assert "JobState=COMPLETED" in wait(login, job)
+
+
+def test_a_garbage_line_in_the_ledger_is_reported_by_the_listing(rollout):
+    project, login, node, run = rollout
+    path = "~/.isaac-deploy/lab_ext-ledger.jsonl"
+    before = node.run(f"cat {path} 2>/dev/null").stdout
+    neighbour = {"run_key": "e2e-neighbour", "job_id": "999998", "scheduler": "slurm"}
+    node.run(
+        f"mkdir -p ~/.isaac-deploy && printf '%s\\n' {shlex.quote(json.dumps(neighbour))}"
+        f' \'garbage {{"run_key": "e2e-torn\' >> {path}'
+    )
+    try:
+        listing = run("e2e-neighbour", [], deploy="deploy/cluster_jobs.py")
+    finally:
+        node.run(f"printf '%s' {shlex.quote(before)} > {path}")
+    assert listing.rc == 0, listing.out
+    number = len(before.splitlines()) + 2
+    assert (
+        f"lab_ext-ledger.jsonl line {number} is not a ledger entry (left out): "
+        'garbage {"run_key": "e2e-torn'
+    ) in listing.out
+    rows = [line.split()[1:4] for line in listing.out.splitlines()]
+    assert ["e2e-neighbour", "999998", "ENDED"] in rows, listing.out
+
+
+def test_the_snapshot_of_a_queued_job_the_ledger_does_not_know_is_kept(rollout):
+    """A job stays queued behind one holding both GPUs; its ledger lines are lost. Pruning
+    asks the scheduler for its run's job names: its snapshot, the oldest, stays, ledger or
+    not."""
+    project, login, node, run = rollout
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
+    code = f"{login['home']}/isaac/code/lab_ext"
+    run_key = f"e2e-unknown-{time.time_ns()}"
+    blocker = subprocess.run(
+        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            "JobState=RUNNING"
+            not in subprocess.run(
+                [*ssh, f"scontrol show job -o {blocker}"], capture_output=True, text=True
+            ).stdout
+        ):  # both GPUs held: the next job stays queued
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert run(run_key, ["--task", "Template-Reach-v0"]).rc == 0
+        [queued] = slurm_jobs(login, f"lab_ext.{run_key}.")
+        node.run(
+            f'cd ~/.isaac-deploy && grep -v \'"run_key": "{run_key}"\' lab_ext-ledger.jsonl'
+            " > lost.jsonl && mv lost.jsonl lab_ext-ledger.jsonl"
+        )
+        assert not [e for e in ledger(node) if e["run_key"] == run_key]
+        node.run(f"touch -d '3 days ago' {code}/{run_key}")  # the oldest: pruned first
+        result = run("e2e-after-unknown", ["--task", "Template-Reach-v0"], "-v")
+        assert result.rc == 0, result.out
+        assert node.file(f"{code}/{run_key}").is_directory
+        assert f"kept snapshot {run_key}: job {queued} (lab_ext.{run_key}." in result.out
+    finally:
+        subprocess.run([*ssh, f"scancel {blocker} $(squeue -h -u $(id -un) -o %i)"], check=False)

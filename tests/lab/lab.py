@@ -351,7 +351,7 @@ def install_standins() -> Path:
     """`apptainer` is neither in Debian 12 nor on PyPI, and no PBS server is packaged: the lab's
     stand-ins go into a bin folder the tests put on PATH (and the login node's); nothing outside
     the lab folder sees them. tests/lab/bin/apptainer makes real SIF files (skopeo, mksquashfs,
-    siftool) and runs them with ch-run; tests/lab/bin/pbs is qsub/qstat/qdel over the lab's
+    siftool) and runs them with ch-run; tests/lab/bin/pbs is qsub/qstat/qselect/qdel over the lab's
     Slurm, so PBS jobs really run."""
     bin_dir = LAB_DIR / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -360,6 +360,7 @@ def install_standins() -> Path:
         ("apptainer", "apptainer"),
         ("qsub", "pbs"),
         ("qstat", "pbs"),
+        ("qselect", "pbs"),
         ("qdel", "pbs"),
     ):
         target, content = bin_dir / name, (here / source).read_bytes()

@@ -192,7 +192,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     import time
 
     from isaac_deploy.facts.scheduler import JobState
-    from isaac_deploy.model.ledger import Entry
+    from isaac_deploy.model.ledger import Entry, Ledger
     from isaac_deploy.operations.delivery import images_pruned
 
     now = int(time.time())
@@ -210,14 +210,16 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
             ]
         },
         "LedgerEntries": {
-            "path=/l": [
-                Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
-                Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
-                Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
-            ]
+            "path=/l": Ledger(
+                (
+                    Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"),
+                    Entry(run_key="b", job_id="2", scheduler="slurm", image="sha256:b"),
+                    Entry(run_key="c", job_id="3", scheduler="slurm", image="sha256:c"),
+                )
+            )
         },
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": states},
-        "ActiveJobs": {"scheduler=slurm": {"2"}},
+        "ActiveJobs": {"scheduler=slurm": {"2": "ext.b", "5": "other.x"}},
     }
     commands, host = run_op(
         images_pruned,
@@ -227,6 +229,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
         current="sha256-cur.sif",
         ledger="/l",
         scheduler="slurm",
+        extension="ext",
     )
     # a: ended, beyond retention; b: running; c: kept by retention; foreign: not this project's;
     # the partial upload from two days ago goes, the one from a minute ago stays
@@ -246,6 +249,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
         current="sha256-cur.sif",
         ledger="/l",
         scheduler="slurm",
+        extension="ext",
     )
     assert commands == ["cd '/img dir' && rm -rf -- .incoming/sha256-d.sif"]
 
@@ -271,3 +275,49 @@ def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
         sif="sha256-a.sif",
     )
     assert commands == [] and host.noops == ["sha256-a.sandbox is unpacked"]
+
+
+def test_no_image_goes_while_a_job_of_the_extension_is_unknown_to_the_ledger():
+    """Ledger or not: a queued job of this extension (its job name) that no ledger record
+    names may use any of the images, so none goes; a job the ledger names keeps only its own."""
+    import time
+
+    from isaac_deploy.model.ledger import Entry, Ledger
+    from isaac_deploy.operations.delivery import images_pruned
+
+    now = int(time.time())
+    pending = Entry(
+        run_key="b",
+        job_id="",
+        scheduler="slurm",
+        image="sha256:b",
+        job_name="ext.b",
+        status="pending",
+    )
+    facts = {
+        "StoredFiles": {
+            "folder=/img, suffix=.sif": [
+                ("sha256-a.sif", now - 8000),
+                ("sha256-b.sif", now - 7000),
+                ("sha256-cur.sif", now),
+            ]
+        },
+        "LedgerEntries": {
+            "path=/l": Ledger(
+                (Entry(run_key="a", job_id="1", scheduler="slurm", image="sha256:a"), pending)
+            )
+        },
+        "JobStates": {"job_ids=('1',), scheduler=slurm": {}},
+        "ActiveJobs": {"scheduler=slurm": {"7": "ext.b"}},
+    }
+    prune = dict(folder="/img", keep=1, current="sha256-cur.sif", ledger="/l", scheduler="slurm")
+    commands, host = run_op(images_pruned, facts, **prune, extension="ext")
+    assert commands == ["cd /img && rm -rf -- sha256-a.sif sha256-a.sif.sha256 sha256-a.sandbox"]
+    assert host.noops == ["kept image sha256-b.sif: job 7 (ext.b) is queued or running"]
+    facts["ActiveJobs"] = {"scheduler=slurm": {"7": "ext.b", "8": "ext.lost", "9": "other.x"}}
+    commands, host = run_op(images_pruned, facts, **prune, extension="ext")
+    assert commands == []
+    assert host.noops == [
+        "kept image sha256-a.sif: job 8 (ext.lost) is queued or running and not in the ledger",
+        "kept image sha256-b.sif: job 7 (ext.b) is queued or running",
+    ]

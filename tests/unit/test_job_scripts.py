@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from isaac_deploy.model.cluster import ClusterConfig
-from isaac_deploy.render.job_script import JobSpec, render_job
+from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.render.job_script import JobSpec, job_name, render_job, run_prefix
 from isaac_deploy.render.templates import shell_path
 from tests.helpers import ROOT
 from tests.unit.test_envfiles import HOSTILE
@@ -43,6 +44,8 @@ def job(**changes) -> JobSpec:
         logs_dir="~/logs/run-1",
         cache_dir="$SCRATCH/cache",
         output="/scratch/jdoe/logs/job-%j.out",
+        extension="ext_template",
+        planned="2026-11-24T06:00:00Z",
         args=ARGS,
         secret_file="~/.config/isaac-deploy/wandb_api_key",
         ext_path="/workspace/ext_template",
@@ -76,7 +79,7 @@ def test_shell_paths_expand_only_a_leading_home_or_variable(value, quoted):
 def test_slurm_directives():
     text = script("slurm")
     for line in (
-        "#SBATCH --job-name=2026-11-24_run-1",
+        "#SBATCH --job-name=ext_template.2026-11-24_run-1.20261124T060000Z",
         "#SBATCH --gpus=2",
         "#SBATCH --cpus-per-task=16",
         "#SBATCH --mem=64G",
@@ -95,7 +98,7 @@ def test_slurm_directives():
 def test_pbs_directives():
     text = script("pbs")
     for line in (
-        "#PBS -N 2026-11-24_run-1",
+        "#PBS -N ext_template.2026-11-24_run-1.20261124T060000Z",
         "#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb",
         "#PBS -l walltime=36:00:00",
         "#PBS -A es_rob",
@@ -176,3 +179,18 @@ def test_a_failing_module_load_fails_the_job_before_the_container(tmp_path):
     text = script("slurm").replace("module load eth_proxy", "module load eth_proxy && false")
     code, argv, _ = run_with_standin(tmp_path, text)
     assert code != 0 and argv == []  # set -euo pipefail: nothing runs after a failed step
+
+
+def test_the_job_name_is_one_submissions_and_is_never_cut():
+    """Jobs are found by their name when their id was not recorded: the name says which
+    extension, which run and which roll-out (its plan time), whole (a cut name could be
+    another's)."""
+    planned = "2026-11-24T06:00:00Z"
+    name = job_name("ext_template", "3f2a9c1-5d41402a", planned)
+    assert name == "ext_template.3f2a9c1-5d41402a.20261124T060000Z"
+    assert name.startswith(run_prefix("ext_template", "3f2a9c1-5d41402a"))
+    assert not name.startswith(run_prefix("ext_template", "3f2a9c1-5d4"))
+    assert job(extension="other").job_name == "other.2026-11-24_run-1.20261124T060000Z"
+    assert job(planned="2026-11-24T06:00:01Z").job_name != job().job_name
+    with pytest.raises(ConfigError, match=r"job name: 'e{160}\.r{60}\.20261124T060000Z' .* 236"):
+        script("slurm", extension="e" * 160, run_key="r" * 60)

@@ -6,7 +6,7 @@ import shlex
 from types import SimpleNamespace
 
 from isaac_deploy.facts.scheduler import JobState
-from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ledger import Entry, Ledger
 from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.operations.results import pull, results_pulled
 from isaac_deploy.probes import local
@@ -31,12 +31,14 @@ def test_ssh_command_checks_host_keys():
 def test_remove_only_finished_runs_known_to_the_ledger():
     facts = {
         "LedgerEntries": {
-            "path=/l": [
-                Entry(run_key="done", job_id="1", scheduler="slurm"),
-                Entry(run_key="busy", job_id="2", scheduler="slurm"),
-                Entry(run_key="gone", job_id="3", scheduler="slurm"),
-                Entry(run_key="queued", job_id="4", scheduler="slurm"),
-            ]
+            "path=/l": Ledger(
+                (
+                    Entry(run_key="done", job_id="1", scheduler="slurm"),
+                    Entry(run_key="busy", job_id="2", scheduler="slurm"),
+                    Entry(run_key="gone", job_id="3", scheduler="slurm"),
+                    Entry(run_key="queued", job_id="4", scheduler="slurm"),
+                )
+            )
         },
         "Snapshots": {"folder=/logs": ["busy", "done", "gone", "mystery", "queued"]},
         "JobStates": {
@@ -45,7 +47,7 @@ def test_remove_only_finished_runs_known_to_the_ledger():
                 "2": JobState("2", "RUNNING", 0),
             }
         },
-        "ActiveJobs": {"scheduler=slurm": {"2", "4"}},
+        "ActiveJobs": {"scheduler=slurm": {"2": "x.busy", "4": "x.queued"}},
     }
     commands, host = run_op(
         results_pulled,
@@ -67,7 +69,9 @@ def test_remove_only_finished_runs_known_to_the_ledger():
 
 def test_remove_nothing_when_the_scheduler_cannot_be_asked():
     facts = {
-        "LedgerEntries": {"path=/l": [Entry(run_key="done", job_id="1", scheduler="slurm")]},
+        "LedgerEntries": {
+            "path=/l": Ledger((Entry(run_key="done", job_id="1", scheduler="slurm"),))
+        },
         "Snapshots": {"folder=/logs": ["done"]},
         "JobStates": {"job_ids=('1',), scheduler=slurm": {"1": JobState("1", "COMPLETED", 0)}},
         "ActiveJobs": {"scheduler=slurm": None},

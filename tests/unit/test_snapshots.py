@@ -12,19 +12,22 @@ import pytest
 
 from isaac_deploy.facts.cluster import SNAPSHOT_DIGEST, SNAPSHOT_SUMS, SnapshotState
 from isaac_deploy.facts.scheduler import JobState
-from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ledger import Entry, Ledger
+from isaac_deploy.operations import code as code_ops
 from isaac_deploy.operations.code import snapshot_synced, snapshots_pruned
 from isaac_deploy.probes import local
 from tests.helpers import run_here, run_op
 
 S = "/c/ext"
+PRUNE = dict(snapshots=S, ledger="/l", scheduler="slurm", extension="ext")
 
 
 def entry(run: str, job: str) -> Entry:
     return Entry(run_key=run, job_id=job, scheduler="slurm", snapshot=f"{S}/{run}")
 
 
-def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path):
+def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path, monkeypatch):
+    monkeypatch.setattr(code_ops, "copy_token", lambda: "t0")
     (tmp_path / "a.py").write_text("x")
     digest = local.snapshot_files(str(tmp_path)).digest
     facts = {
@@ -41,15 +44,15 @@ def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path):
             snapshot="run-1",
         )
         fresh, rsync, sums, finish = commands
-        incoming = "'/c/my ext/.incoming/run-1'"
-        assert fresh == f"rm -rf -- {incoming} && mkdir -p {incoming}"  # never resumed half-way
-        assert "--link-dest='/c/my ext/newer'" in rsync and "'/c/my ext/.incoming/run-1/'" in rsync
+        incoming = "'/c/my ext/.incoming/run-1.t0'"
+        assert fresh == f"mkdir -p {incoming}"  # this roll-out's own: never another's half-way
+        assert "--link-dest='/c/my ext/newer'" in rsync and f"{incoming[:-1]}/'" in rsync
         assert "--mkpath" not in rsync  # old rsyncs
         sha = hashlib.sha256(b"x").hexdigest()
-        assert sums == ("upload", f"/c/my ext/.incoming/run-1/{SNAPSHOT_SUMS}", f"{sha}  a.py\n")
+        assert sums == ("upload", f"/c/my ext/.incoming/run-1.t0/{SNAPSHOT_SUMS}", f"{sha}  a.py\n")
         assert finish.startswith(f"cd {incoming} && sha256sum -c --quiet --strict {SNAPSHOT_SUMS}")
-        assert finish.endswith(
-            f"echo {digest} > {SNAPSHOT_DIGEST} && mv -T {incoming} '/c/my ext/run-1'"
+        assert (
+            f"echo {digest} > {SNAPSHOT_DIGEST} && {{ mv -T {incoming} '/c/my ext/run-1'" in finish
         )
 
 
@@ -120,7 +123,29 @@ def test_the_snapshot_has_its_name_only_once_complete_and_checked(tmp_path):
     )
     digest = local.snapshot_files(str(project)).digest
     assert (code / "r1" / SNAPSHOT_DIGEST).read_text() == f"{digest}\n"
-    assert not partial.exists() and not list((code / ".incoming").iterdir())
+    # a partial copy of an interrupted roll-out is never used (pruning removes it after a day)
+    assert (partial / "left-over.py").exists() and not (code / "r1" / "left-over.py").exists()
+    assert [p.name for p in (code / ".incoming").iterdir()] == ["r1"]
+
+
+def test_a_concurrent_rollout_that_made_the_snapshot_first_is_taken_when_the_code_is_the_same(
+    tmp_path,
+):
+    project, code, facts = snapshot_here(tmp_path)
+    for _ in range(2):  # the second roll-out planned before the first one renamed its copy
+        rc, out = run_here(
+            snapshot_synced, facts, folder=str(project), snapshots=str(code), snapshot="r1"
+        )
+        assert rc == 0, out
+    digest = local.snapshot_files(str(project)).digest
+    assert (code / "r1" / SNAPSHOT_DIGEST).read_text() == f"{digest}\n"
+    assert not list((code / ".incoming").iterdir()) and not (code / "r1" / "r1.").exists()
+    (project / "source" / "a.py").write_text("print(3)\n")  # other code, same run key
+    rc, out = run_here(
+        snapshot_synced, facts, folder=str(project), snapshots=str(code), snapshot="r1"
+    )
+    assert rc != 0 and "snapshot r1 was made meanwhile with other code" in out
+    assert (code / "r1" / SNAPSHOT_DIGEST).read_text() == f"{digest}\n"
 
 
 def test_files_edited_while_they_are_sent_leave_no_snapshot(tmp_path, monkeypatch):
@@ -143,13 +168,15 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
         "Snapshots": {"folder=/c/ext": ["r1", "r2", "r3", "r4", "r5", "r6"]},  # oldest first
         "Folders": {"folder=/c/ext/.incoming": []},
         "LedgerEntries": {
-            "path=/l": [
-                entry("r1", "1"),
-                entry("r2", "2"),
-                entry("r3", "3"),
-                entry("r3", "30"),
-                entry("r5", "5"),
-            ]
+            "path=/l": Ledger(
+                (
+                    entry("r1", "1"),
+                    entry("r2", "2"),
+                    entry("r3", "3"),
+                    entry("r3", "30"),
+                    entry("r5", "5"),
+                )
+            )
         },
         "JobStates": {
             "job_ids=('1', '2', '3', '30'), scheduler=slurm": {
@@ -158,11 +185,9 @@ def test_prune_keeps_retention_and_every_snapshot_of_an_active_job():
                 "3": JobState("3", "FAILED", 1),
             }
         },
-        "ActiveJobs": {"scheduler=slurm": {"2", "30"}},
+        "ActiveJobs": {"scheduler=slurm": {"2": "ext.r2", "30": "ext.r3"}},
     }
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=3, current="r7", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=3, current="r7")
     # r7 (current) + r6 + r5 kept by retention; r2 and r3 have a queued/running job
     assert commands == ["rm -rf -- /c/ext/r1 /c/ext/r4"]
     assert "kept snapshot r2: job 2 is PENDING" in host.noops
@@ -174,19 +199,15 @@ def test_prune_never_removes_the_current_snapshot_and_fails_closed():
     facts = {
         "Snapshots": {"folder=/c/ext": ["now", "a", "b"]},
         "Folders": {"folder=/c/ext/.incoming": []},
-        "LedgerEntries": {"path=/l": [entry("a", "1"), entry("b", "2")]},
+        "LedgerEntries": {"path=/l": Ledger((entry("a", "1"), entry("b", "2")))},
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": {}},
         "ActiveJobs": {"scheduler=slurm": None},
     }
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=1, current="now", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=1, current="now")
     assert commands == [] and len(host.noops) == 2
     assert all("could not be asked" in noop for noop in host.noops)
     facts["Snapshots"] = {"folder=/c/ext": ["a", "b"]}
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=3, current="now")
     assert commands == [] and host.noops == ["3 snapshot(s), retention 3"]
 
 
@@ -201,9 +222,40 @@ def test_prune_removes_partial_copies_older_than_a_day_but_not_this_runs():
                 ("recent", now - 60),  # maybe still being sent
             ]
         },
-        "LedgerEntries": {"path=/l": []},
+        "LedgerEntries": {"path=/l": Ledger(())},
     }
-    commands, host = run_op(
-        snapshots_pruned, facts, snapshots=S, keep=3, current="now", ledger="/l", scheduler="slurm"
-    )
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=3, current="now")
     assert commands == ["rm -rf -- /c/ext/.incoming/stale"]
+
+
+def test_prune_keeps_the_snapshot_of_a_queued_job_the_ledger_does_not_know():
+    """Ledger or not: a job whose name is one of a snapshot's run (``<extension>.<run key>.``)
+    keeps it; a pending record's job is found by its name."""
+    pending = Entry(
+        run_key="p",
+        job_id="",
+        scheduler="slurm",
+        snapshot=f"{S}/p",
+        job_name="ext.p.20261124T060000Z",
+        status="pending",
+    )
+    facts = {
+        "Snapshots": {"folder=/c/ext": ["lost", "old", "p", "lost-2", "done"]},
+        "Folders": {"folder=/c/ext/.incoming": []},
+        "LedgerEntries": {"path=/l": Ledger((entry("done", "4"), pending))},
+        "JobStates": {"job_ids=('4',), scheduler=slurm": {"4": JobState("4", "COMPLETED", 0)}},
+        "ActiveJobs": {
+            "scheduler=slurm": {
+                "7": "ext.lost.20261124T050000Z",
+                "9": "ext.p.20261124T060000Z",
+                "10": "other.old.20261124T060000Z",
+                "11": "old",
+            }
+        },
+    }
+    commands, host = run_op(snapshots_pruned, facts, **PRUNE, keep=1, current="now")
+    assert commands == ["rm -rf -- /c/ext/old /c/ext/lost-2 /c/ext/done"]
+    assert sorted(host.noops) == [
+        "kept snapshot lost: job 7 (ext.lost.20261124T050000Z) is queued or running",
+        "kept snapshot p: job 9 (ext.p.20261124T060000Z) is queued or running",
+    ]

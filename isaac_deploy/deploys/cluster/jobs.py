@@ -16,14 +16,21 @@ from isaac_deploy.deploys.cluster.plan import (
 from isaac_deploy.facts.cluster import ClusterEnv
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
+from isaac_deploy.model.ledger import listing
 from isaac_deploy.operations.scheduler import job_cancelled
-from isaac_deploy.render.ledger_table import table
+from isaac_deploy.render.ledger_table import table, unreadable_lines
+
+UNRECORDED = (
+    "UNRECORDED: the submission's job id was never written; the next roll-out of that run key "
+    "records the job the scheduler knows by its name (or says that none ran)"
+)
 
 
 @deploy("Cluster jobs")
 def jobs(project_root: str | Path) -> None:
-    """Print each login node's ledger with the scheduler's job states; with
-    ``--data isaac_cancel=<run key>`` cancel that run's queued or running jobs."""
+    """Print each login node's ledger with the scheduler's job states (a submission once, also
+    one without a job id) and the ledger's unreadable lines; with ``--data isaac_cancel=<run
+    key>`` cancel that run's queued or running jobs."""
     if host.name == "@local":
         return
     cluster = this_cluster()
@@ -31,12 +38,17 @@ def jobs(project_root: str | Path) -> None:
         return
     ext = extension_config(project_root, "isaac_cancel").extension_name
     ledger = ledger_path(host.get_fact(ClusterEnv)["HOME"], ext)
-    entries = host.get_fact(LedgerEntries, path=ledger)
-    ids = tuple(sorted({entry.job_id for entry in entries}))
+    records = host.get_fact(LedgerEntries, path=ledger)
+    entries = listing(records.entries)
+    ids = tuple(sorted({entry.job_id for entry in entries if entry.job_id}))
     states = host.get_fact(JobStates, scheduler=cluster.scheduler, job_ids=ids) if ids else {}
     active = host.get_fact(ActiveJobs, scheduler=cluster.scheduler)
     lines = table(entries, states, active) if entries else ["no submissions yet"]
+    if any(not entry.job_id and entry.status == "pending" for entry in entries):
+        lines.append(UNRECORDED)
     logger.info("\n".join(f"{host.print_prefix}{line}" for line in lines))
+    for line in unreadable_lines(ledger, records):
+        logger.warning(f"{host.print_prefix}{line}")
     cancel = host.data.get("isaac_cancel")
     if cancel:
         job_cancelled(

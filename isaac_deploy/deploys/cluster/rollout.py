@@ -89,6 +89,7 @@ def rollout(plan: Rollout) -> None:
         current=plan.sif,
         ledger=ledger,
         scheduler=cluster.scheduler,
+        extension=plan.config.extension_name,
     )
     if plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
         _job(plan, cluster, paths, ledger, image, binds)
@@ -133,6 +134,8 @@ def _job(
         logs_dir=posixpath.join(paths.logs_dir, plan.run_key),
         cache_dir=paths.cache_dir,
         output=posixpath.join(paths.logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
+        extension=plan.config.extension_name,
+        planned=plan.time,
         args=plan.args,
         binds=binds,
         secret_file=_secret(cluster, paths.home, plan.config.extension_name),
@@ -150,6 +153,7 @@ def _job(
             snapshot=job.code_dir,
             args=plan.args,
             time=plan.time,
+            job_name=job.job_name,
         ),
         script=render_job(TEMPLATES, cluster, job),
         ledger=ledger,
@@ -165,6 +169,7 @@ def _job(
         current=plan.run_key,
         ledger=ledger,
         scheduler=cluster.scheduler,
+        extension=plan.config.extension_name,
     )
 
 
