@@ -3,6 +3,7 @@ and renders from them."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +21,12 @@ DOCKER_FILES = (
 
 
 def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_path):
+    # built from a copy: setuptools writes build/ and *.egg-info next to the sources
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "logs")
+    shutil.copytree(ROOT, source, symlinks=True, ignore=skip)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
     )
