@@ -109,6 +109,8 @@ def make_foreign_project(dest: Path, seed: Seed | None = None) -> ForeignProject
     """The fixture copied to ``dest`` (which must not exist) as a git repository with one commit,
     then an earlier run, caches, a key and ``seed``'s files beside the commit."""
     shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    # kept here without its dot, so that no .env.* file is committed to this repository
+    (dest / "docker" / "env.base").rename(dest / "docker" / ".env.base")
     for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "Import")):
         subprocess.run([*GIT, "-C", str(dest), *args], check=True, capture_output=True)
     project = ForeignProject(dest, seed)
