@@ -37,7 +37,8 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
         return Check(
             name, "SKIPPED", "an example host: put your login nodes in inventories/cluster.py"
         )
-    tools = [SUBMIT[config.scheduler], "apptainer", "rsync"]
+    # flock: the exactly-once submission holds the ledger's lock with it
+    tools = [SUBMIT[config.scheduler], "apptainer", "rsync", "flock"]
     probe = "; ".join(f"command -v {tool} >/dev/null || echo missing={tool}" for tool in tools)
     argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, probe]
     try:

@@ -448,7 +448,7 @@ def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, l
 
     write(login["known_hosts"])
     ok, example = cluster_checks(tmp_path)
-    assert ok.status == "OK" and "sbatch, apptainer, rsync found" in ok.message, ok.line()
+    assert ok.status == "OK" and "sbatch, apptainer, rsync, flock found" in ok.message, ok.line()
     assert example.status == "SKIPPED" and "example host" in example.message
     empty = tmp_path / "known_hosts"
     empty.write_text("")
