@@ -140,6 +140,16 @@ def accepted(login) -> int:
     return Path(login["sshd_log"]).read_text().count("Accepted publickey")
 
 
+def hold_both_gpus(ssh: list[str]) -> str:
+    """A job holding both of the lab's GPUs for two minutes (later jobs stay PENDING): its id."""
+    return subprocess.run(
+        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def wait(login, job: str) -> str:
     """``scontrol show job`` once the job has ended (COMPLETING is not ended yet)."""
     deadline = time.monotonic() + 120
@@ -286,12 +296,7 @@ def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
 def test_jobs_lists_the_ledger_with_states_and_cancels_a_run(rollout):
     project, login, node, run = rollout
     ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
-    blocker = subprocess.run(
-        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    blocker = hold_both_gpus(ssh)
     try:
         assert run("e2e-queued", ["--task", "Template-Reach-v0"]).rc == 0
         job = [e for e in ledger(node) if e["run_key"] == "e2e-queued"][0]["job_id"]
@@ -1053,12 +1058,7 @@ def test_the_snapshot_of_a_queued_job_the_ledger_does_not_know_is_kept(rollout):
     ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
     code = f"{login['home']}/isaac/code/lab_ext"
     run_key = f"e2e-unknown-{time.time_ns()}"
-    blocker = subprocess.run(
-        [*ssh, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 120'"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    blocker = hold_both_gpus(ssh)
     try:
         deadline = time.monotonic() + 60
         while (
