@@ -8,8 +8,4 @@ from pathlib import Path
 
 from isaac_deploy.deploys import workstation
 
-ws = workstation.load(project_root=Path(__file__).resolve().parent.parent)
-workstation.check_toolkit(ws)
-workstation.provision(ws)
-workstation.project_files(ws)
-workstation.images(ws)
+workstation.setup(project_root=Path(__file__).resolve().parent.parent)

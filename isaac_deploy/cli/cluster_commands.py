@@ -13,14 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from isaac_deploy.cli.project import Layout
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ledger import check_run_key
 
-DEPLOYS = {
-    "submit": "deploy/cluster.py",
-    "jobs": "deploy/cluster_jobs.py",
-    "sync": "deploy/cluster_sync.py",
-}
+DEPLOYS = {"submit": "cluster", "jobs": "cluster_jobs", "sync": "cluster_sync"}
 
 
 def add_parser(sub, add) -> None:
@@ -34,7 +31,9 @@ def add_parser(sub, add) -> None:
     for name, text in texts.items():
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument(
-            "-i", "--inventory", default="inventories/cluster.py", help="the cluster inventory"
+            "-i",
+            "--inventory",
+            help="the cluster inventory (default: the project's inventories/cluster.py)",
         )
         action.add_argument("--limit", help="only this cluster (its group name in the inventory)")
         action.add_argument("--dry", action="store_true", help="show the plan, change nothing")
@@ -58,12 +57,15 @@ def add_parser(sub, add) -> None:
             action.add_argument("--to", help="local folder (default: logs/cluster)")
 
 
-def pyinfra_argv(args: argparse.Namespace, root: Path) -> list[str]:
-    """The pyinfra command line for ``args`` (every value as one argument, no shell)."""
-    inventory = Path(args.inventory)
-    inventory = inventory if inventory.is_absolute() else root / inventory
+def pyinfra_argv(args: argparse.Namespace, layout: Layout) -> list[str]:
+    """The pyinfra command line for ``args`` (every value as one argument, no shell); a
+    relative ``--inventory`` is taken from the project's root."""
+    inventory = layout.root / args.inventory if args.inventory else layout.inventory("cluster")
     if not inventory.is_file():
-        raise IsaacDeployError(f"no cluster inventory at {inventory} (see inventories/cluster.py)")
+        raise IsaacDeployError(
+            f"no cluster inventory at {inventory} (make one like isaac-deploy's "
+            "inventories/cluster.py: one cluster(...) group per cluster)"
+        )
     data: dict[str, object] = {}
     if args.action == "submit":
         job_args = args.args[1:] if args.args[:1] == ["--"] else args.args
@@ -89,8 +91,8 @@ def pyinfra_argv(args: argparse.Namespace, root: Path) -> list[str]:
         argv += ["--data", item]
     for key, value in data.items():
         argv += ["--data", f"{key}={value}"]
-    return [*argv, str(inventory), DEPLOYS[args.action]]
+    return [*argv, str(inventory), str(layout.deploy(DEPLOYS[args.action]))]
 
 
-def cluster_command(args: argparse.Namespace, root: Path) -> int:
-    return subprocess.run(pyinfra_argv(args, root), cwd=root).returncode
+def cluster_command(args: argparse.Namespace, layout: Layout) -> int:
+    return subprocess.run(pyinfra_argv(args, layout), cwd=layout.root).returncode

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from isaac_deploy.cli.inventory import hosts_data
+from isaac_deploy.cli.project import Layout
 from isaac_deploy.model.cluster import KEY, ClusterConfig
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ssh import ssh_options
@@ -77,8 +78,8 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
     return Check(name, "OK", f"reached as {config.user}; {', '.join(tools)} found")
 
 
-def cluster_checks(root: Path, data: Sequence[str] = ()) -> list[Check]:
-    path = root / "inventories" / "cluster.py"
+def cluster_checks(layout: Layout, data: Sequence[str] = ()) -> list[Check]:
+    path, root = layout.inventory("cluster"), layout.root
     if not path.is_file():
         return [Check("Cluster inventory", "SKIPPED", f"{path} does not exist")]
     try:

@@ -11,7 +11,7 @@ from isaac_deploy.cli.cluster_doctor import cluster_checks
 from isaac_deploy.cli.containers import container_state
 from isaac_deploy.cli.mount_commands import load as load_mounts
 from isaac_deploy.cli.mount_commands import override_text
-from isaac_deploy.cli.project import Project, ProjectError
+from isaac_deploy.cli.project import Project, ProjectError, setup_command
 from isaac_deploy.facts.toolkit import local_toolkit
 from isaac_deploy.model.mounts import validate
 from isaac_deploy.model.paths import X11_SOCKETS
@@ -19,7 +19,6 @@ from isaac_deploy.policy.checks import Check, toolkit_checks
 from isaac_deploy.probes.local import path_kind
 from isaac_deploy.render.managed import file_state
 
-DEPLOY = "run the workstation deploy (./dev-setup.sh)"
 REQUIRED = (
     "COMPOSE_PROJECT_NAME",
     "EXTENSION_NAME",
@@ -31,13 +30,17 @@ REQUIRED = (
 )
 
 
+def deploy_hint(project: Project) -> str:
+    return f"run the workstation deploy ({setup_command(project.layout)})"
+
+
 def env_file_checks(project: Project) -> list[Check]:
     checks = []
     for service in ("ext", "ext-dev"):
         path = project.env_file(service)
         name = f"Env file {path.name}"
         if not path.is_file():
-            checks.append(Check(name, "FAIL", f"{path} is missing", DEPLOY))
+            checks.append(Check(name, "FAIL", f"{path} is missing", deploy_hint(project)))
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text()
@@ -45,7 +48,9 @@ def env_file_checks(project: Project) -> list[Check]:
         parsed = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         if missing or parsed.returncode != 0:
             what = f"lacks {', '.join(missing)}" if missing else parsed.stderr.strip()
-            checks.append(Check(name, "FAIL", f"{path} {what}", f"delete it and {DEPLOY}"))
+            checks.append(
+                Check(name, "FAIL", f"{path} {what}", f"delete it and {deploy_hint(project)}")
+            )
         elif mode & 0o077:
             checks.append(
                 Check(name, "FAIL", f"{path} is readable by others ({mode:o})", f"chmod 600 {path}")
@@ -61,7 +66,7 @@ def env_file_checks(project: Project) -> list[Check]:
 def override_check(project: Project) -> Check:
     path = project.override_file
     if not path.is_file():
-        return Check("Override", "FAIL", f"{path} is missing", DEPLOY)
+        return Check("Override", "FAIL", f"{path} is missing", deploy_hint(project))
     try:
         validate(load_mounts(project), path_kind, project.config.user.home)
         wanted = override_text(project, load_mounts(project))
@@ -69,7 +74,7 @@ def override_check(project: Project) -> Check:
         return Check("Override", "FAIL", str(exc), "fix .mount.config (isaac-deploy mount-show)")
     current = path.read_text()
     if wanted.rstrip("\n") not in current:
-        return Check("Override", "WARN", f"{path.name} is out of date", DEPLOY)
+        return Check("Override", "WARN", f"{path.name} is out of date", deploy_hint(project))
     return Check("Override", "OK", f"{path.name} matches .mount.config and this host")
 
 
@@ -174,5 +179,5 @@ def doctor(project: Project) -> list[Check]:
         *image_checks(project, toolkit),
         gpu_in_container(project, toolkit),
         *session_checks(),
-        *cluster_checks(project.root, project.data),
+        *cluster_checks(project.layout, project.data),
     ]

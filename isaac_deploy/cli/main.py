@@ -8,12 +8,15 @@ on the workstation deploy's configuration model; ``docker/container.sh`` and
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from isaac_deploy.cli import cluster_commands, containers, mount_commands
+from isaac_deploy.cli.adopt import init
 from isaac_deploy.cli.doctor import doctor
-from isaac_deploy.cli.project import Project, load
+from isaac_deploy.cli.project import Layout, Project, find_layout, load
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.workstation import container_ids
 
@@ -41,6 +44,10 @@ EXAMPLES = {
     "mount-set-sync": "isaac-deploy mount-set-sync isaaclab on",
     "mount-validate": "isaac-deploy mount-validate",
     "doctor": "isaac-deploy doctor",
+    "init": "cd ~/my_robot_ext && isaac-deploy init --dry\n  isaac-deploy init\n"
+    "  isaac-deploy init --name my_robot_ext     (source/ holds several extensions)",
+    "setup": "isaac-deploy setup\n  isaac-deploy setup --dry\n"
+    "  isaac-deploy setup --data isaac_provision=check",
     "cluster": "isaac-deploy cluster submit --run-key reach-1 -- --task Template-Reach-v0"
     "\n  isaac-deploy cluster jobs\n  isaac-deploy cluster jobs --cancel reach-1"
     "\n  isaac-deploy cluster sync --remove",
@@ -135,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("state", choices=("on", "off"))
     add(sub, "mount-validate", "check every enabled mount")
     add(sub, "doctor", "check the toolkit and the project, with fixes")
+    init = add(sub, "init", "adopt this extension project: add .isaac-deploy/ and nothing else")
+    init.add_argument("--name", help="the extension, when source/ holds several")
+    init.add_argument("--dry", action="store_true", help="show what would be added, write nothing")
+    setup = add(sub, "setup", "run the workstation deploy on this project (pyinfra ... dev.py)")
+    setup.add_argument("pyinfra_args", nargs=argparse.REMAINDER, help="e.g. --dry")
     cluster_commands.add_parser(sub, add)
     return top
 
@@ -162,10 +174,14 @@ def run_as(args: argparse.Namespace, project: Project) -> tuple[int, int] | None
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.cmd == "init":
+        return init(Path.cwd(), args.name, args.dry)
+    if args.cmd == "setup":
+        return setup(find_layout(Path.cwd().resolve()), [*(args.pyinfra_args or ())], args.data)
     project = load(overrides=args.data or ())
     cmd = args.cmd
     if cmd == "cluster":
-        return cluster_commands.cluster_command(args, project.root)
+        return cluster_commands.cluster_command(args, project.layout)
     service = service_of(args, project)
     if cmd in ("run", "run-dev", "exec"):
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -205,6 +221,17 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"{len(checks) - len(failed)} checks without failure, {len(failed)} failed")
         return 1 if failed else 0
     return mounts(args, project)
+
+
+def setup(layout: Layout, pyinfra_args: list[str], data: list[str] | None) -> int:
+    """``pyinfra -y <local inventory> <dev deploy>`` of the project (``--dry``: the plan)."""
+    argv = [sys.executable, "-m", "pyinfra"]
+    if "--dry" not in pyinfra_args:
+        argv.append("-y")
+    for item in data or ():
+        argv += ["--data", item]
+    deploy = [str(layout.inventory("local")), str(layout.deploy("dev"))]
+    return subprocess.run([*argv, *pyinfra_args, *deploy], cwd=layout.root).returncode
 
 
 def mounts(args: argparse.Namespace, project: Project) -> int:
@@ -270,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = top.parse_known_args(argv)
     if args.cmd == "build":  # everything else goes to docker build, e.g. --no-cache
         args.flags = [*unknown, *args.flags]
+    elif args.cmd == "setup":  # and to pyinfra, e.g. --dry
+        args.pyinfra_args = [*unknown, *args.pyinfra_args]
     elif unknown:
         top.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

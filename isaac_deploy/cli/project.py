@@ -14,6 +14,7 @@ from isaac_deploy.facts.toolkit import local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.workstation import WorkstationConfig
+from isaac_deploy.probes.extensions import extension_names
 
 PROFILES = {"ext": "ext", "ext-dev": "ext-dev", "ext-dev-rootless": "ext-dev"}
 """Compose service -> the profile whose env file and image it uses."""
@@ -23,32 +24,75 @@ class ProjectError(IsaacDeployError):
     """The CLI cannot work here; the message says what to do."""
 
 
-def find_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` holding ``docker/docker-compose.yaml``."""
+@dataclass(frozen=True)
+class Layout:
+    """Where isaac-deploy's files of a project are: ``tools`` holds ``inventories/`` and
+    ``deploy/``; it is ``root`` in a checkout of isaac-deploy (this repository, or a fork of it)
+    and ``root/.isaac-deploy`` in an extension project adopted by ``isaac-deploy init``."""
+
+    root: Path
+    tools: Path
+
+    def inventory(self, name: str) -> Path:
+        return self.tools / "inventories" / f"{name}.py"
+
+    def deploy(self, name: str) -> Path:
+        return self.tools / "deploy" / f"{name}.py"
+
+    def shown(self, path: Path) -> str:
+        """``path`` as the user types it from the project's root."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+
+def adopted(folder: Path) -> bool:
+    return (folder / paths.TOOL_DIR / "inventories").is_dir()
+
+
+def checkout(folder: Path) -> bool:
+    return (folder / "inventories" / "local.py").is_file() and (
+        folder / "deploy" / "dev.py"
+    ).is_file()
+
+
+def find_layout(start: Path) -> Layout:
+    """The project at or above ``start``: the nearest folder adopted by ``isaac-deploy init``
+    (``.isaac-deploy/inventories/``) or holding a checkout's ``inventories/local.py`` and
+    ``deploy/dev.py``. An extension project not adopted yet is named, with the command."""
     for folder in [start, *start.parents]:
-        if (folder / paths.DOCKER_DIR / paths.COMPOSE_FILE).is_file():
-            return folder
+        if adopted(folder):
+            return Layout(folder, folder / paths.TOOL_DIR)
+        if checkout(folder):
+            return Layout(folder, folder)
+        if extension_names(str(folder)):
+            raise ProjectError(
+                f"{folder} is an extension project isaac-deploy does not know yet: run "
+                f"`isaac-deploy init` there (it adds {paths.TOOL_DIR}/ and changes nothing else)"
+            )
     raise ProjectError(
-        f"no extension project here: neither {start} nor a folder above it has "
-        "docker/docker-compose.yaml (run inside your isaac-deploy checkout)"
+        f"no extension project here: neither {start} nor a folder above it has source/<name>/ "
+        "with config/extension.toml (run inside your extension project)"
     )
 
 
-def inventory_data(root: Path, data: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``@local`` host's data in ``inventories/local.py`` as the workstation deploy run in
-    ``root`` reads it (group data and ``group_data/`` included; ``data``: pyinfra's ``--data``
+def inventory_data(layout: Layout, data: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``@local`` host's data in the project's ``local`` inventory as the workstation deploy
+    reads it (group data and ``group_data/`` included; ``data``: pyinfra's ``--data``
     overrides); without the file, as ``pyinfra @local`` reads it."""
-    inventory = root / "inventories" / "local.py"
-    found = hosts_data(str(inventory) if inventory.is_file() else "@local", root, data)
+    inventory = layout.inventory("local")
+    found = hosts_data(str(inventory) if inventory.is_file() else "@local", layout.root, data)
     return found.get("@local", {})
 
 
 @dataclass
 class Project:
-    root: Path
+    layout: Layout
     config: WorkstationConfig
     data: tuple[str, ...] = ()
     """The ``--data`` overrides (``KEY=VALUE``) it was loaded with, for other inventories too."""
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
 
     @property
     def folder(self) -> Path:
@@ -59,7 +103,7 @@ class Project:
 
     @property
     def compose_file(self) -> Path:
-        return self.folder / paths.DOCKER_DIR / paths.COMPOSE_FILE
+        return paths.COMPOSE_FILE
 
     @property
     def override_file(self) -> Path:
@@ -81,10 +125,8 @@ class Project:
         """``docker compose`` for ``service``: its env file, the override, ``extra_files``."""
         env_file = self.env_file(service)
         if not env_file.is_file():
-            raise ProjectError(
-                f"{env_file} is missing: run the workstation deploy first "
-                "(./dev-setup.sh or pyinfra inventories/local.py deploy/dev.py)"
-            )
+            setup = setup_command(self.layout)
+            raise ProjectError(f"{env_file} is missing: run the workstation deploy first ({setup})")
         files = [self.compose_file]
         if self.override_file.is_file():
             files.append(self.override_file)
@@ -111,19 +153,27 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def setup_command(layout: Layout) -> str:
+    """How the user runs the workstation deploy of ``layout``'s project."""
+    inventory, deploy = (layout.shown(p) for p in (layout.inventory("local"), layout.deploy("dev")))
+    return f"isaac-deploy setup, i.e. pyinfra {inventory} {deploy}"
+
+
 def load(start: Path | None = None, overrides: Sequence[str] = ()) -> Project:
     """The project around ``start``, with pyinfra's ``--data`` ``overrides`` (``KEY=VALUE``);
     the uid/gid the deploy rendered (e.g. ``--data isaac_uid=2000``) win over the inventory's
     and the overrides, so the CLI matches the built image."""
-    root = find_root((start or Path.cwd()).resolve())
-    data = inventory_data(root, overrides)
-    config = WorkstationConfig.from_host_data(data, local_user(), str(root))
+    layout = find_layout((start or Path.cwd()).resolve())
+    data = inventory_data(layout, overrides)
+    folder = str(data.get("isaac_extension_folder") or layout.root)
+    if not Path(folder).is_dir():
+        raise ProjectError(f"isaac_extension_folder: {folder} does not exist")
+    found = tuple(extension_names(folder))
+    config = WorkstationConfig.from_host_data(data, local_user(), str(layout.root), found)
     rendered = read_env_file(
         Path(paths.env_file(config.extension_folder, config.extension_name, "ext-dev"))
     )
     if rendered.get("HOST_UID", "").isdigit() and rendered.get("HOST_GID", "").isdigit():
         data = {**data, "isaac_uid": rendered["HOST_UID"], "isaac_gid": rendered["HOST_GID"]}
-        config = WorkstationConfig.from_host_data(data, local_user(), str(root))
-    if not Path(config.extension_folder).is_dir():
-        raise ProjectError(f"isaac_extension_folder: {config.extension_folder} does not exist")
-    return Project(root, config, tuple(overrides))
+        config = WorkstationConfig.from_host_data(data, local_user(), str(layout.root), found)
+    return Project(layout, config, tuple(overrides))

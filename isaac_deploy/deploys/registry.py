@@ -15,7 +15,9 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import files
 
+from isaac_deploy.facts.files import FileWithMode
 from isaac_deploy.facts.toolkit import WorkstationToolkit
+from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.paths import expand_home
 from isaac_deploy.model.registries import KEY, Registry, skopeo_flags
@@ -46,14 +48,16 @@ class PushPlan:
         return registry.repository(self.config.image_name(profile).split(":", 1)[0])
 
 
-def _pyproject(config: WorkstationConfig) -> str:
-    return posixpath.join(
-        config.extension_folder, "source", config.extension_name, "pyproject.toml"
-    )
+def _version_files(config: WorkstationConfig) -> tuple[str, str]:
+    """Where the extension's version is: the template's ``config/extension.toml``, else
+    ``pyproject.toml``."""
+    package = posixpath.join(config.extension_folder, "source", config.extension_name)
+    return posixpath.join(package, paths.EXTENSION_TOML), posixpath.join(package, "pyproject.toml")
 
 
 def _version(text: str | None) -> str:
-    """``[project] version`` of the extension's pyproject.toml, as an image tag ("" if none)."""
+    """The first ``version = "..."`` of a toml file (``[package]`` of ``extension.toml``,
+    ``[project]`` of ``pyproject.toml``), as an image tag ("" if none)."""
     match = re.search(r'^version\s*=\s*"([^"]+)"', text or "", re.M)
     return re.sub(r"[^A-Za-z0-9_.-]", "-", match.group(1)) if match else ""
 
@@ -66,17 +70,18 @@ def load(project_root: str | Path, data: dict[str, Any] | None = None) -> PushPl
     """
     data = host.data.dict() if data is None else data
     folder = str(data.get("isaac_extension_folder") or project_root)
-    name = str(data.get("isaac_extension_name") or "ext_template")
     raw = data.get(KEY) if isinstance(data.get(KEY), dict) else {}
     ca_files = [s.get("ca_file") for s in raw.values() if isinstance(s, dict) and s.get("ca_file")]
     toolkit = host.get_fact(
         WorkstationToolkit,
-        read=(posixpath.join(folder, "source", name, "pyproject.toml"),),
         digest=tuple(str(path) for path in ca_files),
+        extensions=(folder,),
     )
     if toolkit.user is None:
         raise ToolkitError("could not inspect the target: python3 is needed there")
-    config = WorkstationConfig.from_host_data(data, toolkit.user, str(project_root))
+    config = WorkstationConfig.from_host_data(
+        data, toolkit.user, str(project_root), toolkit.extensions.get(folder, ())
+    )
     if not config.registries:
         raise ConfigError(KEY, "no registry configured (see inventories/registries.py)")
     if not toolkit.docker_server:
@@ -93,7 +98,12 @@ def load(project_root: str | Path, data: dict[str, Any] | None = None) -> PushPl
                     f"{field}[password_env]", f"${registry.password_env} is not set in this shell"
                 )
             passwords[registry.name] = HiddenValue(value)
-    version = _version(toolkit.files.get(_pyproject(config)))
+    version = ""
+    for path in _version_files(config):
+        found = host.get_fact(FileWithMode, path=path)
+        version = _version("\n".join(found.lines) if found else None)
+        if version:
+            break
     return PushPlan(config, version, passwords)
 
 

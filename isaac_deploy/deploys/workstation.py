@@ -21,12 +21,12 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import apt, files, server
 
-from isaac_deploy.facts.files import PathKinds
+from isaac_deploy.facts.files import FileSha256WithMode, PathKinds
 from isaac_deploy.facts.sudo import SudoWithoutPassword
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
-from isaac_deploy.model.images import DOCKERFILES, image_build
+from isaac_deploy.model.images import image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
 from isaac_deploy.model.paths import X11_SOCKETS, expand_home
 from isaac_deploy.model.workstation import WorkstationConfig
@@ -83,30 +83,12 @@ def _wandb_key_path(extension_name: str) -> str:
     return f"~/.config/isaac-deploy/{extension_name}/wandb_api_key"
 
 
-def _folder_paths(folder: str, extension_name: str) -> dict[str, str]:
-    """What an extension project must contain, and of which kind."""
-    return {
-        folder: "dir",
-        posixpath.join(folder, "source", extension_name): "dir",
-        str(paths.docker_dir(folder) / paths.COMPOSE_FILE): "file",
-        **{posixpath.join(folder, dockerfile): "file" for dockerfile in DOCKERFILES.values()},
-    }
-
-
 def _check_folder(config: WorkstationConfig, toolkit: Toolkit) -> None:
     folder = config.extension_folder
     if toolkit.path_kind(folder) != "dir":
         raise ConfigError(
             "isaac_extension_folder", f"{folder} does not exist or is not a directory on the target"
         )
-    for path, kind in _folder_paths(folder, config.extension_name).items():
-        if toolkit.path_kind(path) != kind:
-            what = "folder" if kind == "dir" else "file"
-            raise ConfigError(
-                "isaac_extension_folder",
-                f"{folder} has no {posixpath.relpath(path, folder)} {what}: is it an extension "
-                f"project (source/{config.extension_name}/ and docker/ from isaac-deploy)?",
-            )
 
 
 def _load_mounts(config: WorkstationConfig, toolkit: Toolkit) -> MountConfig:
@@ -136,7 +118,11 @@ def _load_wandb(
         return None, path
     value = os.environ.get(config.wandb.api_key_env, "").strip()
     stored = _wandb_key_path(config.extension_name)
-    if value or toolkit.digests.get(stored) is not None:
+    if stored in toolkit.digests:
+        saved = toolkit.digests[stored]
+    else:  # the name was detected, not given: the toolkit fact could not know this path
+        saved = host.get_fact(FileSha256WithMode, path=expand_home(stored, home))
+    if value or saved is not None:
         return (HiddenValue(value) if value else None), expand_home(stored, home)
     return None, None
 
@@ -149,19 +135,23 @@ def load(project_root: str | Path) -> Workstation:
     """
     data = host.data.dict()
     folder = str(data.get("isaac_extension_folder") or project_root)
-    name = str(data.get("isaac_extension_name") or "ext_template")
+    name = data.get("isaac_extension_name")
     wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
+    stored_key = _wandb_key_path(str(name)) if name else None
     toolkit = host.get_fact(
         WorkstationToolkit,
-        paths=(*_folder_paths(folder, name), X11_SOCKETS),
+        paths=(folder, X11_SOCKETS),
         read=(str(paths.mount_config(folder)),),
-        digest=tuple(str(p) for p in (wandb.get("api_key_file"), _wandb_key_path(name)) if p),
+        digest=tuple(str(p) for p in (wandb.get("api_key_file"), stored_key) if p),
+        extensions=(folder,),
     )
     if toolkit.user is None:
         raise ToolkitError(
             "could not inspect the target: python3 is needed there (`sudo apt-get install python3`)"
         )
-    config = WorkstationConfig.from_host_data(data, toolkit.user, str(project_root))
+    config = WorkstationConfig.from_host_data(
+        data, toolkit.user, str(project_root), toolkit.extensions.get(folder, ())
+    )
     _check_folder(config, toolkit)
     mounts = _load_mounts(config, toolkit)
     wandb_key, wandb_key_file = _load_wandb(config, toolkit)
@@ -351,11 +341,19 @@ def _nvidia_container_toolkit(ws: Workstation) -> None:
     docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=ws.toolkit, **ws.admin)
 
 
-@deploy("Project files: env files, secrets, override")
+@deploy("Project files: env files, secrets, override (in .isaac-deploy/state/)")
 def project_files(ws: Workstation) -> None:
     config = ws.config
     files.directory(
         name="Extension logs folder", path=posixpath.join(ws.folder, "logs"), present=True
+    )
+    state = str(paths.state_dir(ws.folder))
+    files.directory(name="isaac-deploy's state folder", path=state, mode="700", present=True)
+    files.put(
+        name="Its .gitignore (what the deploy renders for you is never committed)",
+        src=StringIO(paths.STATE_GITIGNORE),
+        dest=posixpath.join(state, ".gitignore"),
+        mode="644",
     )
     for profile in ("ext", "ext-dev"):
         path = str(paths.env_file(ws.folder, config.extension_name, profile))
@@ -394,3 +392,12 @@ def images(ws: Workstation) -> None:
         builds=[image_build(config, profile) for profile in config.profiles],
         base_hint=BASE_HINT,
     )
+
+
+def setup(project_root: str | Path) -> None:
+    """The whole workstation deploy of the project at ``project_root`` (``deploy/dev.py``)."""
+    ws = load(project_root=project_root)
+    check_toolkit(ws)
+    provision(ws)
+    project_files(ws)
+    images(ws)

@@ -78,6 +78,8 @@ class Toolkit:
     paths: dict[str, str] = field(default_factory=dict)
     files: dict[str, str | None] = field(default_factory=dict)
     digests: dict[str, FileDigest | None] = field(default_factory=dict)
+    extensions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Project folder -> the extension packages in its ``source/`` (``probes.extensions``)."""
 
     @property
     def nvidia_runtime_configured(self) -> bool:
@@ -253,13 +255,19 @@ def parse_toolkit(output: str) -> Toolkit:
             k: v for k, v in (data.get("read") or {}).items() if isinstance(v, (str, type(None)))
         },
         digests=_parse_digests(data.get("digest")),
+        extensions={
+            folder: tuple(n for n in names if isinstance(n, str))
+            for folder, names in (data.get("extensions") or {}).items()
+            if isinstance(names, list)
+        },
     )
 
 
 class WorkstationToolkit(FactBase[Toolkit]):
     """Driver, GPUs, Docker, Compose, NVIDIA Container Toolkit, Apptainer, disk, images and the
-    user, plus the kinds of ``paths``, the contents of ``read`` and the digests of ``digest``
-    (``~`` is the target user's home), in one command.
+    user, plus the kinds of ``paths``, the contents of ``read``, the digests of ``digest`` and
+    the extension packages of the project folders in ``extensions`` (``~`` is the target user's
+    home), in one command.
 
     .. code:: python
 
@@ -268,10 +276,21 @@ class WorkstationToolkit(FactBase[Toolkit]):
     """
 
     def command(
-        self, paths: tuple[str, ...] = (), read: tuple[str, ...] = (), digest: tuple[str, ...] = ()
+        self,
+        paths: tuple[str, ...] = (),
+        read: tuple[str, ...] = (),
+        digest: tuple[str, ...] = (),
+        extensions: tuple[str, ...] = (),
     ) -> StringCommand:
-        args = json.dumps({"paths": list(paths), "read": list(read), "digest": list(digest)})
-        source = program("dockerapi", "toolkit_probe")
+        args = json.dumps(
+            {
+                "paths": list(paths),
+                "read": list(read),
+                "digest": list(digest),
+                "extensions": list(extensions),
+            }
+        )
+        source = program("dockerapi", "extensions", "toolkit_probe")
         return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(args))
 
     @staticmethod

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 PROFILES = ("ext", "ext-dev")
-DOCKER_DIR = "docker"
-COMPOSE_FILE = "docker-compose.yaml"
+TOOL_DIR = ".isaac-deploy"
+"""isaac-deploy's own folder in an adopted extension project: its inventories and deploy files
+(``isaac-deploy init`` writes them) and ``state/``. Nothing of the user's lives there."""
+STATE_DIR = f"{TOOL_DIR}/state"
+"""What the workstation deploy renders for this host's user (env files, the compose override):
+per user and host, so git-ignored by the folder's own ``.gitignore`` (the user's stays as it is)."""
+STATE_GITIGNORE = "# rendered by isaac-deploy for this host's user: never committed\n*\n"
 OVERRIDE_FILE = "docker-compose.override.yaml"
 MOUNT_CONFIG = ".mount.config"
+EXTENSION_TOML = "config/extension.toml"
+"""The extension's metadata in ``source/<extension>/`` (the Isaac Lab extension template's)."""
 
 
-def docker_dir(folder: str | PurePosixPath) -> PurePosixPath:
-    return PurePosixPath(folder) / DOCKER_DIR
+def state_dir(folder: str | PurePosixPath) -> PurePosixPath:
+    return PurePosixPath(folder) / STATE_DIR
 
 
 def env_file(folder: str | PurePosixPath, extension: str, profile: str) -> PurePosixPath:
-    """``docker/.env.<extension>`` (``ext``) or ``docker/.env.<extension>-dev`` (``ext-dev``)."""
+    """``<state>/<extension>.env`` (``ext``) or ``<state>/<extension>-dev.env`` (``ext-dev``)."""
     suffix = "" if profile == "ext" else "-dev"
-    return docker_dir(folder) / f".env.{extension}{suffix}"
+    return state_dir(folder) / f"{extension}{suffix}.env"
 
 
 def override_file(folder: str | PurePosixPath) -> PurePosixPath:
-    return docker_dir(folder) / OVERRIDE_FILE
+    return state_dir(folder) / OVERRIDE_FILE
 
 
 def mount_config(folder: str | PurePosixPath) -> PurePosixPath:
@@ -34,3 +41,9 @@ def expand_home(path: str, home: str) -> str:
 
 
 X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's socket folder
+
+
+PACKAGE_DOCKER = Path(__file__).resolve().parent.parent / "data" / "docker"
+"""isaac-deploy's Dockerfiles, entrypoint and compose file, used in place from the installed
+package (``docker/`` of the checkout): never copied into an extension project."""
+COMPOSE_FILE = PACKAGE_DOCKER / "docker-compose.yaml"

@@ -131,9 +131,15 @@ class WorkstationConfig:
 
     @classmethod
     def from_host_data(
-        cls, data: Mapping[str, Any], user: HostUser, default_folder: str
+        cls,
+        data: Mapping[str, Any],
+        user: HostUser,
+        default_folder: str,
+        extensions: tuple[str, ...],
     ) -> WorkstationConfig:
-        """Build the model from inventory data (``isaac_*`` keys) and the detected user."""
+        """Build the model from inventory data (``isaac_*`` keys), the detected user and the
+        ``extensions`` found in the project folder's ``source/`` (``probes.extensions``), which
+        give the extension's name when the data does not."""
         known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"}
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -150,17 +156,10 @@ class WorkstationConfig:
             return PREFIX + name, values.get(name, default)
 
         uid, gid = container_ids(values.get("uid"), values.get("gid"), (user.uid, user.gid))
+        folder = v.absolute_path(*get("extension_folder", default_folder))
         config = cls(
-            extension_name=v.text(
-                *get("extension_name", "ext_template"),
-                NAME_RE,
-                (
-                    f"{values.get('extension_name')!r} is not a valid extension name: use letters, "
-                    "digits and _ only (it names a Python package, an image and a folder; no '/', "
-                    "'-' or spaces)"
-                ),
-            ),
-            extension_folder=v.absolute_path(*get("extension_folder", default_folder)),
+            extension_name=extension_name(values.get("extension_name"), extensions, folder),
+            extension_folder=folder,
             profiles=_profiles(*get("profiles", ("ext-dev",))),
             user_mode=v.choice(*get("user_mode", "user"), ("user", "rootless")),
             uid=uid,
@@ -184,6 +183,39 @@ class WorkstationConfig:
         )
         _check_name_length(config)
         return config
+
+
+def extension_name(value: Any, found: tuple[str, ...], folder: str) -> str:
+    """The extension's name: ``value`` (``isaac_extension_name``) when given, which must be one
+    of the packages ``found`` in ``folder``'s ``source/``; else the one package found there."""
+    key = f"{PREFIX}extension_name"
+    if value is not None:
+        name = v.text(
+            key,
+            value,
+            NAME_RE,
+            (
+                f"{value!r} is not a valid extension name: use letters, digits and _ only (it "
+                "names a Python package, an image and a folder; no '/', '-' or spaces)"
+            ),
+        )
+        if name not in found:
+            have = f"it has {', '.join(found)}" if found else "it has no extension package"
+            raise ConfigError(key, f"{folder}/source/{name} is not an extension package ({have})")
+        return name
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ConfigError(
+            key,
+            f"no extension package in {folder}/source/ (no source/<name>/config/extension.toml):"
+            " is it an Isaac Lab extension project? Set isaac_extension_folder to one",
+        )
+    raise ConfigError(
+        key,
+        f"{folder}/source/ holds several extensions ({', '.join(found)}): choose one "
+        "(isaac-deploy init --name NAME, or set isaac_extension_name)",
+    )
 
 
 def container_ids(

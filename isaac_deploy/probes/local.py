@@ -94,6 +94,25 @@ def atomic_write(path: str, text: str, mode: int) -> None:
         raise
 
 
+def create_new(path: str, text: str, mode: int) -> bool:
+    """Write ``path`` only if it does not exist, never half-written: a complete temp file is
+    hard-linked to the name (which fails when something is there), so a file another program
+    made in the meantime is never replaced. True when this call created it."""
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".isaac-deploy.tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
 class UnsafeFolder(Exception):
     """A folder that should be this user's alone is not (owner, mode or a link)."""
 

@@ -22,6 +22,8 @@ import sys
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
     from isaac_deploy.probes.dockerapi import docker_client, docker_endpoint
+if "extension_names" not in globals():
+    from isaac_deploy.probes.extensions import extension_names
 
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",
@@ -190,6 +192,7 @@ def probe(args):
         "paths": {p: path_kind(p) for p in args.get("paths", [])},
         "read": {p: read_text(os.path.expanduser(p)) for p in args.get("read", [])},
         "digest": {p: file_digest(p) for p in args.get("digest", [])},
+        "extensions": {p: extension_names(p) for p in args.get("extensions", [])},
     }
     result["commands"] = {name: finish(proc) for name, proc in procs.items()}
     return result

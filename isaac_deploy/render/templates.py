@@ -69,6 +69,7 @@ def environment(templates: Path) -> jinja2.Environment:
     env.filters["shq"] = lambda value: shlex.quote("" if value is None else str(value))
     env.filters["yamlq"] = yaml_quote
     env.filters["shpath"] = shell_path
+    env.filters["py"] = repr  # a Python literal (inventories): str, int, dict, list, tuple
     return env
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from isaac_deploy.model.paths import PROFILES
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
+from isaac_deploy.probes.extensions import extension_names
 
 from . import engine
 
@@ -78,7 +79,9 @@ class Project:
         """The deploy's model of this project (its Compose project, its images' names)."""
         user = self.user or {"name": "root", "uid": 0, "gid": 0, "home": "/root"}
         host_user = HostUser(user["name"], user["uid"], user["gid"], user["home"])
-        return WorkstationConfig.from_host_data(self.data, host_user, str(self.path))
+        return WorkstationConfig.from_host_data(
+            self.data, host_user, str(self.path), tuple(extension_names(str(self.path)))
+        )
 
     def remove_from_engine(self) -> None:
         """The containers and volumes of this project's Compose project and its images."""

@@ -25,7 +25,9 @@ class PlannedOp:
 
 def make_workstation(fixture: str, **data) -> workstation.Workstation:
     toolkit = WorkstationToolkit().process(fixture_lines(f"toolkit/{fixture}"))
-    config = WorkstationConfig.from_host_data(data, toolkit.user, "/home/alice/ext")
+    config = WorkstationConfig.from_host_data(
+        data, toolkit.user, "/home/alice/ext", (data.get("isaac_extension_name", "ext_template"),)
+    )
     return workstation.Workstation(
         config, toolkit, MountConfig.loads(None), Path(ROOT / "templates"), None, None
     )

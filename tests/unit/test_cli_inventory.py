@@ -13,10 +13,10 @@ from isaac_deploy.cli.cluster_commands import pyinfra_argv
 from isaac_deploy.cli.cluster_doctor import cluster_checks, clusters
 from isaac_deploy.cli.inventory import InventoryError, hosts_data
 from isaac_deploy.cli.main import main, parser
-from isaac_deploy.cli.project import inventory_data, load
+from isaac_deploy.cli.project import Layout, find_layout, inventory_data, load
 from isaac_deploy.model.cluster import ClusterConfig
 from isaac_deploy.model.ssh import ssh_options
-from tests.unit.test_cli_units import make_root
+from tests.unit.test_cli_units import inventories, make_root, rendered_ids
 
 LOCAL = """
 workstations = (
@@ -34,14 +34,14 @@ def write(path: Path, text: str) -> Path:
 
 def test_host_data_is_merged_by_pyinfra_with_group_data_and_overrides(tmp_path):
     root = make_root(tmp_path, {})
-    write(root / "inventories" / "local.py", LOCAL)
+    write(inventories(root) / "local.py", LOCAL)
     # group_data/ next to the inventory and in the folder the deploy runs in (the project)
-    write(root / "inventories" / "group_data" / "workstations.py", 'inline = "file"\n')
-    write(root / "inventories" / "group_data" / "local.py", 'by_file_name = "local"\n')
+    write(inventories(root) / "group_data" / "workstations.py", 'inline = "file"\n')
+    write(inventories(root) / "group_data" / "local.py", 'by_file_name = "local"\n')
     write(root / "group_data" / "all.py", 'all_only = "all"\nshared = "all"\n')
     overrides = ["who=override", "n=12", "flag=true", 'items=["a", 1]', "text=a=b"]
 
-    data = inventory_data(root, overrides)
+    data = inventory_data(find_layout(root), overrides)
 
     assert data == {
         "who": "override",  # --data beats the host's data, which beats its groups'
@@ -61,16 +61,19 @@ def test_host_data_is_merged_by_pyinfra_with_group_data_and_overrides(tmp_path):
 
 def test_no_inventory_file_is_pyinfra_at_local(tmp_path):
     root = make_root(tmp_path)
-    assert inventory_data(root) == {}
+    assert inventory_data(find_layout(root)) == {}
     write(root / "group_data" / "all.py", "isaac_uid = 2000\n")
-    assert inventory_data(root, ["isaac_gid=2001"]) == {"isaac_uid": 2000, "isaac_gid": 2001}
+    assert inventory_data(find_layout(root), ["isaac_gid=2001"]) == {
+        "isaac_uid": 2000,
+        "isaac_gid": 2001,
+    }
 
 
 def test_overrides_reach_the_config_but_the_rendered_uid_gid_win(tmp_path):
     root = make_root(tmp_path, {"isaac_uid": 2000})
     config = load(root, ["isaac_uid=3000", 'isaac_profiles=["ext"]']).config
     assert config.uid == 3000 and config.profiles == ("ext",)
-    (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
+    rendered_ids(root, 2000, 2001)
     config = load(root, ["isaac_uid=3000"]).config
     assert (config.uid, config.gid) == (2000, 2001)
 
@@ -108,17 +111,17 @@ def test_cluster_doctor_sees_each_login_node_with_its_merged_data(tmp_path):
     assert (
         options[options.index("-p") + 1] == "2222" and options[options.index("-l") + 1] == "other"
     )
-    [check] = cluster_checks(tmp_path)
+    [check] = cluster_checks(Layout(tmp_path, tmp_path))
     assert check.status == "SKIPPED" and "login.euler.example.org" in check.name
 
 
 def test_cluster_doctor_reports_a_broken_cluster_inventory(tmp_path):
     write(tmp_path / "inventories" / "cluster.py", CLUSTER.replace('"slurm"', '"lsf"'))
-    [check] = cluster_checks(tmp_path)
+    [check] = cluster_checks(Layout(tmp_path, tmp_path))
     assert check.status == "FAIL" and check.name == "Cluster inventory"
     assert check.message.startswith("euler: isaac_cluster[scheduler]: must be one of")
     write(tmp_path / "inventories" / "cluster.py", CLUSTER.replace("hosts=", "hostz="))
-    [check] = cluster_checks(tmp_path)
+    [check] = cluster_checks(Layout(tmp_path, tmp_path))
     assert check.status == "FAIL" and check.message == (
         f"{tmp_path / 'inventories' / 'cluster.py'}, line 5: TypeError: "
         "cluster() missing 1 required positional argument: 'hosts'"
@@ -131,7 +134,7 @@ def test_global_data_option_is_pyinfras_and_reaches_the_cluster_runs(tmp_path, c
     )
     assert args.data == ["isaac_run_key=mine", "x=1"]
     write(tmp_path / "inventories" / "cluster.py", "")
-    argv = pyinfra_argv(args, tmp_path)
+    argv = pyinfra_argv(args, Layout(tmp_path, tmp_path))
     items = [argv[i + 1] for i, a in enumerate(argv) if a == "--data"]
     # the user's first: pyinfra keeps the last value of a key, the command's own
     assert items.index("isaac_run_key=mine") < items.index('isaac_run_key="r1"')

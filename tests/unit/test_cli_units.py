@@ -12,7 +12,14 @@ import pytest
 
 from isaac_deploy.cli import containers
 from isaac_deploy.cli.main import main, parser, service_of
-from isaac_deploy.cli.project import ProjectError, find_root, inventory_data, load, read_env_file
+from isaac_deploy.cli.project import (
+    Layout,
+    ProjectError,
+    find_layout,
+    inventory_data,
+    load,
+    read_env_file,
+)
 from isaac_deploy.facts.images import parse_build_inputs
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import INPUTS_LABEL, image_build
@@ -23,14 +30,30 @@ from tests.helpers import ROOT, fact_args, run_op
 from tests.unit.test_envfiles import HOSTILE
 
 
-def make_root(tmp_path: Path, data: dict | None = None) -> Path:
+def make_root(tmp_path: Path, data: dict | None = None, name: str = "ext_template") -> Path:
+    """An extension project adopted by ``isaac-deploy init``, holding the extension ``name``
+    (its ``local`` inventory holding ``data``, none when ``None``)."""
+    (tmp_path / "source" / name / "pkg").mkdir(parents=True)
+    (tmp_path / "source" / name / "config").mkdir()
+    (tmp_path / "source" / name / "config" / "extension.toml").write_text(
+        '[package]\nversion = "0.1.0"\n'
+    )
     (tmp_path / "docker").mkdir()
-    (tmp_path / "docker" / "docker-compose.yaml").write_text("services: {}\n")
-    (tmp_path / "source" / "ext_template" / "pkg").mkdir(parents=True)
+    inventories(tmp_path).mkdir(parents=True)
     if data is not None:
-        (tmp_path / "inventories").mkdir()
-        (tmp_path / "inventories" / "local.py").write_text(f"local = [('@local', {data!r})]\n")
+        (inventories(tmp_path) / "local.py").write_text(f"local = [('@local', {data!r})]\n")
     return tmp_path
+
+
+def inventories(root: Path) -> Path:
+    return root / ".isaac-deploy" / "inventories"
+
+
+def rendered_ids(root: Path, uid: int, gid: int) -> None:
+    """The dev env file as the deploy renders it, with these ids."""
+    (root / ".isaac-deploy" / "state").mkdir(parents=True)
+    path = root / ".isaac-deploy" / "state" / "ext_template-dev.env"
+    path.write_text(f"HOST_UID='{uid}'\nHOST_GID='{gid}'\n")
 
 
 def test_env_file_reader_reads_what_the_deploy_writes(tmp_path):
@@ -44,13 +67,15 @@ def test_env_file_reader_reads_what_the_deploy_writes(tmp_path):
 
 def test_root_is_found_from_any_folder_inside(tmp_path):
     root = make_root(tmp_path, {"isaac_profiles": ("ext",), "isaac_uid": 2000})
-    assert find_root(root / "source" / "ext_template" / "pkg") == root
+    assert find_layout(root / "source" / "ext_template" / "pkg") == Layout(
+        root, root / ".isaac-deploy"
+    )
     with pytest.raises(ProjectError, match="no extension project here"):
-        find_root(Path("/"))
-    assert inventory_data(root) == {"isaac_profiles": ("ext",), "isaac_uid": 2000}
+        find_layout(Path("/"))
+    assert inventory_data(find_layout(root)) == {"isaac_profiles": ("ext",), "isaac_uid": 2000}
     project = load(root / "source")
     assert project.config.uid == 2000 and project.config.gid == os.getgid()
-    assert project.env_file("ext-dev-rootless").name == ".env.ext_template-dev"
+    assert project.env_file("ext-dev-rootless").name == "ext_template-dev.env"
     assert project.container("ext-dev") == f"{project.config.compose_project}-ext-dev"
 
 
@@ -115,7 +140,7 @@ def test_run_ids_are_checked_as_the_deploys_before_anything_runs(
     tmp_path, monkeypatch, capsys, flags, error
 ):
     root = make_root(tmp_path, {})
-    (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
+    rendered_ids(root, 2000, 2001)
     monkeypatch.chdir(root)
     ran = []
     monkeypatch.setattr(containers, "run", lambda *args: ran.append(args) or 0)
@@ -130,7 +155,7 @@ def test_run_ids_are_checked_as_the_deploys_before_anything_runs(
 
 def test_rendered_uid_gid_win_so_the_cli_matches_the_image(tmp_path):
     root = make_root(tmp_path, {})
-    (root / "docker" / ".env.ext_template-dev").write_text("HOST_UID='2000'\nHOST_GID='2001'\n")
+    rendered_ids(root, 2000, 2001)
     config = load(root).config
     assert (config.uid, config.gid) == (2000, 2001)
 
@@ -142,32 +167,34 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
     from isaac_deploy.cli.main import parser
     from isaac_deploy.model.errors import ConfigError, IsaacDeployError
 
-    (tmp_path / "inventories").mkdir()
-    (tmp_path / "inventories" / "cluster.py").write_text("")
+    root = make_root(tmp_path)
+    (inventories(root) / "cluster.py").write_text("")
+    layout = find_layout(root)
     hostile = ["--task", "X", "a b", "it's", "$(touch /tmp/x)", ";", "*", "ü", "true", "12"]
     args = parser().parse_args(
         ["cluster", "submit", "--run-key", "123", "--limit", "euler", "--", *hostile]
     )
-    argv = pyinfra_argv(args, tmp_path)
+    argv = pyinfra_argv(args, layout)
     assert argv[1:8] == ["-m", "pyinfra", "-y", "--limit", "euler", "--limit", "@local"]
-    assert argv[-2:] == [str(tmp_path / "inventories" / "cluster.py"), "deploy/cluster.py"]
+    assert argv[-2:] == [
+        str(inventories(root) / "cluster.py"),
+        str(root / ".isaac-deploy" / "deploy" / "cluster.py"),
+    ]
     data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
     # pyinfra's --data reads a value as JSON (after true/false and integers, which a JSON list
     # or a JSON string never is): the exact list, and the run key as a string, not 123
     assert json.loads(data["isaac_job_args"]) == hostile
     assert data["isaac_run_key"] == '"123"' and json.loads(data["isaac_run_key"]) == "123"
     jobs = pyinfra_argv(
-        parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]), tmp_path
+        parser().parse_args(["cluster", "jobs", "--cancel", "r-1", "--dry"]), layout
     )
     assert "--dry" in jobs and "-y" not in jobs and "isaac_cancel=" + json.dumps("r-1") in jobs
-    sync = pyinfra_argv(
-        parser().parse_args(["cluster", "sync", "--remove", "--to", "out"]), tmp_path
-    )
+    sync = pyinfra_argv(parser().parse_args(["cluster", "sync", "--remove", "--to", "out"]), layout)
     assert "isaac_remove=true" in sync and any(a.startswith("isaac_results_dir=") for a in sync)
     with pytest.raises(ConfigError, match="run key"):
-        pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "../x"]), tmp_path)
+        pyinfra_argv(parser().parse_args(["cluster", "jobs", "--cancel", "../x"]), layout)
     with pytest.raises(IsaacDeployError, match="no cluster inventory"):
-        pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), tmp_path)
+        pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), layout)
 
 
 class FakeEngine:
@@ -238,15 +265,11 @@ def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
 
 def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, monkeypatch):
     """The longest file the CLI names after the Compose project, while it is being written."""
-    for name in ("ext", "ext2"):
+    for name in ("ext", "long", "ext2"):
         (tmp_path / name).mkdir()
     slug = load(make_root(tmp_path / "ext")).config.user_slug
     longest = "x" * (255 - len(".-runtime.yaml.12345678.isaac-deploy.tmp") - len(f"-{slug}"))
-    (tmp_path / "ext" / "inventories").mkdir()
-    (tmp_path / "ext" / "inventories" / "local.py").write_text(
-        f"local = [('@local', {{'isaac_extension_name': {longest!r}}})]\n"
-    )
-    project = load(tmp_path / "ext")
+    project = load(make_root(tmp_path / "long", {"isaac_extension_name": longest}, longest))
     (tmp_path / "agent").write_text("")
     (tmp_path / "session").mkdir()
     monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent"))
@@ -254,7 +277,7 @@ def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, m
     written = containers.runtime_override(project)
     assert written is not None and str(tmp_path / "agent") in written.read_text()
     with pytest.raises(ConfigError, match="isaac_extension_name: .* too long"):
-        load(make_root(tmp_path / "ext2", {"isaac_extension_name": longest + "x"}))
+        load(make_root(tmp_path / "ext2", {"isaac_extension_name": longest + "x"}, longest + "x"))
 
 
 def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(tmp_path, monkeypatch):

@@ -9,11 +9,16 @@ import pytest
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 
+def named(data: dict) -> tuple[str, ...]:
+    """The project holds the extension the data names (``ext_template`` by default)."""
+    return (str(data.get("isaac_extension_name", "ext_template")),)
+
+
 USER = HostUser(name="alice", uid=1000, gid=1001, home="/home/alice", groups=("alice", "docker"))
 
 
 def make(**data) -> WorkstationConfig:
-    return WorkstationConfig.from_host_data(data, USER, "/home/alice/ext")
+    return WorkstationConfig.from_host_data(data, USER, "/home/alice/ext", named(data))
 
 
 def test_defaults_come_from_the_detected_user_and_the_project():
@@ -34,7 +39,9 @@ def test_names_are_per_user_so_a_shared_machine_never_mixes_them():
     assert config.compose_project == "my-robot-alice"
     assert config.image_name("ext") == "isaac-lab-my-robot:alice"
     assert config.image_name("ext-dev") == "isaac-lab-my-robot-dev:alice"
-    odd = WorkstationConfig.from_host_data({}, dataclasses.replace(USER, name="A.Bc@x"), "/x")
+    odd = WorkstationConfig.from_host_data(
+        {}, dataclasses.replace(USER, name="A.Bc@x"), "/x", ("ext_template",)
+    )
     assert odd.user_slug == "a.bc-x"
 
 
@@ -108,7 +115,7 @@ def test_a_uid_alone_keeps_the_detected_gid_a_gid_alone_is_refused_with_the_fix(
     assert (make(isaac_uid=2000).uid, make(isaac_uid=2000).gid) == (2000, 1001)
     root = dataclasses.replace(USER, name="root", uid=0, gid=0, home="/root")
     with pytest.raises(ConfigError) as error:
-        WorkstationConfig.from_host_data({"isaac_gid": 2000}, root, "/root/ext")
+        WorkstationConfig.from_host_data({"isaac_gid": 2000}, root, "/root/ext", named({}))
     assert str(error.value) == (
         "isaac_gid: set isaac_uid too: a gid alone would run the container as uid 0 "
         "without saying so; e.g. isaac_uid=0 isaac_gid=2000"

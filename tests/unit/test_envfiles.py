@@ -92,7 +92,12 @@ def test_unrepresentable_values_are_refused(bad):
 
 def config_with(**data) -> WorkstationConfig:
     user = HostUser(name="alice", uid=1000, gid=1000, home="/home/alice smith/$x")
-    return WorkstationConfig.from_host_data(data, user, "/home/alice smith/$x/my ext")
+    return WorkstationConfig.from_host_data(
+        data,
+        user,
+        "/home/alice smith/$x/my ext",
+        (data.get("isaac_extension_name", "ext_template"),),
+    )
 
 
 @pytest.mark.parametrize("profile", ["ext", "ext-dev"])

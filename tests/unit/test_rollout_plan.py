@@ -15,7 +15,7 @@ from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, JOBS_INPUTS_LABEL
 from isaac_deploy.probes import build_inputs as build_inputs_probe
 from tests.helpers import ROOT
-from tests.unit.test_cli_units import FakeEngine, make_root
+from tests.unit.test_cli_units import FakeEngine, inventories, make_root
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ class Workstation:
         monkeypatch.setattr(containers, "call", lambda argv, **_: self.calls.append(argv) or 0)
 
     def project(self, **data) -> Project:
-        (self.root / "inventories" / "local.py").write_text(f"local = [('@local', {data!r})]\n")
+        (inventories(self.root) / "local.py").write_text(f"local = [('@local', {data!r})]\n")
         return load(self.root)
 
     def build(self, project: Project) -> str:

@@ -34,6 +34,7 @@ from isaac_deploy.policy.checks import check_apptainer
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import local
 from isaac_deploy.probes.context_digest import context_digest
+from isaac_deploy.probes.extensions import extension_names
 from isaac_deploy.probes.registry_state import content_tag
 
 WORKSTATION_KEYS = (
@@ -248,4 +249,7 @@ def extension_config(project_root: str | Path, *extra_keys: str) -> WorkstationC
     """The extension's settings from the host data (roll-out keys aside)."""
     skip = (*WORKSTATION_KEYS, *extra_keys)
     data = {k: v for k, v in host.data.dict().items() if k not in skip}
-    return WorkstationConfig.from_host_data(data, local_user(), str(project_root))
+    folder = str(data.get("isaac_extension_folder") or project_root)
+    return WorkstationConfig.from_host_data(
+        data, local_user(), str(project_root), tuple(extension_names(folder))
+    )
