@@ -117,7 +117,7 @@ def plan(root: Path, name: str, user: HostUser) -> Adoption:
             raise ProjectError(f"{paths.MOUNT_CONFIG}: {exc}") from exc
         notes.append(
             f"{paths.MOUNT_CONFIG} is read as it is ({len(mounts.mounts)} mounts, "
-            f"{len(mounts.enabled)} enabled): isaac-deploy mount-show"
+            f"{len(mounts.enabled())} enabled): isaac-deploy mount-show"
         )
     cluster: SeedCluster | None = None
     wandb_key = None
@@ -168,9 +168,14 @@ def key_state(adoption: Adoption) -> str | None:
     return "same" if path.read_text().strip() == adoption.wandb_key else "kept"
 
 
-def apply(adoption: Adoption) -> dict[str, str]:
-    """Write every file that is not there yet; returns relative path -> state."""
-    states = {rel: state_of(adoption.root, rel, text) for rel, text in adoption.files.items()}
+def states_of(adoption: Adoption) -> dict[str, str]:
+    """Relative path -> ``add``, ``same`` or ``kept`` for each file, before anything is done."""
+    return {rel: state_of(adoption.root, rel, text) for rel, text in adoption.files.items()}
+
+
+def apply(adoption: Adoption, states: dict[str, str], key: str | None) -> None:
+    """Write every file that is not there yet (``states``, updated when another program made
+    one in the meantime) and the W&B key when ``key`` is ``add``."""
     for relative, text in adoption.files.items():
         if states[relative] != "add":
             continue
@@ -178,13 +183,12 @@ def apply(adoption: Adoption) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not create_new(str(path), text, 0o644):
             states[relative] = "kept"
-    if key_state(adoption) == "add" and adoption.key_file and adoption.wandb_key:
+    if key == "add" and adoption.key_file and adoption.wandb_key:
         private_folder(os.path.dirname(adoption.key_file))
         create_new(adoption.key_file, adoption.wandb_key + "\n", 0o600)
-    return states
 
 
-def report(adoption: Adoption, states: dict[str, str], dry: bool) -> list[str]:
+def report(adoption: Adoption, states: dict[str, str], key: str | None, dry: bool) -> list[str]:
     """The lines ``init`` prints: each file, the key, the notes, what to do next, the undo."""
     verb = {"add": "would add" if dry else "added", "same": "unchanged", "kept": "kept yours"}
     lines = [f"isaac-deploy init: extension {adoption.name} in {adoption.root}"]
@@ -193,7 +197,6 @@ def report(adoption: Adoption, states: dict[str, str], dry: bool) -> list[str]:
     for relative, state in states.items():
         extra = " (differs from what init writes; not changed)" if state == "kept" else ""
         lines.append(f"  {verb[state]:<11} {relative}{extra}")
-    key = key_state(adoption)
     if key:
         extra = " (holds another key; not changed)" if key == "kept" else ""
         lines.append(f"  {verb[key]:<11} {adoption.key_file} (the W&B key, mode 0600){extra}")
@@ -224,10 +227,9 @@ def init(start: Path, name: str | None, dry: bool) -> int:
     ask = input if sys.stdin.isatty() else None
     chosen = choose_name(extension_names(str(root)), name, ask)
     adoption = plan(root, chosen, local_user())
-    if dry:
-        states = {rel: state_of(root, rel, text) for rel, text in adoption.files.items()}
-    else:
-        states = apply(adoption)
-    for line in report(adoption, states, dry):
+    states, key = states_of(adoption), key_state(adoption)
+    if not dry:
+        apply(adoption, states, key)
+    for line in report(adoption, states, key, dry):
         print(line)
     return 0

@@ -21,6 +21,9 @@ from isaac_deploy.model.workstation import DEFAULT_BASE_IMAGES, HostUser
 ENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 CLUSTER_ENV = "docker/cluster/.env.cluster"
 SCHEDULERS = {"SLURM": "slurm", "PBS": "pbs"}
+RESERVED = ("cluster", "workstation", "local", "all")
+"""Names a migrated cluster's group may not take in the cluster inventory: its function, its
+other group, pyinfra's."""
 DEFAULT_PATHS = {
     "DOCKER_ISAACSIM_ROOT_PATH": "/isaac-sim",
     "DOCKER_ISAACLAB_PATH": "/workspace/isaaclab",
@@ -154,4 +157,6 @@ def cluster_settings(values: Mapping[str, str]) -> SeedCluster:
         settings["snapshot_retention"] = 1
     labels = [label for label in host.split(".") if not label.startswith("login")]
     name = re.sub(r"[^A-Za-z0-9_]", "_", labels[0] if labels else host)
+    if name in RESERVED or not re.match(r"[A-Za-z_]", name):
+        name = f"hpc_{name}"
     return SeedCluster(name, host, settings, values.get("WANDB_USERNAME") or None)

@@ -56,6 +56,26 @@ def yaml_quote(value: Any) -> str:
     return json.dumps("" if value is None else str(value), ensure_ascii=False)
 
 
+def python_literal(value: Any) -> str:
+    """``value`` (str, int, bool, None, dict, list, tuple of those) as Python source, strings in
+    double quotes as ruff formats them (a JSON string is a valid Python string literal)."""
+    import json
+
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, (bool, int)):
+        return repr(value)
+    if isinstance(value, dict):
+        items = (f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(python_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    raise TypeError(f"no Python literal for {type(value).__name__}")
+
+
 def environment(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
@@ -69,7 +89,7 @@ def environment(templates: Path) -> jinja2.Environment:
     env.filters["shq"] = lambda value: shlex.quote("" if value is None else str(value))
     env.filters["yamlq"] = yaml_quote
     env.filters["shpath"] = shell_path
-    env.filters["py"] = repr  # a Python literal (inventories): str, int, dict, list, tuple
+    env.filters["py"] = python_literal
     return env
 
 

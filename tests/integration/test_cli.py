@@ -234,7 +234,7 @@ def test_mount_commands_from_a_subdirectory(project, tmp_path_factory):
     assert not (project.path / "source" / "lab_ext" / ".mount.config").exists()
     config = json.loads((project.path / ".mount.config").read_text())
     assert config["mounts"]["isaaclab"]["enabled"] is True
-    override = (project.path / "docker" / "docker-compose.override.yaml").read_text()
+    override = project.override_file.read_text()
     assert f"{isaaclab}/source" in override
     assert cli(project, "mount-set-cluster", "isaaclab", "$SCRATCH/IsaacLab").rc == 0
     assert cli(project, "mount-set-sync", "isaaclab", "on").rc == 0
@@ -251,10 +251,7 @@ def test_mount_commands_from_a_subdirectory(project, tmp_path_factory):
     assert inside.rc == 0, inside.out  # the running container was recreated with the mount
     assert cli(project, "mount-validate").rc == 0
     assert cli(project, "mount-disable", "isaaclab").rc == 0
-    assert (
-        f"{isaaclab}/source"
-        not in (project.path / "docker" / "docker-compose.override.yaml").read_text()
-    )
+    assert f"{isaaclab}/source" not in project.override_file.read_text()
     assert project.deploy().totals()["success"] == 0  # the CLI wrote what the deploy would
 
 
@@ -361,7 +358,7 @@ def test_doctor_on_a_healthy_lab(project):
     assert result.rc == 0, result.out
     assert "[FAIL]" not in result.out
     assert "[SKIPPED] NVIDIA driver" in result.out and "[OK] Docker:" in result.out
-    assert "[OK] Env file .env.lab_ext-dev" in result.out and "[OK] Override" in result.out
+    assert "[OK] Env file lab_ext-dev.env" in result.out and "[OK] Override" in result.out
 
 
 def test_doctor_names_what_is_broken_with_the_fix(project):
@@ -372,7 +369,7 @@ def test_doctor_names_what_is_broken_with_the_fix(project):
         result = cli(project, "doctor")
         assert result.rc == 1
         assert (
-            f"[FAIL] Env file .env.lab_ext: {env_file} is missing -> run the workstation deploy"
+            f"[FAIL] Env file lab_ext.env: {env_file} is missing -> run the workstation deploy"
             in result.out
         )
     finally:
@@ -466,10 +463,7 @@ def test_x11_socket_and_display_reach_the_dev_container(project):
     os.chmod("/tmp/.X11-unix/X77", 0o777)
     try:
         assert project.deploy().rc == 0  # the host now has an X socket folder: override mounts it
-        assert (
-            "/tmp/.X11-unix"
-            in (project.path / "docker" / "docker-compose.override.yaml").read_text()
-        )
+        assert "/tmp/.X11-unix" in project.override_file.read_text()
         result = cli(
             project,
             "run",

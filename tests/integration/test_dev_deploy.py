@@ -22,7 +22,6 @@ from tests.conftest import PYINFRA, build_leftovers, failing_dockerfile, tree_st
 
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
-COMPOSE_FILES = ["-f", "docker/docker-compose.yaml", "-f", "docker/docker-compose.override.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(project):
     result = project.deploy("--dry")
     assert result.rc == 0, result.out
     assert "Detected changes" in result.out
-    assert "Env file .env.lab_ext-dev" in result.out and "Images isaac-lab-lab-ext" in result.out
+    assert "Env file lab_ext-dev.env" in result.out and "Images isaac-lab-lab-ext" in result.out
     assert tree_state(project.path) == before
     assert image_labels("isaac-lab-lab-ext:root") is None
 
@@ -81,7 +80,7 @@ def test_first_run_makes_it_true(project):
         env_file = LOCAL.file(str(project.env_file(profile)))
         assert env_file.exists and env_file.mode == 0o600 and env_file.user == "root"
         assert f"EXTENSION_FOLDER='{project.path}'" in env_file.content_string
-    override = LOCAL.file(str(project.path / "docker" / "docker-compose.override.yaml"))
+    override = LOCAL.file(str(project.override_file))
     assert override.exists and "!reset" in override.content_string  # no GPU here: CPU-only
     assert LOCAL.file(str(project.path / "logs")).is_directory
     for ref in ("isaac-lab-lab-ext:root", "isaac-lab-lab-ext-dev:root"):
@@ -98,7 +97,7 @@ def test_secret_is_a_0600_file_and_never_in_output_or_rendered_files(project):
     for path in (
         project.env_file("ext"),
         project.env_file("ext-dev"),
-        project.path / "docker" / "docker-compose.override.yaml",
+        project.override_file,
     ):
         assert "wandb-s3cr3t" not in path.read_text()
     assert "WANDB_API_KEY_FILE='/root/.config/isaac-deploy/lab_ext/wandb_api_key'" in (
@@ -374,7 +373,15 @@ def test_dead_docker_host_is_one_line_naming_it_and_nothing_starts(project, tmp_
 
 def compose_config(project, profile: str, env_profile: str, env: dict | None = None):
     """``docker compose config`` of ``profile`` as a user would run it in the project."""
-    argv = ["docker", "compose", *COMPOSE_FILES, "--env-file", str(project.env_file(env_profile))]
+    argv = [
+        "docker",
+        "compose",
+        "-f",
+        "docker/docker-compose.yaml",
+        "-f",
+        str(project.override_file),
+    ]
+    argv += ["--env-file", str(project.env_file(env_profile))]
     argv += ["--profile", profile, "config", "--format", "json"]
     return subprocess.run(argv, cwd=project.path, capture_output=True, text=True, env=env)
 

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isaac_deploy.model import paths
 from isaac_deploy.model.paths import PROFILES
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.probes.extensions import extension_names
@@ -22,7 +23,16 @@ VENV_BIN = Path(sys.executable).parent
 PYINFRA = VENV_BIN / "pyinfra"
 # Tests use their own extension name so they never touch a real user's images or volumes.
 TEST_EXTENSION = "lab_ext"
-SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "logs", "build"}
+SKIP_PARTS = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "logs",
+    "build",
+    ".isaac-deploy",
+}
 
 
 def remove_test_objects() -> list[str]:
@@ -38,9 +48,7 @@ def project_files() -> list[Path]:
         rel = path.relative_to(ROOT)
         if (path.is_dir() and not path.is_symlink()) or SKIP_PARTS & set(rel.parts):
             continue
-        if rel.parts[0] == "docker" and rel.name.startswith(".env"):
-            continue
-        if rel.name in (".mount.config", "docker-compose.override.yaml") or rel.suffix == ".pyc":
+        if rel.name == ".mount.config" or rel.suffix == ".pyc":
             continue
         files.append(rel)
     return files
@@ -90,8 +98,11 @@ class Project:
         engine.remove("image", [config.image_name(profile) for profile in PROFILES])
 
     def env_file(self, profile: str) -> Path:
-        suffix = "" if profile == "ext" else "-dev"
-        return self.path / "docker" / f".env.{TEST_EXTENSION}{suffix}"
+        return Path(paths.env_file(self.path, TEST_EXTENSION, profile))
+
+    @property
+    def override_file(self) -> Path:
+        return Path(paths.override_file(self.path))
 
     def shell(self, command: str, env: dict | None = None, check: bool = False) -> Result:
         """Run ``command`` in the project as its owner (a login shell for the test user)."""
@@ -127,8 +138,8 @@ class Project:
         service_profile = profile
         env_profile = "ext" if profile == "ext" else "ext-dev"
         command = (
-            "docker compose -f docker/docker-compose.yaml -f docker/docker-compose.override.yaml "
-            "--env-file "
+            "docker compose -f docker/docker-compose.yaml "
+            f"-f {shlex.quote(str(self.override_file))} --env-file "
             f"{shlex.quote(str(self.env_file(env_profile)))} --profile {service_profile} "
             + " ".join(shlex.quote(a) for a in args)
         )

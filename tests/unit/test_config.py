@@ -9,6 +9,7 @@ import pytest
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 
+
 def named(data: dict) -> tuple[str, ...]:
     """The project holds the extension the data names (``ext_template`` by default)."""
     return (str(data.get("isaac_extension_name", "ext_template")),)
