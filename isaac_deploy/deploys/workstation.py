@@ -83,14 +83,6 @@ def _wandb_key_path(extension_name: str) -> str:
     return f"~/.config/isaac-deploy/{extension_name}/wandb_api_key"
 
 
-def _check_folder(config: WorkstationConfig, toolkit: Toolkit) -> None:
-    folder = config.extension_folder
-    if toolkit.path_kind(folder) != "dir":
-        raise ConfigError(
-            "isaac_extension_folder", f"{folder} does not exist or is not a directory on the target"
-        )
-
-
 def _load_mounts(config: WorkstationConfig, toolkit: Toolkit) -> MountConfig:
     mounts = MountConfig.loads(toolkit.files.get(str(paths.mount_config(config.extension_folder))))
     needed = required_paths(mounts, config.user.home)
@@ -149,10 +141,13 @@ def load(project_root: str | Path) -> Workstation:
         raise ToolkitError(
             "could not inspect the target: python3 is needed there (`sudo apt-get install python3`)"
         )
+    if toolkit.path_kind(folder) != "dir":
+        raise ConfigError(
+            "isaac_extension_folder", f"{folder} does not exist or is not a directory on the target"
+        )
     config = WorkstationConfig.from_host_data(
         data, toolkit.user, str(project_root), toolkit.extensions.get(folder, ())
     )
-    _check_folder(config, toolkit)
     mounts = _load_mounts(config, toolkit)
     wandb_key, wandb_key_file = _load_wandb(config, toolkit)
     if not (TEMPLATES / "env.ext.j2").is_file():

@@ -200,7 +200,7 @@ def extension_name(value: Any, found: tuple[str, ...], folder: str) -> str:
             ),
         )
         if name not in found:
-            have = f"it has {', '.join(found)}" if found else "it has no extension package"
+            have = f"source/ holds {', '.join(found)}" if found else "source/ holds none"
             raise ConfigError(key, f"{folder}/source/{name} is not an extension package ({have})")
         return name
     if len(found) == 1:

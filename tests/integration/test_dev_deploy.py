@@ -213,12 +213,12 @@ def test_hand_edited_env_file_is_kept_with_a_diff_unless_told(project):
             {"isaac_extension_folder": "/nonexistent/ext"},
             "isaac_extension_folder: /nonexistent/ext does not exist",
         ),
-        ({"isaac_extension_folder": "/tmp"}, "has no source/lab_ext folder"),
+        ({"isaac_extension_folder": "/tmp"}, "/tmp/source/lab_ext is not an extension package"),
+        ({"isaac_extension_name": "other_ext"}, "other_ext is not an extension package (source/ "),
         ({"isaac_extension_name": "bad name"}, "isaac_extension_name: 'bad name' is not a valid"),
         ({"isaac_profiles": ["prod"]}, "isaac_profiles[0]: must be one of 'ext', 'ext-dev'"),
         ({"isaac_uid": 99999999999}, "isaac_uid: must be at most 2147483647, got 99999999999"),
         ({"isaac_gid": 2000}, "isaac_gid: set isaac_uid too: a gid alone would run the"),
-        ({"isaac_extension_name": "x" * 240}, "isaac_extension_name: 240 characters is too"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(project, data, words):

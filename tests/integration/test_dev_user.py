@@ -31,7 +31,7 @@ def test_files_belong_to_the_user_and_env_files_are_private(project):
         assert f"HOST_UID='{project.user['uid']}'" in env_file.content_string
         assert f"HOST_HOME='{project.user['home']}'" in env_file.content_string
     assert f"DOCKER_USER_HOME='{project.user['home']}'" in project.env_file("ext-dev").read_text()
-    assert LOCAL.file(str(project.path / "docker" / "docker-compose.override.yaml")).user == name
+    assert LOCAL.file(str(project.override_file)).user == name
     assert LOCAL.file(str(project.path / "logs")).user == name
 
 
@@ -129,8 +129,9 @@ def test_display_is_passed_on_only_when_set(project):
     )
     assert "display=unset" in unset.out, unset.out
     result = project.shell(
-        "DISPLAY=:7 docker compose -f docker/docker-compose.yaml -f docker/docker-compose.override.yaml "
-        f"--env-file '{project.env_file('ext-dev')}' --profile ext-dev run --rm ext-dev "
+        "DISPLAY=:7 docker compose -f docker/docker-compose.yaml "
+        f"-f '{project.override_file}' --env-file '{project.env_file('ext-dev')}' "
+        "--profile ext-dev run --rm ext-dev "
         "sh -c 'echo display=$DISPLAY'"
     )
     assert "display=:7" in result.out, result.out
@@ -192,7 +193,7 @@ def test_key_file_must_be_private(project):
     result = project.deploy(data={"isaac_wandb": {"api_key_file": str(key)}})
     assert result.rc == 0, result.out
     assert f"WANDB_API_KEY_FILE='{key}'" in project.env_file("ext-dev").read_text()
-    assert str(key) in (project.path / "docker" / "docker-compose.override.yaml").read_text()
+    assert str(key) in project.override_file.read_text()
 
 
 def test_check_only_mode_installs_nothing_and_still_renders(project):
