@@ -233,3 +233,39 @@ def test_cluster_env_values_are_checked_naming_the_key(values, error):
     assert cluster.settings["scheduler"] == "pbs"
     with pytest.raises(ConfigError, match=error):
         cluster_settings({**good, **values})
+
+
+def test_several_extensions_in_a_terminal_are_a_question():
+    asked = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return "2"
+
+    assert adopt.choose_name(["a_ext", "b_ext"], None, ask) == "b_ext"
+    assert "  1) a_ext\n  2) b_ext\nwhich one? [1-2] " in asked[0]
+    assert adopt.choose_name(["a_ext", "b_ext"], None, lambda _: "a_ext") == "a_ext"
+    with pytest.raises(ProjectError, match="'3' is none of a_ext, b_ext"):
+        adopt.choose_name(["a_ext", "b_ext"], None, lambda _: "3")
+
+
+def test_setup_is_the_projects_dev_deploy_with_pyinfras_flags(tmp_path, user, monkeypatch):
+    from isaac_deploy.cli import main as cli_main
+
+    project = make_foreign_project(tmp_path / "my_robot_ext").path
+    init(project)
+    ran = []
+    monkeypatch.setattr(
+        cli_main.subprocess, "run", lambda argv, cwd: ran.append((argv, cwd)) or Done()
+    )
+    assert main(["--data", "isaac_provision=check", "setup", "--dry"]) == 0
+    assert main(["setup"]) == 0
+    tools = project / ".isaac-deploy"
+    deploy = [str(tools / "inventories" / "local.py"), str(tools / "deploy" / "dev.py")]
+    (dry, dry_cwd), (real, _) = ran
+    assert dry[1:] == ["-m", "pyinfra", "--data", "isaac_provision=check", "--dry", *deploy]
+    assert real[1:] == ["-m", "pyinfra", "-y", *deploy] and dry_cwd == project
+
+
+class Done:
+    returncode = 0
