@@ -170,6 +170,32 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
         pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), tmp_path)
 
 
+def test_cluster_submit_takes_this_submissions_time_gpus_and_partition(tmp_path):
+    """--time/--gpus/--partition reach the roll-out as one JSON object (isaac_job_resources),
+    checked before pyinfra starts; none given: nothing is passed."""
+    from isaac_deploy.cli.cluster_commands import pyinfra_argv
+    from isaac_deploy.cli.main import parser
+    from isaac_deploy.model.errors import ConfigError
+
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "cluster.py").write_text("")
+    flags = ["--time", "00:30:00", "--gpus", "rtx_4090:2", "--partition", "debug", "--dry"]
+    argv = pyinfra_argv(parser().parse_args(["cluster", "submit", *flags, "--", "-x"]), tmp_path)
+    data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
+    assert json.loads(data["isaac_job_resources"]) == {
+        "walltime": "00:30:00",
+        "gpus": "rtx_4090:2",
+        "partition": "debug",
+    }
+    assert "--dry" in argv and json.loads(data["isaac_job_args"]) == ["-x"]
+    plain = pyinfra_argv(parser().parse_args(["cluster", "submit", "--gpus", "1"]), tmp_path)
+    assert "isaac_job_resources=" + json.dumps({"gpus": "1"}) in plain
+    none = pyinfra_argv(parser().parse_args(["cluster", "submit"]), tmp_path)
+    assert not [a for a in none if a.startswith("isaac_job_resources=")]
+    with pytest.raises(ConfigError, match=r"isaac_job_resources\[walltime\]: .*HH:MM:SS"):
+        pyinfra_argv(parser().parse_args(["cluster", "submit", "--time", "2h"]), tmp_path)
+
+
 class FakeEngine:
     """The engine's answers: ``images`` exist (by ref, with their ``labels``), every other
     image is missing."""
