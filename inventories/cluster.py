@@ -28,6 +28,8 @@ euler = cluster(
     logs_dir="$HOME/isaac/logs",
     entry_script="scripts/rsl_rl/train.py",
     modules=["eth_proxy"],
+    # what each job asks for (README, "Job resources"): e.g. "gpus": "rtx_4090:1" for a GPU type,
+    # "constraint", "mem_per_cpu", "tmp", "reservation", "extra": ["--exclusive"]
     resources={
         "account": "es_robotics",
         "gpus": 1,
@@ -52,7 +54,14 @@ pbs_cluster = cluster(
     cache_dir="/scratch/jdoe/isaac/cache",
     logs_dir="~/isaac/logs",
     modules=[],
-    resources={"gpus": 2, "cpus": 24, "memory": "64G", "walltime": "12:00:00"},
+    # pbs_gpu_resource: the server's GPU resource in the select chunk (ngpus, gpus, or None)
+    resources={
+        "gpus": 2,
+        "pbs_gpu_resource": "ngpus",
+        "cpus": 24,
+        "memory": "64G",
+        "walltime": "12:00:00",
+    },
     wandb_api_key_file="~/.config/isaac-deploy/wandb_api_key",
     # login nodes build the image from the registry (`apptainer build docker://...`) instead
     # of receiving the file; the workstation pushes it there first

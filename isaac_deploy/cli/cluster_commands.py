@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from isaac_deploy.cli.project import Layout
+from isaac_deploy.model.cluster import parse_overrides
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ledger import check_run_key
 
@@ -45,6 +46,12 @@ def add_parser(sub, add) -> None:
             action.add_argument(
                 "--image-only", action="store_true", help="the image (and mounts) only, no job"
             )
+            # this submission's resources, instead of the cluster's (inventory) ones
+            action.add_argument("--time", metavar="[D-]HH:MM:SS", help="wall time of the job")
+            action.add_argument(
+                "--gpus", metavar="N|TYPE:N", help="GPUs (a count keeps the cluster's GPU type)"
+            )
+            action.add_argument("--partition", help="Slurm partition or PBS queue")
             action.add_argument(
                 "args", nargs=argparse.REMAINDER, help="-- then the training arguments"
             )
@@ -76,6 +83,10 @@ def pyinfra_argv(args: argparse.Namespace, layout: Layout) -> list[str]:
             data["isaac_resubmit"] = "true"
         if args.image_only:
             data["isaac_submit"] = "false"
+        resources = {"walltime": args.time, "gpus": args.gpus, "partition": args.partition}
+        overrides = parse_overrides("isaac_job_resources", resources)
+        if overrides:
+            data["isaac_job_resources"] = json.dumps(overrides)
     elif args.action == "jobs" and args.cancel:
         data["isaac_cancel"] = json.dumps(check_run_key(args.cancel))
     elif args.action == "sync":

@@ -6,9 +6,10 @@ bad values while the inventory loads, before any connection.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from isaac_deploy.model import validate as v
@@ -23,18 +24,81 @@ NAME = r"[A-Za-z0-9_.-]+"
 CLUSTER_PATH_STARTS = ("~", "$")
 
 
+# ---------------------------------------------------------------- resources (issue #12)
+# What a job asks the scheduler for. Every value is checked here against what the scheduler
+# reads in a directive line (no spaces, quotes, backslashes or '#': one word each), so the
+# templates print them as they are.
+SIZE = (r"\d+[KMGT]?", "a size such as 32G or 64000M")
+WALLTIME = (r"(?:\d+-)?\d{1,3}:\d{2}:\d{2}", "[D-]HH:MM:SS, e.g. 04:00:00 or 1-12:00:00")
+GPUS_HINT = "a number of GPUs (1) or TYPE:COUNT (rtx_4090:1)"
+GPU_OPTIONS = ("gpus", "gres")  # Slurm: --gpus=[TYPE:]N or --gres=gpu[:TYPE]:N
+PBS_GPU_RESOURCES = ("ngpus", "gpus")  # PBS: the server's GPU resource in the select chunk
+# a PBS destination queue (PBS_MAXQUEUENAME is 15)
+PBS_QUEUE = (r"[A-Za-z][A-Za-z0-9_-]{0,14}", "a PBS queue: a letter, then letters, digits, _ -")
+SLURM_ONLY = ("qos", "gpu_option", "constraint", "tmp", "reservation")
+PBS_ONLY = ("pbs_gpu_resource",)
+# one option per extra directive, its value one word
+EXTRA = {
+    "slurm": (r"--[a-z][a-z0-9-]*(?:=[^\s'\"\\#]+)?", "one sbatch option: --name or --name=value"),
+    "pbs": (r"-[A-Za-z](?: [^\s'\"\\#]+)?", "one qsub option: -X or -X value"),
+}
+# what isaac-deploy writes itself (the job's name and log are how it finds the job), and what
+# a setting of its own says
+MANAGED = {
+    "slurm": {
+        "job-name": "isaac-deploy names the job",
+        "output": "isaac-deploy writes the job log into the run's logs folder",
+        "error": "isaac-deploy writes the job log into the run's logs folder",
+        "gpus": "use resources[gpus]",
+        "gres": "use resources[gpus] with gpu_option='gres'",
+        "cpus-per-task": "use resources[cpus]",
+        "mem": "use resources[memory]",
+        "mem-per-cpu": "use resources[mem_per_cpu]",
+        "time": "use resources[walltime]",
+        "account": "use resources[account]",
+        "partition": "use resources[partition]",
+        "qos": "use resources[qos]",
+        "constraint": "use resources[constraint]",
+        "tmp": "use resources[tmp]",
+        "reservation": "use resources[reservation]",
+        "mail-user": "use resources[mail]",
+    },
+    "pbs": {
+        "N": "isaac-deploy names the job",
+        "o": "isaac-deploy writes the job log into the run's logs folder",
+        "e": "isaac-deploy writes the job log into the run's logs folder",
+        "j": "isaac-deploy joins the job's output and error streams",
+        "S": "isaac-deploy runs the job with bash",
+        "A": "use resources[account]",
+        "q": "use resources[partition]",
+        "M": "use resources[mail]",
+        "select": "use resources[cpus], [gpus], [memory]",
+        "walltime": "use resources[walltime]",
+    },
+}
+OVERRIDES = ("walltime", "gpus", "partition")  # per submission: isaac-deploy cluster submit
+
+
 @dataclass(frozen=True)
 class Resources:
     """What each job asks the scheduler for (``None``: the cluster's default)."""
 
     account: str | None = None
-    partition: str | None = None
-    qos: str | None = None
+    partition: str | None = None  # PBS: the queue
+    qos: str | None = None  # Slurm
     gpus: int = 1
+    gpu_type: str | None = None  # gpus="rtx_4090:1"; Slurm
+    gpu_option: str = "gpus"  # Slurm: --gpus=[TYPE:]N, or "gres": --gres=gpu[:TYPE]:N
+    pbs_gpu_resource: str | None = "ngpus"  # PBS: the GPU resource of the select chunk (or none)
     cpus: int = 8
-    memory: str = "32G"
+    memory: str | None = "32G"  # per job (node); or mem_per_cpu
+    mem_per_cpu: str | None = None
     walltime: str = "04:00:00"
     mail: str | None = None
+    constraint: str | None = None  # Slurm node features, e.g. "a100&ib"
+    tmp: str | None = None  # Slurm: node-local disk
+    reservation: str | None = None  # Slurm
+    extra: tuple[str, ...] = ()  # further directives, one option each
 
     @property
     def walltime_hms(self) -> str:
@@ -45,45 +109,166 @@ class Resources:
 
     @property
     def memory_pbs(self) -> str:
-        """``32G`` as ``32gb``; a bare number is megabytes (as Slurm reads it), not bytes."""
-        unit = self.memory[-1].lower() if self.memory[-1].isalpha() else "m"
-        return self.memory.rstrip("KMGTkmgt") + unit + "b"
+        """The select chunk's ``mem``: ``32G`` as ``32gb`` (a bare number is megabytes, as
+        Slurm reads it, not bytes); with ``mem_per_cpu``, that times ``cpus``."""
+        size = self.memory or self.mem_per_cpu or "0"
+        unit = size[-1].lower() if size[-1].isalpha() else "m"
+        amount = int(size.rstrip("KMGTkmgt")) * (1 if self.memory else self.cpus)
+        return f"{amount}{unit}b"
+
+    @property
+    def gpu_request(self) -> str:
+        """``[TYPE:]COUNT`` as Slurm's ``--gpus`` takes it."""
+        return f"{self.gpu_type}:{self.gpus}" if self.gpu_type else str(self.gpus)
+
+    @property
+    def summary(self) -> str:
+        """What a job asks for, on one line (the plan shows it)."""
+        items = [
+            f"gpus={self.gpu_request}",
+            f"cpus={self.cpus}",
+            f"mem-per-cpu={self.mem_per_cpu}" if self.mem_per_cpu else f"mem={self.memory}",
+            f"time={self.walltime}",
+        ]
+        for name in ("partition", "account", "qos", "constraint", "reservation", "tmp"):
+            value = getattr(self, name)
+            if value:
+                items.append(f"{name}={value}")
+        return ", ".join(items + list(self.extra))
 
     @classmethod
-    def parse(cls, key: str, raw: Any) -> Resources:
-        raw = v.mapping(key, raw or {}, (f.name for f in fields(cls)))
+    def parse(cls, key: str, raw: Any, scheduler: str) -> Resources:
+        """The resources of a cluster whose scheduler is ``scheduler``; a setting the
+        scheduler does not read, or a value its directive could not hold, is refused."""
+        known = [f.name for f in fields(cls) if f.name != "gpu_type"]
+        raw = v.mapping(key, raw or {}, known)
+        other = PBS_ONLY if scheduler == "slurm" else SLURM_ONLY
+        for item in other:
+            if raw.get(item) not in (None, ""):
+                raise ConfigError(f"{key}[{item}]", f"is not a setting for {scheduler} clusters")
 
-        def name(item: str) -> str | None:
-            value = raw.get(item)
-            return (
-                None
-                if value in (None, "")
-                else v.text(f"{key}[{item}]", value, NAME, "letters, digits, _ . - only")
-            )
+        def value_of(item: str, pattern: tuple[str, str], default: str | None = None) -> str | None:
+            value = raw.get(item, default)
+            if value in (None, ""):
+                return None
+            return v.text(f"{key}[{item}]", str(value), *pattern)
 
+        memory = value_of("memory", SIZE, None if raw.get("mem_per_cpu") else "32G")
+        mem_per_cpu = value_of("mem_per_cpu", SIZE)
+        if memory and mem_per_cpu:
+            raise ConfigError(f"{key}[mem_per_cpu]", "give memory or mem_per_cpu, not both")
+        gpus, gpu_type = parse_gpus(f"{key}[gpus]", raw.get("gpus", 1), scheduler)
+        pbs_gpu = raw.get("pbs_gpu_resource", "ngpus")
         mail = raw.get("mail")
         return cls(
-            account=name("account"),
-            partition=name("partition"),
-            qos=name("qos"),
-            gpus=v.integer(f"{key}[gpus]", raw.get("gpus", 1)),
+            account=value_of("account", (NAME, "letters, digits, _ . - only")),
+            partition=parse_partition(f"{key}[partition]", raw.get("partition"), scheduler),
+            qos=value_of("qos", (NAME, "letters, digits, _ . - only")),
+            gpus=gpus,
+            gpu_type=gpu_type,
+            gpu_option=v.choice(f"{key}[gpu_option]", raw.get("gpu_option", "gpus"), GPU_OPTIONS),
+            pbs_gpu_resource=None
+            if pbs_gpu in (None, "", "none")
+            else v.choice(f"{key}[pbs_gpu_resource]", pbs_gpu, (*PBS_GPU_RESOURCES, "none")),
             cpus=v.integer(f"{key}[cpus]", raw.get("cpus", 8), minimum=1),
-            memory=v.text(
-                f"{key}[memory]",
-                str(raw.get("memory", "32G")),
-                r"\d+[KMGT]?",
-                "a size such as 32G or 64000M",
-            ),
-            walltime=v.text(
-                f"{key}[walltime]",
-                str(raw.get("walltime", "04:00:00")),
-                r"(?:\d+-)?\d{1,3}:\d{2}:\d{2}",
-                "[D-]HH:MM:SS, e.g. 04:00:00 or 1-12:00:00",
-            ),
+            memory=memory,
+            mem_per_cpu=mem_per_cpu,
+            walltime=str(value_of("walltime", WALLTIME, "04:00:00")),
             mail=None
             if not mail
-            else v.text(f"{key}[mail]", mail, r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+            else v.text(
+                f"{key}[mail]",
+                mail,
+                r"[^@\s'\"\\#]+@[^@\s'\"\\#]+\.[^@\s'\"\\#]+",
+                "an e-mail address",
+            ),
+            constraint=value_of(
+                "constraint",
+                (r"[A-Za-z0-9_.&|,:*\[\]()-]+", "node features joined with & | , e.g. a100&ib"),
+            ),
+            tmp=value_of("tmp", SIZE),
+            reservation=value_of(
+                "reservation", (r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*", "a reservation name")
+            ),
+            extra=parse_extra(f"{key}[extra]", raw.get("extra"), scheduler),
         )
+
+    def override(self, key: str, raw: Mapping[str, Any], scheduler: str) -> Resources:
+        """These resources with one submission's ``walltime``, ``gpus`` (a bare count keeps the
+        cluster's GPU type) and ``partition``, checked as the cluster's own are."""
+        raw = v.mapping(key, raw, OVERRIDES)
+        changes: dict[str, Any] = {}
+        if raw.get("walltime") not in (None, ""):
+            changes["walltime"] = v.text(f"{key}[walltime]", str(raw["walltime"]), *WALLTIME)
+        if raw.get("gpus") not in (None, ""):
+            gpus, gpu_type = parse_gpus(f"{key}[gpus]", raw["gpus"], scheduler)
+            changes.update(gpus=gpus, gpu_type=gpu_type or self.gpu_type)
+        if raw.get("partition") not in (None, ""):
+            changes["partition"] = parse_partition(f"{key}[partition]", raw["partition"], scheduler)
+        return replace(self, **changes)
+
+
+def parse_gpus(key: str, raw: Any, scheduler: str) -> tuple[int, str | None]:
+    """``gpus``: a count (``2``) or ``TYPE:COUNT`` (``rtx_4090:1``, Slurm only)."""
+    text = str(raw).strip() if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
+    match = re.fullmatch(r"(?:([A-Za-z0-9_.-]+):)?(\d+)", text)
+    if not match:
+        raise ConfigError(key, f"must be {GPUS_HINT}, got {raw!r}")
+    gpu_type, count = match.group(1), int(match.group(2))
+    if gpu_type and scheduler != "slurm":
+        raise ConfigError(key, f"a GPU type ({gpu_type}) is for Slurm clusters: give a count")
+    if gpu_type and not count:
+        raise ConfigError(key, f"{text} asks for no GPU: give a count of 1 or more")
+    return count, gpu_type
+
+
+def parse_partition(key: str, raw: Any, scheduler: str) -> str | None:
+    """A Slurm partition, or a PBS queue."""
+    if raw in (None, ""):
+        return None
+    if scheduler == "pbs":
+        return v.text(key, raw, *PBS_QUEUE)
+    return v.text(key, raw, NAME, "letters, digits, _ . - only")
+
+
+def parse_extra(key: str, raw: Any, scheduler: str) -> tuple[str, ...]:
+    """Further directives, one option each (``--exclusive``, ``-l place=excl``); never one a
+    setting or isaac-deploy itself writes."""
+    if raw in (None, ""):
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise ConfigError(key, "must be a list of directives, one option each")
+    pattern, hint = EXTRA[scheduler]
+    directives = []
+    for index, item in enumerate(raw):
+        text = v.text(f"{key}[{index}]", item, pattern, f"{item!r} is not {hint}")
+        if scheduler == "slurm":
+            names = [text[2:].split("=", 1)[0]]
+        else:
+            flag, _, value = text[1:].partition(" ")
+            names = [flag] + [part.split("=", 1)[0] for part in value.split(",")] * (flag == "l")
+        for name in names:
+            if name in MANAGED[scheduler]:
+                raise ConfigError(f"{key}[{index}]", f"{item!r}: {MANAGED[scheduler][name]}")
+        directives.append(text)
+    return tuple(directives)
+
+
+def parse_overrides(key: str, raw: Any) -> dict[str, str]:
+    """One submission's resources (``isaac_job_resources``): a mapping, or its JSON text (as
+    ``--data`` passes it), of ``walltime``, ``gpus`` and ``partition``; checked here, and against
+    each cluster's scheduler when its job is planned."""
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConfigError(key, f"must be a JSON object, got {raw!r}") from None
+    values = v.mapping(key, raw, OVERRIDES)
+    overrides = {name: str(value) for name, value in values.items() if value not in (None, "")}
+    Resources().override(key, overrides, "slurm")  # the values' form; each cluster's rules later
+    return overrides
 
 
 @dataclass(frozen=True)
@@ -140,7 +325,7 @@ class ClusterConfig:
                 "must be a .py path inside the extension (relative, no ..)",
             ),
             modules=_modules(f"{key}[modules]", raw.get("modules")),
-            resources=Resources.parse(f"{key}[resources]", raw.get("resources")),
+            resources=Resources.parse(f"{key}[resources]", raw.get("resources"), raw["scheduler"]),
             snapshot_retention=v.integer(
                 f"{key}[snapshot_retention]", raw.get("snapshot_retention", 5), minimum=1
             ),

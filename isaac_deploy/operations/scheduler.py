@@ -19,7 +19,7 @@ from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.ledger import LedgerEntries
-from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
+from isaac_deploy.facts.scheduler import PBS_NO_HISTORY, ActiveJobs, JobStates
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.ledger import Entry, check_run_key, search_start, submitted, unresolved
 from isaac_deploy.operations.util import fail, first_pass
@@ -40,9 +40,15 @@ lookup() {
     { sacct -n -X -P -u "$u" --name "$1" -S "$since" -o JobID 2>/dev/null || true; }
 }
 """,
+    # a PBS server without job history refuses -x (PBSE_JOBHISTNOTSET): then its active jobs
     "pbs": """tool=qsub
 submit() { qsub "$1"; }
-lookup() { qselect -x -u "$(id -un)" -N "$1"; }
+lookup() {
+  u=$(id -un) && found=$(qselect -x -u "$u" -N "$1" 2>&1) && printf '%s\\n' "$found" && return
+  case $found in """
+    + PBS_NO_HISTORY
+    + """) qselect -u "$u" -N "$1" ;; *) return 1 ;; esac
+}
 """,
 }
 # check-submit-record, under the ledger's lock. The ledger's lines of the run are found by their

@@ -594,6 +594,117 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     )
 
 
+def listing_rows(listing: Result) -> dict[str, list[str]]:
+    """``deploy/cluster_jobs.py``'s table: run key -> job, state, ... (split at spaces)."""
+    return {
+        line.split()[1]: line.split()[2:]
+        for line in listing.out.splitlines()
+        if line.strip().startswith("[@openssh/lab-login]") and len(line.split()) > 4
+    }
+
+
+def test_a_pbs_server_without_ngpus_takes_a_job_that_asks_for_no_gpu(rollout):
+    """A PBS site that defines no ngpus (the lab's server config): a job without GPUs has no GPU
+    resource in its select and runs; one that asks for GPUs with the resource the server lacks
+    is refused by qsub, in one line, and recorded as refused (nothing half-submitted)."""
+    from tests.lab import pbs_server
+    from tests.lab.lab import LAB_DIR
+
+    project, login, node, run = rollout
+    settings = {"scheduler": "pbs"}
+    with pbs_server.configured(LAB_DIR, custom_resources=[]):
+        ok = run(
+            "e2e-pbs-nogpu",
+            ["--task", "Template-Reach-v0", "--max_iterations", "2"],
+            settings={**settings, "resources": {"gpus": 0, "cpus": 1, "memory": "500M"}},
+        )
+        assert ok.rc == 0, ok.out
+        [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-pbs-nogpu"]
+        script = node.file(f"{entry['snapshot']}/job-e2e-pbs-nogpu.sh").content_string
+        assert "#PBS -l select=1:ncpus=1:mem=500mb" in script.splitlines() and "ngpus" not in script
+        assert "JobState=COMPLETED" in wait(login, entry["job_id"].split(".")[0])
+        refused = run("e2e-pbs-ngpus", ["--task", "Template-Reach-v0"], settings=settings)
+    assert refused.rc != 0
+    assert "error: qsub answered no job id" in refused.out, refused.out
+    assert "qsub: Unknown resource: ngpus" in refused.out
+    lines = node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl").stdout.splitlines()
+    records = [e for e in map(json.loads, lines) if e["run_key"] == "e2e-pbs-ngpus"]
+    assert [(e["status"], e["job_id"]) for e in records] == [("pending", ""), ("refused", "")]
+
+
+SLEEPER = """import sys, time
+time.sleep(float(sys.argv[sys.argv.index("--sleep") + 1]))
+"""
+
+
+def test_a_wall_time_kill_shows_timeout_on_slurm_and_pbs(rollout):
+    """A job that outlives its wall time (1 minute, Slurm's smallest) is killed by the
+    scheduler; the ledger listing says TIMEOUT for both (PBS: Exit_status -29). Both run at
+    once, so the suite waits for one kill."""
+    project, login, node, run = rollout
+    sleeper = project.path / "scripts" / "lab_sleep.py"  # reaches the job in the snapshot
+    sleeper.write_text(SLEEPER)
+    settings = {
+        "entry_script": "scripts/lab_sleep.py",
+        "resources": {"gpus": 0, "cpus": 1, "memory": "500M", "walltime": "00:01:00"},
+    }
+    keys = {
+        scheduler: f"e2e-timeout-{scheduler}-{time.time_ns()}" for scheduler in ("slurm", "pbs")
+    }
+    try:
+        for scheduler, run_key in keys.items():
+            result = run(run_key, ["--sleep", "600"], settings={**settings, "scheduler": scheduler})
+            assert result.rc == 0, result.out
+    finally:
+        sleeper.unlink()
+    entries = {e["run_key"]: e for e in ledger(node) if e["run_key"] in keys.values()}
+    for scheduler, run_key in keys.items():
+        info = wait(login, entries[run_key]["job_id"].split(".")[0])
+        assert "JobState=TIMEOUT" in info, info
+        listing = run(
+            run_key, [], settings={"scheduler": scheduler}, deploy="deploy/cluster_jobs.py"
+        )
+        assert listing.rc == 0, listing.out
+        assert listing_rows(listing)[run_key][1] == "TIMEOUT", listing.out
+    job = entries[keys["pbs"]]["job_id"]
+    answer = json.loads(node.run(f"qstat -x -f -F json {job}").stdout)["Jobs"][job]
+    assert answer["Exit_status"] == -29 and answer["job_state"] == "F"
+
+
+def test_one_submissions_time_gpus_and_partition_reach_the_plan_and_slurm(rollout, lab):
+    """isaac-deploy cluster submit --time --gpus --partition: the plan shows them (--dry submits
+    nothing), the job script has them and Slurm's own answer for the job has them."""
+    project, login, node, run = rollout
+    run_key = f"e2e-override-{time.time_ns()}"
+    inventory = project.path.parent / "cluster_inventory.py"
+    flags = ["--time", "00:07:00", "--gpus", "labgpu:1", "--partition", "debug"]
+    cli = [str(project.venv_bin / "isaac-deploy"), "cluster", "submit", "-i", str(inventory)]
+    env = {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
+    env["ROLLOUT_WANDB_KEY"] = "e2e-wandb-secret-1"
+
+    args = ["--", "--task", "Template-Reach-v0", "--max_iterations", "1"]
+
+    def submit(*extra: str) -> subprocess.CompletedProcess:
+        argv = [*cli, *extra, "--run-key", run_key, *flags, *args]
+        return subprocess.run(argv, cwd=project.path, env=env, capture_output=True, text=True)
+
+    assert run(run_key, [], "--dry").rc == 0  # writes the inventory (the CLI reads it)
+    dry = submit("--dry")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    assert f"job {run_key} (gpus=labgpu:1, cpus=1, mem=500M, time=00:07:00, partition=debug)" in out
+    assert not [e for e in ledger(node) if e["run_key"] == run_key]
+    real = submit()
+    assert real.returncode == 0, real.stdout + real.stderr
+    [entry] = [e for e in ledger(node) if e["run_key"] == run_key]
+    script = node.file(f"{entry['snapshot']}/job-{run_key}.sh").content_string.splitlines()
+    for line in ("#SBATCH --time=00:07:00", "#SBATCH --gpus=labgpu:1", "#SBATCH --partition=debug"):
+        assert line in script, script
+    info = wait(login, entry["job_id"])
+    assert "TimeLimit=00:07:00" in info and "Partition=debug" in info, info
+    assert "gpu:labgpu:1" in info and "JobState=COMPLETED" in info, info
+
+
 def test_submit_off_puts_only_the_image_there(rollout):
     project, login, node, run = rollout
     result = run(

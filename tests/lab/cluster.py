@@ -1,7 +1,8 @@
 """The lab's cluster: a login node (``sshd`` on a loopback port, a non-root cluster user reached
 with a key, host keys checked) and a single-node Slurm (private ``munged``, ``slurmctld`` and
-``slurmd`` on their own ports, two fake GPUs, accounting through ``slurmdbd`` and a private
-MariaDB so that ``sacct`` works). Started and stopped by ``lab.up/down``."""
+``slurmd`` on their own ports, two fake GPUs of the type ``labgpu``, node features and local
+disk for ``--constraint`` and ``--tmp``, accounting through ``slurmdbd`` and a private MariaDB
+so that ``sacct`` works). Started and stopped by ``lab.up/down``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ SSH_ADDR = "127.0.0.1"
 SSH_PORT = int(os.environ.get("ISAAC_LAB_SSH_PORT", "2222"))
 CTLD_PORT, SLURMD_PORT, DBD_PORT, DB_PORT = 16817, 16818, 16819, 13306
 FAKE_GPUS = 2
+GPU_TYPE = "labgpu"  # --gpus=labgpu:1, --gres=gpu:labgpu:1
+FEATURES = ("lab", "x86")  # --constraint
+TMP_DISK_MB = 1024  # --tmp (the node's /tmp has more)
 
 
 def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -84,7 +88,7 @@ def start_slurm(lab_dir: Path, started: dict, save) -> dict:
         if not device.exists():
             os.mknod(device, 0o20666, os.makedev(1, 3))
     (slurm / "gres.conf").write_text(
-        f"NodeName={node} Name=gpu File={slurm}/dev/gpu[0-{FAKE_GPUS - 1}]\n"
+        f"NodeName={node} Name=gpu Type={GPU_TYPE} File={slurm}/dev/gpu[0-{FAKE_GPUS - 1}]\n"
     )
     conf.write_text(f"""ClusterName=lab
 SlurmctldHost={node}({SSH_ADDR})
@@ -118,7 +122,8 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MinJobAge=600
 GresTypes=gpu
-NodeName={node} NodeAddr={SSH_ADDR} {hardware} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
+NodeName={node} NodeAddr={SSH_ADDR} {hardware} Gres=gpu:{GPU_TYPE}:{FAKE_GPUS} \
+Features={",".join(FEATURES)} TmpDisk={TMP_DISK_MB} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
     start_accounting(lab_dir, slurm, socket_path, node, env, started, save)
@@ -267,12 +272,13 @@ def start_login(lab_dir: Path, started: dict, save, slurm_conf: str) -> dict:
         started["cluster_user"] = USER
         save(started)
     _run("usermod", "-p", "*", USER)  # useradd leaves it locked; sshd (UsePAM no) refuses locked
+    home = Path(_run("getent", "passwd", USER, capture_output=True).stdout.split(":")[5])
+    site_path(home, lab_dir / "bin")
     for name, comment in (("id_ed25519", f"{USER}@lab"), ("ssh_host_ed25519_key", "lab-host")):
         if not (keys / name).exists():
             _run(
                 "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(keys / name)
             )
-    home = Path(_run("getent", "passwd", USER, capture_output=True).stdout.split(":")[5])
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
@@ -329,6 +335,20 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         "ssh_config": str(keys / "ssh_config"),
         "sshd_log": str(keys / "sshd.log"),
     }
+
+
+PROFILE_MARK = "# isaac-deploy lab: the site's tools"
+
+
+def site_path(home: Path, bin_dir: Path) -> None:
+    """The cluster user's login environment has the lab's tools on PATH, as a site provides
+    apptainer to login shells (PBS jobs get the login environment, not the submitter's PATH;
+    SSH sessions get the lab's PATH from sshd)."""
+    profile = home / ".profile"
+    text = profile.read_text() if profile.exists() else ""
+    if PROFILE_MARK not in text:
+        profile.write_text(f'{text}\n{PROFILE_MARK}\nPATH="{bin_dir}:$PATH"\n')
+        shutil.chown(profile, USER, USER)
 
 
 def start(lab_dir: Path, started: dict, save) -> dict:

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import leftovers
+from . import leftovers, pbs_server
 from .engine import STANDIN_LABEL
 from .processes import stop_process
 
@@ -352,7 +352,7 @@ def install_standins() -> Path:
     stand-ins go into a bin folder the tests put on PATH (and the login node's); nothing outside
     the lab folder sees them. tests/lab/bin/apptainer makes real SIF files (skopeo, mksquashfs,
     siftool) and runs them with ch-run; tests/lab/bin/pbs is qsub/qstat/qselect/qdel over the lab's
-    Slurm, so PBS jobs really run."""
+    Slurm, so PBS jobs really run, with its server settings in <lab>/pbs/server.json."""
     bin_dir = LAB_DIR / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     here = Path(__file__).resolve().parent / "bin"
@@ -369,6 +369,7 @@ def install_standins() -> Path:
             tmp.write_bytes(content)
             tmp.chmod(0o755)
             tmp.replace(target)
+    pbs_server.write(LAB_DIR, pbs_server.DEFAULT)
     return bin_dir
 
 

@@ -197,6 +197,33 @@ def test_cluster_commands_pass_arguments_as_one_json_list(tmp_path):
         pyinfra_argv(parser().parse_args(["cluster", "jobs", "-i", "nope.py"]), layout)
 
 
+def test_cluster_submit_takes_this_submissions_time_gpus_and_partition(tmp_path):
+    """--time/--gpus/--partition reach the roll-out as one JSON object (isaac_job_resources),
+    checked before pyinfra starts; none given: nothing is passed."""
+    from isaac_deploy.cli.cluster_commands import pyinfra_argv
+    from isaac_deploy.cli.main import parser
+    from isaac_deploy.model.errors import ConfigError
+
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "cluster.py").write_text("")
+    layout = Layout(tmp_path, tmp_path)
+    flags = ["--time", "00:30:00", "--gpus", "rtx_4090:2", "--partition", "debug", "--dry"]
+    argv = pyinfra_argv(parser().parse_args(["cluster", "submit", *flags, "--", "-x"]), layout)
+    data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
+    assert json.loads(data["isaac_job_resources"]) == {
+        "walltime": "00:30:00",
+        "gpus": "rtx_4090:2",
+        "partition": "debug",
+    }
+    assert "--dry" in argv and json.loads(data["isaac_job_args"]) == ["-x"]
+    plain = pyinfra_argv(parser().parse_args(["cluster", "submit", "--gpus", "1"]), layout)
+    assert "isaac_job_resources=" + json.dumps({"gpus": "1"}) in plain
+    none = pyinfra_argv(parser().parse_args(["cluster", "submit"]), layout)
+    assert not [a for a in none if a.startswith("isaac_job_resources=")]
+    with pytest.raises(ConfigError, match=r"isaac_job_resources\[walltime\]: .*HH:MM:SS"):
+        pyinfra_argv(parser().parse_args(["cluster", "submit", "--time", "2h"]), layout)
+
+
 class FakeEngine:
     """The engine's answers: ``images`` exist (by ref, with their ``labels``), every other
     image is missing."""

@@ -56,7 +56,7 @@ def test_defaults_and_types():
         ({"entry_script": "../outside.py"}, "c: isaac_cluster[entry_script]", "relative, no .."),
         ({"modules": "cuda"}, "c: isaac_cluster[modules]", "a list"),
         ({"modules": ["cuda; rm -rf /"]}, "c: isaac_cluster[modules][0]", "a module name"),
-        ({"resources": {"gpus": "two"}}, "c: isaac_cluster[resources][gpus]", "integer"),
+        ({"resources": {"gpus": "two"}}, "c: isaac_cluster[resources][gpus]", "TYPE:COUNT"),
         ({"resources": {"memory": "lots"}}, "c: isaac_cluster[resources][memory]", "32G"),
         ({"resources": {"walltime": "4h"}}, "c: isaac_cluster[resources][walltime]", "HH:MM:SS"),
         (

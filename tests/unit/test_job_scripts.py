@@ -99,14 +99,124 @@ def test_pbs_directives():
     text = script("pbs")
     for line in (
         "#PBS -N ext_template.2026-11-24_run-1.20261124T060000Z",
+        "#PBS -S /bin/bash",
+        "#PBS -o /scratch/jdoe/logs/job-%j.out",
+        "#PBS -j oe",
         "#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb",
         "#PBS -l walltime=36:00:00",
         "#PBS -A es_rob",
         "#PBS -q gpu",
         "#PBS -M jdoe@example.org",
+        "#PBS -m ae",
     ):
         assert line in text.splitlines(), line
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def directives(scheduler: str, **resources) -> list[str]:
+    """The directive lines of a job script for a cluster with these resources."""
+    prefix = "#SBATCH " if scheduler == "slurm" else "#PBS "
+    config = ClusterConfig.parse("c", {**CLUSTER, "scheduler": scheduler, "resources": resources})
+    text = render_job(ROOT / "templates", config, job())
+    return [line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected", "absent"),
+    [
+        ({"gpus": "rtx_4090:1"}, ["--gpus=rtx_4090:1"], ["--gres"]),
+        ({"gpus": 2, "gpu_option": "gres"}, ["--gres=gpu:2"], ["--gpus"]),
+        ({"gpus": "a100:4", "gpu_option": "gres"}, ["--gres=gpu:a100:4"], ["--gpus"]),
+        ({"gpus": 0}, [], ["--gpus", "--gres"]),  # no GPU: no GPU directive at all
+        ({"constraint": "a100&ib"}, ["--constraint=a100&ib"], []),
+        ({"mem_per_cpu": "4G"}, ["--mem-per-cpu=4G"], ["--mem="]),
+        ({"tmp": "100G"}, ["--tmp=100G"], []),
+        ({"reservation": "isaac_lab"}, ["--reservation=isaac_lab"], []),
+        ({"qos": "normal"}, ["--qos=normal"], []),
+        (
+            {"extra": ["--exclusive", "--signal=B:USR1@300", "--nodes=1"]},
+            ["--exclusive", "--signal=B:USR1@300", "--nodes=1"],
+            [],
+        ),
+    ],
+)
+def test_slurm_resources_each_become_their_directive(resources, expected, absent):
+    lines = directives("slurm", **{"cpus": 4, "walltime": "02:00:00", **resources})
+    for line in expected:
+        assert line in lines, lines
+    for start in absent:
+        assert not [line for line in lines if line.startswith(start)], lines
+    assert "--cpus-per-task=4" in lines and "--time=02:00:00" in lines
+
+
+@pytest.mark.parametrize(
+    ("resources", "select"),
+    [
+        ({"gpus": 2}, "select=1:ncpus=4:ngpus=2:mem=32gb"),
+        ({"gpus": 2, "pbs_gpu_resource": "gpus"}, "select=1:ncpus=4:gpus=2:mem=32gb"),
+        ({"gpus": 2, "pbs_gpu_resource": None}, "select=1:ncpus=4:mem=32gb"),  # the queue's
+        ({"gpus": 2, "pbs_gpu_resource": "none"}, "select=1:ncpus=4:mem=32gb"),
+        ({"gpus": 0}, "select=1:ncpus=4:mem=32gb"),  # never ngpus=0: a server without it refuses
+        ({"gpus": 1, "mem_per_cpu": "4G"}, "select=1:ncpus=4:ngpus=1:mem=16gb"),
+    ],
+)
+def test_pbs_select_names_the_gpu_resource_only_when_gpus_are_asked_for(resources, select):
+    lines = directives("pbs", cpus=4, **resources)
+    assert f"-l {select}" in lines, lines
+
+
+def test_pbs_extra_directives():
+    lines = directives("pbs", extra=["-l place=excl", "-W group_list=robotics", "-r n"])
+    assert lines[-3:] == ["-l place=excl", "-W group_list=robotics", "-r n"]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "resources", "field", "words"),
+    [
+        # one option per directive: no second directive, no newline, no quotes
+        ("slurm", {"extra": ["--exclusive --account=other"]}, "[extra][0]", "one sbatch option"),
+        ("slurm", {"extra": ["--exclusive\n#SBATCH --account=x"]}, "[extra][0]", "newlines"),
+        ("slurm", {"extra": ["--comment='a b'"]}, "[extra][0]", "one sbatch option"),
+        ("slurm", {"extra": ["--comment=a#b"]}, "[extra][0]", "one sbatch option"),
+        ("slurm", {"extra": ["-N 1"]}, "[extra][0]", "--name or --name=value"),
+        ("slurm", {"extra": "--exclusive"}, "[extra]", "a list of directives"),
+        ("slurm", {"extra": ["--job-name=x"]}, "[extra][0]", "isaac-deploy names the job"),
+        ("slurm", {"extra": ["--output=/tmp/x"]}, "[extra][0]", "job log"),
+        ("slurm", {"extra": ["--time=1:00:00"]}, "[extra][0]", "resources[walltime]"),
+        ("slurm", {"extra": ["--gres=gpu:1"]}, "[extra][0]", "gpu_option='gres'"),
+        ("pbs", {"extra": ["-l place=excl -N x"]}, "[extra][0]", "one qsub option"),
+        ("pbs", {"extra": ["-N other"]}, "[extra][0]", "isaac-deploy names the job"),
+        ("pbs", {"extra": ["-l walltime=1:00:00"]}, "[extra][0]", "resources[walltime]"),
+        ("pbs", {"extra": ["-l place=excl,select=2"]}, "[extra][0]", "resources[cpus]"),
+        ("pbs", {"extra": ["-S /bin/sh"]}, "[extra][0]", "with bash"),
+        # values a directive could not hold
+        ("slurm", {"constraint": "a100 ib"}, "[constraint]", "node features"),
+        ("slurm", {"constraint": "a100'"}, "[constraint]", "node features"),
+        ("slurm", {"tmp": "lots"}, "[tmp]", "a size"),
+        ("slurm", {"reservation": "r;rm"}, "[reservation]", "a reservation name"),
+        ("slurm", {"gpus": "rtx 4090:1"}, "[gpus]", "TYPE:COUNT"),
+        ("slurm", {"gpus": "rtx_4090:0"}, "[gpus]", "asks for no GPU"),
+        ("slurm", {"gpu_option": "gpu"}, "[gpu_option]", "one of 'gpus', 'gres'"),
+        ("slurm", {"memory": "8G", "mem_per_cpu": "2G"}, "[mem_per_cpu]", "not both"),
+        ("slurm", {"mail": "a b@example.org"}, "[mail]", "an e-mail address"),
+        ("slurm", {"pbs_gpu_resource": "ngpus"}, "[pbs_gpu_resource]", "not a setting for slurm"),
+        # what PBS does not read is refused, not left out
+        ("pbs", {"gpus": "a100:1"}, "[gpus]", "for Slurm clusters"),
+        ("pbs", {"constraint": "a100"}, "[constraint]", "not a setting for pbs"),
+        ("pbs", {"reservation": "r1"}, "[reservation]", "not a setting for pbs"),
+        ("pbs", {"gpu_option": "gres"}, "[gpu_option]", "not a setting for pbs"),
+        ("pbs", {"pbs_gpu_resource": "accelerators"}, "[pbs_gpu_resource]", "'ngpus', 'gpus'"),
+        ("pbs", {"partition": "gpu.q"}, "[partition]", "a PBS queue"),
+        ("pbs", {"partition": "a_queue_name_too_long"}, "[partition]", "a PBS queue"),
+    ],
+)
+def test_resources_a_directive_could_not_hold_are_refused_naming_the_key(
+    scheduler, resources, field, words
+):
+    with pytest.raises(ConfigError) as error:
+        ClusterConfig.parse("c", {**CLUSTER, "scheduler": scheduler, "resources": resources})
+    assert error.value.field == f"c: isaac_cluster[resources]{field}", error.value
+    assert words in str(error.value)
 
 
 def test_pbs_memory_units():
@@ -115,6 +225,43 @@ def test_pbs_memory_units():
     assert Resources(memory="500M").memory_pbs == "500mb"
     assert Resources(memory="64000").memory_pbs == "64000mb"  # Slurm's unit, not bytes
     assert Resources(memory="2T").memory_pbs == "2tb"
+    assert Resources(memory=None, mem_per_cpu="3G", cpus=4).memory_pbs == "12gb"
+
+
+def test_one_submission_overrides_time_gpus_and_partition():
+    """isaac-deploy cluster submit --time/--gpus/--partition: checked as the cluster's own; a
+    bare GPU count keeps the cluster's GPU type."""
+    from isaac_deploy.model.cluster import parse_overrides
+
+    config = ClusterConfig.parse(
+        "c", {**CLUSTER, "scheduler": "slurm", "resources": {"gpus": "a100:1"}}
+    )
+    key = "c: isaac_job_resources"
+    changed = config.resources.override(key, {"gpus": "2", "walltime": "00:30:00"}, "slurm")
+    assert (changed.gpu_request, changed.walltime, changed.partition) == (
+        "a100:2",
+        "00:30:00",
+        None,
+    )
+    changed = config.resources.override(key, {"gpus": "h100:1", "partition": "debug"}, "slurm")
+    assert (changed.gpu_request, changed.partition, changed.cpus) == ("h100:1", "debug", 8)
+    assert parse_overrides("isaac_job_resources", '{"walltime": "01:00:00", "gpus": 2}') == {
+        "walltime": "01:00:00",
+        "gpus": "2",
+    }
+    assert parse_overrides("isaac_job_resources", None) == {}
+    for raw, words in (
+        ({"walltime": "1h"}, "HH:MM:SS"),
+        ({"gpus": "many"}, "TYPE:COUNT"),
+        ({"partition": "a b"}, "letters"),
+        ({"cpus": 4}, "unknown setting"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            config.resources.override(key, raw, "slurm")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        parse_overrides("isaac_job_resources", "walltime=1:00:00")
+    with pytest.raises(ConfigError, match="for Slurm clusters"):
+        config.resources.override(key, {"gpus": "a100:1"}, "pbs")
 
 
 def run_with_standin(tmp_path, text: str, exit_code: int = 0) -> tuple[int, list[str], str]:

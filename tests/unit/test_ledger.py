@@ -226,6 +226,9 @@ case $tool in
     if [ "$tool" = qsub ]; then echo "$id.labpbs"; else echo "$id"; fi ;;
   squeue|sacct|qselect)
     [ -f "$FAKE/down" ] && { echo "$tool: error: cannot reach the controller" >&2; exit 1; }
+    if [ -f "$FAKE/nohistory" ] && [ "$1" = -x ]; then
+      echo "qselect: PBS is not configured to maintain job history" >&2; exit 36
+    fi
     name=$(printf '%s\n' "$@" | grep -A1 -x -e -n -e --name -e -N | tail -n 1)
     suffix=$([ "$tool" = qselect ] && echo .labpbs)
     awk -v name="$name" -v s="$suffix" '$2 == name { print $1 s }' "$FAKE/jobs" ;;
@@ -455,6 +458,32 @@ def test_pbs_jobs_are_found_by_name_with_qselect(login):
     assert "recorded job 4242.labpbs of run run-1" in settled.stdout, settled.stderr
     assert calls("qselect") == [f"qselect -x -u {USER} -N {name(1)}"]
     assert [e.job_id for e in submitted(records().entries, "run-1")] == ["4242.labpbs"]
+
+
+def test_a_pbs_server_without_job_history_is_asked_for_its_active_jobs(login):
+    """qselect -x is refused where the server keeps no job history (PBSE_JOBHISTNOTSET): the job
+    is looked up among the active ones; any other failure still means "could not be asked"."""
+    run, records, calls, fake, ledger = login
+    (fake / "nohistory").write_text("")
+    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    assert run("pbs").returncode == 1
+    (fake / "after").unlink()
+    ledger.rmdir()
+    Path(f"{ledger}.saved").rename(ledger)
+    settled = run("pbs")
+    assert "recorded job 4242.labpbs of run run-1" in settled.stdout, settled.stderr
+    assert calls("qselect") == [
+        f"qselect -x -u {USER} -N {name(1)}",
+        f"qselect -u {USER} -N {name(1)}",
+    ]
+    (fake / "down").write_text("")
+    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    assert run("pbs", run_key="run-2").returncode == 1
+    (fake / "after").unlink()
+    ledger.rmdir()
+    Path(f"{ledger}.saved").rename(ledger)
+    refused = run("pbs", run_key="run-2")
+    assert refused.returncode == 1 and "qsub could not be asked" in refused.stderr
 
 
 def test_a_roll_out_waits_for_the_lock_then_says_who_holds_it(login, monkeypatch):

@@ -23,7 +23,7 @@ from isaac_deploy.facts.images import local_build_inputs
 from isaac_deploy.facts.toolkit import local_toolkit, local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model import validate as v
-from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry
+from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, parse_overrides
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, image_build, sif_name
 from isaac_deploy.model.ledger import check_run_key
@@ -40,6 +40,7 @@ from isaac_deploy.probes.registry_state import content_tag
 WORKSTATION_KEYS = (
     "isaac_run_key",
     "isaac_job_args",
+    "isaac_job_resources",
     "isaac_resubmit",
     "isaac_submit",
     "isaac_sif_cache",
@@ -78,6 +79,8 @@ class Rollout:
     submit: bool = True  # False: the image and mounts only (no snapshot, no job)
     build_sif: bool = True  # some cluster receives the image file from this workstation
     push: PushPlan | None = None  # registries some clusters build the image from
+    # this submission's walltime, gpus, partition (isaac-deploy cluster submit --time ...)
+    resources: dict[str, str] = field(default_factory=dict)
 
     @property
     def content_tag(self) -> str:
@@ -183,6 +186,7 @@ def load(project_root: str | Path) -> Rollout:
         submit=flag(raw, "isaac_submit", default=True),
         build_sif=build_sif,
         push=push,
+        resources=parse_overrides("isaac_job_resources", raw.get("isaac_job_resources")),
     )
 
 

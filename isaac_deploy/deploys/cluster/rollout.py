@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyinfra import host
@@ -116,6 +116,9 @@ def _job(
     """The run's code snapshot, the W&B key, the job (submitted once per run key) and the
     pruning of old snapshots. A run key whose snapshot holds other code than this tree stops
     the roll-out before anything changes."""
+    resources = cluster.resources.override(
+        f"{cluster.name}: isaac_job_resources", plan.resources, cluster.scheduler
+    )
     snapshots = posixpath.join(paths.code_dir, plan.config.extension_name)
     state = host.get_fact(SnapshotDigest, folder=snapshots, snapshot=plan.run_key)
     refusal = snapshot_refusal(state, plan.code_digest)
@@ -143,7 +146,7 @@ def _job(
         isaacsim_root=plan.config.isaacsim_root,
     )
     job_submitted(
-        name=f"{cluster.name}: job {plan.run_key}",
+        name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
         entry=Entry(
             run_key=plan.run_key,
             job_id="",
@@ -155,7 +158,7 @@ def _job(
             time=plan.time,
             job_name=job.job_name,
         ),
-        script=render_job(TEMPLATES, cluster, job),
+        script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
         ledger=ledger,
         resubmit=plan.resubmit,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
