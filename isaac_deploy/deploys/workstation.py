@@ -26,7 +26,7 @@ from isaac_deploy.facts.sudo import SudoWithoutPassword
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
-from isaac_deploy.model.images import DOCKERFILES, image_build
+from isaac_deploy.model.images import image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
 from isaac_deploy.model.paths import X11_SOCKETS, expand_home
 from isaac_deploy.model.workstation import WorkstationConfig
@@ -89,7 +89,6 @@ def _folder_paths(folder: str, extension_name: str) -> dict[str, str]:
         folder: "dir",
         posixpath.join(folder, "source", extension_name): "dir",
         str(paths.docker_dir(folder) / paths.COMPOSE_FILE): "file",
-        **{posixpath.join(folder, dockerfile): "file" for dockerfile in DOCKERFILES.values()},
     }
 
 
@@ -392,5 +391,6 @@ def images(ws: Workstation) -> None:
         name="Images " + ", ".join(config.image_name(profile) for profile in config.profiles),
         context=ws.folder,
         builds=[image_build(config, profile) for profile in config.profiles],
+        include=config.image_paths,
         base_hint=BASE_HINT,
     )
