@@ -61,6 +61,32 @@ def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path, m
         )
 
 
+def test_the_users_include_paths_are_in_the_snapshot_as_in_the_image(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "robot.yaml").write_text("arm: 1\n")
+    facts = {
+        "SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState()},
+        "Snapshots": {"folder=/c/ext": []},
+    }
+    commands, _ = run_op(
+        snapshot_synced,
+        facts,
+        folder=str(tmp_path),
+        snapshots=S,
+        snapshot="run-1",
+        include=("config",),
+    )
+    sums = commands[2][2]
+    assert [line.split("  ", 1)[1] for line in sums.splitlines()] == [
+        "config/robot.yaml",
+        "scripts/a.py",
+    ]
+    digest = local.snapshot_files(str(tmp_path), ("config",)).digest
+    assert f"echo {digest} > {SNAPSHOT_DIGEST}" in commands[3]
+
+
 def test_the_first_snapshot_links_to_nothing(tmp_path):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "a.py").write_text("x")
