@@ -14,7 +14,7 @@ from tests.lab import leftovers
 from tests.lab.engine import prune_dangling_images
 from tests.lab.project import PYINFRA, make_project, venv_for
 
-__all__ = ["PYINFRA", "build_leftovers", "failing_dockerfile", "tree_state"]
+__all__ = ["PYINFRA", "build_leftovers", "failing_dockerfile", "package_with", "tree_state"]
 
 
 def pytest_collection_modifyitems(items):
@@ -94,12 +94,28 @@ def build_leftovers() -> tuple[set[str], set[str]]:
     return containers, {image.id for image in client.images.list(filters={"dangling": True})}
 
 
+def package_with(folder: Path, name: str, text: str) -> dict[str, str]:
+    """The environment of a run whose isaac-deploy has ``text`` as its Docker file ``name`` (as
+    another version of isaac-deploy would): a copy of the package in ``folder`` (readable by
+    all), first on ``PYTHONPATH``. The images' Dockerfiles come from the installed package,
+    never from the project."""
+    from tests.helpers import ROOT
+
+    site = folder / "site"
+    shutil.rmtree(site, ignore_errors=True)
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "isaac_deploy", site / "isaac_deploy", symlinks=False, ignore=skip)
+    (site / "isaac_deploy" / "data" / "docker" / name).write_text(text)
+    subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
+    return {"PYTHONPATH": str(site)}
+
+
 def failing_dockerfile(text: str) -> str:
     """``text`` (Dockerfile.ext-dev) with a new step that commits a layer, then one that fails,
-    both as root (before ``USER``)."""
+    both as root (before its last ``USER``)."""
     steps = "RUN touch /made-before-the-failure\nRUN echo build-step-failed >&2; exit 3\n"
-    assert "\nUSER " in text
-    return text.replace("\nUSER ", f"\n{steps}USER ", 1)
+    head, user = text.rsplit("\nUSER ", 1)
+    return f"{head}\n{steps}USER {user}"
 
 
 @pytest.fixture(scope="module")

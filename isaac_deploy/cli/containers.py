@@ -9,12 +9,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
-from isaac_deploy.cli.project import Project, ProjectError
+from isaac_deploy.cli.project import PROFILES, Project, ProjectError
 from isaac_deploy.facts.images import local_build_inputs
-from isaac_deploy.model.images import build_argv, image_build, prune_argv
+from isaac_deploy.model.images import build_argv, context_spec, image_build, prune_argv
 from isaac_deploy.policy.images import image_inputs
-from isaac_deploy.probes import local
+from isaac_deploy.probes import build_context, local
 from isaac_deploy.probes.dockerapi import docker_client
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
@@ -65,6 +66,14 @@ def ensure_running(project: Project, service: str) -> str:
     """Start the service's named container detached; Compose leaves a running one alone and
     recreates it when its configuration changed (new mounts, the SSH agent appeared)."""
     name = project.container(service)
+    profile = PROFILES[service]
+    image = project.config.image_name(profile)
+    status, _ = docker_client().get(f"/images/{quote(image, safe='')}/json")
+    if status == 404:  # Compose builds nothing (its file has no build:) and pulls nothing
+        raise ProjectError(
+            f"image {image} is not built: build it with `isaac-deploy -p {profile} build` "
+            "(or run the workstation deploy, deploy/dev.py)"
+        )
     extra = runtime_override(project)
     argv = project.compose(
         service,
@@ -78,12 +87,8 @@ def ensure_running(project: Project, service: str) -> str:
     )
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        image = project.config.image_name("ext" if service == "ext" else "ext-dev")
         sys.stderr.write(result.stderr)
-        raise ProjectError(
-            f"could not start {name} (exit {result.returncode}); is the image {image} built? "
-            f"`isaac-deploy -p {service} build`"
-        )
+        raise ProjectError(f"could not start {name} (exit {result.returncode}): see above")
     return name
 
 
@@ -202,17 +207,22 @@ def remove_volumes(project: Project, service: str) -> int:
 
 
 def build(project: Project, service: str, extra: list[str]) -> int:
-    """Build the service's image as the deploy does (same inputs label; a failed build leaves
-    no container or dangling image of its own), passing ``extra`` flags such as
-    ``--no-cache`` to ``docker build``; progress is Docker's own."""
+    """Build the service's image as the deploy does (the same build context streamed into
+    ``docker build -``, the same inputs label; a failed build leaves no container or dangling
+    image of its own), passing ``extra`` flags such as ``--no-cache`` to ``docker build``;
+    progress is Docker's own."""
     profile = "ext" if service == "ext" else "ext-dev"
-    spec = image_build(project.config, profile)
-    found = local_build_inputs(str(project.folder), [spec.dockerfile], [spec.base_image])
+    config = project.config
+    spec = image_build(config, profile)
+    found = local_build_inputs(str(project.folder), config.image_paths, [spec.base_image])
     state = image_inputs(found, spec, BASE_HINT)
     if state.inputs is None:
         raise ProjectError(str(state.problem))
+    for path in found.missing:
+        say(f"isaac_image_paths: {path} is not in {project.folder}: nothing of it enters the image")
     say(f"building {spec.image} from {spec.base_image}")
-    code = call(build_argv(spec, str(project.folder), state.labels, tuple(extra)))
+    context = context_spec(str(project.folder), config.image_paths, str(found.context_digest), spec)
+    code = build_context.build(context, build_argv(spec, state.labels, tuple(extra)))
     if code != 0:
         call(prune_argv(spec), quiet=True)
     return code

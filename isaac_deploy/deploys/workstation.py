@@ -385,6 +385,7 @@ def images(ws: Workstation) -> None:
         name="Images " + ", ".join(config.image_name(profile) for profile in config.profiles),
         context=ws.folder,
         builds=[image_build(config, profile) for profile in config.profiles],
+        include=config.image_paths,
         base_hint=BASE_HINT,
     )
 

@@ -28,17 +28,15 @@ class LocalImage:
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """The build context's digest (``.dockerignore`` honoured), the digest of each Dockerfile's
-    text (``"sha256:..."`` by path; a Dockerfile that cannot be read has an error instead) and
-    the images that exist."""
+    """The digest of the project's selected files (what enters an image), the images that exist
+    and the include paths the project lacks."""
 
     context_digest: str | None
     context_error: str | None
     images: dict[str, LocalImage]
     docker_error: str | None = None
-    dockerfiles: dict[str, str] = field(default_factory=dict)
-    dockerfile_errors: dict[str, str] = field(default_factory=dict)
     jobs_context_digest: str | None = None  # of the files a cluster job does not bind over
+    missing: tuple[str, ...] = ()  # include paths (isaac_image_paths) the project does not have
 
     @property
     def error(self) -> str | None:
@@ -50,24 +48,18 @@ class BuildInputs:
     def image(self, ref: str) -> LocalImage | None:
         return self.images.get(ref) or self.images.get(image_key(ref))
 
-    def dockerfile_error(self, path: str) -> str | None:
-        """Why ``path`` has no digest, or ``None`` when it has one."""
-        if path in self.dockerfiles:
-            return None
-        return self.dockerfile_errors.get(path) or f"no digest of Dockerfile {path}"
-
 
 class ImageBuildInputs(FactBase[BuildInputs]):
-    """Digest of a build context, of the given Dockerfiles' text and the engine's view of the
-    given images, in one command: the context is hashed once however many images are built
-    from it."""
+    """Digest of the project's selected files (``source/``, ``scripts/`` and the ``include``
+    paths, see ``probes.context_digest``) and the engine's view of the given images, in one
+    command: the project is hashed once however many images are built from it."""
 
-    def command(self, context: str, dockerfiles: list[str], images: list[str]) -> StringCommand:
+    def command(self, context: str, include: list[str], images: list[str]) -> StringCommand:
         source = program("dockerapi", "context_digest", "build_inputs")
-        files = [part for path in dockerfiles for part in ("-f", QuoteString(path))]
+        paths = [part for path in include for part in ("-i", QuoteString(path))]
         refs = [QuoteString(ref) for ref in images]
         return StringCommand(
-            PYTHON, "$py", "-c", QuoteString(source), QuoteString(context), *files, *refs
+            PYTHON, "$py", "-c", QuoteString(source), QuoteString(context), *paths, *refs
         )
 
     @staticmethod
@@ -78,9 +70,9 @@ class ImageBuildInputs(FactBase[BuildInputs]):
         return parse_build_inputs("\n".join(output))
 
 
-def local_build_inputs(context: str, dockerfiles: list[str], images: list[str]) -> BuildInputs:
+def local_build_inputs(context: str, include: tuple[str, ...], images: list[str]) -> BuildInputs:
     """This workstation's answer, by the very probe the fact runs on its target."""
-    return parse_build_inputs(json.dumps(build_inputs.build_inputs(context, images, dockerfiles)))
+    return parse_build_inputs(json.dumps(build_inputs.build_inputs(context, images, include)))
 
 
 def parse_build_inputs(output: str) -> BuildInputs:
@@ -96,19 +88,11 @@ def parse_build_inputs(output: str) -> BuildInputs:
         if isinstance(value, dict) and value.get("id"):
             labels = {str(k): str(v) for k, v in (value.get("labels") or {}).items()}
             images[ref] = LocalImage(value["id"], labels)
-    dockerfiles, dockerfile_errors = {}, {}
-    for path, value in (data.get("dockerfiles") or {}).items():
-        entry = value if isinstance(value, dict) else {}
-        if entry.get("digest"):
-            dockerfiles[path] = str(entry["digest"])
-        else:
-            dockerfile_errors[path] = str(entry.get("error") or f"no digest of Dockerfile {path}")
     return BuildInputs(
         context.get("digest"),
         None if context.get("digest") else str(context.get("error") or "no context digest"),
         images,
         data.get("error") or None,
-        dockerfiles,
-        dockerfile_errors,
         context.get("jobs_digest"),
+        tuple(str(path) for path in context.get("missing") or ()),
     )

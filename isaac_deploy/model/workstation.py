@@ -6,6 +6,7 @@ never typed by hand. Every invalid value is refused with a :class:`ConfigError` 
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -108,6 +109,9 @@ class WorkstationConfig:
     dev_pip_packages: str = "pytest ruff"
     registries: tuple[Registry, ...] = ()
     push_profiles: tuple[str, ...] = ("ext",)
+    image_paths: tuple[str, ...] = ()
+    """Project-relative paths that enter the images and code snapshots besides ``source/`` and
+    ``scripts/`` (``probes.context_digest``)."""
 
     # derived values, one definition each
     @property
@@ -180,6 +184,7 @@ class WorkstationConfig:
             ),
             registries=tuple(parse_registries(values.get("registries"))),
             push_profiles=_profiles(*get("push_profiles", ("ext",))),
+            image_paths=_image_paths(*get("image_paths", ())),
         )
         _check_name_length(config)
         return config
@@ -258,6 +263,27 @@ def _profiles(key: str, value: Any) -> tuple[str, ...]:
     for index, profile in enumerate(value):
         v.choice(f"{key}[{index}]", profile, PROFILES)
     return tuple(dict.fromkeys(value))
+
+
+def _image_paths(key: str, value: Any) -> tuple[str, ...]:
+    """Paths inside the extension project (a list, or one string of comma-separated paths):
+    relative, never leaving it; normalized (``config/``, ``./config`` -> ``config``)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(key, f"must be a list of paths inside the project, got {value!r}")
+    paths = []
+    for index, raw in enumerate(value):
+        path = v.text(f"{key}[{index}]", raw)
+        norm = posixpath.normpath(path)
+        if not path.strip() or path.startswith(("/", "~")) or ".." in norm.split("/"):
+            raise ConfigError(
+                f"{key}[{index}]",
+                f"{path!r} must be a path inside the extension project, relative to it "
+                "(no leading / or ~, no ..), e.g. 'config' or 'assets/robot.usd'",
+            )
+        paths.append(norm)
+    return tuple(dict.fromkeys(paths))
 
 
 def _base_images(key: str, value: Any) -> dict[str, str]:

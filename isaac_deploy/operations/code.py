@@ -1,8 +1,8 @@
 """Operations: a code snapshot per submission on the login node, sent with rsync, complete or
 not at all; old snapshots pruned, never one whose job is queued or running.
 
-The files are exactly those the image build sees (``.dockerignore`` honoured, by the same
-matcher), so the cluster runs what the image was built from; ``--link-dest`` against the
+The files are exactly those that enter the images (``probes.context_digest``'s selection), so
+the cluster runs what the image was built from; ``--link-dest`` against the
 previous snapshot hard-links unchanged files instead of sending them again. They are sent to
 ``.incoming/``, checked against the checksums taken when they were read and only then renamed
 into place with the digest of the code they hold, so a job never runs a partial copy and a run
@@ -60,10 +60,11 @@ def copy_token() -> str:
 
 
 @operation()
-def snapshot_synced(folder: str, snapshots: str, snapshot: str):
+def snapshot_synced(folder: str, snapshots: str, snapshot: str, include: tuple[str, ...] = ()):
     """``snapshots/snapshot`` holds the extension's files as they are now, complete and checked.
 
-    The files are those the image build sees (``.dockerignore`` honoured). They go to
+    The files are those that enter the images (``source/``, ``scripts/``, the ``include``
+    paths; never env files, keys, logs or caches; ``.dockerignore`` honoured). They go to
     ``snapshots/.incoming/<snapshot>.<token>``, a folder of this roll-out's own (a partial copy
     an interrupted roll-out left is never used, and pruned after a day; a concurrent roll-out of
     the same run key fills its own); files unchanged since the newest previous snapshot are
@@ -76,6 +77,7 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
     + folder: the extension project on this workstation
     + snapshots: the folder of all snapshots on the login node (absolute)
     + snapshot: this snapshot's name (the run key)
+    + include: project-relative paths that enter the images besides ``source/`` and ``scripts/``
 
     **Example:**
 
@@ -88,7 +90,7 @@ def snapshot_synced(folder: str, snapshots: str, snapshot: str):
             snapshot="3f2a9c1-5d41402a",
         )
     """
-    files = local.snapshot_files(folder)
+    files = local.snapshot_files(folder, include)
     state = host.get_fact(SnapshotDigest, folder=snapshots, snapshot=snapshot)
     if state.present:
         refusal = snapshot_refusal(state, files.digest)

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import json
+
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.images import ImageBuildInputs
 from isaac_deploy.facts.toolkit import Toolkit
-from isaac_deploy.model.images import ImageBuild, build_argv, prune_argv
-from isaac_deploy.operations.util import quoted_command
+from isaac_deploy.model.images import ImageBuild, build_argv, context_spec, prune_argv
+from isaac_deploy.operations.util import first_pass, quoted_command
 from isaac_deploy.policy.checks import engine_elsewhere_down
 from isaac_deploy.policy.images import image_inputs
+from isaac_deploy.probes import PYTHON, program
 
 DAEMON_PIDFILE = "/run/isaac-deploy-dockerd.pid"
 DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
 
 
 @operation()
-def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
+def images(
+    context: str, builds: list[ImageBuild], include: tuple[str, ...] = (), base_hint: str = ""
+):
     """Build each image whose inputs changed; warn (and skip it) when its base is missing.
 
-    An image's inputs are its build context, the text of its Dockerfile, its base image and its
+    An image's inputs are the project's selected files (``source/``, ``scripts/`` and the
+    ``include`` paths, without env files, keys, logs, caches and what the project's
+    ``.dockerignore`` ignores), isaac-deploy's Dockerfile and helpers, its base image and its
     build arguments, in one digest recorded as a label of the image: an image whose label
-    matches is not built again. An image whose Dockerfile cannot be read is not built (a
-    warning says why). A failed build leaves no container (``--force-rm``) and no dangling
-    image of its own (removed by its ``org.isaac-deploy.image`` label); its exit code stays.
+    matches is not built again. The build context is streamed into ``docker build -`` on the
+    target (``probes.build_context``): isaac-deploy's files go inline, the project's files are
+    read there, and a context that no longer matches the digest fails the build. A failed build
+    leaves no container (``--force-rm``) and no dangling image of its own (removed by its
+    ``org.isaac-deploy.image`` label); its exit code stays. An include path the project lacks
+    is a warning.
 
-    + context: build context directory on the target (``.dockerignore`` honoured)
-    + builds: the images to build from that context
+    + context: the extension project on the target
+    + builds: the images to build from it
+    + include: project-relative paths that enter the images besides ``source/`` and ``scripts/``
     + base_hint: how to get a missing base image, shown in the warning
 
     **Example:**
@@ -38,15 +49,22 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
             name="Images isaac-lab-ext-template:alice, isaac-lab-ext-template-dev:alice",
             context="/home/alice/ext_template",
             builds=[image_build(config, "ext"), image_build(config, "ext-dev")],
+            include=("config",),
             base_hint="build it from your Isaac Lab checkout (./docker/container.py build base)",
         )
     """
     refs = [ref for build in builds for ref in (build.image, build.base_image)]
-    dockerfiles = list(dict.fromkeys(build.dockerfile for build in builds))
-    current = host.get_fact(ImageBuildInputs, context=context, dockerfiles=dockerfiles, images=refs)
+    current = host.get_fact(ImageBuildInputs, context=context, include=list(include), images=refs)
     if current.error:  # one line for all the images
         logger.warning(f"{host.print_prefix}images not built: {current.error}")
         return
+    if first_pass():
+        for path in current.missing:
+            logger.warning(
+                f"{host.print_prefix}isaac_image_paths: {path} is not in {context}: "
+                "nothing of it enters the images"
+            )
+    program_text = program("context_digest", "build_context")
     for build in builds:
         state = image_inputs(current, build, base_hint)
         if state.inputs is None:
@@ -54,8 +72,14 @@ def images(context: str, builds: list[ImageBuild], base_hint: str = ""):
         elif state.current:
             host.noop(f"image {build.image} is up to date")
         else:
+            spec = context_spec(context, include, str(current.context_digest), build)
             yield StringCommand(
-                quoted_command(build_argv(build, context, state.labels)),
+                PYTHON,
+                "$py",
+                "-c",
+                QuoteString(program_text),
+                QuoteString(json.dumps(spec, sort_keys=True)),
+                quoted_command(build_argv(build, state.labels)),
                 "|| { code=$?;",
                 quoted_command(prune_argv(build)),
                 ">/dev/null; exit $code; }",

@@ -46,23 +46,19 @@ class ImageInputs:
 
 
 def image_inputs(found: BuildInputs, build: ImageBuild, base_hint: str = "") -> ImageInputs:
-    """``build`` against ``found``: its inputs digest (the context's, its Dockerfile text's, its
-    base image's ID and its build arguments), or why it cannot be built: no context digest,
-    Docker unusable, its Dockerfile unreadable or its base image missing (``base_hint``: how to
-    get one)."""
+    """``build`` against ``found``: its inputs digest (the project's selected files', the text
+    of isaac-deploy's files in its context, its base image's ID and its build arguments), or why
+    it cannot be built: no context digest, Docker unusable or its base image missing
+    (``base_hint``: how to get one)."""
     image = found.image(build.image)
     if found.error:
         return ImageInputs(image, problem=found.error)
-    dockerfile_error = found.dockerfile_error(build.dockerfile)
-    if dockerfile_error:
-        return ImageInputs(image, problem=f"{build.image} is not built: {dockerfile_error}")
     base = found.image(build.base_image)
     if base is None:
         hint = f": {base_hint}" if base_hint else ""
         missing = f"base image {build.base_image} is missing, so {build.image} is not built"
         return ImageInputs(image, problem=missing + hint)
-    dockerfile = found.dockerfiles[build.dockerfile]
-    inputs = inputs_digest(found.context_digest, dockerfile, build, base.id)
+    inputs = inputs_digest(found.context_digest, build, base.id)
     jobs = found.jobs_context_digest
-    jobs_inputs = inputs_digest(jobs, dockerfile, build, base.id) if jobs else None
+    jobs_inputs = inputs_digest(jobs, build, base.id) if jobs else None
     return ImageInputs(image, inputs, jobs_inputs=jobs_inputs)

@@ -1,8 +1,9 @@
-"""What an image build starts from: the context digest, the digests of the Dockerfiles' text and
-the engine's view of some images.
+"""What an image build starts from: the digest of the project's selected files and the engine's
+view of some images.
 
-Run by the ``ImageBuildInputs`` fact as ``python3 -c <program> CONTEXT [-f DOCKERFILE]... REF...``
-(joined after ``dockerapi`` and ``context_digest``); prints one JSON object.
+Run by the ``ImageBuildInputs`` fact as ``python3 -c <program> CONTEXT [-i PATH]... REF...``
+(joined after ``dockerapi`` and ``context_digest``; ``-i``: an include path of the user's);
+prints one JSON object.
 """
 
 import json
@@ -12,22 +13,25 @@ import threading
 from urllib.parse import quote
 
 if "docker_client" not in globals():  # imported as a module, not joined into one program
-    from isaac_deploy.probes.context_digest import context_digest, dockerfile_digest
+    from isaac_deploy.probes.context_digest import context_digest
     from isaac_deploy.probes.dockerapi import docker_client
 
 
-def build_inputs(context, refs, dockerfiles=()):
+def build_inputs(context, refs, include=()):
     urls = {ref: "/images/{}/json".format(quote(ref, safe="")) for ref in refs}
     answers = {}
     engine = threading.Thread(
         target=lambda: answers.update(docker_client().get_many(urls.values()))
     )
     engine.start()  # ask the engine while the context is being hashed
-    if os.path.isdir(context):
-        digest = context_digest(context)
-    else:
+    if not os.path.isdir(context):
         digest = {"error": "no such build context: " + context}
-    files = {path: dockerfile_digest(path) for path in dockerfiles}
+    else:
+        try:
+            digest = context_digest(context, include)
+        except OSError as error:
+            where = error.filename or context
+            digest = {"error": f"cannot read {where}: {error.strerror or error}"}
     engine.join()
     images, error = {}, None
     for ref in refs:
@@ -39,19 +43,19 @@ def build_inputs(context, refs, dockerfiles=()):
             images[ref] = None
         else:
             error = data if status == 0 else f"HTTP {status}: {data}"
-    return {"context": digest, "dockerfiles": files, "images": images, "error": error}
+    return {"context": digest, "images": images, "error": error}
 
 
 def parse_args(args):
-    """``CONTEXT [-f DOCKERFILE]... REF...`` -> ``(context, refs, dockerfiles)``."""
-    context, rest, refs, dockerfiles = args[0], list(args[1:]), [], []
+    """``CONTEXT [-i PATH]... REF...`` -> ``(context, refs, include)``."""
+    context, rest, refs, include = args[0], list(args[1:]), [], []
     while rest:
         arg = rest.pop(0)
-        if arg == "-f" and rest:
-            dockerfiles.append(rest.pop(0))
+        if arg == "-i" and rest:
+            include.append(rest.pop(0))
         else:
             refs.append(arg)
-    return context, refs, dockerfiles
+    return context, refs, include
 
 
 if __name__ == "__main__":

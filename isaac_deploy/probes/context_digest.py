@@ -1,37 +1,79 @@
-"""Digest of a Docker build context as the builder sees it, honouring ``.dockerignore``.
+"""What of an extension project enters its images and its code snapshots, and the digest of it.
 
-Stdlib only: the ``ImageBuildInputs`` fact runs it on the target as part of one
-``python3 -c`` program (see ``build_inputs``); :func:`context_digest` gives
-``{"digest": "sha256:...", "files": N, "bytes": N}`` (of the files :func:`context_files` lists,
-which are also what a code snapshot sends to a cluster) and :func:`dockerfile_digest` the digest
-of a Dockerfile's text, which the context need not hold (``.dockerignore`` may leave it out, as
-this project's allow-list does). Patterns follow
-Docker's rules: ``#`` comments, ``!`` exceptions (last match wins), ``*``, ``?``, ``[...]`` and
-``**`` (any number of directories), a leading ``/`` ignored, and a match on a parent directory
-counting for everything below it.
+Stdlib only: the ``ImageBuildInputs`` fact runs it on the target as part of one ``python3 -c``
+program (see ``build_inputs``), the build context's stream (``build_context``) on the target too,
+and the cluster roll-out on the workstation (``local``). One selection serves all three, so an
+image, its inputs digest and a code snapshot always hold the same files:
+
+- the files under the include roots: ``source/``, ``scripts/`` and the project-relative paths
+  the user adds (``isaac_image_paths``; ``.`` is the whole project);
+- minus the built-in deny-list :data:`DENY` (rendered env files, the compose override,
+  ``.mount.config``, keys, isaac-deploy's own folder, logs, ``.git``, editor folders, caches,
+  build outputs), whatever the project says;
+- minus what the project's own ``.dockerignore`` ignores (an extra deny, as Docker applies it:
+  a deny-list like the Isaac Lab template's, or an allow-list);
+- minus private keys found by their first line (``-----BEGIN ... PRIVATE KEY-----``), whatever
+  their name.
+
+:func:`context_files` lists them (a FIFO or socket is left out), :func:`context_digest` gives
+``{"digest": "sha256:...", "jobs_digest": ..., "files": N, "bytes": N, "missing": [...]}``.
+Ignore patterns follow Docker's rules: ``#`` comments, ``!`` exceptions (last match wins),
+``*``, ``?``, ``[...]`` and ``**`` (any number of directories), a leading ``/`` ignored, and a
+match on a parent directory counting for everything below it.
 """
 
 import hashlib
 import os
+import posixpath
 import re
 import stat
 
 __all__ = [
     "Pattern",
     "DockerIgnore",
+    "Selection",
     "context_digest",
     "context_files",
-    "dockerfile_digest",
-    "file_sha256",
     "files_digest",
     "bound_by_jobs",
+    "is_private_key",
 ]
 
-# A cluster job binds its code snapshot (the context's files) over the extension's folder in the
-# image, where isaac-deploy's Dockerfiles copy source/ and scripts/: edits there reach the job
-# without a new image. Packaging metadata under them still matters (the image's install of the
-# extension was made from it), as does everything else the image copies elsewhere.
-CODE_FOLDERS = ("source/", "scripts/")
+INCLUDE = ("source", "scripts")
+"""What enters an image and a code snapshot whatever the project says (with ``.dockerignore``
+and the deny-list applied): the extension's package and its scripts."""
+DENY = (
+    "**/.env*",  # rendered env files, docker/cluster/.env.cluster (a W&B key in clear), .envrc
+    "**/docker-compose.override.yaml",
+    "**/.mount.config",
+    "**/*.key",
+    "**/*.pem",
+    "**/id_rsa",
+    "**/id_dsa",
+    "**/id_ecdsa",
+    "**/id_ecdsa_sk",
+    "**/id_ed25519",
+    "**/id_ed25519_sk",
+    "**/.isaac-deploy",
+    "**/logs",
+    "**/.git",
+    "**/.vscode",
+    "**/.idea",
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/.pytest_cache",
+    "**/.ruff_cache",
+    "**/.mypy_cache",
+    "**/*.egg-info",
+    "**/build",
+    "**/dist",
+)
+"""Never in an image or a snapshot, whatever the project's ``.dockerignore`` or include paths."""
+HEAD = 4096  # the first bytes of each file: enough for a private key's first line
+
+# A cluster job binds its code snapshot (these very files) over the extension's folder in the
+# image, so edits there reach the job without a new image. Packaging metadata still matters:
+# the image's install of the extension (and its dependencies) was made from it.
 PACKAGING = ("setup.py", "setup.cfg", "pyproject.toml", "extension.toml", "MANIFEST.in")
 
 
@@ -128,71 +170,117 @@ class DockerIgnore:
         return True
 
 
-def walk(context, ignore):
-    """Yield ``(relative_path, lstat)`` of every non-ignored entry, in sorted order."""
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        abs_dir = os.path.join(context, rel_dir) if rel_dir else context
-        try:
-            names = sorted(os.listdir(abs_dir), reverse=True)
-        except OSError:
-            continue
-        for name in names:
-            rel = rel_dir + "/" + name if rel_dir else name
-            st = os.lstat(os.path.join(context, rel))
-            if stat.S_ISDIR(st.st_mode):
-                if not ignore.can_prune(rel):
-                    stack.append(rel)
+def _normalized(path):
+    """A project-relative path as the selection names it (``""``: the whole project); one that
+    leaves the project is refused here too (the inventory's check comes first)."""
+    norm = posixpath.normpath(str(path)).lstrip("/")
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError("include path outside the project: " + str(path))
+    return "" if norm == "." else norm
+
+
+def include_roots(extra=()):
+    """:data:`INCLUDE` and the ``extra`` project-relative paths, normalized, without one that
+    another covers."""
+    roots = {_normalized(path) for path in (*INCLUDE, *extra)}
+    return sorted(r for r in roots if not any(_covers(o, r) for o in roots))
+
+
+def _covers(outer, inner):
+    return outer != inner and (outer == "" or inner.startswith(outer + "/"))
+
+
+class Selection:
+    """The files of ``context`` that enter an image and a code snapshot (see the module)."""
+
+    def __init__(self, context, include=()):
+        self.context = context
+        self.roots = include_roots(include)
+        self.extra = {_normalized(path) for path in include}
+        self.deny = DockerIgnore(DENY)
+        self.project = DockerIgnore.from_file(os.path.join(context, ".dockerignore"))
+        self.missing = []  # include paths of the user's the project lacks (after entries())
+
+    def excluded(self, rel):
+        return self.deny.ignored(rel) or self.project.ignored(rel)
+
+    def prunable(self, rel):
+        return self.deny.ignored(rel) or self.project.can_prune(rel)
+
+    def entries(self):
+        """``(relative_path, lstat)`` of every selected entry but directories, sorted by path
+        (private keys not yet left out: that needs their first bytes)."""
+        found, self.missing = {}, []
+        for root in self.roots:
+            try:
+                st = os.lstat(os.path.join(self.context, root)) if root else None
+            except FileNotFoundError:
+                if root in self.extra:
+                    self.missing.append(root)
                 continue
-            if not ignore.ignored(rel):
-                yield rel, st
+            if st is None or stat.S_ISDIR(st.st_mode):
+                if not (root and self.prunable(root)):
+                    found.update(self._walk(root))
+            elif not self.excluded(root):
+                found[root] = st
+        return sorted(found.items())
+
+    def _walk(self, top):
+        stack = [top]
+        while stack:
+            rel_dir = stack.pop()
+            abs_dir = os.path.join(self.context, rel_dir) if rel_dir else self.context
+            try:
+                names = os.listdir(abs_dir)
+            except OSError:
+                continue
+            for name in names:
+                rel = rel_dir + "/" + name if rel_dir else name
+                st = os.lstat(os.path.join(self.context, rel))
+                if stat.S_ISDIR(st.st_mode):
+                    if not self.prunable(rel):
+                        stack.append(rel)
+                elif not self.excluded(rel):
+                    yield rel, st
 
 
-def file_sha256(path):
-    """Hex SHA-256 of the file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def dockerfile_digest(path):
-    """``{"digest": "sha256:..."}`` of the Dockerfile's text, or ``{"error": "..."}`` in one line
-    when it cannot be read: the deploy's probe and ``isaac-deploy build`` both use it, so they
-    agree on an image's inputs."""
-    try:
-        return {"digest": "sha256:" + file_sha256(path)}
-    except FileNotFoundError:
-        return {"error": "no such Dockerfile: " + path}
-    except OSError as error:
-        return {"error": f"cannot read Dockerfile {path}: {error.strerror or error}"}
+def is_private_key(head):
+    """Whether a file starting with ``head`` is a private key (PEM, OpenSSH, PuTTY)."""
+    first = head.lstrip()[:200].split(b"\n", 1)[0]
+    pem = first.startswith(b"-----BEGIN") and b"PRIVATE KEY-----" in first
+    return pem or first.startswith(b"PuTTY-User-Key-File-")
 
 
 def bound_by_jobs(rel):
-    """Whether a cluster job replaces this context file by its snapshot's copy (code), so that
-    the image's copy does not matter to the job."""
+    """Whether a cluster job replaces this file by its snapshot's copy (every selected file
+    but packaging metadata), so that the image's copy does not matter to the job."""
     name = rel.rsplit("/", 1)[-1]
-    packaging = name in PACKAGING or (name.startswith("requirements") and name.endswith(".txt"))
-    return rel.startswith(CODE_FOLDERS) and not packaging
+    return not (name in PACKAGING or (name.startswith("requirements") and name.endswith(".txt")))
 
 
-def context_files(context, dockerignore=None):
-    """``(path, mode, content, size)`` of each file of the build context, sorted by path: ``mode``
-    is ``x`` (executable) or ``-``, ``content`` the file's SHA-256, or ``link:<target>`` for a
-    symbolic link (size 0); other kinds of files (FIFOs, sockets) are left out."""
-    ignore = DockerIgnore.from_file(dockerignore or os.path.join(context, ".dockerignore"))
+def context_files(context, include=()):
+    """``(path, mode, content, size)`` of each selected file, sorted by path: ``mode`` is ``x``
+    (executable) or ``-``, ``content`` the file's SHA-256, or ``link:<target>`` for a symbolic
+    link (size 0). Raises ``OSError`` for a file that cannot be read."""
+    return selected_files(Selection(context, include))
+
+
+def selected_files(selection):
+    """:func:`context_files` of ``selection``."""
     files = []
-    for rel, st in sorted(walk(context, ignore)):
-        path = os.path.join(context, rel)
+    for rel, st in selection.entries():
+        path = os.path.join(selection.context, rel)
         if stat.S_ISLNK(st.st_mode):
-            content, size = "link:" + os.readlink(path), 0
+            files.append((rel, "x", "link:" + os.readlink(path), 0))
         elif stat.S_ISREG(st.st_mode):
-            content, size = file_sha256(path), st.st_size
-        else:
-            continue
-        files.append((rel, "x" if st.st_mode & 0o111 else "-", content, size))
+            with open(path, "rb") as handle:
+                head = handle.read(HEAD)
+                if is_private_key(head):
+                    continue
+                digest = hashlib.sha256(head)
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            files.append((rel, "x" if st.st_mode & 0o111 else "-", digest.hexdigest(), st.st_size))
     return files
 
 
@@ -204,11 +292,13 @@ def files_digest(files):
     return "sha256:" + total.hexdigest()
 
 
-def context_digest(context, dockerignore=None):
-    files = context_files(context, dockerignore)
+def context_digest(context, include=()):
+    selection = Selection(context, include)
+    files = selected_files(selection)
     return {
         "digest": files_digest(files),
         "jobs_digest": files_digest([f for f in files if not bound_by_jobs(f[0])]),
         "files": len(files),
         "bytes": sum(size for _, _, _, size in files),
+        "missing": selection.missing,
     }

@@ -1,5 +1,5 @@
 """The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
-read or run on this machine (git, the build context's file list, a SIF's checksum sidecar and
+read or run on this machine (git, the file list of a code snapshot, a SIF's checksum sidecar and
 size, an rsync pull), in one place, with the same probes the facts send to a target where there
 is one (the image inputs: ``facts.images.local_build_inputs``)."""
 
@@ -29,17 +29,20 @@ def path_kind(path: str) -> str:
 
 @dataclass(frozen=True)
 class SnapshotFiles:
-    """The build context's files, read once, as a code snapshot sends and checks them."""
+    """The project's files that enter its images, read once, as a code snapshot sends and checks
+    them."""
 
-    digest: str  # of names, modes and contents: the build context's digest
+    digest: str  # of names, modes and contents: the digest of the images' project files
     files_from: str  # a temporary ``--files-from`` list of them, removed when this process exits
     sha256sums: str  # ``sha256sum -c`` lines of the regular files (links count in the digest)
 
 
-def snapshot_files(folder: str) -> SnapshotFiles:
-    """The files of ``folder``'s build context (``.dockerignore`` honoured by the image build's
-    own matcher): their digest, a list for rsync and their checksums, from one reading."""
-    files = context_files(folder)
+def snapshot_files(folder: str, include: tuple[str, ...] = ()) -> SnapshotFiles:
+    """The files of ``folder`` that enter its images (``source/``, ``scripts/``, the ``include``
+    paths, without env files, keys, logs, caches and what ``.dockerignore`` ignores; see
+    ``probes.context_digest``): their digest, a list for rsync and their checksums, from one
+    reading."""
+    files = context_files(folder, include)
     fd, path = tempfile.mkstemp(prefix="isaac-deploy-files-", suffix=".txt")
     with os.fdopen(fd, "w") as handle:
         handle.writelines(f"{rel}\n" for rel, *_ in files)
@@ -51,8 +54,8 @@ def snapshot_files(folder: str) -> SnapshotFiles:
 
 
 def context_file_list(folder: str) -> str:
-    """A temporary ``--files-from`` list of the build context's files (``.dockerignore``
-    honoured by the image build's own matcher); removed when this process exits."""
+    """A temporary ``--files-from`` list of :func:`snapshot_files` (without include paths);
+    removed when this process exits."""
     return snapshot_files(folder).files_from
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from tests.conftest import build_leftovers, failing_dockerfile
+from tests.conftest import build_leftovers, failing_dockerfile, package_with
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
@@ -130,14 +131,15 @@ def test_a_gid_alone_or_an_id_docker_refuses_is_one_line_and_nothing_runs(projec
 
 
 def test_a_failed_build_leaves_no_container_and_no_dangling_image(project):
-    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
-    original = dockerfile.read_text()
+    """With an isaac-deploy whose Dockerfile.ext-dev commits a layer, then fails."""
+    original = (ROOT / "docker" / "Dockerfile.ext-dev").read_text()
+    site = project.path.parent / "failing-isaac-deploy"
+    failing = package_with(site, "Dockerfile.ext-dev", failing_dockerfile(original))
     containers, dangling = build_leftovers()
-    dockerfile.write_text(failing_dockerfile(original))
     try:
-        result = cli(project, "build")
+        result = cli(project, "build", env=failing)
     finally:
-        dockerfile.write_text(original)
+        shutil.rmtree(site)
     assert result.rc != 0 and "build-step-failed" in result.out, result.out
     containers_after, dangling_after = build_leftovers()
     assert containers_after == containers and dangling_after <= dangling
@@ -217,6 +219,31 @@ def test_build_passes_flags_through(project):
     assert result.rc == 0, result.out
     assert "Using cache" not in result.out and "building isaac-lab-lab-ext:" in result.out
     assert project.deploy().totals()["success"] == 0  # same inputs label as the deploy's
+
+
+def test_run_without_the_image_names_the_command_that_builds_it(project):
+    """Compose builds nothing (no build: sections) and pulls nothing: a missing image is one
+    line naming the build command, and no container is made."""
+    image = f"isaac-lab-lab-ext:{project.user['name']}"
+    kept = f"isaac-lab-lab-ext:kept-{project.user['name']}"
+    subprocess.run(["docker", "tag", image, kept], check=True, capture_output=True)
+    subprocess.run(["docker", "image", "rm", image], check=True, capture_output=True)
+    try:
+        result = cli(project, "-p", "ext", "run", "true")
+    finally:
+        subprocess.run(["docker", "tag", kept, image], check=True, capture_output=True)
+        subprocess.run(["docker", "image", "rm", kept], check=True, capture_output=True)
+    assert result.rc == 1 and result.out == (
+        f"isaac-deploy: error: image {image} is not built: build it with "
+        "`isaac-deploy -p ext build` (or run the workstation deploy, deploy/dev.py)\n"
+    )
+    name = f"lab-ext-{project.user['name']}-ext"
+    listed = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", f"name=^{name}$"],
+        capture_output=True,
+        text=True,
+    )
+    assert listed.stdout == ""
 
 
 def test_mount_commands_from_a_subdirectory(project, tmp_path_factory):

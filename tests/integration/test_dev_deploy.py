@@ -18,7 +18,14 @@ import testinfra
 
 import docker
 from isaac_deploy.operations.docker import DAEMON_PIDFILE
-from tests.conftest import PYINFRA, build_leftovers, failing_dockerfile, tree_state
+from tests.conftest import (
+    PYINFRA,
+    build_leftovers,
+    failing_dockerfile,
+    package_with,
+    tree_state,
+)
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
@@ -152,32 +159,28 @@ def test_changed_context_rebuilds_unrelated_change_does_not(project):
     assert project.deploy().totals()["success"] == 0
 
 
-def test_changed_dockerfile_rebuilds_its_image_only(project):
-    """The Dockerfiles are not in the build context (.dockerignore): their text is an input of
-    its own. Restored afterwards, so the later tests see the module's images."""
+def test_changed_dockerfile_rebuilds_its_image_only(project, tmp_path):
+    """The Dockerfiles are isaac-deploy's (the package's): another version's text is an input
+    of its image. Afterwards the module's images again."""
     client = docker.from_env()
     ext_before = client.images.get("isaac-lab-lab-ext:root")
     dev_before = client.images.get("isaac-lab-lab-ext-dev:root")
-    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
-    original = dockerfile.read_text()
-    dockerfile.write_text(original + "\nLABEL org.isaac-deploy.test=dockerfile-changed\n")
-    try:
-        result = project.deploy()
-        assert result.rc == 0 and result.totals()["success"] == 1, result.out
-        dev_after = client.images.get("isaac-lab-lab-ext-dev:root")
-        assert dev_after.id != dev_before.id
-        assert dev_after.labels["org.isaac-deploy.test"] == "dockerfile-changed"
-        assert (
-            dev_after.labels["org.isaac-deploy.inputs"]
-            != dev_before.labels["org.isaac-deploy.inputs"]
-        )
-        ext_after = client.images.get("isaac-lab-lab-ext:root")
-        assert ext_after.id == ext_before.id and ext_after.labels == ext_before.labels
-        result = project.deploy()
-        assert result.rc == 0 and result.totals()["success"] == 0, result.out
-    finally:
-        dockerfile.write_text(original)
-    result = project.deploy()  # the original text: its digest again, the image as it was built
+    original = (ROOT / "docker" / "Dockerfile.ext-dev").read_text()
+    edited = original + "\nLABEL org.isaac-deploy.test=dockerfile-changed\n"
+    upgraded = package_with(tmp_path, "Dockerfile.ext-dev", edited)
+    result = project.deploy(env=upgraded)
+    assert result.rc == 0 and result.totals()["success"] == 1, result.out
+    dev_after = client.images.get("isaac-lab-lab-ext-dev:root")
+    assert dev_after.id != dev_before.id
+    assert dev_after.labels["org.isaac-deploy.test"] == "dockerfile-changed"
+    assert (
+        dev_after.labels["org.isaac-deploy.inputs"] != dev_before.labels["org.isaac-deploy.inputs"]
+    )
+    ext_after = client.images.get("isaac-lab-lab-ext:root")
+    assert ext_after.id == ext_before.id and ext_after.labels == ext_before.labels
+    result = project.deploy(env=upgraded)
+    assert result.rc == 0 and result.totals()["success"] == 0, result.out
+    result = project.deploy()  # this version's text: its digest again, the image as it was built
     assert result.rc == 0 and result.totals()["success"] == 1, result.out
     assert (
         image_labels("isaac-lab-lab-ext-dev:root")["org.isaac-deploy.inputs"]
@@ -231,19 +234,15 @@ def test_bad_input_is_one_line_and_changes_nothing(project, data, words):
     assert tree_state(project.path) == before
 
 
-def test_a_failed_build_leaves_no_container_and_no_dangling_image(project):
+def test_a_failed_build_leaves_no_container_and_no_dangling_image(project, tmp_path):
     """A step that commits a layer, then one that fails: the engine has the same containers and
     no new dangling image afterwards; the image stays as it was."""
     client = docker.from_env()
     dev_before = client.images.get("isaac-lab-lab-ext-dev:root").id
-    dockerfile = project.path / "docker" / "Dockerfile.ext-dev"
-    original = dockerfile.read_text()
+    original = (ROOT / "docker" / "Dockerfile.ext-dev").read_text()
+    failing = package_with(tmp_path, "Dockerfile.ext-dev", failing_dockerfile(original))
     containers, dangling = build_leftovers()
-    dockerfile.write_text(failing_dockerfile(original))
-    try:
-        result = project.deploy()
-    finally:
-        dockerfile.write_text(original)
+    result = project.deploy(env=failing)
     assert result.rc != 0 and "build-step-failed" in result.out, result.out
     containers_after, dangling_after = build_leftovers()
     assert containers_after == containers and dangling_after <= dangling

@@ -17,6 +17,8 @@ test users' entries in /tmp, and logs what it removed.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -65,13 +67,36 @@ APT_PACKAGES = [
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
 # The stand-in base images: Debian minbase + python3/pip, with the entry points the Dockerfiles
-# call (`isaaclab.sh -p`, `/isaac-sim/python.sh`) and Isaac Sim's cache folders.
-STANDIN_VERSION = "1"
+# call (`isaaclab.sh -p`, `/isaac-sim/python.sh`) and Isaac Sim's cache folders. Builds here have
+# no network, so the stand-in carries a wheelhouse and a pip configuration that installs from it
+# only: `pip install` with dependencies and build isolation works as it does online with a real
+# base image, for the packages the tests' extensions need (the foreign fixture's build-system
+# requirements and its INSTALL_REQUIRES, tomli-w); anything else is "not found", as a typo would
+# be online.
+ROOTFS_VERSION = "1"
+STANDIN_VERSION = "2"  # 2: the wheelhouse and /etc/pip.conf
 STANDIN_TAGS = {
     "ext": "isaac-deploy-lab/isaac-lab-base:standin",
     "ext-dev": "isaac-deploy-lab/isaac-lab-ros2:standin",
 }
 STANDIN_PACKAGES = "python3-minimal,python3-pip,python3-setuptools"
+STANDIN_PYTHON = "3.11"  # Debian 12's python3, what the wheels are chosen for
+WHEELS = ("setuptools==84.2.1", "wheel==0.48.0", "toml==0.10.2", "tomli-w==1.2.0")
+WHEELHOUSE = "/opt/isaac-lab-standin/wheels"
+PIP_CONF = f"""# Stand-in for a base image with network access: pip installs from the lab's wheelhouse only
+[global]
+no-index = true
+find-links = {WHEELHOUSE}
+"""
+# A variant whose last USER is not root, as Isaac Lab's newer base images end (their user, its
+# uid); the extension images must still build and run on it.
+NONROOT_TAG = "isaac-deploy-lab/isaac-lab-base:standin-nonroot"
+NONROOT_USER, NONROOT_UID = "isaac-sim", 1234
+NONROOT_DOCKERFILE = f"""FROM {STANDIN_TAGS["ext"]}
+RUN useradd --uid {NONROOT_UID} --create-home --shell /bin/bash {NONROOT_USER}
+USER {NONROOT_USER}
+WORKDIR /home/{NONROOT_USER}
+"""
 ISAACLAB_SH = """#!/bin/sh
 # Stand-in for Isaac Lab's isaaclab.sh: -p runs Isaac Sim's python, -i installs nothing.
 case "${1:-}" in
@@ -211,7 +236,7 @@ def stop_dockerd(started: dict) -> None:
 # ---------------------------------------------------------------- base image stand-in
 def _standin_rootfs_tar() -> Path:
     """Debian minbase + python, cached as a tarball (made once with debootstrap, ~45 s)."""
-    tar = CACHE_DIR / f"standin-rootfs-v{STANDIN_VERSION}.tar"
+    tar = CACHE_DIR / f"standin-rootfs-v{ROOTFS_VERSION}.tar"
     if tar.exists():
         return tar
     if not is_root():
@@ -263,24 +288,121 @@ def image_id(ref: str) -> str | None:
     return result.stdout.strip() or None
 
 
+def image_label(ref: str, key: str) -> str | None:
+    template = f'{{{{index .Config.Labels "{key}"}}}}'
+    result = run(
+        "docker", "image", "inspect", "--format", template, ref, check=False, capture_output=True
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _wheelhouse() -> Path:
+    """The wheels of :data:`WHEELS` and their dependencies for the stand-in's Python, downloaded
+    once with pip (PyPI) and cached by the list they come from."""
+    key = hashlib.sha256("\n".join((STANDIN_PYTHON, *WHEELS)).encode()).hexdigest()[:12]
+    folder = CACHE_DIR / f"wheelhouse-{key}"
+    if folder.is_dir():
+        return folder
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--python-version",
+        STANDIN_PYTHON,
+        "--dest",
+        str(partial),
+        *WHEELS,
+    )
+    partial.rename(folder)
+    log(
+        f"downloaded the stand-in's wheelhouse: {', '.join(sorted(p.name for p in folder.iterdir()))}"
+    )
+    return folder
+
+
+def _import_standin(tag: str, changes: list[str]) -> None:
+    """``docker import`` the rootfs with the wheelhouse and pip configuration added, streamed
+    (no second copy of the rootfs on disk)."""
+    rootfs, wheels = _standin_rootfs_tar(), _wheelhouse()
+    args = [arg for change in changes for arg in ("-c", change)]
+    docker = subprocess.Popen(
+        ["docker", "import", *args, "-", tag], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    now = time.time()
+
+    def add(out: tarfile.TarFile, name: str, data: bytes | None) -> None:
+        info = tarfile.TarInfo(name)
+        info.mtime, info.mode = now, 0o755 if data is None else 0o644
+        info.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+        info.size = 0 if data is None else len(data)
+        out.addfile(info, None if data is None else io.BytesIO(data))
+
+    try:
+        with (
+            tarfile.open(rootfs, "r|") as src,
+            tarfile.open(fileobj=docker.stdin, mode="w|") as out,
+        ):
+            present = set()  # the rootfs' names, normalized: Docker refuses a path twice
+            for member in src:
+                present.add(member.name.removeprefix("./").rstrip("/"))
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+            folder = ""
+            for part in WHEELHOUSE.strip("/").split("/"):
+                folder = f"{folder}/{part}" if folder else part
+                if folder not in present:
+                    add(out, f"./{folder}", None)
+            for wheel in sorted(wheels.iterdir()):
+                add(out, f"./{folder}/{wheel.name}", wheel.read_bytes())
+            add(out, "./etc/pip.conf", PIP_CONF.encode())
+    finally:
+        try:
+            docker.stdin.close()
+        except BrokenPipeError:
+            pass  # docker import stopped reading: its exit code says so
+        if docker.wait() != 0:
+            raise RuntimeError(f"docker import of the base-image stand-in {tag} failed")
+
+
 def ensure_base_images() -> dict[str, str]:
-    """``docker import`` the stand-in (once) and tag it for both profiles."""
+    """``docker import`` the stand-in (once per :data:`STANDIN_VERSION`), tag it for both
+    profiles, and build its variant whose last ``USER`` is not root (Docker's cache makes that
+    a no-op while the stand-in is unchanged)."""
     first = STANDIN_TAGS["ext"]
-    if image_id(first) is None:
-        tar = _standin_rootfs_tar()
+    version = f"isaac-lab-base-v{STANDIN_VERSION}"
+    if image_label(first, STANDIN_LABEL) != version:
         changes = [
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
-            f"LABEL {STANDIN_LABEL}=isaac-lab-base-v{STANDIN_VERSION}",
+            f"LABEL {STANDIN_LABEL}={version}",
             "WORKDIR /workspace",
             'CMD ["bash"]',
         ]
-        args = [arg for change in changes for arg in ("-c", change)]
-        run("docker", "import", *args, str(tar), first, stdout=subprocess.DEVNULL)
-        log(f"imported {first}")
+        _import_standin(first, changes)
+        log(f"imported {first} ({version})")
     for tag in STANDIN_TAGS.values():
         if tag != first and image_id(tag) != image_id(first):
             run("docker", "tag", first, tag)
+    built = run(
+        "docker",
+        "build",
+        "--quiet",
+        "--force-rm",
+        "-t",
+        NONROOT_TAG,
+        "-",
+        input=NONROOT_DOCKERFILE,
+        check=False,
+        capture_output=True,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"building the stand-in {NONROOT_TAG} failed:\n{built.stderr}")
     return dict(STANDIN_TAGS)
 
 
@@ -393,6 +515,7 @@ def up() -> dict:
         cluster_info = cluster.start(LAB_DIR, started, save_started)
     info = {
         "images": images,
+        "nonroot_image": NONROOT_TAG,
         "user": user,
         "sudo_user": sudo_user,
         "registry": reg,

@@ -17,6 +17,7 @@ from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.probes.extensions import extension_names
 
 from . import engine
+from .foreign import EXTENSION as FOREIGN_EXTENSION
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -37,9 +38,13 @@ SKIP_PARTS = {
 
 def remove_test_objects() -> list[str]:
     """Whatever any run of the tests left in the engine (``kind name`` each): containers,
-    volumes of the tests' Compose projects, images of the tests' extension, dangling images."""
-    slug = TEST_EXTENSION.replace("_", "-")
-    return engine.remove_test_objects(f"{slug}-", f"isaac-lab-{slug}")
+    volumes of the tests' Compose projects, images of the tests' extensions (this project's
+    copy and the foreign fixture), dangling images."""
+    removed = []
+    for extension in (TEST_EXTENSION, FOREIGN_EXTENSION):
+        slug = extension.replace("_", "-")
+        removed += engine.remove_test_objects(f"{slug}-", f"isaac-lab-{slug}")
+    return removed
 
 
 def project_files() -> list[Path]:

@@ -26,8 +26,9 @@ from isaac_deploy.model.images import INPUTS_LABEL, image_build
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.probes import build_inputs as build_inputs_probe
 from isaac_deploy.render.templates import env_quote
-from tests.helpers import ROOT, fact_args, run_op
+from tests.helpers import fact_args, run_op
 from tests.unit.test_envfiles import HOSTILE
+from tests.unit.test_operations import build_parts
 
 
 def make_root(tmp_path: Path, data: dict | None = None, name: str = "ext_template") -> Path:
@@ -242,52 +243,55 @@ class FakeEngine:
         return {url: self.get(url) for url in urls}
 
 
-def test_build_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
-    """``isaac-deploy build`` and the deploy's operation (fed by the real probe) compute the same
-    inputs digest, and both follow the Dockerfile's text and the entrypoint."""
-    root = make_root(tmp_path, {"isaac_profiles": ("ext", "ext-dev")})
-    (root / ".dockerignore").write_text((ROOT / ".dockerignore").read_text())
-    for name in ("Dockerfile.ext-dev", "entrypoint.sh"):
-        (root / "docker" / name).write_text((ROOT / "docker" / name).read_text())
+def test_build_streams_and_labels_the_image_as_the_deploy_does(tmp_path, monkeypatch):
+    """``isaac-deploy build`` and the deploy's operation (fed by the real probe) stream the same
+    context (the user's include paths too) into the same ``docker build`` argv with the same
+    inputs label, which follows the selected files only."""
+    data = {"isaac_profiles": ("ext", "ext-dev"), "isaac_image_paths": ["config"]}
+    root = make_root(tmp_path, data)
+    for rel in ("source/ext_template/pkg/tasks.py", "config/robot.yaml", "README.md"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("1\n")
     project = load(root)
     spec = image_build(project.config, "ext-dev")
     engine = FakeEngine({spec.base_image: "sha256:" + "b" * 64})
     monkeypatch.setattr(containers, "docker_client", lambda: engine)
     monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: engine)
-    calls = []
-    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 0)
+    builds = []
+    monkeypatch.setattr(
+        containers.build_context, "build", lambda context, argv: builds.append((context, argv)) or 0
+    )
 
-    def cli_label() -> str:
+    def cli() -> tuple[dict, list[str]]:
         assert containers.build(project, "ext-dev", []) == 0
-        argv = calls.pop()
+        return builds.pop()
+
+    def deploy() -> tuple[dict, list[str]]:
+        refs = [spec.image, spec.base_image]
+        state = build_inputs_probe.build_inputs(str(root), refs, ["config"])
+        fact = parse_build_inputs(json.dumps(state))
+        key = fact_args({"context": str(root), "images": refs, "include": ["config"]})
+        [command], _ = run_op(
+            docker_ops.images,
+            {"ImageBuildInputs": {key: fact}},
+            context=str(root),
+            builds=[spec],
+            include=("config",),
+        )
+        _, context, argv, _ = build_parts(command)
+        return context, argv
+
+    def label(argv: list[str]) -> str:
         return argv[argv.index("--label") + 1]
 
-    def deploy_label() -> str:
-        refs = [spec.image, spec.base_image]
-        state = build_inputs_probe.build_inputs(str(root), refs, [spec.dockerfile])
-        fact = parse_build_inputs(json.dumps(state))
-        key = fact_args({"context": str(root), "dockerfiles": [spec.dockerfile], "images": refs})
-        commands, _ = run_op(
-            docker_ops.images, {"ImageBuildInputs": {key: fact}}, context=str(root), builds=[spec]
-        )
-        assert len(commands) == 1
-        return next(part for part in commands[0].split() if part.startswith(INPUTS_LABEL))
-
-    first = cli_label()
-    assert first.startswith(f"{INPUTS_LABEL}=sha256:") and deploy_label() == first
-    labels = {first}
-    for name, addition in (("Dockerfile.ext-dev", "LABEL note=x\n"), ("entrypoint.sh", "# x\n")):
-        path = root / "docker" / name
-        path.write_text(path.read_text() + addition)
-        label = cli_label()
-        assert label not in labels and deploy_label() == label
-        labels.add(label)
-
-    (root / "docker" / "Dockerfile.ext-dev").unlink()
-    with pytest.raises(ProjectError) as error:
-        containers.build(project, "ext-dev", [])
-    assert str(error.value) == f"{spec.image} is not built: no such Dockerfile: {spec.dockerfile}"
-    assert calls == []
+    first = cli()
+    assert first == deploy() and first[0]["include"] == ["config"]
+    assert label(first[1]).startswith(f"{INPUTS_LABEL}=sha256:") and first[1][-1] == "-"
+    (root / "README.md").write_text("2\n")  # not selected: the same inputs
+    assert label(cli()[1]) == label(first[1])
+    (root / "config" / "robot.yaml").write_text("2\n")
+    second = cli()
+    assert label(second[1]) != label(first[1]) and second == deploy()
 
 
 def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, monkeypatch):
@@ -309,22 +313,24 @@ def test_the_longest_extension_name_fits_the_ssh_agents_compose_file(tmp_path, m
 
 def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(tmp_path, monkeypatch):
     root = make_root(tmp_path, {})
-    (root / "docker" / "Dockerfile.ext-dev").write_text("FROM x\nRUN exit 3\n")
     project = load(root)
     spec = image_build(project.config, "ext-dev")
     engine = FakeEngine({spec.base_image: "sha256:" + "b" * 64})
     monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: engine)
-    calls = []
-    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 3)
+    builds, calls = [], []
+    monkeypatch.setattr(containers.build_context, "build", lambda _, argv: builds.append(argv) or 3)
+    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 0)
     assert containers.build(project, "ext-dev", ["--no-cache"]) == 3
-    build, prune = calls
+    [build] = builds
     assert build[:4] == ["docker", "build", "--pull=false", "--force-rm"] and "--no-cache" in build
     assert build[build.index("--build-arg") + 1] == f"ISAAC_IMAGE={spec.image}"
-    assert prune == [
-        "docker",
-        "image",
-        "prune",
-        "--force",
-        "--filter",
-        f"label=org.isaac-deploy.image={spec.image}",
+    assert calls == [
+        [
+            "docker",
+            "image",
+            "prune",
+            "--force",
+            "--filter",
+            f"label=org.isaac-deploy.image={spec.image}",
+        ]
     ]

@@ -90,6 +90,14 @@ def test_non_isaac_keys_are_ignored():
         ({"isaac_uid": 2000, "isaac_gid": 2**31}, "isaac_gid", "at most 2147483647"),
         ({"isaac_gid": 2000}, "isaac_gid", "set isaac_uid too"),
         ({"isaac_extension_name": "x" * 240}, "isaac_extension_name", "240 characters"),
+        ({"isaac_image_paths": ["config", "/etc"]}, "isaac_image_paths[1]", "inside the"),
+        ({"isaac_image_paths": ["../other"]}, "isaac_image_paths[0]", "no leading / or ~, no .."),
+        ({"isaac_image_paths": "a/../../b"}, "isaac_image_paths[0]", "relative to it"),
+        ({"isaac_image_paths": ["~/assets"]}, "isaac_image_paths[0]", "no leading / or ~"),
+        ({"isaac_image_paths": [" "]}, "isaac_image_paths[0]", "inside the extension project"),
+        ({"isaac_image_paths": ["a\nb"]}, "isaac_image_paths[0]", "newlines"),
+        ({"isaac_image_paths": {"a": 1}}, "isaac_image_paths", "list of paths"),
+        ({"isaac_image_paths": [3]}, "isaac_image_paths[0]", "must be a string"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_field(data, field, words):
@@ -99,6 +107,14 @@ def test_invalid_values_are_refused_naming_the_field(data, field, words):
     assert str(error.value).startswith(f"{field}: ")
     assert words in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_image_paths_are_normalized_project_relative_paths():
+    assert make().image_paths == ()
+    config = make(isaac_image_paths=["config/", "./assets/robot.usd", "config", "a/./b"])
+    assert config.image_paths == ("config", "assets/robot.usd", "a/b")
+    assert make(isaac_image_paths="config, assets").image_paths == ("config", "assets")
+    assert make(isaac_image_paths=["."]).image_paths == (".",)  # the whole project
 
 
 def test_ids_are_those_docker_runs_containers_as():

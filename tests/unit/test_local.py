@@ -99,3 +99,30 @@ def test_a_snapshots_files_are_read_once_and_check_with_sha256sum(tmp_path):
     assert check() == 0 and os.readlink(copy / "source" / "link") == "pkg/a.py"
     (copy / "source" / "pkg" / "a.py").write_text("print(2)\n")
     assert check() != 0
+
+
+def test_a_snapshot_holds_the_images_selection_with_the_users_include_paths(tmp_path):
+    """The same files as the image: source/, scripts/ and isaac_image_paths, never a planted
+    key, env file or editor folder; its digest is the image inputs' files digest."""
+    from isaac_deploy.probes.context_digest import context_digest
+
+    for rel in (
+        "source/ext/setup.py",
+        "scripts/train.py",
+        "config/robot.yaml",
+        "config/.env.robot",
+        "source/ext/robot.key",
+        ".vscode/tasks.json",
+        "README.md",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    files = local.snapshot_files(str(tmp_path), ("config",))
+    with open(files.files_from) as listed:
+        assert listed.read().splitlines() == [
+            "config/robot.yaml",
+            "scripts/train.py",
+            "source/ext/setup.py",
+        ]
+    assert files.digest == context_digest(str(tmp_path), ("config",))["digest"]
+    assert files.digest != local.snapshot_files(str(tmp_path)).digest

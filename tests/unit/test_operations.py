@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shlex
 import subprocess
+import tarfile
+from dataclasses import replace
 
 import pytest
 from pyinfra.api.hiddenvalue import HiddenValue
@@ -11,9 +15,18 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from isaac_deploy.facts.files import FileDigest, FileSnapshot
 from isaac_deploy.facts.images import BuildInputs, LocalImage
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
-from isaac_deploy.model.images import ImageBuild, inputs_digest
+from isaac_deploy.model.images import (
+    INPUTS_LABEL,
+    ContextFile,
+    ImageBuild,
+    build_argv,
+    context_spec,
+    inputs_digest,
+)
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
+from isaac_deploy.probes import PYTHON, program
+from isaac_deploy.probes.context_digest import context_digest
 from isaac_deploy.render.managed import stamp
 from tests.helpers import MissingFact, fixture_lines, run_op
 
@@ -165,104 +178,133 @@ class TestSecretFile:
 
 BUILD = ImageBuild(
     image="isaac-lab-ext:alice",
-    dockerfile="/p/docker/Dockerfile.ext",
     base_image="base:1",
+    files=(
+        ContextFile(
+            ".isaac-deploy/Dockerfile", "FROM ${ISAACLAB_BASE_IMAGE}\nCOPY extension/ /x/\n"
+        ),
+        ContextFile(".isaac-deploy/entrypoint.sh", 'exec "$@"\n', executable=True),
+    ),
     build_args={"EXTENSION_NAME": "ext", "NOTE": "a b;$(x)"},
 )
 BASE = LocalImage("sha256:" + "b" * 64)
-DOCKERFILE_TEXT = "FROM ${ISAACLAB_BASE_IMAGE}\nCOPY source/ /ext/source/\n"
-
-
-def text_digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+INPUTS_ARGS = "context=/p, images=['isaac-lab-ext:alice', 'base:1'], include=[]"
+PRUNE = "docker image prune --force --filter label=org.isaac-deploy.image=isaac-lab-ext:alice"
 
 
 def inputs(image: LocalImage | None = None, **kwargs) -> BuildInputs:
     images = {"base:1": BASE}
     if image:
         images["isaac-lab-ext:alice"] = image
-    text = kwargs.get("dockerfile", DOCKERFILE_TEXT)
     return BuildInputs(
         kwargs.get("digest", "sha256:ctx"),
         kwargs.get("error"),
         images,
         kwargs.get("docker_error"),
-        {} if text is None else {BUILD.dockerfile: text_digest(text)},
-        kwargs.get("dockerfile_errors", {}),
+        missing=kwargs.get("missing", ()),
     )
 
 
-INPUTS_ARGS = (
-    "context=/p, dockerfiles=['/p/docker/Dockerfile.ext'], images=['isaac-lab-ext:alice', 'base:1']"
-)
-
-
-def build_command(inputs: str) -> str:
-    """The build of ``BUILD``: every layer labelled with the image it builds, intermediate
-    containers removed also on failure, then that image's dangling layers."""
-    return (
-        "docker build --pull=false --force-rm -f /p/docker/Dockerfile.ext -t isaac-lab-ext:alice "
-        f"--label org.isaac-deploy.inputs={inputs} --build-arg ISAAC_IMAGE=isaac-lab-ext:alice "
-        "--build-arg EXTENSION_NAME=ext --build-arg 'NOTE=a b;$(x)' /p || { code=$?; "
-        "docker image prune --force --filter label=org.isaac-deploy.image=isaac-lab-ext:alice "
-        ">/dev/null; exit $code; }"
-    )
+def build_parts(command: str) -> tuple[str, dict, list[str], list[str]]:
+    """The images operation's command as its words: the program ``python3 -c`` runs, its spec,
+    the ``docker build`` argv it runs, and what follows (the prune after a failure)."""
+    prefix = f"{PYTHON} $py -c "
+    assert command.startswith(prefix), command
+    words = shlex.split(command[len(prefix) :])
+    end = words.index("||")
+    return words[0], json.loads(words[1]), words[2:end], words[end:]
 
 
 class TestImages:
-    def expected_inputs(self) -> str:
-        return inputs_digest("sha256:ctx", text_digest(DOCKERFILE_TEXT), BUILD, BASE.id)
+    def expected_inputs(self, build: ImageBuild = BUILD) -> str:
+        return inputs_digest("sha256:ctx", build, BASE.id)
 
-    def test_missing_image_is_built_with_quoted_args_and_an_inputs_label(self):
+    def test_missing_image_is_built_from_a_streamed_context_with_an_inputs_label(self):
         commands, host = run_op(
             docker_ops.images,
             {"ImageBuildInputs": {INPUTS_ARGS: inputs()}},
             context="/p",
             builds=[BUILD],
         )
-        assert commands == [build_command(self.expected_inputs())]
+        [command] = commands
+        source, spec, argv, after = build_parts(command)
+        assert source == program("context_digest", "build_context")
+        assert spec == context_spec("/p", (), "sha256:ctx", BUILD)
+        labels = {INPUTS_LABEL: self.expected_inputs()}
+        assert argv == build_argv(BUILD, labels) and argv[-1] == "-"
+        assert "--build-arg" in argv and "NOTE=a b;$(x)" in argv  # one word, never run
+        assert after == [
+            "||",
+            "{",
+            "code=$?;",
+            *PRUNE.split(),
+            ">/dev/null;",
+            "exit",
+            "$code;",
+            "}",
+        ]
         assert host.fact_calls == [
             (
                 "ImageBuildInputs",
-                {
-                    "context": "/p",
-                    "dockerfiles": ["/p/docker/Dockerfile.ext"],
-                    "images": ["isaac-lab-ext:alice", "base:1"],
-                },
+                {"context": "/p", "include": [], "images": ["isaac-lab-ext:alice", "base:1"]},
             )
         ]
 
-    @pytest.mark.parametrize(
-        ("code", "after"),
-        [
-            (7, ["image prune --force --filter label=org.isaac-deploy.image=isaac-lab-ext:alice"]),
-            (0, []),
-        ],
-    )
-    def test_a_failed_build_removes_its_dangling_layers_and_keeps_its_exit_code(
+    def test_include_paths_reach_the_fact_and_the_stream_and_a_missing_one_warns_once(self, caplog):
+        args = INPUTS_ARGS.replace("include=[]", "include=['config', 'assets/robot.usd']")
+        facts = {"ImageBuildInputs": {args: inputs(missing=("assets/robot.usd",))}}
+        include = ("config", "assets/robot.usd")
+        for executing in (False, True):  # planned, then executed: said once
+            commands, _ = run_op(
+                docker_ops.images,
+                facts,
+                executing=executing,
+                context="/p",
+                builds=[BUILD],
+                include=include,
+            )
+            assert build_parts(commands[0])[1]["include"] == list(include)
+        warnings = [r.getMessage() for r in caplog.records if "isaac_image_paths" in r.getMessage()]
+        assert warnings == [
+            "[test] isaac_image_paths: assets/robot.usd is not in /p: nothing of it enters the images"
+        ]
+
+    @pytest.mark.parametrize(("code", "after"), [(7, [PRUNE.removeprefix("docker ")]), (0, [])])
+    def test_the_command_streams_the_context_into_docker_build_and_prunes_after_a_failure(
         self, tmp_path, code, after
     ):
-        """The command as a shell runs it, with a ``docker`` whose build exits ``code``."""
-        commands, _ = run_op(
-            docker_ops.images,
-            {"ImageBuildInputs": {INPUTS_ARGS: inputs()}},
-            context="/p",
-            builds=[BUILD],
-        )
-        log = tmp_path / "docker.log"
-        docker = tmp_path / "docker"
-        docker.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" != build ] || exit {code}\n')
-        docker.chmod(0o755)
-        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        """The command as a shell runs it, on a real project, with a ``docker`` whose build
+        reads the context from its standard input, then exits ``code``."""
+        project = tmp_path / "p"
+        (project / "source" / "ext").mkdir(parents=True)
+        (project / "source" / "ext" / "setup.py").write_text("setup()\n")
+        (project / "README.md").write_text("# not sent\n")
+        digest = context_digest(str(project))["digest"]
+        facts = {
+            "ImageBuildInputs": {INPUTS_ARGS.replace("/p", str(project)): inputs(digest=digest)}
+        }
+        commands, _ = run_op(docker_ops.images, facts, context=str(project), builds=[BUILD])
+        log, received = tmp_path / "docker.log", tmp_path / "context.tar"
+        fake_docker(tmp_path / "bin", log, received, code)
+        env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
         result = subprocess.run(["sh", "-c", commands[0]], env=env, capture_output=True)
         assert result.returncode == code and result.stdout == b""
         build, *rest = log.read_text().splitlines()
-        assert build.startswith("build --pull=false --force-rm ") and rest == after
+        assert build.startswith("build --pull=false --force-rm -f .isaac-deploy/Dockerfile ")
+        assert rest == after
+        with tarfile.open(received) as tar:
+            assert tar.getnames() == [
+                ".isaac-deploy",
+                ".isaac-deploy/Dockerfile",
+                ".isaac-deploy/entrypoint.sh",
+                "extension",
+                "extension/source",
+                "extension/source/ext",
+                "extension/source/ext/setup.py",
+            ]
 
     def test_unchanged_inputs_are_not_rebuilt(self):
-        image = LocalImage(
-            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
-        )
+        image = LocalImage("sha256:" + "c" * 64, {INPUTS_LABEL: self.expected_inputs()})
         commands, host = run_op(
             docker_ops.images,
             {"ImageBuildInputs": {INPUTS_ARGS: inputs(image)}},
@@ -271,102 +313,41 @@ class TestImages:
         )
         assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
 
-    def test_any_changed_input_rebuilds(self):
-        image = LocalImage(
-            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
-        )
-        for changed in (
-            inputs(image, digest="sha256:other"),
-            inputs(image, dockerfile=DOCKERFILE_TEXT + "LABEL note=changed\n"),
-        ):
+    def test_any_changed_input_rebuilds_with_the_new_digest(self):
+        """The project's files, isaac-deploy's Dockerfile and helpers (text and mode: an
+        upgrade of isaac-deploy that changes them), the build arguments."""
+        image = LocalImage("sha256:" + "c" * 64, {INPUTS_LABEL: self.expected_inputs()})
+        dockerfile, entrypoint = BUILD.files
+        changed_builds = [
+            replace(BUILD, files=(replace(dockerfile, text=dockerfile.text + "# x\n"), entrypoint)),
+            replace(BUILD, files=(dockerfile, replace(entrypoint, text=entrypoint.text + "# x\n"))),
+            replace(BUILD, files=(dockerfile, replace(entrypoint, executable=False))),
+            replace(BUILD, build_args={"EXTENSION_NAME": "x"}),
+        ]
+        digests = {self.expected_inputs()}
+        for build in changed_builds:
             commands, _ = run_op(
                 docker_ops.images,
-                {"ImageBuildInputs": {INPUTS_ARGS: changed}},
+                {"ImageBuildInputs": {INPUTS_ARGS: inputs(image)}},
                 context="/p",
-                builds=[BUILD],
+                builds=[build],
             )
-            assert len(commands) == 1
-        other_args = ImageBuild(**{**BUILD.__dict__, "build_args": {"EXTENSION_NAME": "x"}})
+            [command] = commands
+            label = {INPUTS_LABEL: self.expected_inputs(build)}
+            assert build_parts(command)[2] == build_argv(build, label)
+            digests.add(self.expected_inputs(build))
         commands, _ = run_op(
             docker_ops.images,
-            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image)}},
+            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image, digest="sha256:other")}},
             context="/p",
-            builds=[other_args],
+            builds=[BUILD],
         )
         assert len(commands) == 1
-
-    def test_changed_dockerfile_text_rebuilds_with_the_new_digest(self):
-        image = LocalImage(
-            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
-        )
-        edited = DOCKERFILE_TEXT + "# a comment counts too\n"
-        commands, host = run_op(
-            docker_ops.images,
-            {"ImageBuildInputs": {INPUTS_ARGS: inputs(image, dockerfile=edited)}},
-            context="/p",
-            builds=[BUILD],
-        )
-        new_inputs = inputs_digest("sha256:ctx", text_digest(edited), BUILD, BASE.id)
-        assert new_inputs != self.expected_inputs()
-        assert commands == [build_command(new_inputs)]
-        assert host.noops == []
-
-    def test_same_dockerfile_text_elsewhere_is_not_rebuilt(self):
-        """The digest is of the Dockerfile's text, not of its path."""
-        moved = ImageBuild(**{**BUILD.__dict__, "dockerfile": "/q/docker/Dockerfile.ext"})
-        assert (
-            inputs_digest("sha256:ctx", text_digest(DOCKERFILE_TEXT), moved, BASE.id)
-            == self.expected_inputs()
-        )
-        image = LocalImage(
-            "sha256:" + "c" * 64, {"org.isaac-deploy.inputs": self.expected_inputs()}
-        )
-        images = {"base:1": BASE, "isaac-lab-ext:alice": image}
-        facts = BuildInputs(
-            "sha256:ctx", None, images, None, {moved.dockerfile: text_digest(DOCKERFILE_TEXT)}
-        )
-        args = INPUTS_ARGS.replace("/p/docker", "/q/docker")
-        commands, host = run_op(
-            docker_ops.images, {"ImageBuildInputs": {args: facts}}, context="/p", builds=[moved]
-        )
-        assert commands == [] and host.noops == ["image isaac-lab-ext:alice is up to date"]
-
-    def test_missing_dockerfile_is_one_line_and_that_image_is_not_built(self, caplog):
-        error = "no such Dockerfile: /p/docker/Dockerfile.ext"
-        facts = inputs(dockerfile=None, dockerfile_errors={BUILD.dockerfile: error})
-        commands, host = run_op(
-            docker_ops.images,
-            {"ImageBuildInputs": {INPUTS_ARGS: facts}},
-            context="/p",
-            builds=[BUILD],
-        )
-        assert commands == [] and host.noops == []
-        lines = [r.getMessage() for r in caplog.records if "Dockerfile" in r.getMessage()]
-        assert lines == [f"[test] isaac-lab-ext:alice is not built: {error}"]
-
-    def test_missing_dockerfile_does_not_stop_the_other_image(self, caplog):
-        dev = ImageBuild(
-            image="isaac-lab-ext-dev:alice",
-            dockerfile="/p/docker/Dockerfile.ext-dev",
-            base_image="base:1",
-        )
-        error = "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
-        facts = inputs(dockerfile_errors={dev.dockerfile: error})
-        args = (
-            "context=/p, dockerfiles=['/p/docker/Dockerfile.ext', '/p/docker/Dockerfile.ext-dev'], "
-            "images=['isaac-lab-ext:alice', 'base:1', 'isaac-lab-ext-dev:alice', 'base:1']"
-        )
-        commands, _ = run_op(
-            docker_ops.images,
-            {"ImageBuildInputs": {args: facts}},
-            context="/p",
-            builds=[BUILD, dev],
-        )
-        assert len(commands) == 1 and "-t isaac-lab-ext:alice " in commands[0]
-        assert f"isaac-lab-ext-dev:alice is not built: {error}" in caplog.text
+        digests.add(inputs_digest("sha256:other", BUILD, BASE.id))
+        assert len(digests) == len(changed_builds) + 2
 
     def test_missing_base_warns_with_the_hint_and_builds_nothing(self, caplog):
-        no_base = BuildInputs("sha256:ctx", None, {}, None, inputs().dockerfiles)
+        no_base = BuildInputs("sha256:ctx", None, {})
         facts = {"ImageBuildInputs": {INPUTS_ARGS: no_base}}
         commands, _ = run_op(
             docker_ops.images, facts, context="/p", builds=[BUILD], base_hint="get it"
@@ -391,6 +372,23 @@ class TestImages:
             assert commands == []
         assert "Docker is not usable: permission denied" in caplog.text
         assert "no such build context" in caplog.text
+
+
+def fake_docker(folder, log, received, code: int) -> None:
+    """A ``docker`` that logs its arguments; ``build`` saves the context it reads from its
+    standard input, then exits ``code``."""
+    folder.mkdir()
+    docker = folder / "docker"
+    docker.write_text(
+        "#!/usr/bin/python3\n"
+        "import shutil, sys\n"
+        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "if sys.argv[1] == 'build':\n"
+        f"    with open({str(received)!r}, 'wb') as out:\n"
+        "        shutil.copyfileobj(sys.stdin.buffer, out)\n"
+        f"    sys.exit({code})\n"
+    )
+    docker.chmod(0o755)
 
 
 class TestDaemonAndRuntime:

@@ -15,6 +15,7 @@ DOCKER_FILES = (
     "Dockerfile.ext-dev",
     "docker-compose.yaml",
     "entrypoint.sh",
+    "install-extension.sh",
     "container.sh",
     "run_dev.sh",
 )
@@ -55,6 +56,10 @@ def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_pa
         " cache_dir='/k', output='/l/r1/job.out', extension='ext', planned='2026-11-24T06:00:00Z')\n"
         "print(TEMPLATES)\n"
         "print(render_job(TEMPLATES, cluster, job).splitlines()[0])\n"
+        "from isaac_deploy.model.images import context_files\n"
+        "from isaac_deploy.model.paths import PACKAGE_DOCKER\n"
+        "print(PACKAGE_DOCKER)\n"
+        "print(*(f'{f.name} {f.executable} {len(f.text)}' for f in context_files('ext-dev')))\n"
     )
     ran = subprocess.run(
         [sys.executable, "-c", probe],
@@ -63,6 +68,17 @@ def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_pa
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
     )
-    folder, first_line = ran.stdout.splitlines()[:2] if ran.returncode == 0 else (ran.stderr, "")
+    lines = ran.stdout.splitlines() if ran.returncode == 0 else [ran.stderr, "", "", ""]
+    folder, first_line, docker_folder, docker_files = lines
     assert folder == str(site / "isaac_deploy" / "data" / "templates")
     assert first_line == "#!/usr/bin/env bash"
+    # the images' Dockerfile and helpers come from the installed package, never the project
+    assert docker_folder == str(site / "isaac_deploy" / "data" / "docker")
+    sizes = [
+        len((ROOT / "docker" / name).read_text())
+        for name in ("Dockerfile.ext-dev", "entrypoint.sh", "install-extension.sh")
+    ]
+    assert docker_files == (
+        f".isaac-deploy/Dockerfile False {sizes[0]} .isaac-deploy/entrypoint.sh True {sizes[1]} "
+        f".isaac-deploy/install-extension.sh True {sizes[2]}"
+    )

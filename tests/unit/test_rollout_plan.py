@@ -11,6 +11,7 @@ import pytest
 from isaac_deploy.cli import containers
 from isaac_deploy.cli.project import Project, load
 from isaac_deploy.deploys.cluster.plan import default_run_key, flag, image_id, job_args
+from isaac_deploy.model import images, paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, JOBS_INPUTS_LABEL
 from isaac_deploy.probes import build_inputs as build_inputs_probe
@@ -67,7 +68,9 @@ class Workstation:
         self.engine = FakeEngine({"isaac-lab-base:latest": "sha256:" + "b" * 64})
         monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: self.engine)
         self.calls: list[list[str]] = []
-        monkeypatch.setattr(containers, "call", lambda argv, **_: self.calls.append(argv) or 0)
+        monkeypatch.setattr(
+            containers.build_context, "build", lambda _, argv: self.calls.append(argv) or 0
+        )
 
     def project(self, **data) -> Project:
         (inventories(self.root) / "local.py").write_text(f"local = [('@local', {data!r})]\n")
@@ -85,15 +88,19 @@ class Workstation:
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch) -> Workstation:
-    root = make_root(tmp_path, {})
+def ws(tmp_path, monkeypatch):
+    (tmp_path / "project").mkdir()
+    root = make_root(tmp_path / "project", {})
     shutil.copy(ROOT / ".dockerignore", root / ".dockerignore")
-    for name in ("Dockerfile.ext", "entrypoint.sh"):
-        shutil.copy(ROOT / "docker" / name, root / "docker" / name)
     (root / "source" / "ext_template" / "pkg" / "tasks.py").write_text("REACH = 1\n")
     (root / "scripts").mkdir()
     (root / "scripts" / "train.py").write_text("print('train')\n")
-    return Workstation(root, monkeypatch)
+    # isaac-deploy's Docker files, as an installed version has them (an upgrade may edit them)
+    shutil.copytree(ROOT / "docker", tmp_path / "package-docker")
+    monkeypatch.setattr(paths, "PACKAGE_DOCKER", tmp_path / "package-docker")
+    images.docker_file.cache_clear()
+    yield Workstation(root, monkeypatch)
+    images.docker_file.cache_clear()
 
 
 def test_the_image_built_from_the_tree_as_it_is_is_the_one_rolled_out(ws):
@@ -103,6 +110,9 @@ def test_the_image_built_from_the_tree_as_it_is_is_the_one_rolled_out(ws):
     # what never enters the image does not make it stale
     (ws.root / "README.md").write_text("notes\n")
     (ws.root / ".mount.config").write_text("{}\n")
+    (ws.root / ".vscode").mkdir()
+    (ws.root / ".vscode" / "tasks.json").write_text("{}\n")
+    (ws.root / "docker" / "Dockerfile").write_text("FROM the-projects-own\n")
     (ws.root / "source" / "ext_template" / "pkg" / "tasks.pyc").write_bytes(b"\0")
     assert image_id(project.config) == built
 
@@ -127,10 +137,11 @@ def test_an_image_older_than_its_inputs_is_refused_until_rebuilt(ws, change):
     ws.build(project)
     if change == "packaging metadata":
         (ws.root / "source" / "ext_template" / "pyproject.toml").write_text("[project]\n")
-    elif change in ("entrypoint", "Dockerfile"):
+    elif change in ("entrypoint", "Dockerfile"):  # another isaac-deploy version's
         name = "entrypoint.sh" if change == "entrypoint" else "Dockerfile.ext"
-        path = ws.root / "docker" / name
+        path = paths.PACKAGE_DOCKER / name
         path.write_text(path.read_text() + "# edited\n")
+        images.docker_file.cache_clear()
     elif change == "base image":
         ws.engine.images["isaac-lab-base:latest"] = "sha256:" + "c" * 64
     else:

@@ -9,6 +9,7 @@ import subprocess
 
 from isaac_deploy.facts.files import FileSha256WithMode, FileWithMode, PathKinds
 from isaac_deploy.facts.images import ImageBuildInputs, parse_build_inputs
+from isaac_deploy.probes.context_digest import context_digest
 
 
 def run_fact(fact, **kwargs):
@@ -46,12 +47,12 @@ def test_path_kinds(tmp_path):
 
 
 INPUTS = {
-    "context": {"digest": "sha256:abc", "files": 3, "bytes": 10},
-    "dockerfiles": {
-        "/p/docker/Dockerfile.ext": {"digest": "sha256:df"},
-        "/p/docker/Dockerfile.ext-dev": {
-            "error": "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
-        },
+    "context": {
+        "digest": "sha256:abc",
+        "jobs_digest": "sha256:jobs",
+        "files": 3,
+        "bytes": 10,
+        "missing": ["config"],
     },
     "images": {
         "isaac-lab-base": {"id": "sha256:1111", "labels": {"a": "b"}},
@@ -68,15 +69,10 @@ INPUTS = {
 def test_image_build_inputs_parse():
     state = parse_build_inputs(json.dumps(INPUTS))
     assert state.context_digest == "sha256:abc" and state.docker_error is None
+    assert state.jobs_context_digest == "sha256:jobs" and state.missing == ("config",)
     assert state.image("isaac-lab-base").id == "sha256:1111"
     assert state.image("isaac-lab-ext:alice").inputs == "sha256:in"
     assert state.image("nope:1") is None
-    assert state.dockerfiles == {"/p/docker/Dockerfile.ext": "sha256:df"}
-    assert state.dockerfile_error("/p/docker/Dockerfile.ext") is None
-    assert state.dockerfile_error("/p/docker/Dockerfile.ext-dev") == (
-        "no such Dockerfile: /p/docker/Dockerfile.ext-dev"
-    )
-    assert state.dockerfile_error("/p/other") == "no digest of Dockerfile /p/other"
 
 
 def test_image_build_inputs_docker_errors_and_garbage():
@@ -93,122 +89,17 @@ def test_image_build_inputs_docker_errors_and_garbage():
 
 
 def test_image_build_inputs_command_runs_here(tmp_path):
-    (tmp_path / "f").write_text("1")
-    dockerfile = tmp_path / "it's a Dockerfile"
-    dockerfile.write_text("FROM base\n")
-    missing = str(tmp_path / "Dockerfile.none")
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "f").write_text("1")
+    (tmp_path / "it's config").mkdir()
+    (tmp_path / "it's config" / "a.yaml").write_text("a: 1\n")
     state = run_fact(
         ImageBuildInputs(),
         context=str(tmp_path),
-        dockerfiles=[str(dockerfile), missing],
+        include=["it's config", "gone"],
         images=["isaac-deploy-test/none:1"],
     )
-    assert state.context_digest.startswith("sha256:")
+    expected = context_digest(str(tmp_path), ("it's config", "gone"))
+    assert state.context_digest == expected["digest"] and expected["files"] == 2
+    assert state.missing == ("gone",)
     assert state.image("isaac-deploy-test/none:1") is None
-    assert state.dockerfiles == {
-        str(dockerfile): "sha256:" + hashlib.sha256(b"FROM base\n").hexdigest()
-    }
-    assert state.dockerfile_error(missing) == f"no such Dockerfile: {missing}"
-
-
-def write_context(config_dir, name: str, host: str) -> None:
-    """A Docker context's metadata as the docker CLI (28.2.2) writes it."""
-    meta = config_dir / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
-    meta.mkdir(parents=True)
-    endpoints = {"docker": {"Host": host, "SkipTLSVerify": False}}
-    (meta / "meta.json").write_text(
-        json.dumps({"Name": name, "Metadata": {}, "Endpoints": endpoints})
-    )
-
-
-def test_docker_endpoint_is_the_one_the_docker_cli_would_ask(monkeypatch, tmp_path):
-    """DOCKER_HOST, else DOCKER_CONTEXT, else the config's current context, else the default
-    socket; a context's endpoint comes from its metadata."""
-    from isaac_deploy.probes.dockerapi import docker_endpoint
-
-    for name in ("DOCKER_HOST", "DOCKER_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    default = "unix:///var/run/docker.sock"
-    assert docker_endpoint() == {
-        "host": default,
-        "source": "default",
-        "context": None,
-        "local_default": True,
-    }
-    dead = f"unix://{tmp_path}/nope.sock"
-    write_context(tmp_path, "dead", dead)
-    (tmp_path / "config.json").write_text(json.dumps({"currentContext": "dead"}))
-    assert docker_endpoint() == {
-        "host": dead,
-        "source": "context",
-        "context": "dead",
-        "local_default": False,
-    }
-    monkeypatch.setenv("DOCKER_CONTEXT", "default")
-    assert docker_endpoint()["source"] == "default"
-    monkeypatch.setenv("DOCKER_CONTEXT", "dead")
-    assert docker_endpoint() == {
-        "host": dead,
-        "source": "DOCKER_CONTEXT",
-        "context": "dead",
-        "local_default": False,
-    }
-    monkeypatch.setenv("DOCKER_CONTEXT", "gone")
-    assert docker_endpoint() == {
-        "host": None,
-        "source": "DOCKER_CONTEXT",
-        "context": "gone",
-        "local_default": False,
-    }
-    monkeypatch.setenv("DOCKER_HOST", dead)  # DOCKER_HOST wins over any context
-    assert docker_endpoint() == {
-        "host": dead,
-        "source": "DOCKER_HOST",
-        "context": None,
-        "local_default": False,
-    }
-    for host, local_default in (
-        ("unix:///var/run/docker.sock", True),
-        ("unix:///run/docker.sock", True),  # /var/run is a link to /run
-        ("tcp://127.0.0.1:2375", False),
-    ):
-        monkeypatch.setenv("DOCKER_HOST", host)
-        assert docker_endpoint()["local_default"] is local_default, host
-
-
-def test_docker_cli_fallback_answers_like_the_engine_api(monkeypatch):
-    """A non-unix DOCKER_HOST or a non-default context goes through the docker CLI."""
-    from isaac_deploy.probes.dockerapi import DockerAPI, DockerCLI, docker_client
-
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
-    assert isinstance(docker_client(), DockerCLI)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
-    assert isinstance(docker_client(), DockerAPI)
-    monkeypatch.delenv("DOCKER_HOST")
-    monkeypatch.setenv("DOCKER_CONTEXT", "rootless")
-    assert isinstance(docker_client(), DockerCLI)
-    monkeypatch.delenv("DOCKER_CONTEXT")
-    api, cli = DockerAPI(), DockerCLI()
-    api_version, cli_version = api.get("/version"), cli.get("/version")
-    assert api_version[0] == cli_version[0]
-    if api_version[0] == 200:  # with an engine, both see the same one and the same images
-        assert api_version[1]["Version"] == cli_version[1]["Version"]
-        api_tags = sorted(t for i in api.get("/images/json")[1] for t in (i.get("RepoTags") or []))
-        cli_tags = sorted(
-            t for i in cli.get("/images/json")[1] for t in i["RepoTags"] if "<none>" not in t
-        )
-        assert [t for t in api_tags if "<none>" not in t] == cli_tags
-        assert cli.get("/images/isaac-deploy-test%2Fnone:1/json")[0] == 404
-
-
-def test_sudo_without_password_fact():
-    from isaac_deploy.facts.sudo import SudoWithoutPassword
-
-    fact = SudoWithoutPassword()
-    assert (
-        fact.process(["yes"]) is True
-        and fact.process(["no"]) is False
-        and fact.process([]) is False
-    )
-    assert "sudo -n true" in fact.command()

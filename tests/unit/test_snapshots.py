@@ -28,7 +28,8 @@ def entry(run: str, job: str) -> Entry:
 
 def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path, monkeypatch):
     monkeypatch.setattr(code_ops, "copy_token", lambda: "t0")
-    (tmp_path / "a.py").write_text("x")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
     digest = local.snapshot_files(str(tmp_path)).digest
     facts = {
         "SnapshotDigest": {"folder=/c/my ext, snapshot=run-1": SnapshotState()},
@@ -49,15 +50,46 @@ def test_a_new_snapshot_is_filled_under_incoming_checked_and_renamed(tmp_path, m
         assert "--link-dest='/c/my ext/newer'" in rsync and f"{incoming[:-1]}/'" in rsync
         assert "--mkpath" not in rsync  # old rsyncs
         sha = hashlib.sha256(b"x").hexdigest()
-        assert sums == ("upload", f"/c/my ext/.incoming/run-1.t0/{SNAPSHOT_SUMS}", f"{sha}  a.py\n")
+        assert sums == (
+            "upload",
+            f"/c/my ext/.incoming/run-1.t0/{SNAPSHOT_SUMS}",
+            f"{sha}  scripts/a.py\n",
+        )
         assert finish.startswith(f"cd {incoming} && sha256sum -c --quiet --strict {SNAPSHOT_SUMS}")
         assert (
             f"echo {digest} > {SNAPSHOT_DIGEST} && {{ mv -T {incoming} '/c/my ext/run-1'" in finish
         )
 
 
+def test_the_users_include_paths_are_in_the_snapshot_as_in_the_image(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "robot.yaml").write_text("arm: 1\n")
+    facts = {
+        "SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState()},
+        "Snapshots": {"folder=/c/ext": []},
+    }
+    commands, _ = run_op(
+        snapshot_synced,
+        facts,
+        folder=str(tmp_path),
+        snapshots=S,
+        snapshot="run-1",
+        include=("config",),
+    )
+    sums = commands[2][2]
+    assert [line.split("  ", 1)[1] for line in sums.splitlines()] == [
+        "config/robot.yaml",
+        "scripts/a.py",
+    ]
+    digest = local.snapshot_files(str(tmp_path), ("config",)).digest
+    assert f"echo {digest} > {SNAPSHOT_DIGEST}" in commands[3]
+
+
 def test_the_first_snapshot_links_to_nothing(tmp_path):
-    (tmp_path / "a.py").write_text("x")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
     facts = {
         "SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState()},
         "Snapshots": {"folder=/c/ext": []},
@@ -69,7 +101,8 @@ def test_the_first_snapshot_links_to_nothing(tmp_path):
 
 
 def test_a_snapshot_of_this_code_is_kept_as_it_is(tmp_path):
-    (tmp_path / "a.py").write_text("x")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
     digest = local.snapshot_files(str(tmp_path)).digest
     facts = {"SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState(True, digest)}}
     commands, host = run_op(
@@ -86,7 +119,8 @@ def test_a_snapshot_of_this_code_is_kept_as_it_is(tmp_path):
     ],
 )
 def test_a_run_key_whose_snapshot_holds_other_code_is_refused(tmp_path, recorded, words):
-    (tmp_path / "a.py").write_text("x")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.py").write_text("x")
     facts = {"SnapshotDigest": {"folder=/c/ext, snapshot=run-1": SnapshotState(True, recorded)}}
     [command], host = run_op(
         snapshot_synced, facts, folder=str(tmp_path), snapshots=S, snapshot="run-1"
@@ -151,7 +185,7 @@ def test_a_concurrent_rollout_that_made_the_snapshot_first_is_taken_when_the_cod
 def test_files_edited_while_they_are_sent_leave_no_snapshot(tmp_path, monkeypatch):
     project, code, facts = snapshot_here(tmp_path)
     hashed = local.snapshot_files(str(project))
-    monkeypatch.setattr(local, "snapshot_files", lambda folder: hashed)
+    monkeypatch.setattr(local, "snapshot_files", lambda folder, include: hashed)
     (project / "source" / "a.py").write_text("print('edited')\n")  # after hashing, before rsync
     rc, out = run_here(
         snapshot_synced, facts, folder=str(project), snapshots=str(code), snapshot="r1"

@@ -71,7 +71,7 @@ class Rollout:
     args: tuple[str, ...]
     run_key: str
     commit: str | None
-    code_digest: str  # the build context's files as the snapshot sends them
+    code_digest: str  # the images' project files as the snapshot sends them
     resubmit: bool
     time: str  # when this roll-out was planned (UTC), recorded in the ledger
     mounts: MountConfig = field(default_factory=MountConfig)  # .mount.config
@@ -113,9 +113,8 @@ def image_id(config: WorkstationConfig) -> str:
     Else one line with the command that builds it."""
     build = image_build(config, "ext")
     refs = [build.image, build.base_image]
-    state = image_inputs(
-        local_build_inputs(config.extension_folder, [build.dockerfile], refs), build, BASE_HINT
-    )
+    found = local_build_inputs(config.extension_folder, config.image_paths, refs)
+    state = image_inputs(found, build, BASE_HINT)
     if state.inputs is None:
         raise ToolkitError(f"cannot check image {build.image} against its source: {state.problem}")
     if state.image is None:
@@ -164,7 +163,7 @@ def load(project_root: str | Path) -> Rollout:
     found = image_id(config)
     args = job_args(raw.get("isaac_job_args"))
     commit = local.commit(config.extension_folder)
-    code = context_digest(config.extension_folder)["digest"]
+    code = context_digest(config.extension_folder, config.image_paths)["digest"]
     run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args, code)))
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
     build_sif, push = delivery(project_root, raw, image, sif_name(found), cache)

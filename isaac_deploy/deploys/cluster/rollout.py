@@ -129,6 +129,7 @@ def _job(
         folder=plan.config.extension_folder,
         snapshots=snapshots,
         snapshot=plan.run_key,
+        include=plan.config.image_paths,
     )
     job = JobSpec(
         run_key=plan.run_key,
