@@ -13,6 +13,7 @@ from typing import Any
 
 from isaac_deploy.model import validate as v
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.fleet import KEYS as FLEET_KEYS
 from isaac_deploy.model.paths import PROFILES
 from isaac_deploy.model.registries import Registry, parse_registries
 
@@ -134,7 +135,8 @@ class WorkstationConfig:
         cls, data: Mapping[str, Any], user: HostUser, default_folder: str
     ) -> WorkstationConfig:
         """Build the model from inventory data (``isaac_*`` keys) and the detected user."""
-        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"}
+        # the lab PCs' own keys (model.fleet) may stand beside a project's
+        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"} | set(FLEET_KEYS)
         values: dict[str, Any] = {}
         for key, value in data.items():
             if not key.startswith(PREFIX):
