@@ -28,6 +28,7 @@ from isaac_deploy.policy.checks import Check
 from isaac_deploy.policy.fleet import UNREACHABLE_FIX, failure_fix
 from isaac_deploy.render.fleet import outcome_line, report_lines, rerun_command, table
 from tests.helpers import ROOT, FakeHost, fixture_lines, run_op
+from tests.unit.plan import plan
 
 REGISTRY = "registry.lab.example.org:5000"
 BASE = f"{REGISTRY}/isaac/isaac-lab-ros2:2.1.0"
@@ -513,3 +514,32 @@ def test_group_file_parsing():
     text = "docker:x:999:alice,bob\ndockerish:x:5:carol\n"
     assert fleet_doctor.group_members(text, "docker") == ("alice", "bob")
     assert fleet_doctor.group_members(None, "docker") == ()
+
+
+def test_the_admins_part_planned_for_a_new_pc(tmp_path, monkeypatch):
+    """Members into the docker group, git, the registry's CA for Docker and the base image
+    pulled with the login, every step with sudo (the admin is not root)."""
+    pc = load_with(pc_data(tmp_path), {"alice": ALICE}, monkeypatch, {"LAB_TOKEN": "t0ken"})
+    ca = f"/etc/docker/certs.d/{REGISTRY}/ca.crt"
+    facts = {
+        "GroupMembers": {"group=docker": ()},
+        "DebPackages": {"": {}},
+        "File": {"path=/var/lib/apt/periodic/update-success-stamp": None, f"path={ca}": None},
+        "Directory": {f"path={ca}": None, f"path=/etc/docker/certs.d/{REGISTRY}": None},
+        "WorkstationToolkit": {"": toolkit()},
+        "TmpDir": {"": None},
+    }
+    ops = {op.name: op for op in plan(fleet.lab_pc, pc, facts)}  # type: ignore[arg-type]
+    assert list(ops) == [
+        "Lab members in the docker group",
+        "git (the members' checkouts)",
+        "lab: CA for Docker",
+        "Base images, pulled once for every member",
+    ]
+    assert all(op.sudo for op in ops.values())
+    assert ops["Lab members in the docker group"].commands == ["gpasswd --add alice docker"]
+    assert "install git" in " ".join(map(str, ops["git (the members' checkouts)"].commands))
+    uploads = [c for c in ops["lab: CA for Docker"].commands if isinstance(c, tuple)]
+    assert [upload[1] for upload in uploads] == [ca]
+    pull = ops["Base images, pulled once for every member"].commands
+    assert pull[-1].startswith("( docker --config /run/isaac-deploy/pull pull --quiet ")
