@@ -172,8 +172,15 @@ def member_steps(project_root: str) -> None:
 
 
 def _step(run: State, op_hash: str) -> str:
-    """An operation's name."""
-    return sorted(run.get_op_meta(op_hash).names)[0]
+    """An operation's name: ``DEPLOY | OPERATION``. One operation may have a name per PC (a
+    member's image on one, another's on the next); then the part they share."""
+    names = [name.split(" | ") for name in sorted(run.get_op_meta(op_hash).names)]
+    shared = []
+    for parts in zip(*names, strict=False):
+        if len(set(parts)) > 1:
+            break
+        shared.append(parts[0])
+    return " | ".join(shared) or "a step"
 
 
 def _error_line(meta: OperationMeta) -> str:

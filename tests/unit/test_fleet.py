@@ -543,3 +543,19 @@ def test_the_admins_part_planned_for_a_new_pc(tmp_path, monkeypatch):
     assert [upload[1] for upload in uploads] == [ca]
     pull = ops["Base images, pulled once for every member"].commands
     assert pull[-1].startswith("( docker --config /run/isaac-deploy/pull pull --quiet ")
+
+
+def test_a_step_named_differently_on_each_pc_is_reported_by_what_the_names_share():
+    inventory = Inventory((["@openssh/pc01", "@openssh/pc03"], {}))
+    state = State(inventory, Config())
+    with ctx_state.use(state):
+        for pc, member in zip(inventory, ("bob", "carol"), strict=True):
+            state.activate_host(pc)
+            with ctx_host.use(pc):
+                server.shell(
+                    name=f"Member's part | Images isaac-lab-x-dev:{member}", commands=["false"]
+                )
+        op_hash = next(iter(inventory)).op_hash_order[0]
+        for pc in inventory:
+            state.ops[pc][op_hash].operation_meta.set_complete(False, [], CommandOutput([]))
+    assert fleet.outcome(state, next(iter(inventory))).step == "Member's part"
