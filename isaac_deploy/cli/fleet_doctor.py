@@ -19,28 +19,18 @@ from isaac_deploy.cli.cluster_doctor import CONNECT_TIMEOUT, EXAMPLE_DOMAINS, ss
 from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit, parse_toolkit
 from isaac_deploy.model.errors import IsaacDeployError
-from isaac_deploy.model.fleet import FleetConfig
+from isaac_deploy.model.fleet import GROUP_FILE, FleetConfig, group_members
 from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.policy.checks import Check, toolkit_checks
 from isaac_deploy.render.fleet import table
 
-GROUP_FILE = "/etc/group"
 RERUN = "run deploy/lab_pcs.py for it (--limit)"
 SHORT = {"SKIPPED": "skip"}
 
 
 def address_of(host: str, data: dict[str, Any]) -> str:
     return str(data.get("ssh_hostname") or host.split("/", 1)[-1])
-
-
-def group_members(text: str | None, group: str) -> tuple[str, ...]:
-    """The members of ``group`` in the text of ``/etc/group``."""
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) == 4 and fields[0] == group:
-            return tuple(name for name in fields[3].split(",") if name)
-    return ()
 
 
 def probe(host: str, data: dict[str, Any]) -> Toolkit | Check:
@@ -73,7 +63,7 @@ def fleet_checks(
     toolkit: Toolkit, fleet: FleetConfig, config: WorkstationConfig, data: dict[str, Any]
 ) -> list[Check]:
     """The lab PC's own checks: members in the docker group, base images, members' images."""
-    in_group = group_members(toolkit.files.get(GROUP_FILE), "docker")
+    in_group = group_members(toolkit.files.get(GROUP_FILE), "docker") or ()
     outside = [member for member in fleet.members if member not in in_group]
     checks = [
         Check("Members", "FAIL", f"not in the docker group: {', '.join(outside)}", RERUN)

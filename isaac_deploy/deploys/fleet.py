@@ -20,10 +20,12 @@ its own SSH connection (pyinfra's parallelism), in two parts, and a report at th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pyinfra import host, logger, state
 from pyinfra.api import deploy, operation
@@ -39,10 +41,17 @@ from isaac_deploy.facts.files import FileSha256WithMode
 from isaac_deploy.facts.fleet import Accounts
 from isaac_deploy.facts.toolkit import WorkstationToolkit
 from isaac_deploy.model.errors import ConfigError, IsaacDeployError, ToolkitError
-from isaac_deploy.model.fleet import MEMBERS, FleetConfig, PcOutcome
+from isaac_deploy.model.fleet import (
+    GIT,
+    GROUP_FILE,
+    MEMBERS,
+    FleetConfig,
+    PcOutcome,
+    group_members,
+)
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.registries import KEY as REGISTRIES
-from isaac_deploy.model.registries import Registry, password_of
+from isaac_deploy.model.registries import Registry, parse_registries, password_of
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import fleet as fleet_ops
 from isaac_deploy.operations.util import barrier, fail
@@ -94,7 +103,10 @@ def load() -> LabPc:
     """Gather this PC's facts and validate its data before anything changes there."""
     data = host.data.dict()
     fleet = FleetConfig.from_host_data(data)
-    toolkit = host.get_fact(WorkstationToolkit)
+    cas = tuple(ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
+    # one command for what the admin's part decides from: the tools, git, the docker group's
+    # members and the registries' CAs there
+    toolkit = host.get_fact(WorkstationToolkit, paths=(GIT,), read=(GROUP_FILE,), digest=cas)
     if toolkit.user is None:
         raise ToolkitError(
             "could not inspect the PC: python3 is needed there (`sudo apt-get install python3`)"
@@ -122,15 +134,33 @@ def load() -> LabPc:
     return LabPc(ws, fleet, members, pulls, registries, passwords)
 
 
+def ca_path(registry: Registry) -> str:
+    """Where Docker on the PC finds the registry's CA."""
+    return f"{CERTS}/{registry.address}/ca.crt"
+
+
+def _ca_current(pc: LabPc, registry: Registry) -> bool:
+    """The PC's copy of the registry's CA is this machine's, mode 0644."""
+    assert registry.ca_file is not None
+    there = pc.ws.toolkit.digests.get(ca_path(registry))
+    here = hashlib.sha256(Path(os.path.expanduser(registry.ca_file)).read_bytes()).hexdigest()
+    return there is not None and there.sha256 == here and there.mode == 0o644
+
+
 @deploy("Lab PC: members, git, registries, base images")
 def lab_pc(pc: LabPc) -> None:
-    """The admin's part beyond the workstation's provisioning."""
+    """The admin's part beyond the workstation's provisioning, decided from the toolkit fact
+    (one command): what is in place already costs nothing more."""
     admin = pc.ws.admin
     if pc.members:
         fleet_ops.group_members(
-            name="Lab members in the docker group", group="docker", users=list(pc.members), **admin
+            name="Lab members in the docker group",
+            group="docker",
+            users=list(pc.members),
+            members=group_members(pc.ws.toolkit.files.get(GROUP_FILE), "docker"),
+            **admin,
         )
-    if pc.members and pc.fleet.project is not None:
+    if pc.members and pc.fleet.project is not None and pc.ws.toolkit.path_kind(GIT) != "file":
         apt.packages(
             name="git (the members' checkouts)",
             packages=["git"],
@@ -139,11 +169,11 @@ def lab_pc(pc: LabPc) -> None:
             **admin,
         )
     for registry in pc.registries:
-        if registry.ca_file:
+        if registry.ca_file and not _ca_current(pc, registry):
             files.put(
                 name=f"{registry.name}: CA for Docker",
                 src=os.path.expanduser(registry.ca_file),
-                dest=f"{CERTS}/{registry.address}/ca.crt",
+                dest=ca_path(registry),
                 mode="644",
                 create_remote_dir=True,
                 **admin,
@@ -152,6 +182,7 @@ def lab_pc(pc: LabPc) -> None:
         fleet_ops.images_pulled(
             name="Base images, pulled once for every member",
             images=list(pc.pulls),
+            toolkit=pc.ws.toolkit,
             registries=pc.registries,
             passwords=pc.passwords,
             **admin,

@@ -1,5 +1,5 @@
-"""Facts of the lab PCs: the members' accounts and a group's members, as the name service
-answers (local files or a directory service), never from the password hashes' files."""
+"""Fact of the lab PCs: the members' accounts, as the name service answers (local files or a
+directory service), never from the password hashes' files."""
 
 from __future__ import annotations
 
@@ -34,27 +34,3 @@ class Accounts(FactBase[dict]):
             name, _, uid, gid, _, home, shell = fields
             accounts[name] = HostUser(name, int(uid), int(gid), home or "/", shell or "/bin/sh")
         return accounts
-
-
-class GroupMembers(FactBase["tuple[str, ...] | None"]):
-    """The members of ``group`` as ``getent group`` lists them (its supplementary members);
-    ``None`` when there is no such group.
-
-    .. code:: python
-
-        host.get_fact(GroupMembers, group="docker")  # ("alice", "bob")
-    """
-
-    def command(self, group: str) -> StringCommand:
-        return StringCommand("getent group", QuoteString(group), "|| true")
-
-    @staticmethod
-    def default() -> None:
-        return None
-
-    def process(self, output: list[str]) -> tuple[str, ...] | None:
-        for line in output:
-            fields = line.split(":")
-            if len(fields) == 4:
-                return tuple(name for name in fields[3].split(",") if name)
-        return None

@@ -104,6 +104,20 @@ class FleetConfig:
         return cls(members, project, v.boolean(PULL, data.get(PULL, False)))
 
 
+GROUP_FILE = "/etc/group"
+GIT = "/usr/bin/git"  # where the distributions' git package puts it
+
+
+def group_members(text: str | None, group: str) -> tuple[str, ...] | None:
+    """The (supplementary) members of ``group`` in the text of ``/etc/group``; ``None`` when the
+    group is not there."""
+    for line in (text or "").splitlines():
+        fields = line.split(":")
+        if len(fields) == 4 and fields[0] == group:
+            return tuple(name for name in fields[3].split(",") if name)
+    return None
+
+
 Status = Literal["ready", "failed", "unreachable"]
 
 

@@ -12,8 +12,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.files import PathKinds
-from isaac_deploy.facts.fleet import GroupMembers
-from isaac_deploy.facts.toolkit import WorkstationToolkit
+from isaac_deploy.facts.toolkit import Toolkit
 from isaac_deploy.model.registries import Registry, auth_file_content
 from isaac_deploy.operations.files import secret_staged, staged_installed
 from isaac_deploy.operations.util import fail, quoted_command
@@ -24,16 +23,18 @@ root only, so nobody can prepare the folder), removed after the pulls."""
 
 
 @operation()
-def group_members(group: str, users: list[str]):
+def group_members(group: str, users: list[str], members: tuple[str, ...] | None):
     """``users`` in the supplementary group ``group`` (run as root: ``_sudo``).
 
-    The group is made when missing; each user not in it yet is added with ``gpasswd -a``,
-    which edits the local group and so works for accounts of a directory service too (never
-    ``useradd``/``usermod``, which would make or need a local account). They have it from their
-    next login.
+    The group is made when missing (``groupadd -f``: a package may make it first); each user not
+    in it yet is added with ``gpasswd -a``, which edits the local group and so works for
+    accounts of a directory service too (never ``useradd``/``usermod``, which would make or need a
+    local account). They have it from their next login.
 
     + group: the group, e.g. ``docker``
     + users: user names with an account on the host
+    + members: the group's members as read before (``/etc/group``; ``model.fleet.group_members``),
+      ``None`` when the group was not there
 
     **Example:**
 
@@ -43,14 +44,13 @@ def group_members(group: str, users: list[str]):
             name="Lab members in the docker group",
             group="docker",
             users=["alice", "bob"],
+            members=group_members(toolkit.files["/etc/group"], "docker"),
             _sudo=True,
         )
     """
-    members = host.get_fact(GroupMembers, group=group)
     if members is None:
-        yield quoted_command(["groupadd", group])
-        members = ()
-    missing = [user for user in users if user not in members]
+        yield quoted_command(["groupadd", "-f", group])
+    missing = [user for user in users if user not in (members or ())]
     if not missing:
         host.noop(f"{', '.join(users)} in the {group} group")
         return
@@ -138,18 +138,20 @@ def login_config(registries: Sequence[Registry], passwords: Mapping[str, HiddenV
 @operation()
 def images_pulled(
     images: list[str],
+    toolkit: Toolkit,
     registries: Sequence[Registry] = (),
     passwords: Mapping[str, HiddenValue] | None = None,
 ):
     """The images in the Docker engine, each pulled once (run as root: ``_sudo``).
 
-    Only the images the engine lacks are pulled. The logins of the registries they come from
-    (those of ``registries`` with a password) go to a Docker config of these pulls only,
-    a 0600 file in a 0700 folder of root's under ``/run``, which is removed after the pulls
-    whether they worked or not: the password never reaches a command line, the output or a file
-    that stays. The pull's exit code stays the operation's.
+    Only the images the engine lacks (by the toolkit fact gathered before) are pulled. The
+    logins of the registries they come from (those of ``registries`` with a password) go to a
+    Docker config of these pulls only, a 0600 file in a 0700 folder of root's under ``/run``,
+    which is removed after the pulls whether they worked or not: the password never reaches a
+    command line, the output or a file that stays. The pull's exit code stays the operation's.
 
     + images: image references, ``registry/repository:tag``
+    + toolkit: the ``WorkstationToolkit`` fact, gathered before (the images the engine has)
     + registries: the registries they may come from (``isaac_registries``)
     + passwords: the passwords of the registries with a login, by registry name, each wrapped in
       ``HiddenValue``
@@ -161,15 +163,12 @@ def images_pulled(
         fleet.images_pulled(
             name="Base images, pulled once for every member",
             images=["registry.lab.example.org:5000/isaac/isaac-lab-ros2:4.5.0"],
+            toolkit=host.get_fact(WorkstationToolkit),
             registries=[lab],  # the model.registries.Registry named "lab"
             passwords={"lab": HiddenValue(os.environ["LAB_REGISTRY_TOKEN"])},
             _sudo=True,
         )
     """
-    toolkit = host.get_fact(WorkstationToolkit)
-    if toolkit.docker_server_error:
-        yield fail(f"Docker is not usable: {toolkit.docker_server_error}")
-        return
     missing = [ref for ref in images if not toolkit.has_image(ref)]
     if not missing:
         host.noop(f"{', '.join(images)} present")

@@ -3,7 +3,9 @@ report and the fleet doctor's table (the lab runs the whole deploy: tests/integr
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,17 +19,18 @@ from pyinfra.operations import server
 from isaac_deploy.cli import fleet_doctor
 from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.deploys import fleet
-from isaac_deploy.facts.fleet import Accounts, GroupMembers
+from isaac_deploy.facts.files import FileDigest
+from isaac_deploy.facts.fleet import Accounts
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
 from isaac_deploy.model.errors import ConfigError, ToolkitError
-from isaac_deploy.model.fleet import FleetConfig, PcOutcome, ProjectSource
+from isaac_deploy.model.fleet import FleetConfig, PcOutcome, ProjectSource, group_members
 from isaac_deploy.model.registries import parse_registries
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import fleet as fleet_ops
 from isaac_deploy.policy.checks import Check
 from isaac_deploy.policy.fleet import UNREACHABLE_FIX, failure_fix
 from isaac_deploy.render.fleet import outcome_line, report_lines, rerun_command, table
-from tests.helpers import ROOT, FakeHost, fixture_lines, run_op
+from tests.helpers import ROOT, FakeHost, fact_args, fixture_lines, run_op
 from tests.unit.plan import plan
 
 REGISTRY = "registry.lab.example.org:5000"
@@ -148,41 +151,37 @@ def test_accounts_from_the_name_service():
     assert command == "getent passwd alice bob || true"  # a missing account is no failure
 
 
-def test_group_members_and_a_missing_group():
-    assert GroupMembers().process(["docker:x:999:alice,labadmin"]) == ("alice", "labadmin")
-    assert GroupMembers().process(["docker:x:999:"]) == ()
-    assert GroupMembers().process([]) is None
-    assert GroupMembers().command("docker").get_raw_value() == "getent group docker || true"
-
-
 # ---------------------------------------------------------------- operations
 class TestGroupMembers:
     def test_only_missing_members_are_added_with_gpasswd(self):
         commands, _ = run_op(
-            fleet_ops.group_members,
-            {"GroupMembers": {"group=docker": ("alice",)}},
-            group="docker",
-            users=["alice", "bob"],
+            fleet_ops.group_members, {}, group="docker", users=["alice", "bob"], members=("alice",)
         )
         assert commands == ["gpasswd --add bob docker"]
 
-    def test_a_missing_group_is_made_first(self):
+    def test_a_missing_group_is_made_first_unless_a_package_made_it_meanwhile(self):
         commands, _ = run_op(
-            fleet_ops.group_members,
-            {"GroupMembers": {"group=docker": None}},
-            group="docker",
-            users=["alice"],
+            fleet_ops.group_members, {}, group="docker", users=["alice"], members=None
         )
-        assert commands == ["groupadd docker", "gpasswd --add alice docker"]
+        assert commands == ["groupadd -f docker", "gpasswd --add alice docker"]
 
-    def test_all_in_is_a_noop(self):
+    def test_all_in_is_a_noop_without_asking_again(self):
         commands, host = run_op(
             fleet_ops.group_members,
-            {"GroupMembers": {"group=docker": ("bob", "alice")}},
+            {},
             group="docker",
             users=["alice", "bob"],
+            members=("bob", "alice", "labadmin"),
         )
         assert commands == [] and host.noops == ["alice, bob in the docker group"]
+        assert host.fact_calls == []
+
+
+def test_group_members_from_the_group_file():
+    text = "root:x:0:\ndocker:x:999:alice,bob\ndockerish:x:5:carol\nempty:x:6:\n"
+    assert group_members(text, "docker") == ("alice", "bob")
+    assert group_members(text, "empty") == ()
+    assert group_members(text, "podman") is None and group_members(None, "docker") is None
 
 
 class TestProjectCloned:
@@ -239,15 +238,15 @@ class TestImagesPulled:
     )[0]
     PASSWORD = "s3cret-token-42"
 
-    def facts(self, images: dict[str, str], error: str | None = None) -> dict:
-        toolkit = Toolkit(docker_server="20.10.24", docker_server_error=error, images=images)
-        return {"WorkstationToolkit": {"": toolkit}}
+    def toolkit(self, images: dict[str, str]) -> Toolkit:
+        return Toolkit(docker_server="20.10.24", images=images)
 
     def test_present_images_are_a_noop(self):
         commands, host = run_op(
             fleet_ops.images_pulled,
-            self.facts({BASE: "sha256:1"}),
+            {},
             images=[BASE],
+            toolkit=self.toolkit({BASE: "sha256:1"}),
             registries=[self.LAB],
         )
         assert commands == [] and host.noops == [f"{BASE} present"]
@@ -256,8 +255,9 @@ class TestImagesPulled:
         other = "nvcr.io/nvidia/isaac-lab:2.1.0"
         commands, _ = run_op(
             fleet_ops.images_pulled,
-            self.facts({BASE: "sha256:1"}),
+            {},
             images=[BASE, other],
+            toolkit=self.toolkit({BASE: "sha256:1"}),
             registries=[self.LAB],
         )
         assert commands == [f"docker pull --quiet {other}"]
@@ -265,8 +265,9 @@ class TestImagesPulled:
     def test_login_goes_to_a_private_config_of_these_pulls_only(self):
         commands, _ = run_op(
             fleet_ops.images_pulled,
-            self.facts({}),
+            {},
             images=[BASE],
+            toolkit=self.toolkit({}),
             registries=[self.LAB],
             passwords={"lab": HiddenValue(self.PASSWORD)},
         )
@@ -286,12 +287,6 @@ class TestImagesPulled:
         ]
         assert not any(self.PASSWORD in str(c) for c in commands)  # the upload is base64 only
 
-    def test_an_engine_that_does_not_answer_fails_in_one_line(self):
-        commands, _ = run_op(
-            fleet_ops.images_pulled, self.facts({}, error="Cannot connect"), images=[BASE]
-        )
-        assert commands == ["echo 'error: Docker is not usable: Cannot connect' >&2; exit 1"]
-
 
 # ---------------------------------------------------------------- the checks before anything changes
 def toolkit(user: HostUser = ADMIN) -> Toolkit:
@@ -303,11 +298,18 @@ def load_with(data: dict, accounts: dict, monkeypatch, environ: dict | None = No
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
     facts = {
-        "WorkstationToolkit": {"": toolkit()},
+        "WorkstationToolkit": {toolkit_args(data): toolkit()},
         "Accounts": {f"names={tuple(FleetConfig.from_host_data(data).members)!r}": accounts},
     }
     with ctx_host.use(FakeHost(facts, data)):
         return fleet.load()
+
+
+def toolkit_args(data: dict) -> str:
+    """The admin's toolkit fact is asked about git, the group file and the registries' CAs."""
+    registries = parse_registries(data.get("isaac_registries"))
+    cas = tuple(f"/etc/docker/certs.d/{r.address}/ca.crt" for r in registries if r.ca_file)
+    return fact_args({"digest": cas, "paths": ("/usr/bin/git",), "read": ("/etc/group",)})
 
 
 PC_DATA = {
@@ -362,7 +364,7 @@ def test_a_missing_ca_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_no_python_on_the_pc_is_one_line(monkeypatch):
-    facts = {"WorkstationToolkit": {"": Toolkit()}}
+    facts = {"WorkstationToolkit": {toolkit_args({}): Toolkit()}}
     with ctx_host.use(FakeHost(facts, {})), pytest.raises(ToolkitError, match="python3 is needed"):
         fleet.load()
 
@@ -510,19 +512,12 @@ def test_doctor_pc_checks_and_the_table(monkeypatch):
     assert fleet_doctor.pc_checks("@openssh/pc02.lab", data) == [answers["pc02.lab"]]
 
 
-def test_group_file_parsing():
-    text = "docker:x:999:alice,bob\ndockerish:x:5:carol\n"
-    assert fleet_doctor.group_members(text, "docker") == ("alice", "bob")
-    assert fleet_doctor.group_members(None, "docker") == ()
-
-
 def test_the_admins_part_planned_for_a_new_pc(tmp_path, monkeypatch):
     """Members into the docker group, git, the registry's CA for Docker and the base image
     pulled with the login, every step with sudo (the admin is not root)."""
     pc = load_with(pc_data(tmp_path), {"alice": ALICE}, monkeypatch, {"LAB_TOKEN": "t0ken"})
     ca = f"/etc/docker/certs.d/{REGISTRY}/ca.crt"
     facts = {
-        "GroupMembers": {"group=docker": ()},
         "DebPackages": {"": {}},
         "File": {"path=/var/lib/apt/periodic/update-success-stamp": None, f"path={ca}": None},
         "Directory": {f"path={ca}": None, f"path=/etc/docker/certs.d/{REGISTRY}": None},
@@ -537,7 +532,10 @@ def test_the_admins_part_planned_for_a_new_pc(tmp_path, monkeypatch):
         "Base images, pulled once for every member",
     ]
     assert all(op.sudo for op in ops.values())
-    assert ops["Lab members in the docker group"].commands == ["gpasswd --add alice docker"]
+    assert ops["Lab members in the docker group"].commands == [
+        "groupadd -f docker",  # the group file had none (docker.io makes it too)
+        "gpasswd --add alice docker",
+    ]
     assert "install git" in " ".join(map(str, ops["git (the members' checkouts)"].commands))
     uploads = [c for c in ops["lab: CA for Docker"].commands if isinstance(c, tuple)]
     assert [upload[1] for upload in uploads] == [ca]
@@ -559,3 +557,28 @@ def test_a_step_named_differently_on_each_pc_is_reported_by_what_the_names_share
         for pc in inventory:
             state.ops[pc][op_hash].operation_meta.set_complete(False, [], CommandOutput([]))
     assert fleet.outcome(state, next(iter(inventory))).step == "Member's part"
+
+
+def test_the_admins_part_of_a_ready_pc_asks_nothing_more(tmp_path, monkeypatch):
+    """git there, the CA the same, the members in the group, the base image pulled: decided
+    from the one toolkit fact, no step asks the PC again or changes anything."""
+    data = pc_data(tmp_path)
+    pc = load_with(data, {"alice": ALICE}, monkeypatch, {"LAB_TOKEN": "t0ken"})
+    ca = (tmp_path / "ca.crt").read_bytes()
+    found = replace(
+        pc.ws.toolkit,
+        paths={"/usr/bin/git": "file"},
+        files={"/etc/group": "docker:x:999:labadmin,alice\n"},
+        digests={
+            f"/etc/docker/certs.d/{REGISTRY}/ca.crt": FileDigest(
+                0o644, 0, hashlib.sha256(ca).hexdigest()
+            )
+        },
+        images={BASE: "sha256:1"},
+    )
+    ready = replace(pc, ws=replace(pc.ws, toolkit=found))
+    ops = plan(fleet.lab_pc, ready, {})  # type: ignore[arg-type]
+    assert [(op.name, op.commands) for op in ops] == [
+        ("Lab members in the docker group", []),
+        ("Base images, pulled once for every member", []),
+    ]
