@@ -226,14 +226,10 @@ def apt_repository() -> Path:
 
 
 # ---------------------------------------------------------------- the PC image
-def image_id(ref: str) -> str | None:
-    return lab.image_id(ref)
-
-
 def ensure_image(repo: Path) -> str:
     """The PC image (made once, cached): minbase + python3 with sshd, sudo, the admin and the
     members, the lab's apt source as its only one; one layer, labelled as the lab's cache."""
-    if image_id(IMAGE):
+    if lab.image_id(IMAGE):
         return IMAGE
     started = time.monotonic()
     base, builder = f"{IMAGE}-base", f"{CONTAINER_PREFIX}pc-build"
