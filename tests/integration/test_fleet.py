@@ -17,6 +17,7 @@ import subprocess
 import pytest
 import testinfra
 
+from isaac_deploy.model import paths
 from tests.lab import fleet as lab_pcs
 from tests.lab import lab as lab_module
 from tests.lab.project import PYINFRA, VENV_BIN, Result
@@ -169,12 +170,12 @@ def test_each_members_part_is_theirs(room, first_run, name, member):
     )
     # every file of the member's project is theirs: nothing was written as root
     assert host.check_output(f"find {checkout} ! -user {member} -print -quit") == ""
-    env_file = host.file(f"{checkout}/docker/.env.lab_ext-dev")
+    env_file = host.file(str(paths.env_file(checkout, "lab_ext", "ext-dev")))
     assert env_file.user == member and env_file.mode == 0o600
     text = env_file.content_string
     assert f"HOST_UID='{uid}'\n" in text and f"DOCKER_USER_HOME='/home/{member}'\n" in text
     assert f"EXTENSION_FOLDER='{checkout}'\n" in text
-    override = host.file(f"{checkout}/docker/docker-compose.override.yaml")
+    override = host.file(str(paths.override_file(checkout)))
     assert override.user == member and "wandb_api_key" not in override.content_string
     assert not host.file(f"/home/{member}/.config/isaac-deploy/lab_ext/wandb_api_key").exists
     assert host.run(f"grep -rl {ADMINS_WANDB_KEY} /home /root /etc").stdout == ""
