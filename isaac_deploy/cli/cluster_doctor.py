@@ -30,6 +30,19 @@ def clusters(path: Path, cwd: Path, data: Sequence[str] = ()) -> list[tuple[str,
     ]
 
 
+def ssh_fix(reason: str, data: dict, address: str, user: str) -> str:
+    """What to do about ``ssh`` failing with ``reason`` (its last line) to ``address``."""
+    if "Host key verification failed" in reason or "host key" in reason.lower():
+        port = f" -p {data['ssh_port']}" if data.get("ssh_port") else ""
+        return (
+            f"log in once with ssh{port} {address} and compare the fingerprint with the one "
+            "its admins publish (host keys are never accepted blindly)"
+        )
+    if "Permission denied" in reason:
+        return f"install your key for {user} (ssh-copy-id) or set ssh_key in the inventory"
+    return "check the address, the VPN and the ssh port"
+
+
 def login_check(cluster: str, host: str, data: dict) -> Check:
     config: ClusterConfig = data[KEY]
     address = str(data.get("ssh_hostname") or host.split("/", 1)[-1])
@@ -54,19 +67,7 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
         return Check(name, "FAIL", "no answer", "check the address, the VPN and the ssh port")
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        if "Host key verification failed" in reason or "host key" in reason.lower():
-            port = f" -p {data['ssh_port']}" if data.get("ssh_port") else ""
-            fix = (
-                f"log in once with ssh{port} {address} and compare the fingerprint with the "
-                "one your cluster publishes (host keys are never accepted blindly)"
-            )
-        elif "Permission denied" in reason:
-            fix = (
-                f"install your key for {config.user} (ssh-copy-id) or set ssh key in the inventory"
-            )
-        else:
-            fix = "check the address, the VPN and the ssh port"
-        return Check(name, "FAIL", reason, fix)
+        return Check(name, "FAIL", reason, ssh_fix(reason, data, address, config.user))
     missing = [line.split("=", 1)[1] for line in result.stdout.splitlines() if "=" in line]
     if missing:
         return Check(

@@ -16,10 +16,12 @@ from pathlib import Path
 from isaac_deploy.cli import cluster_commands, containers, mount_commands
 from isaac_deploy.cli.adopt import init
 from isaac_deploy.cli.doctor import doctor
+from isaac_deploy.cli.fleet_doctor import fleet_doctor
 from isaac_deploy.cli.project import Layout, Project, find_layout, load
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.workstation import container_ids
 
+FLEET_INVENTORY = "inventories/lab_pcs.py"
 EXAMPLES = {
     "build": "isaac-deploy -p ext-dev build\n  isaac-deploy -p ext build --no-cache",
     "run": "isaac-deploy run\n"
@@ -43,7 +45,7 @@ EXAMPLES = {
     "mount-set-cluster": "isaac-deploy mount-set-cluster isaaclab /cluster/work/me/IsaacLab",
     "mount-set-sync": "isaac-deploy mount-set-sync isaaclab on",
     "mount-validate": "isaac-deploy mount-validate",
-    "doctor": "isaac-deploy doctor",
+    "doctor": "isaac-deploy doctor\n  isaac-deploy doctor --fleet    (the lab PCs: one table)",
     "init": "cd ~/my_robot_ext && isaac-deploy init --dry\n  isaac-deploy init\n"
     "  isaac-deploy init --name my_robot_ext     (source/ holds several extensions)",
     "setup": "isaac-deploy setup\n  isaac-deploy setup --dry\n"
@@ -141,7 +143,15 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("name")
     sync.add_argument("state", choices=("on", "off"))
     add(sub, "mount-validate", "check every enabled mount")
-    add(sub, "doctor", "check the toolkit and the project, with fixes")
+    doctor_parser = add(sub, "doctor", "check the toolkit and the project, with fixes")
+    doctor_parser.add_argument(
+        "--fleet",
+        nargs="?",
+        const=FLEET_INVENTORY,
+        metavar="INVENTORY",
+        help=f"instead: the same checks on every lab PC of INVENTORY (default {FLEET_INVENTORY}),"
+        " over SSH, as one table",
+    )
     init = add(sub, "init", "adopt this extension project: add .isaac-deploy/ and nothing else")
     init.add_argument("--name", help="the extension, when source/ holds several")
     init.add_argument("--dry", action="store_true", help="show what would be added, write nothing")
@@ -213,6 +223,10 @@ def dispatch(args: argparse.Namespace) -> int:
             containers.say("nothing removed (pass --yes to skip this question)")
             return 1
         return containers.remove_volumes(project, service)
+    if cmd == "doctor" and args.fleet:
+        lines, failed = fleet_doctor(project.root / args.fleet, project.root, project.data)
+        print("\n".join(lines))
+        return 1 if failed else 0
     if cmd == "doctor":
         checks = doctor(project)
         for check in checks:

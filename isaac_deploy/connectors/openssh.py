@@ -48,6 +48,7 @@ class OpenSSHConnector(BaseConnector):
     def __init__(self, state, host):
         super().__init__(state, host)
         self.control_dir: str | None = None
+        self.connect_error: str | None = None  # why the last connect failed (for reports)
 
     @staticmethod
     def make_names_data(name=None):
@@ -99,7 +100,8 @@ class OpenSSHConnector(BaseConnector):
             shutil.rmtree(self.control_dir, ignore_errors=True)
             self.control_dir = None
             lines = [line for line in message.splitlines() if line.strip()]
-            raise ConnectError(f"SSH error: {'; '.join(lines[-3:]) or f'ssh exited with {code}'}")
+            self.connect_error = f"SSH error: {'; '.join(lines[-3:]) or f'ssh exited with {code}'}"
+            raise ConnectError(self.connect_error)
 
     def disconnect(self) -> None:
         if self.control_dir is None:
@@ -162,28 +164,21 @@ class OpenSSHConnector(BaseConnector):
         print_input: bool = False,
         **arguments,
     ) -> bool:
-        """Stream the file through the master connection (``cat >``); with sudo, to a temporary
-        name first and moved into place by the privileged command."""
-        sudo = bool(arguments.get("_sudo") or arguments.get("_su_user") or arguments.get("_doas"))
-        target = (
-            (remote_temp_filename or f"{remote_filename}.isaac-deploy-upload")
-            if sudo
-            else (remote_filename)
-        )
+        """Stream the file through the master connection into ``cat >`` on the host; with sudo
+        or su, ``cat`` runs as the target user (``_sudo_user``, ``_su_user``; root without one),
+        so the file is written as that user, never through a temporary file of the SSH user.
+        An existing file keeps its mode and owner (a secret's 0600 temp file stays 0600)."""
+        for execution_only in ("_get_pty", "_timeout", "_stdin", "_success_exit_codes"):
+            arguments.pop(execution_only, None)
+        command = StringCommand("cat >", QuoteString(str(remote_filename)))
+        wrapped = make_unix_command_for_host(self.state, self.host, command, **arguments)
+        if print_input:
+            echo(f"{self.host.print_prefix}>>> {wrapped}", err=True)
         with get_file_io(filename_or_io) as handle, tempfile.TemporaryFile() as data:
             content = handle.read()
             data.write(content.encode() if isinstance(content, str) else content)
             data.seek(0)
-            self._stream(f"cat > {shlex.quote(str(target))}", stdin=data)
-        if sudo:
-            status, output = self.run_shell_command(
-                StringCommand("mv", QuoteString(target), QuoteString(remote_filename)),
-                print_output=print_output,
-                print_input=print_input,
-                **arguments,
-            )
-            if not status:
-                raise OSError(output.stderr)
+            self._stream(wrapped.get_raw_value(), stdin=data)
         if print_output:
             echo(f"{self.host.print_prefix}file uploaded: {remote_filename}", err=True)
         return True

@@ -20,7 +20,7 @@ from isaac_deploy.facts.toolkit import WorkstationToolkit
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.paths import expand_home
-from isaac_deploy.model.registries import KEY, Registry, skopeo_flags
+from isaac_deploy.model.registries import KEY, Registry, password_of, skopeo_flags
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations.registry import image_pushed, login_saved
 
@@ -91,13 +91,9 @@ def load(project_root: str | Path, data: dict[str, Any] | None = None) -> PushPl
         field = f"{KEY}[{registry.name}]"
         if registry.ca_file and toolkit.digests.get(registry.ca_file) is None:
             raise ConfigError(f"{field}[ca_file]", f"{registry.ca_file} does not exist")
-        if registry.password_env:
-            value = os.environ.get(registry.password_env, "")
-            if not value:
-                raise ConfigError(
-                    f"{field}[password_env]", f"${registry.password_env} is not set in this shell"
-                )
-            passwords[registry.name] = HiddenValue(value)
+        password = password_of(registry, os.environ)
+        if password is not None:
+            passwords[registry.name] = HiddenValue(password)
     version = ""
     for path in _version_files(config):
         found = host.get_fact(FileWithMode, path=path)

@@ -33,11 +33,14 @@ from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.policy.checks import Check, engine_elsewhere_down, toolkit_checks
+from isaac_deploy.probes.toolkit_probe import PLUGIN_DIRS
 from isaac_deploy.render import apt_sources
 from isaac_deploy.render.compose_override import override_yaml
 from isaac_deploy.render.env_files import env_file_text
 from isaac_deploy.render.templates import TEMPLATES
 
+SYSTEM_PLUGINS = PLUGIN_DIRS[0]
+"""Docker CLI plugins of every user (``/usr/local/lib/docker/cli-plugins``)."""
 BASE_HINT = (
     "build it from your Isaac Lab checkout (`./docker/container.py build base`, or "
     "IsaacLab-Internal's "
@@ -56,6 +59,9 @@ class Workstation:
     templates: Path
     wandb_key: HiddenValue | None
     wandb_key_file: str | None
+    for_all_users: bool = False
+    """Provision for every user of the machine (the lab PCs' admin part): the Compose plugin
+    goes to the system's plugin folder instead of the deploying user's."""
 
     @property
     def admin(self) -> dict:
@@ -270,7 +276,8 @@ def _docker_packages(ws: Workstation) -> None:
 
 
 def _compose_plugin(ws: Workstation) -> None:
-    """Where the distribution packages no Compose v2, the CLI plugin for this user (no sudo)."""
+    """Where the distribution packages no Compose v2, the CLI plugin for this user (no sudo), or
+    for every user (``for_all_users``, with the admin's rights)."""
     tk = ws.toolkit
     _, compose_package = apt_sources.docker_packages(
         ws.config.docker_source, tk.os_id, tk.os_version
@@ -279,12 +286,20 @@ def _compose_plugin(ws: Workstation) -> None:
         return
     binary = _compose_plugin_binary()
     if binary and platform.machine() == tk.arch:
+        folder = (
+            SYSTEM_PLUGINS
+            if ws.for_all_users
+            else posixpath.join(ws.config.user.home, ".docker", "cli-plugins")
+        )
         files.put(
-            name="Compose v2 CLI plugin for this user (not packaged by this distribution)",
+            name="Compose v2 CLI plugin for "
+            + ("every user" if ws.for_all_users else "this user")
+            + " (not packaged by this distribution)",
             src=binary,
-            dest=posixpath.join(ws.config.user.home, ".docker", "cli-plugins", "docker-compose"),
+            dest=posixpath.join(folder, "docker-compose"),
             mode="755",
             create_remote_dir=True,
+            **(ws.admin if ws.for_all_users else {}),
         )
     else:
         logger.warning(

@@ -111,6 +111,21 @@ def parse_registries(raw: Any) -> list[Registry]:
     return registries
 
 
+def password_of(registry: Registry, environ: Mapping[str, str]) -> str | None:
+    """The registry's password, from the variable ``password_env`` of ``environ`` (the shell the
+    deploy runs in); ``None`` for a registry without a login of its own. An unset or empty
+    variable is refused, naming it."""
+    if not registry.password_env:
+        return None
+    value = environ.get(registry.password_env, "")
+    if not value:
+        raise ConfigError(
+            f"{KEY}[{registry.name}][password_env]",
+            f"${registry.password_env} is not set in this shell",
+        )
+    return value
+
+
 def auth_file_content(registry: Registry, password: str) -> str:
     """A containers auth file for ``registry`` (what ``docker login`` would store)."""
     token = base64.b64encode(f"{registry.username}:{password}".encode()).decode()

@@ -14,6 +14,7 @@ from typing import Any
 
 from isaac_deploy.model import validate as v
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.fleet import KEYS as FLEET_KEYS
 from isaac_deploy.model.paths import PROFILES
 from isaac_deploy.model.registries import Registry, parse_registries
 
@@ -144,7 +145,8 @@ class WorkstationConfig:
         """Build the model from inventory data (``isaac_*`` keys), the detected user and the
         ``extensions`` found in the project folder's ``source/`` (``probes.extensions``), which
         give the extension's name when the data does not."""
-        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"}
+        # the lab PCs' own keys (model.fleet) may stand beside a project's
+        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"} | set(FLEET_KEYS)
         values: dict[str, Any] = {}
         for key, value in data.items():
             if not key.startswith(PREFIX):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import subprocess
 
 STANDIN_LABEL = "org.isaac-deploy.stand-in"
+CACHE_LABEL = "org.isaac-deploy.lab-cache"
+"""Images the lab keeps between runs on purpose, made once (the lab PCs' image): never leftovers."""
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 
@@ -66,13 +68,18 @@ def remove_test_objects(volume_prefix: str, image_prefix: str) -> list[str]:
 
 
 def objects() -> set[str]:
-    """Every container, volume and image of the engine (intermediate build images too), each
-    named as the leftover check reports it."""
+    """Every container, volume, network and image of the engine (intermediate build images
+    too; not the lab's cache images), each named as the leftover check reports it."""
     containers = docker_lines(
         "ps", "--all", "--no-trunc", "--format", "container {{.Names}} ({{.ID}})"
     )
     volumes = [f"volume {name}" for name in docker_lines("volume", "ls", "--quiet")]
-    images = docker_lines(
-        "images", "--all", "--no-trunc", "--format", "image {{.Repository}}:{{.Tag}} ({{.ID}})"
+    networks = [
+        f"network {name}" for name in docker_lines("network", "ls", "--format", "{{.Name}}")
+    ]
+    image_format = "image {{.Repository}}:{{.Tag}} ({{.ID}})"
+    images = docker_lines("images", "--all", "--no-trunc", "--format", image_format)
+    cached = docker_lines(
+        "images", "--no-trunc", "--filter", f"label={CACHE_LABEL}", "--format", image_format
     )
-    return {*containers, *volumes, *images}
+    return {*containers, *volumes, *networks, *(set(images) - set(cached))}

@@ -63,6 +63,8 @@ APT_PACKAGES = [
     "skopeo",
     "squashfs-tools",  # the Apptainer stand-in's SIF files
     "siftool",
+    "socat",  # the lab PCs' relay to the registry
+    "dpkg-dev",  # dpkg-scanpackages: the lab PCs' apt source
 ]
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
@@ -545,6 +547,9 @@ def clean_earlier_runs(info: dict) -> None:
 
 def down() -> None:
     started = load_started()
+    from . import fleet
+
+    fleet.stop(started, save_started)  # a test module's PCs, when it could not remove them
     from . import registry
 
     registry.stop(started, save_started)

@@ -21,8 +21,18 @@ from .registry import PROCESS as REGISTRY_PROCESS
 
 TMP_FOLDERS = ("/tmp", "/var/tmp")
 SETTLE_SECONDS = 10.0  # a job's or an SSH session's processes end a moment after the test
-# the daemons in the lab's record of what it started, by record key; the key is the name else
-DAEMON_NAMES = {"registry": REGISTRY_PROCESS}
+
+
+def daemon_names() -> dict[str, str]:
+    """The daemons in the lab's record of what it started, by record key (the key is the
+    process's name for the others)."""
+    from . import fleet  # it needs the lab, which needs this module
+
+    return {
+        "registry": REGISTRY_PROCESS,
+        "pcs_relay": fleet.RELAY,  # the lab PCs' way to the registry
+        "git_daemon": fleet.GIT_DAEMON,  # the lab PCs' git remote
+    }
 
 
 class LeftBehind(AssertionError):
@@ -128,10 +138,10 @@ def snapshot(users: dict[int, str]) -> set[str]:
 
 def daemons_running(started: dict) -> list[str]:
     """The daemons in the lab's record ``started`` (taken before ``lab.down()``) still running."""
-    running = []
+    running, names = [], daemon_names()
     for key, record in started.items():
         pid = record.get("pid") if isinstance(record, dict) else record
-        if isinstance(pid, int) and alive(pid, DAEMON_NAMES.get(key, key)):
+        if isinstance(pid, int) and alive(pid, names.get(key, key)):
             running.append(f"daemon {key} (pid {pid})")
     return running
 

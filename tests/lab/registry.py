@@ -21,6 +21,10 @@ PASSWORD = "lab-registry-pass-7"  # noqa: S105 - a throw-away credential of the 
 PROCESS = "docker-registry"
 ROBOT_USER = "labrobot"  # a second account: a login that replaces the saved one
 ROBOT_PASSWORD = "lab-robot-pass-3"  # noqa: S105 - a throw-away credential of the test lab
+PCS_GATEWAY = os.environ.get("ISAAC_LAB_PCS_GATEWAY", "172.30.77.1")
+"""The lab PCs' network gateway (``tests/lab/fleet.py``): the PCs reach the registry there, through
+a relay, so its certificate names that address too."""
+SANS = ("localhost", "127.0.0.1", PCS_GATEWAY)
 
 
 def folder(lab_dir: Path) -> Path:
@@ -28,15 +32,18 @@ def folder(lab_dir: Path) -> Path:
 
 
 def _certificates(base: Path) -> None:
-    """A CA and a server certificate for 127.0.0.1/localhost (made once per lab folder)."""
+    """A CA and a server certificate for :data:`SANS` (made once per lab folder, again when the
+    names changed)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     tls = base / "tls"
-    if (tls / "server.crt").exists():
-        return
+    names = "\n".join(SANS) + "\n"
+    if (tls / "server.crt").exists() and (tls / "names").is_file():
+        if (tls / "names").read_text() == names:
+            return
     tls.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -67,7 +74,8 @@ def _certificates(base: Path) -> None:
         .not_valid_after(now + datetime.timedelta(days=825))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName("localhost")]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SANS[1:]]
             ),
             critical=False,
         )
@@ -82,6 +90,7 @@ def _certificates(base: Path) -> None:
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     (tls / "server.key").chmod(0o600)
+    (tls / "names").write_text(names)
 
 
 def _config(base: Path) -> Path:

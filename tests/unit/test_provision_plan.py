@@ -6,10 +6,13 @@ commands are what we can test (the Debian `docker.io` path runs for real in the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from isaac_deploy.deploys import workstation
 from isaac_deploy.model.errors import ToolkitError
+from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.render import apt_sources
 from tests.unit.plan import make_workstation, plan
 
@@ -239,3 +242,26 @@ def test_sudo_with_a_password_and_no_terminal_is_refused_up_front(monkeypatch):
     with pytest.raises(ToolkitError, match="asks for a password, and there is no terminal"):
         plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": {"": False}})
     plan(workstation.check_toolkit, ws, facts={"SudoWithoutPassword": {"": True}})  # NOPASSWD: fine
+
+
+def test_for_every_user_the_compose_plugin_goes_to_the_systems_folder_with_sudo():
+    """The lab PCs' admin part (``for_all_users``): every member finds Compose there."""
+    base = make_workstation("debian12-root-docker20.json")
+    alice = HostUser("alice", 1000, 1000, "/home/alice", groups=("alice", "docker"))
+    toolkit = replace(base.toolkit, user=alice, compose=None)
+    ws = replace(
+        base,
+        toolkit=toolkit,
+        config=WorkstationConfig.from_host_data({}, alice, "/home/alice/ext", ("ext_template",)),
+        for_all_users=True,
+    )
+    plugin = "/usr/local/lib/docker/cli-plugins/docker-compose"
+    facts = {
+        "File": {f"path={plugin}": None},
+        "Directory": {f"path={plugin}": None, "path=/usr/local/lib/docker/cli-plugins": None},
+    }
+    ops = by_name(plan(workstation.provision, ws, facts=facts))
+    op = ops["Compose v2 CLI plugin for every user (not packaged by this distribution)"]
+    assert op.sudo and uploads(op)[0][1] == plugin
+    assert "mkdir -p /usr/local/lib/docker/cli-plugins" in joined(op)
+    assert "chmod 755 /usr/local/lib/docker/cli-plugins/docker-compose" in joined(op)
