@@ -86,8 +86,8 @@ def test_given_command_runs_with_its_arguments_and_exit_code(project):
     assert runs, result.out
     recorded = json.loads((runs[-1] / "args.json").read_text())["argv"]
     assert recorded == args
-    assert (runs[-1] / "model_5.json").exists()
-    assert LOCAL.file(str(runs[-1] / "model_5.json")).uid == project.user["uid"]
+    assert (runs[-1] / "model_5.pt").exists()
+    assert LOCAL.file(str(runs[-1] / "model_5.pt")).uid == project.user["uid"]
     failed = project.compose(
         "ext-dev",
         "run",
