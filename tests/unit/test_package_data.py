@@ -51,8 +51,9 @@ def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_pa
         "from isaac_deploy.render.templates import TEMPLATES\n"
         "cluster = ClusterConfig.parse('c', dict(user='u', scheduler='slurm', image_dir='/i',"
         " code_dir='/c', cache_dir='/k', logs_dir='/l'))\n"
-        "job = JobSpec(run_key='r1', image='/i/x.sif', code_dir='/c/r1', logs_dir='/l/r1',"
-        " cache_dir='/k', output='/l/r1/job.out', extension='ext', planned='2026-11-24T06:00:00Z')\n"
+        "job = JobSpec(run_key='r1', image='/i/x.sif', code_dir='/c/r1', logs_tree='/l/ext',"
+        " bookkeeping='/l/ext/isaac-deploy/r1', cache_dir='/k', output='/l/ext/isaac-deploy/r1/job.out',"
+        " extension='ext', planned='2026-11-24T06:00:00Z')\n"
         "print(TEMPLATES)\n"
         "print(render_job(TEMPLATES, cluster, job).splitlines()[0])\n"
     )
