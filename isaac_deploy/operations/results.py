@@ -6,11 +6,12 @@ with the host's SSH settings). Nothing local is deleted, and a local file is ove
 when it is what an earlier pull from that cluster wrote (``probes/pull.py``). isaac-deploy's
 bookkeeping (job outputs, which runs each job made) goes to ``logs/isaac-deploy/<cluster>/``.
 
-Removing on the cluster (``remove``): once the pull came back whole, and only while no job of
-the extension is queued or running (in a shared tree a queued job may resume from any run, and
-a running one may write into a run folder recorded for a job that ran beside it), the run keys
-the ledger knows lose their bookkeeping folder and the run folders their jobs recorded; a
-folder no job recorded, or that did not come back whole, stays.
+Removing on the cluster (``remove``): only while no job of the extension is queued or running
+(in a shared tree a queued job may resume from any run, and a running one may write into a run
+folder recorded for a job that ran beside it), each run key the ledger knows loses its
+bookkeeping folder and the run folders its jobs recorded, once all of them came back whole; a
+folder no job recorded stays, and so does every folder of a run key one of whose did not come
+back whole.
 """
 
 from __future__ import annotations
@@ -72,18 +73,25 @@ def pull_runs(state, host, tree: str, local_dir: str, manifest: str) -> bool:
     return report.ok
 
 
-def remove_pulled(state, host, tree: str, places: list[tuple[str, str]]) -> bool:
-    """Remove on the cluster each of ``places`` (``(path in the tree, local copy)``) whose local
-    copy is whole; the others are kept, with the reason."""
+def remove_pulled(state, host, tree: str, runs: list[tuple[str, list[tuple[str, str]]]]) -> bool:
+    """Remove on the cluster, for each of ``runs`` (``(run key, [(path in the tree, local
+    copy), ...])``), all its paths once every local copy is whole; a run key with one that is
+    not keeps them all (its record of what it made stays beside them), with the reason."""
     gone = []
-    for path, copy in places:
-        rsh, source = remote(host, posixpath.join(tree, path).rstrip("/") + "/")
-        ok, error, missing = unpulled(rsh, source, copy)
-        if ok and not missing:
-            gone.append(posixpath.join(tree, path))
+    for run_key, places in runs:
+        reasons = []
+        for path, copy in places:
+            rsh, source = remote(host, posixpath.join(tree, path).rstrip("/") + "/")
+            ok, error, missing = unpulled(rsh, source, copy)
+            if not ok or missing:
+                reasons.append(f"{path}: {error or f'{len(missing)} files differ from here'}")
+        if reasons:
+            logger.warning(
+                f"{host.print_prefix}kept the runs of {run_key} on the cluster: not all came back "
+                f"whole ({'; '.join(reasons)})"
+            )
         else:
-            why = error or f"{len(missing)} of its files are not here as on the cluster"
-            logger.warning(f"{host.print_prefix}kept {path} on the cluster: {why}")
+            gone += [posixpath.join(tree, path) for path, _ in places]
     if not gone:
         return True
     command = StringCommand("rm -rf --", *(QuoteString(path) for path in gone))
@@ -141,22 +149,22 @@ def results_pulled(
         host.noop(f"no runs on the cluster yet ({tree} does not exist)")
         return
     # decided before the pull: a job that starts during the pull may still write
-    places = removable(state, local_dir, book_dir, ledger, scheduler, extension) if remove else []
+    runs = removable(state, local_dir, book_dir, ledger, scheduler, extension) if remove else []
     manifest = posixpath.join(book_dir, MANIFEST)
     yield FunctionCommand(pull_runs, (tree, local_dir, manifest), {})
     yield FunctionCommand(
         pull, (posixpath.join(tree, BOOKKEEPING) + "/", book_dir.rstrip("/") + "/"), {}
     )
-    if places:
-        yield FunctionCommand(remove_pulled, (tree, places), {})
+    if runs:
+        yield FunctionCommand(remove_pulled, (tree, runs), {})
 
 
 def removable(
     state, local_dir: str, book_dir: str, ledger: str, scheduler: str, extension: str
-) -> list[tuple[str, str]]:
-    """What a removal may take: ``(path in the tree, its local copy)`` for each run key the
-    ledger knows (its bookkeeping folder, the run folders its jobs recorded), none while a job
-    of the extension is queued or running."""
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """What a removal may take: for each run key the ledger knows, ``(path in the tree, its
+    local copy)`` of its bookkeeping folder and of the run folders its jobs recorded; nothing
+    while a job of the extension is queued or running."""
     entries = host.get_fact(LedgerEntries, path=ledger).entries
     active = host.get_fact(ActiveJobs, scheduler=scheduler)
     if active is None:
@@ -171,12 +179,13 @@ def removable(
         )
         return []
     known = {entry.run_key for entry in entries}
-    places = []
+    runs = []
     for run_key, jobs in sorted(state.records.items()):
         if run_key not in known:
             host.noop(f"kept the runs of {run_key} on the cluster: the ledger does not know it")
             continue
-        places.append((posixpath.join(BOOKKEEPING, run_key), posixpath.join(book_dir, run_key)))
+        places = [(posixpath.join(BOOKKEEPING, run_key), posixpath.join(book_dir, run_key))]
         for folder in sorted({f for folders in jobs.values() for f in folders}):
             places.append((folder, posixpath.join(local_dir, folder)))
-    return places
+        runs.append((run_key, places))
+    return runs

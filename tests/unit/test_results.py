@@ -83,10 +83,15 @@ def test_remove_takes_the_recorded_runs_of_the_ledgers_run_keys_when_nothing_run
             (
                 TREE,
                 [
-                    ("isaac-deploy/done", "/p/logs/isaac-deploy/lab/done"),
-                    ("rsl_rl/e/2026-11-24_a", "/p/logs/rsl_rl/e/2026-11-24_a"),
-                    ("rsl_rl/e/2026-11-24_b", "/p/logs/rsl_rl/e/2026-11-24_b"),
-                    ("skrl/e/c", "/p/logs/skrl/e/c"),
+                    (
+                        "done",
+                        [
+                            ("isaac-deploy/done", "/p/logs/isaac-deploy/lab/done"),
+                            ("rsl_rl/e/2026-11-24_a", "/p/logs/rsl_rl/e/2026-11-24_a"),
+                            ("rsl_rl/e/2026-11-24_b", "/p/logs/rsl_rl/e/2026-11-24_b"),
+                            ("skrl/e/c", "/p/logs/skrl/e/c"),
+                        ],
+                    )
                 ],
             ),
             {},
