@@ -337,3 +337,36 @@ def test_a_job_without_module_reads_the_login_profile_for_it(tmp_path):
     (tmp_path / "argv.json").unlink()
     code, argv, _ = run_with_standin(tmp_path, script("slurm"), module=False)
     assert code != 0 and argv == []
+
+
+def test_a_staged_image_is_a_copy_in_the_jobs_node_local_folder(tmp_path):
+    """stage_image: the job copies the image into its folder under the node's $TMPDIR and runs
+    the copy; the copy goes with the folder when the job ends."""
+    staged = ClusterConfig.parse("c", {**CLUSTER, "scheduler": "slurm", "stage_image": True})
+    image = tmp_path / "scratch" / "img" / "sha256-abc.sif"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"SIF")
+    seen = tmp_path / "seen"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text(
+        "#!/usr/bin/env python3\nimport sys\n"
+        "image = next(a for a in sys.argv if a.endswith('/image'))\n"
+        f"open({str(seen)!r}, 'w').write(image + ' ' + open(image).read())\n"
+    )
+    (bin_dir / "apptainer").chmod(0o755)
+    (bin_dir / "module").write_text("#!/bin/sh\n")
+    (bin_dir / "module").chmod(0o755)
+    (tmp_path / "node-tmp").mkdir()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SCRATCH": str(tmp_path / "scratch"),
+        "HOME": str(tmp_path / "home"),
+        "TMPDIR": str(tmp_path / "node-tmp"),
+    }
+    text = render_job(ROOT / "templates", staged, job())
+    done = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    path, content = seen.read_text().split()
+    assert path.startswith(f"{tmp_path}/node-tmp/isaac-deploy-job.") and content == "SIF"
+    assert not list((tmp_path / "node-tmp").iterdir())
