@@ -374,9 +374,10 @@ def test_results_come_back_into_logs_and_remove_waits_for_the_extensions_jobs(tm
         f"    book_dir={str(local / 'isaac-deploy' / 'lab')!r}, ledger={ledger!r},\n"
         "    scheduler='slurm', extension='lab_ext', remove=True)\n"
     )
-    argv = [
+    argv = [  # -v: what is kept, and why
         str(VENV_BIN / "pyinfra"),
         "-y",
+        "-v",
         inventory(tmp_path, login, login["known_hosts"]),
         str(deploy),
     ]
