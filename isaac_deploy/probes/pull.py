@@ -57,7 +57,9 @@ def parse_changes(output: str) -> list[Change]:
     return changes
 
 
-def _rsync(rsh: str, *args: str, progress: bool = False) -> subprocess.CompletedProcess:
+def rsync(rsh: str, *args: str, progress: bool = False) -> subprocess.CompletedProcess:
+    """``rsync -a`` over ``rsh`` with ``args``; with ``progress`` its output goes to the
+    terminal (stderr), else it is captured."""
     argv = ["rsync", "-a", "-e", rsh, *args]
     if progress:
         return subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
@@ -68,7 +70,7 @@ def changes(rsh: str, source: str, destination: str, excludes: tuple[str, ...] =
     """``(ok, error, changes)``: what pulling ``source`` (``host:path/``) into ``destination``
     would change, asked with a dry run."""
     flags = ["--dry-run", "--out-format=%i %n", *(f"--exclude={e}" for e in excludes)]
-    result = _rsync(rsh, *flags, source, destination)
+    result = rsync(rsh, *flags, source, destination)
     if result.returncode != 0:
         return False, result.stderr.strip(), []
     return True, "", parse_changes(result.stdout)
@@ -131,7 +133,7 @@ def pull_tree(
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write("".join(f"{path}\0" for path in wanted))
-        result = _rsync(
+        result = rsync(
             rsh,
             f"--files-from={listing}",
             "--from0",
