@@ -91,7 +91,7 @@ def main() -> None:
             project = make_project(Path(tmp) / "ext", None, info)
             project.data = {**project.data, "isaac_profiles": ("ext",)}
             assert project.deploy().rc == 0
-            run(ssh + ["rm -rf ~/bench"])
+            run(ssh + ["chmod -R u+w ~/bench 2>/dev/null; rm -rf ~/bench"])  # unpacked SIFs
             rows["rollout, nothing changed"] = rollout(project, info, login, args.runs)
             rows.update(code_sync(project, ssh_data, ssh, rsh, args.runs))
             rows["job submission"] = submission(project, ssh_data, ssh, args.runs)
@@ -231,7 +231,8 @@ def submission(project, ssh_data, ssh, runs: int) -> dict[str, list]:
         run_key="bench",
         image="/none.sif",
         code_dir=f"{home}/bench/submit",
-        logs_dir=f"{home}/bench/submit-logs",
+        logs_tree=f"{home}/bench/submit-logs/bench",
+        bookkeeping=f"{home}/bench/submit-logs/bench/isaac-deploy/bench",
         cache_dir=f"{home}/bench/cache",
         output="/dev/null",
         extension="bench",

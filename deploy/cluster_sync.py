@@ -1,7 +1,9 @@
-"""Results back: `pyinfra inventories/cluster.py deploy/cluster_sync.py` pulls each cluster's
-experiment logs into logs/cluster/<cluster>/ incrementally (`--data isaac_results_dir=DIR`:
-DIR/<cluster>/); `--data isaac_remove=1` then deletes pulled runs on the cluster whose jobs have
-ended (never a queued or running one, never one the ledger does not know)."""
+"""Results back: `pyinfra inventories/cluster.py deploy/cluster_sync.py` pulls each cluster's logs
+tree of the extension into the project's logs/ incrementally, where local runs are
+(logs/rsl_rl/<experiment>/<run>; `--data isaac_results_dir=DIR`: into DIR), and isaac-deploy's
+bookkeeping into logs/isaac-deploy/<cluster>/; no local file is deleted, nor overwritten unless
+an earlier sync wrote it. `--data isaac_remove=1` then deletes on the cluster the pulled runs of
+the run keys the ledger knows, only while no job of the extension is queued or running."""
 
 from pathlib import Path
 

@@ -41,6 +41,11 @@ euler = cluster(
     snapshot_retention=5,  # code snapshots kept (never one of a queued or running job)
     image_retention=2,  # Apptainer images kept (never one a queued or running job uses)
     wandb_api_key_env="WANDB_API_KEY",
+    # the job's Apptainer runtime (README: "Job runtime"), here with its defaults
+    apptainer="apptainer",  # the command, found on PATH after `modules`, or its path there
+    containall=True,  # --containall: nothing of the host's $HOME, /tmp or environment
+    writable_tmpfs=True,  # --writable-tmpfs: a throw-away writable layer over the image
+    stage_image=False,  # True: each job copies the image to the node's $TMPDIR first
 )
 
 pbs_cluster = cluster(

@@ -27,7 +27,7 @@ def add_parser(sub, add) -> None:
     texts = {
         "submit": "image, code and the job on each cluster (deploy/cluster.py)",
         "jobs": "each cluster's ledger with job states (deploy/cluster_jobs.py)",
-        "sync": "experiment logs back from each cluster (deploy/cluster_sync.py)",
+        "sync": "the runs back from each cluster into logs/ (deploy/cluster_sync.py)",
     }
     for name, text in texts.items():
         action = actions.add_parser(name, help=text, description=text)
@@ -59,9 +59,12 @@ def add_parser(sub, add) -> None:
             action.add_argument("--cancel", metavar="RUN_KEY", help="cancel this run's jobs")
         else:
             action.add_argument(
-                "--remove", action="store_true", help="then delete pulled runs whose jobs ended"
+                "--remove",
+                action="store_true",
+                help="then delete on the cluster the pulled runs of finished run keys (only "
+                "while no job of the extension is queued or running)",
             )
-            action.add_argument("--to", help="local folder (default: logs/cluster)")
+            action.add_argument("--to", help="local folder (default: the project's logs/)")
 
 
 def pyinfra_argv(args: argparse.Namespace, layout: Layout) -> list[str]:

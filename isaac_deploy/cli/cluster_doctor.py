@@ -14,6 +14,8 @@ from isaac_deploy.model.cluster import KEY, ClusterConfig
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.policy.checks import Check
+from isaac_deploy.render.login_shell import login_shell
+from isaac_deploy.render.templates import shell_path
 
 EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example.edu")
 SUBMIT = {"slurm": "sbatch", "pbs": "qsub"}
@@ -53,7 +55,14 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
         )
     # flock: the exactly-once submission holds the ledger's lock with it
     tools = [SUBMIT[config.scheduler], "apptainer", "rsync", "flock"]
-    probe = "; ".join(f"command -v {tool} >/dev/null || echo missing={tool}" for tool in tools)
+    probe = "; ".join(
+        f"command -v {tool} >/dev/null || echo missing={tool}"
+        for tool in tools
+        if tool != "apptainer"
+    )
+    # Apptainer as builds and jobs find it: the login environment, the cluster's modules loaded
+    apptainer = login_shell(f"command -v {shell_path(config.apptainer)} >/dev/null", config.modules)
+    probe += f"; {apptainer} </dev/null >/dev/null 2>&1 || echo missing=apptainer"
     argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, probe]
     try:
         result = subprocess.run(
@@ -74,7 +83,8 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
             name,
             "WARN",
             f"reached as {config.user}, but {', '.join(missing)} not found",
-            "ask the admins, or add the module that provides it to modules",
+            "ask the admins, add the module that provides it to modules, or set apptainer "
+            "to its path",
         )
     return Check(name, "OK", f"reached as {config.user}; {', '.join(tools)} found")
 

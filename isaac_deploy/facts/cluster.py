@@ -1,24 +1,33 @@
 """Facts on a login node: the variables cluster paths start with, the code snapshots (and the
-digest of the code each holds), and the folders external mounts are synced to."""
+digest of the code each holds), the folders external mounts are synced to, and the run folders
+jobs recorded in an extension's logs tree."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from isaac_deploy.model.runs import BOOKKEEPING, record_job
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+ENV_MARK = "isaac-deploy-env:"  # starts the fact's lines (a login profile may print others)
+
+
 class ClusterEnv(FactBase[dict]):
-    """``{NAME: value}`` for HOME and ``names`` in the cluster user's login environment."""
+    """``{NAME: value}`` for HOME and ``names`` in the cluster user's login environment: asked
+    in a login shell (``bash -l``), where sites set ``$SCRATCH`` and the like."""
 
     def command(self, names: tuple[str, ...] = ()) -> StringCommand:
         wanted = ["HOME", *(n for n in names if NAME_RE.match(n) and n != "HOME")]
-        return StringCommand(
-            "for n in", *wanted, '; do eval "v=\\${$n-}"; printf \'%s=%s\\n\' "$n" "$v"; done'
+        script = (
+            f"for n in {' '.join(wanted)}; do "
+            f'eval "v=\\${{$n-}}"; printf \'{ENV_MARK}%s=%s\\n\' "$n" "$v"; done'
         )
+        return StringCommand("bash -lc", QuoteString(script), "</dev/null")
 
     @staticmethod
     def default() -> dict:
@@ -27,8 +36,8 @@ class ClusterEnv(FactBase[dict]):
     def process(self, output: list[str]) -> dict:
         values = {}
         for line in output:
-            name, sep, value = line.partition("=")
-            if sep and NAME_RE.match(name):
+            name, sep, value = line.removeprefix(ENV_MARK).partition("=")
+            if line.startswith(ENV_MARK) and sep and NAME_RE.match(name):
                 values[name] = value
         return values
 
@@ -147,3 +156,51 @@ class Mirror(FactBase[MirrorState]):
             empty=values.get("empty") == "1",
             marker=values.get("marker") or None,
         )
+
+
+TREE_SCRIPT = (
+    'cd "$1" 2>/dev/null || exit 0; echo tree=1; '
+    'for f in "$2"/*/runs-*.txt; do [ -f "$f" ] || continue; '
+    "printf 'record=%s\\n' \"$f\"; sed 's/^/run=/' \"$f\"; done; true"
+)
+
+
+@dataclass(frozen=True)
+class TreeState:
+    present: bool = False
+    # run key -> job id -> the run folders (relative to the tree) the job recorded it made
+    records: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+class LogsTree(FactBase[TreeState]):
+    """Whether an extension's logs tree exists on the login node, and the run folders each job
+    recorded in isaac-deploy's bookkeeping there (``isaac-deploy/<run key>/runs-<job>.txt``)."""
+
+    def command(self, tree: str) -> StringCommand:
+        return StringCommand(
+            "sh -c", QuoteString(TREE_SCRIPT), "sh", QuoteString(tree), BOOKKEEPING
+        )
+
+    @staticmethod
+    def default() -> TreeState:
+        return TreeState()
+
+    def process(self, output: list[str]) -> TreeState:
+        records: dict[str, dict[str, list[str]]] = {}
+        current: list[str] | None = None
+        for line in output:
+            kind, _, value = line.partition("=")
+            if kind == "record":
+                parts = value.split("/")
+                job = record_job(parts[-1]) if len(parts) == 3 else None
+                if job is None:
+                    current = None
+                    continue
+                current = []
+                records.setdefault(parts[1], {})[job] = current
+            elif kind == "run" and current is not None and value:
+                current.append(value)
+        frozen = {
+            key: {job: tuple(runs) for job, runs in jobs.items()} for key, jobs in records.items()
+        }
+        return TreeState(present="tree=1" in output, records=frozen)

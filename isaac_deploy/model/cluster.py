@@ -290,6 +290,11 @@ class ClusterConfig:
     wandb_api_key_file: str | None = None
     image_registry: str | None = None  # login nodes build the image from this registry
     mount_paths: dict[str, str] = field(default_factory=dict)  # external mount -> cluster path
+    # -- the job's Apptainer runtime (README: "Job runtime") --
+    apptainer: str = "apptainer"  # the command (found on PATH after `modules`) or its path
+    containall: bool = True  # --containall: the host's $HOME, /tmp, $PWD and environment stay out
+    writable_tmpfs: bool = True  # --writable-tmpfs: a throw-away writable layer over the image
+    stage_image: bool = False  # copy the image to the node's $TMPDIR before the job runs it
 
     def to_json(self) -> dict[str, Any]:
         """For ``pyinfra INVENTORY debug-inventory``."""
@@ -343,6 +348,10 @@ class ClusterConfig:
             image_registry=optional(
                 "image_registry", lambda k, r: v.text(k, r, NAME, "a registry name")
             ),
+            apptainer=_apptainer(f"{key}[apptainer]", raw.get("apptainer", "apptainer")),
+            containall=v.boolean(f"{key}[containall]", raw.get("containall", True)),
+            writable_tmpfs=v.boolean(f"{key}[writable_tmpfs]", raw.get("writable_tmpfs", True)),
+            stage_image=v.boolean(f"{key}[stage_image]", raw.get("stage_image", False)),
         )
 
 
@@ -355,6 +364,14 @@ def _modules(key: str, raw: Any) -> tuple[str, ...]:
         v.text(f"{key}[{i}]", m, r"[A-Za-z0-9_./+-]+", "a module name")
         for i, m in enumerate(modules)
     )
+
+
+def _apptainer(key: str, raw: Any) -> str:
+    """The Apptainer command: a name found on PATH (``apptainer``, ``singularity``) or a cluster
+    path to it (absolute, or starting with ``~`` or ``$VAR``)."""
+    if isinstance(raw, str) and raw.startswith(("/", *CLUSTER_PATH_STARTS)):
+        return v.absolute_path(key, raw, also=CLUSTER_PATH_STARTS)
+    return v.text(key, raw, r"[A-Za-z0-9_.+-]+", "a command name or the path to apptainer")
 
 
 def _variable_name(key: str, raw: Any) -> str:

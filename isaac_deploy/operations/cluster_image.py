@@ -23,15 +23,30 @@ from isaac_deploy.operations.files import (
     staged_path,
 )
 from isaac_deploy.operations.util import fail
+from isaac_deploy.render.login_shell import apptainer_dirs, login_shell
+from isaac_deploy.render.templates import shell_path
 
 
 def build_command(
-    source: str, destination: str, sandbox: bool = False, plain_http: bool = False
+    source: str,
+    destination: str,
+    sandbox: bool = False,
+    plain_http: bool = False,
+    apptainer: str = "apptainer",
 ) -> StringCommand:
     """``apptainer build`` of ``source`` (``docker-daemon://IMAGE``, ``docker://REF``): a SIF,
-    or a sandbox folder."""
+    or a sandbox folder; ``apptainer`` is the command or a cluster path to it."""
     flags = ["--force", *(["--sandbox"] if sandbox else []), *(["--nohttps"] if plain_http else [])]
-    return StringCommand("apptainer build", *flags, QuoteString(destination), QuoteString(source))
+    return StringCommand(
+        shell_path(apptainer), "build", *flags, QuoteString(destination), QuoteString(source)
+    )
+
+
+def on_login_node(command: StringCommand, modules: tuple[str, ...], cache_dir: str) -> str:
+    """``command`` as a login node runs Apptainer: in the login environment with ``modules``
+    loaded, Apptainer's cache and temporary folders under ``cache_dir`` (made first)."""
+    made = 'mkdir -p "$APPTAINER_CACHEDIR" "$APPTAINER_TMPDIR" && '
+    return login_shell(made + command.get_raw_value(), modules, apptainer_dirs(cache_dir))
 
 
 @operation()
@@ -89,9 +104,12 @@ def sif_pulled(
     reference: str,
     folder: str,
     filename: str,
+    cache_dir: str,
     credentials: HiddenValue | None = None,
     credentials_file: str | None = None,
     plain_http: bool = False,
+    apptainer: str = "apptainer",
+    modules: tuple[str, ...] = (),
 ):
     """A SIF on a login node, built there from the image in a registry.
 
@@ -99,15 +117,21 @@ def sif_pulled(
     with a ``.sha256`` sidecar; built under ``.incoming/`` and renamed into place, so a job
     never picks up a half-built image. The build sources ``credentials`` from a 0600 file (never
     a command line); credentials that differ from the ones saved in ``credentials_file`` are
-    written beside it first and replace it only once the build with them worked.
+    written beside it first and replace it only once the build with them worked. It runs in the
+    login environment with ``modules`` loaded, Apptainer's cache and temporary folders under
+    ``cache_dir`` (not the home quota, not ``/tmp``).
 
     + reference: ``registry/repository:tag`` of the image (its content tag)
     + folder: the cluster's image folder (absolute)
     + filename: the SIF's name there, ``sha256-<digest>.sif``
+    + cache_dir: the cluster's cache dir (absolute): holds ``apptainer/`` (its cache) and
+      ``apptainer/tmp/`` (its temporary files)
     + credentials: lines setting ``APPTAINER_DOCKER_USERNAME`` and ``APPTAINER_DOCKER_PASSWORD``
       (shell-quoted), wrapped in ``HiddenValue``; ``None``: the login node's own login is used
     + credentials_file: where the credentials that worked are kept on the login node (0600)
     + plain_http: the registry speaks HTTP (loopback only)
+    + apptainer: the Apptainer command on the login node, or its path there
+    + modules: environment modules to load first (``module load``), in order
 
     **Example:**
 
@@ -122,6 +146,8 @@ def sif_pulled(
                 "APPTAINER_DOCKER_USERNAME='robot'\nAPPTAINER_DOCKER_PASSWORD='...'\n"
             ),
             credentials_file="/home/jdoe/.config/isaac-deploy/registries/lab.env",
+            modules=("apptainer/1.3.4",),
+            cache_dir="/scratch/jdoe/isaac/cache",
         )
     """
     state = host.get_fact(DeliveredFile, folder=folder, filename=filename)
@@ -139,9 +165,12 @@ def sif_pulled(
         env_file = staged_path(credentials_file) if fresh else credentials_file
     partial = f"{INCOMING}/{filename}"
     yield StringCommand("mkdir -p", QuoteString(posixpath.join(folder, INCOMING)))
-    build = build_command(f"docker://{reference}", partial, plain_http=plain_http)
+    build = build_command(
+        f"docker://{reference}", partial, plain_http=plain_http, apptainer=apptainer
+    )
     load = ["set -a && .", QuoteString(env_file), "&& set +a &&"] if env_file else []
-    command = StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
+    inner = StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
+    command = StringCommand(on_login_node(inner, modules, cache_dir))
     if fresh and credentials_file:  # the new credentials are kept once the build worked
         yield StringCommand(command, "|| {", staged_dropped(credentials_file), "; exit 1; }")
         yield staged_installed(credentials_file, 0o600)
@@ -162,15 +191,25 @@ def sif_pulled(
 
 
 @operation()
-def sandbox_built(folder: str, sif: str):
+def sandbox_built(
+    folder: str,
+    sif: str,
+    cache_dir: str,
+    apptainer: str = "apptainer",
+    modules: tuple[str, ...] = (),
+):
     """A SIF on a login node unpacked into a sandbox folder beside it.
 
     ``folder/<image>.sandbox`` is the SIF ``folder/sif`` unpacked (``apptainer build
     --sandbox``), built under ``.incoming/`` and renamed into place: a folder that carries the
-    final name is complete.
+    final name is complete. It runs in the login environment with ``modules`` loaded,
+    Apptainer's cache and temporary folders under ``cache_dir``.
 
     + folder: the cluster's image folder (absolute)
     + sif: the SIF's file name there (delivered or built before this)
+    + cache_dir: the cluster's cache dir (absolute), for Apptainer's cache and temporary files
+    + apptainer: the Apptainer command on the login node, or its path there
+    + modules: environment modules to load first (``module load``), in order
 
     **Example:**
 
@@ -180,6 +219,8 @@ def sandbox_built(folder: str, sif: str):
             name="euler: sandbox of sha256-ab12.sif",
             folder="/cluster/scratch/jdoe/isaac/images",
             sif="sha256-ab12.sif",
+            modules=("apptainer/1.3.4",),
+            cache_dir="/cluster/scratch/jdoe/isaac/cache",
         )
     """
     target = sandbox_name(sif)
@@ -188,7 +229,7 @@ def sandbox_built(folder: str, sif: str):
         host.noop(f"{target} is unpacked")
         return
     partial = f"{INCOMING}/{target}"
-    yield StringCommand(
+    unpack = StringCommand(
         "cd",
         QuoteString(folder),
         "&& mkdir -p",
@@ -196,8 +237,9 @@ def sandbox_built(folder: str, sif: str):
         "&& rm -rf",
         QuoteString(partial),
         "&&",
-        build_command(sif, partial, sandbox=True),
+        build_command(sif, partial, sandbox=True, apptainer=apptainer),
         "&& mv",
         QuoteString(partial),
         QuoteString(target),
     )
+    yield StringCommand(on_login_node(unpack, modules, cache_dir))

@@ -8,12 +8,11 @@ from __future__ import annotations
 import atexit
 import os
 import stat
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 
 from isaac_deploy.probes.context_digest import context_files, files_digest
+from isaac_deploy.probes.pull import rsync
 from isaac_deploy.probes.registry_state import git_commit
 
 
@@ -77,8 +76,7 @@ def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
     """``rsync -a --partial`` of ``source`` (``host:path``) into ``destination`` over ``rsh``;
     rsync's progress goes to the terminal. Returns success and rsync's error text."""
     os.makedirs(destination, exist_ok=True)
-    argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
-    result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    result = rsync(rsh, "--partial", "--info=progress2,stats1", source, destination, progress=True)
     return result.returncode == 0, result.stderr.strip()
 
 

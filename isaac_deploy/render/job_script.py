@@ -1,7 +1,9 @@
 """Job scripts for the cluster's scheduler (Slurm or PBS), rendered from ``templates/jobs/``.
 
 The training arguments become a bash array of individually quoted words, so each arrives at
-the entry script exactly as given; the container's exit code is the job's exit code (``exec``).
+the entry script exactly as given; the container starts in the extension's folder with its
+``logs/`` bound from the extension's persistent logs tree, and its exit code is the job's exit
+code (after the job has recorded which run folders it made).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 
 from isaac_deploy.model.cluster import ClusterConfig
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.runs import BOOKKEEPING, RUN_DEPTH
 from isaac_deploy.render.templates import render
 
 # PBS Pro takes job names of up to 236 characters (Slurm more): never cut, so that a job is
 # found by its name (the ledger's reconciliation) without mistaking another submission for it
 JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,236}"
-# the scheduler's log of a job, in the run's logs folder (PBS cannot put the job id in it)
+# the scheduler's log of a job, in the run's bookkeeping folder (PBS cannot put the job id in it)
 JOB_LOG = {"slurm": "job-%j.out", "pbs": "job.out"}
+# the variable the scheduler sets to the job's id in the job
+JOB_ID_VARIABLE = {"slurm": "SLURM_JOB_ID", "pbs": "PBS_JOBID"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,8 @@ class JobSpec:
     run_key: str
     image: str
     code_dir: str
-    logs_dir: str
+    logs_tree: str  # the extension's persistent logs tree, bound at <ext_path>/logs
+    bookkeeping: str  # isaac-deploy's folder of this run key in the tree
     cache_dir: str
     output: str
     extension: str
@@ -66,6 +72,14 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
         )
     if any(c in job.output for c in "\n\x00 "):
         raise ConfigError("job output", "must be one path without spaces")
+    for what, path in (
+        ("code snapshot", job.code_dir),
+        ("logs tree", job.logs_tree),
+        ("cache dir", job.cache_dir),
+        ("W&B key file", job.secret_file or ""),
+    ):
+        if any(c in path for c in ":,"):
+            raise ConfigError(what, f"{path} holds ':' or ',' (apptainer --bind cannot take it)")
     return render(
         templates,
         f"jobs/{cluster.scheduler}.sh.j2",
@@ -74,7 +88,11 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
         run_key=job.run_key,
         image=job.image,
         code_dir=job.code_dir,
-        logs_dir=job.logs_dir,
+        logs_tree=job.logs_tree,
+        bookkeeping=job.bookkeeping,
+        book_folder=BOOKKEEPING,
+        run_depth=RUN_DEPTH,
+        job_id_variable=JOB_ID_VARIABLE[cluster.scheduler],
         cache_dir=job.cache_dir,
         output=job.output,
         args=list(job.args),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from isaac_deploy.model.ledger import Entry, Ledger
+from isaac_deploy.model.runs import same_job
 
 ARGS_WIDTH = 80  # the arguments column is cut here (the ledger keeps them whole)
 
@@ -42,8 +43,29 @@ def state_of(entry: Entry, states: dict, active: dict[str, str] | None) -> str:
     return "ACTIVE" if entry.job_id.split(".", 1)[0] in active else "ENDED"
 
 
-def table(entries: list[Entry], states: dict, active: dict[str, str] | None) -> list[str]:
-    """The ledger as aligned lines: run key, job, state, submitted, commit, arguments."""
+def run_folders(entry: Entry, records: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:
+    """The run folders ``entry``'s job recorded it made in the logs tree (as ``logs/...``, where
+    they are in the container and, after ``cluster sync``, in the project)."""
+    if not entry.job_id:
+        return []
+    jobs = records.get(entry.run_key, {})
+    return [
+        f"logs/{folder}"
+        for job, folders in sorted(jobs.items())
+        if same_job(job, entry.job_id)
+        for folder in folders
+    ]
+
+
+def table(
+    entries: list[Entry],
+    states: dict,
+    active: dict[str, str] | None,
+    records: dict[str, dict[str, tuple[str, ...]]] | None = None,
+) -> list[str]:
+    """The ledger as aligned lines: run key, job, state, submitted, commit, arguments; under
+    each job, the run folders it made (``records``: run key -> job id -> folders, from the
+    logs tree's bookkeeping)."""
     rows = [("RUN KEY", "JOB", "STATE", "SUBMITTED", "COMMIT", "ARGUMENTS")]
     for entry in entries:
         rows.append(
@@ -58,9 +80,12 @@ def table(entries: list[Entry], states: dict, active: dict[str, str] | None) -> 
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
-    for row in rows:
+    for index, row in enumerate(rows):
         cells = (cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
         lines.append("  ".join(cells) + "  " + row[5])
+        if index:
+            folders = run_folders(entries[index - 1], records or {})
+            lines += [f"  -> {printable(folder)}" for folder in folders]
     return lines
 
 

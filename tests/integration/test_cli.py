@@ -90,7 +90,7 @@ def test_training_entry_point_through_the_cli(project):
     )
     assert result.rc == 0, result.out
     runs = sorted((project.path / "logs" / "rsl_rl" / "ext_template").glob("*_cli"))
-    assert runs and LOCAL.file(str(runs[-1] / "model_3.json")).uid == project.user["uid"]
+    assert runs and LOCAL.file(str(runs[-1] / "model_3.pt")).uid == project.user["uid"]
     failed = cli(
         project, "run", "python", "scripts/rsl_rl/train.py", "--task", "Template-Reach-v0", "--fail"
     )

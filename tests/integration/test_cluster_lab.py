@@ -339,63 +339,69 @@ def test_image_delivery_resumes_verifies_and_renames_atomically(tmp_path, login)
     assert code != 0 and "not enough space" in out
 
 
-def test_results_come_back_and_remove_spares_running_jobs(tmp_path, login):
-
+def test_results_come_back_into_logs_and_remove_waits_for_the_extensions_jobs(tmp_path, login):
+    """The sync operation over real SSH: the tree's runs into the local logs/, its bookkeeping
+    beside them; nothing is removed while a job of the extension runs; then what the ledger's
+    run key recorded goes, a folder no job recorded stays."""
     from isaac_deploy.model.ledger import Entry
 
     home = login["home"]
-    logs, ledger = f"{home}/results-logs", f"{home}/.isaac-deploy/results-ledger.jsonl"
+    tree, ledger = f"{home}/results-logs/lab_ext", f"{home}/.isaac-deploy/results-ledger.jsonl"
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
     node.run(
-        f"rm -rf {logs} {ledger}; mkdir -p {logs}/done-run {logs}/busy-run {logs}/unknown-run {home}/.isaac-deploy"
+        f"rm -rf {home}/results-logs {ledger}; mkdir -p {tree}/rsl_rl/e/run-a "
+        f"{tree}/rsl_rl/e/by-hand {tree}/isaac-deploy/done {home}/.isaac-deploy && "
+        f"echo checkpoint > {tree}/rsl_rl/e/run-a/model_1.pt && "
+        f"echo rsl_rl/e/run-a > {tree}/isaac-deploy/done/runs-7.txt"
     )
-    done = sbatch(login, f"-o /dev/null --wrap 'echo checkpoint > {logs}/done-run/model_1.json'")
+    line = Entry(run_key="done", job_id="7", scheduler="slurm").to_json()
+    node.run(f"printf '%s\\n' {shlex.quote(line)} > {ledger}")
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
     busy = subprocess.run(
         [
-            "ssh",
-            "-F",
-            login["ssh_config"],
-            "lab-login",
-            f"sbatch --parsable -o /dev/null --wrap 'echo partial > {logs}/busy-run/log.txt; sleep 60'",
+            *ssh,
+            "cd /tmp && sbatch --parsable --job-name=lab_ext.busy.x -o /dev/null --wrap 'sleep 60'",
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    time.sleep(1.5)
-    lines = [
-        Entry(run_key="done-run", job_id=done, scheduler="slurm").to_json(),
-        Entry(run_key="busy-run", job_id=busy, scheduler="slurm").to_json(),
-    ]
-    node.run(f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} > {ledger}")
-    local = tmp_path / "pulled"
+    local = tmp_path / "logs"
     deploy = tmp_path / "pull.py"
     deploy.write_text(
         "from isaac_deploy.operations.results import results_pulled\n"
-        f"results_pulled(name='results', logs_dir={logs!r}, local_dir={str(local)!r}, ledger={ledger!r},\n"
-        "               scheduler='slurm', remove=True)\n"
+        f"results_pulled(name='results', tree={tree!r}, local_dir={str(local)!r},\n"
+        f"    book_dir={str(local / 'isaac-deploy' / 'lab')!r}, ledger={ledger!r},\n"
+        "    scheduler='slurm', extension='lab_ext', remove=True)\n"
     )
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "pyinfra"),
-            "-y",
-            inventory(tmp_path, login, login["known_hosts"]),
-            str(deploy),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    argv = [  # -v: what is kept, and why
+        str(VENV_BIN / "pyinfra"),
+        "-y",
+        "-v",
+        inventory(tmp_path, login, login["known_hosts"]),
+        str(deploy),
+    ]
     try:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert (local / "done-run" / "model_1.json").read_text() == "checkpoint\n"
-        assert (local / "busy-run" / "log.txt").exists()
-        assert not node.file(f"{logs}/done-run").exists  # finished and pulled: removed
-        assert node.file(f"{logs}/busy-run/log.txt").exists  # its job still runs: kept
-        assert node.file(f"{logs}/unknown-run").exists  # not in the ledger: kept
+        held = subprocess.run(argv, capture_output=True, text=True)
+        assert held.returncode == 0, held.stdout + held.stderr
+        assert (local / "rsl_rl" / "e" / "run-a" / "model_1.pt").read_text() == "checkpoint\n"
+        assert (local / "isaac-deploy" / "lab" / "done" / "runs-7.txt").is_file()
+        assert f"job {busy} of lab_ext is queued or running" in held.stdout + held.stderr
+        assert node.file(f"{tree}/rsl_rl/e/run-a").exists  # a job of the extension runs: kept
     finally:
-        subprocess.run(
-            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
-        )
+        subprocess.run([*ssh, f"scancel {busy}"], check=False)
+    deadline = time.monotonic() + 60
+    while subprocess.run(
+        [*ssh, f"squeue -h -j {busy}"], capture_output=True, text=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not node.file(f"{tree}/rsl_rl/e/run-a").exists  # finished, pulled: removed
+    assert not node.file(f"{tree}/isaac-deploy/done").exists
+    assert node.file(f"{tree}/rsl_rl/e/by-hand").exists  # no job recorded it: kept
+    assert (local / "rsl_rl" / "e" / "run-a" / "model_1.pt").is_file()
 
 
 def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp_path, login):
@@ -431,7 +437,7 @@ def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp
     assert not list(Path("/tmp").glob("isd-ssh-*"))  # the master and its socket are gone
 
 
-def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, login):
+def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, login, lab):
     from isaac_deploy.cli.cluster_doctor import cluster_checks
 
     (tmp_path / "inventories").mkdir()
@@ -446,10 +452,19 @@ def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, l
             f"    image_dir='~/i', code_dir='~/c', cache_dir='~/k', logs_dir='~/l'{extra})\n"
         )
 
-    write(login["known_hosts"])
+    # Apptainer as login shells get it there: from the lab's module, or at a path of the site's
+    write(login["known_hosts"], extra=f", modules=[{login['apptainer_module']!r}]")
     ok, example = cluster_checks(tmp_path)
     assert ok.status == "OK" and "sbatch, apptainer, rsync, flock found" in ok.message, ok.line()
     assert example.status == "SKIPPED" and "example host" in example.message
+    write(login["known_hosts"])
+    [missing, _] = cluster_checks(tmp_path)
+    assert missing.status == "WARN" and "but apptainer not found" in missing.message
+    assert "add the module that provides it to modules" in missing.fix
+    module_bin = Path(lab["apptainer_bin"]).parent / "modules" / "apptainer-1.3.6-lab" / "bin"
+    write(login["known_hosts"], extra=f", apptainer={str(module_bin / 'apptainer')!r}")
+    [explicit, _] = cluster_checks(tmp_path)
+    assert explicit.status == "OK", explicit.line()
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     write(str(empty))

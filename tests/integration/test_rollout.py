@@ -31,19 +31,61 @@ ARGS = [
     "*",
 ]
 
-# the entry script of the mounts test: in the project (so in the image and the code snapshots)
-# before the image is built, so that the roll-outs find the image up to date
+# the entry scripts of the mounts and runtime tests: in the project (so in the image and the
+# code snapshots) before the image is built, so that the roll-outs find the image up to date;
+# they write, as training scripts do, below the working directory
 PROBE = """import json, os, sys
 out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
-with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
+with open("logs/mounts-probe.json", "w") as f:
     json.dump(out, f)
 """
+# every place Isaac Sim and its libraries write to (the seed's and Isaac Lab's cluster binds)
+WRITE_PATHS = (
+    "/isaac-sim/kit/data",
+    "/isaac-sim/kit/logs",
+    "/isaac-sim/kit/cache",
+    "~/.cache/ov",
+    "~/.nvidia-omniverse/logs",
+    "~/.local/share/ov/data",
+    "~/.cache/pip",
+    "~/.cache/nvidia/GLCache",
+    "~/.nv/ComputeCache",
+    "~/Documents",
+)
+RUNTIME_PROBE = """import json, os, sys
+paths = json.loads(sys.argv[1])
+out = {"cwd": os.getcwd(), "home": os.environ.get("HOME"),
+       "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "writes": {}}
+for path in paths + ["/isaac-sim/not-bound"]:
+    folder = os.path.expanduser(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "runtime-probe.txt"), "w") as f:
+            f.write(path)
+        out["writes"][path] = "ok"
+    except OSError as exc:
+        out["writes"][path] = exc.strerror
+with open("logs/runtime-probe.json", "w") as f:
+    json.dump(out, f)
+"""
+TREE = "isaac/logs/lab_ext"  # the extension's persistent logs tree, in the login user's home
+
+
+def recorded_runs(node, run_key: str, job: str, tree: str = TREE) -> list[str]:
+    """The run folders job ``job`` recorded it made (relative to the tree ``tree``, relative to
+    the login user's home)."""
+    return node.run(f"cat ~/{tree}/isaac-deploy/{run_key}/runs-{job}.txt").stdout.splitlines()
+
+
+def job_output(node, run_key: str, job: str) -> str:
+    return node.run(f"cat ~/{TREE}/isaac-deploy/{run_key}/job-{job}.out").stdout
 
 
 @pytest.fixture(scope="module")
 def rollout(root_project, lab):
     project = root_project
     (project.path / "scripts" / "lab_probe.py").write_text(PROBE)
+    (project.path / "scripts" / "lab_runtime_probe.py").write_text(RUNTIME_PROBE)
     assert project.deploy(data={"isaac_profiles": ("ext",)}).rc == 0
     git = ["git", "-C", str(project.path), "-c", "user.name=lab", "-c", "user.email=l@e.org"]
     subprocess.run(["git", "init", "-q", str(project.path)], check=True)
@@ -51,7 +93,9 @@ def rollout(root_project, lab):
     subprocess.run([*git, "commit", "-qm", "lab"], check=True)
     login = lab["cluster"]["login"]
     node = testinfra.get_host("ssh://lab-login", ssh_config=login["ssh_config"])
-    node.run("rm -rf ~/isaac ~/.isaac-deploy ~/.config/isaac-deploy ~/.cache/fake-apptainer")
+    # unpacked SIFs of the Apptainer stand-in are not writable by their owner (as root's files)
+    node.run("chmod -R u+w ~/isaac ~/.apptainer ~/scratch 2>/dev/null; rm -rf ~/isaac ~/scratch")
+    node.run("rm -rf ~/.isaac-deploy ~/.config/isaac-deploy ~/.apptainer ~/.cache/fake-apptainer")
 
     def run(
         run_key: str,
@@ -85,6 +129,8 @@ def rollout(root_project, lab):
             "cache_dir": "~/isaac/cache",
             "logs_dir": "~/isaac/logs",
             "resources": {"gpus": 1, "cpus": 1, "memory": "500M", "walltime": "00:10:00"},
+            # Apptainer as the lab's login profile provides it to login shells: a module
+            "modules": [login["apptainer_module"]],
             "snapshot_retention": 2,
             "wandb_api_key_env": "ROLLOUT_WANDB_KEY",
             **(settings or {}),
@@ -187,12 +233,14 @@ def test_full_rollout_runs_the_entry_script_with_every_argument(rollout):
         and entry["image"].startswith("sha256:")
     )
     info = wait(login, entry["job_id"])
-    job_log = node.run(f"cat ~/isaac/logs/e2e-1/job-{entry['job_id']}.out").stdout
+    job_log = job_output(node, "e2e-1", entry["job_id"])
     assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, job_log
-    runs = node.run("ls -d ~/isaac/logs/e2e-1/rsl_rl/ext_template/*/").stdout.split()
-    assert len(runs) == 1
-    assert json.loads(node.file(f"{runs[0]}args.json").content_string)["argv"] == ARGS
-    assert node.file(f"{runs[0]}model_4.json").exists  # the checkpoint is in the persistent logs
+    [run] = recorded_runs(node, "e2e-1", entry["job_id"])
+    assert run.startswith("rsl_rl/ext_template/")
+    tree = f"{login['home']}/{TREE}"
+    assert json.loads(node.file(f"{tree}/{run}/args.json").content_string)["argv"] == ARGS
+    assert node.file(f"{tree}/{run}/model_4.pt").exists  # the checkpoint is in the persistent logs
+    assert node.run(f"ls -A {entry['snapshot']}/logs").stdout == ""  # nothing in the snapshot
     key = node.file(f"{login['home']}/.config/isaac-deploy/lab_ext/wandb_api_key")
     assert key.mode == 0o600 and key.content_string == "e2e-wandb-secret-1\n"
     assert "e2e-wandb-secret-1" not in job_log
@@ -220,40 +268,62 @@ def test_a_failing_training_fails_the_job_with_its_exit_code(rollout):
     assert "JobState=FAILED" in info and "ExitCode=1:0" in info, info
 
 
-def test_results_come_back_and_remove_keeps_what_still_runs(rollout):
+def test_sync_brings_the_runs_to_logs_and_remove_waits_for_the_extensions_jobs(rollout):
+    """#12.5: `cluster sync` puts the cluster's runs where local ones are (logs/rsl_rl/...), the
+    bookkeeping in logs/isaac-deploy/<cluster>/, keeps (and names) a local file that differs;
+    --remove takes nothing while a job of the extension runs, then the runs of finished run
+    keys that came back whole, never a folder no job recorded."""
     project, login, node, run = rollout
+    tree = f"{login['home']}/{TREE}"
+    logs = project.path / "logs"
+    [done] = [e for e in ledger(node) if e["run_key"] == "e2e-1"]
+    [failed] = [e for e in ledger(node) if e["run_key"] == "e2e-fail"]
+    [done_run] = recorded_runs(node, "e2e-1", done["job_id"])
+    [failed_run] = recorded_runs(node, "e2e-fail", failed["job_id"])
+    mine = logs / failed_run / "params" / "agent.yaml"  # a local file where the cluster has one
+    mine.parent.mkdir(parents=True)
+    mine.write_text("edited on the workstation\n")
+    node.run(f"mkdir -p ~/{TREE}/rsl_rl/ext_template/by-hand")  # no job recorded it
     result = run("e2e-1", ARGS, deploy="deploy/cluster_sync.py")
     assert result.rc == 0, result.out
-    pulled = list((project.path / "logs" / "cluster" / "lab" / "e2e-1").rglob("model_4.json"))
-    assert len(pulled) == 1
+    assert json.loads((logs / done_run / "args.json").read_text())["argv"] == ARGS
+    assert (logs / done_run / "model_4.pt").is_file()
+    assert (logs / failed_run / "params" / "env.yaml").is_file()
+    book = logs / "isaac-deploy" / "lab"
+    assert (book / "e2e-1" / f"job-{done['job_id']}.out").is_file()
+    assert (book / "e2e-1" / f"runs-{done['job_id']}.txt").read_text() == f"{done_run}\n"
+    assert mine.read_text() == "edited on the workstation\n"
+    assert f"kept {mine}: it differs from the cluster's" in result.out, result.out
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login"]
     busy = subprocess.run(
         [
-            "ssh",
-            "-F",
-            login["ssh_config"],
-            "lab-login",
-            "mkdir -p ~/isaac/logs/e2e-busy && cd ~/isaac/logs/e2e-busy && sbatch --parsable -o /dev/null --wrap 'sleep 60'",
+            *ssh,
+            "cd /tmp && sbatch --parsable --job-name=lab_ext.e2e-busy.x -o /dev/null "
+            "--wrap 'sleep 60'",
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    node.run(
-        "printf '%s\\n' "
-        + shlex.quote(json.dumps({"run_key": "e2e-busy", "job_id": busy, "scheduler": "slurm"}))
-        + " >> ~/.isaac-deploy/lab_ext-ledger.jsonl"
-    )
     try:
-        result = run("e2e-1", ARGS, "--data", "isaac_remove=1", deploy="deploy/cluster_sync.py")
-        assert result.rc == 0, result.out
-        assert not node.file(
-            f"{login['home']}/isaac/logs/e2e-1"
-        ).exists  # finished, pulled: removed
-        assert node.file(f"{login['home']}/isaac/logs/e2e-busy").exists  # still running: kept
-    finally:
-        subprocess.run(
-            ["ssh", "-F", login["ssh_config"], "lab-login", f"scancel {busy}"], check=False
+        held = run("e2e-1", ARGS, "-v", "--data", "isaac_remove=1", deploy="deploy/cluster_sync.py")
+        assert held.rc == 0, held.out
+        assert f"kept every run on the cluster: job {busy} of lab_ext is queued or running" in (
+            held.out
         )
+        assert node.file(f"{tree}/{done_run}").is_directory
+    finally:
+        subprocess.run([*ssh, f"scancel {busy}"], check=False)
+    wait(login, busy)
+    result = run("e2e-1", ARGS, "--data", "isaac_remove=1", deploy="deploy/cluster_sync.py")
+    assert result.rc == 0, result.out
+    assert not node.file(f"{tree}/{done_run}").exists  # finished, pulled whole: removed
+    assert not node.file(f"{tree}/isaac-deploy/e2e-1").exists
+    assert node.file(f"{tree}/{failed_run}").is_directory  # did not come back whole: kept
+    assert node.file(f"{tree}/isaac-deploy/e2e-fail").is_directory  # with its record
+    assert "kept the runs of e2e-fail on the cluster: not all came back whole" in result.out
+    assert node.file(f"{tree}/rsl_rl/ext_template/by-hand").is_directory  # nobody's: kept
+    assert (logs / done_run / "model_4.pt").is_file()  # nothing local goes
 
 
 def test_old_snapshots_are_pruned_but_never_one_of_a_queued_job(rollout):
@@ -366,14 +436,17 @@ def test_a_cluster_can_build_its_image_from_the_registry(rollout, lab):
     assert registry["password"] not in result.out
     image_id = docker.from_env().images.get("isaac-lab-lab-ext:root").id
     tag = image_id.replace(":", "-")
-    builds = [
-        json.loads(line)["argv"]
-        for line in node.run("cat ~/.fake-apptainer.log").stdout.splitlines()
-    ]
+    calls = [json.loads(line) for line in node.run("cat ~/.fake-apptainer.log").stdout.splitlines()]
     reference = f"docker://{registry['address']}/team/isaac/isaac-lab-lab-ext:{tag}"
-    assert [argv for argv in builds if argv[0] == "build"] == [
-        ["build", "--force", f".incoming/{tag}.sif", reference]
-    ]
+    [build] = [call for call in calls if call["argv"][0] == "build"]
+    assert build["argv"] == ["build", "--force", f".incoming/{tag}.sif", reference]
+    # in the login environment, Apptainer from the cluster's module, its folders in the cache dir
+    module = Path(lab["apptainer_bin"]).parent / "modules" / "apptainer-1.3.6-lab" / "bin"
+    assert build["exe"] == str(module / "apptainer")
+    assert (build["cachedir"], build["tmpdir"]) == (
+        f"{login['home']}/isaac/cache/apptainer",
+        f"{login['home']}/isaac/cache/apptainer/tmp",
+    )
     sif = node.file(f"{login['home']}/isaac/registry-images/{tag}.sif")
     assert sif.exists and node.file(f"{login['home']}/isaac/registry-images/.incoming").exists
     sidecar = node.file(f"{login['home']}/isaac/registry-images/{tag}.sif.sha256").content_string
@@ -450,13 +523,6 @@ def test_a_failed_build_keeps_the_login_nodes_saved_registry_credentials(rollout
     assert registry["robot_password"] in saved.content_string
 
 
-PROBE = """import json, os, sys
-out = {p: sorted(os.listdir(p)) for p in ("/opt/tools", "/srv/data")}
-with open(os.path.join(os.environ["EXT_LOGS_DIR"], "probe.json"), "w") as f:
-    json.dump(out, f)
-"""
-
-
 def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp_path):
     project, login, node, run = rollout
     tools = tmp_path / "tools"
@@ -494,9 +560,7 @@ def test_external_mounts_are_synced_or_checked_and_bound_in_the_job(rollout, tmp
         entry = [e for e in ledger(node) if e["run_key"] == "e2e-mounts"][0]
         info = wait(login, entry["job_id"])
         assert "JobState=COMPLETED" in info, info
-        probe = json.loads(
-            node.file(f"{login['home']}/isaac/logs/e2e-mounts/probe.json").content_string
-        )
+        probe = json.loads(node.run(f"cat ~/{TREE}/mounts-probe.json").stdout)
         assert probe == {
             "/opt/tools": [".isaac-deploy-mirror", "tool.py"],
             "/srv/data": ["data.txt"],
@@ -579,7 +643,7 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     for run_key, state in (("e2e-pbs", "COMPLETED"), ("e2e-pbs-fail", "FAILED")):
         info = wait(login, entries[run_key]["job_id"].split(".")[0])
         assert f"JobState={state}" in info, info
-    log = node.file(f"{login['home']}/isaac/logs/e2e-pbs/job.out").content_string
+    log = node.run(f"cat ~/{TREE}/isaac-deploy/e2e-pbs/job.out").stdout
     assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
     listing = run("e2e-pbs", [], settings=settings, deploy="deploy/cluster_jobs.py")
     rows = {
@@ -756,7 +820,8 @@ def test_results_into_a_chosen_folder_and_no_apptainer_is_one_line(rollout, tmp_
         deploy="deploy/cluster_sync.py",
     )
     assert result.rc == 0, result.out
-    assert list((tmp_path / "results" / "lab").rglob("args.json")), result.out
+    assert list((tmp_path / "results" / "rsl_rl").rglob("args.json")), result.out
+    assert list((tmp_path / "results" / "isaac-deploy" / "lab").rglob("runs-*.txt")), result.out
     before = ledger(node)
     fresh = tmp_path / "sif-cache"
     missing = run(
@@ -820,8 +885,9 @@ def test_the_cluster_commands_of_the_cli(rollout, lab):
     [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-cli"]
     assert entry["args"] == args
     assert "JobState=COMPLETED" in wait(login, entry["job_id"])
-    [found] = node.run("find ~/isaac/logs/e2e-cli -name args.json").stdout.splitlines()
-    assert json.loads(node.file(found).content_string)["argv"] == args
+    [run] = recorded_runs(node, "e2e-cli", entry["job_id"])
+    args_file = f"{login['home']}/{TREE}/{run}/args.json"
+    assert json.loads(node.file(args_file).content_string)["argv"] == args
     jobs = subprocess.run(
         [*cli, "jobs", "-i", inventory], cwd=project.path, capture_output=True, text=True, env=env
     )
@@ -994,9 +1060,8 @@ def test_an_uncommitted_edit_is_a_new_run_that_runs_the_edit(rollout):
         assert EDIT in node.file(f"{entry['snapshot']}/scripts/rsl_rl/train.py").content_string
         assert EDIT not in node.file(f"{clean['snapshot']}/scripts/rsl_rl/train.py").content_string
         info = wait(login, entry["job_id"])
-        log = f"{login['home']}/isaac/logs/{entry['run_key']}/job-{entry['job_id']}.out"
         assert "JobState=COMPLETED" in info, info
-        assert "uncommitted edit 7f3a" in node.file(log).content_string
+        assert "uncommitted edit 7f3a" in job_output(node, entry["run_key"], entry["job_id"])
         before = (ledger(node), node.run(f"ls -AR {code} | md5sum").stdout)
         refused = run(clean["run_key"], args, "--data", "isaac_resubmit=1")
         assert refused.rc != 0, refused.out
@@ -1194,3 +1259,122 @@ def test_the_snapshot_of_a_queued_job_the_ledger_does_not_know_is_kept(rollout):
         assert f"kept snapshot {run_key}: job {queued} (lab_ext.{run_key}." in result.out
     finally:
         subprocess.run([*ssh, f"scancel {blocker} $(squeue -h -u $(id -un) -o %i)"], check=False)
+
+
+def test_a_second_job_resumes_from_the_run_of_the_first_in_the_persistent_tree(rollout):
+    """#12.2: jobs start in the extension's folder, so the template-like train.py writes each
+    run into the extension's one logs tree (here under $SCRATCH, which only the login profile
+    sets); a second job with --resume --load_run finds the first job's run; nothing lands in a
+    snapshot or the home; `cluster jobs` names each job's run folder; `cluster sync` brings
+    both back to logs/."""
+    project, login, node, run = rollout
+    settings = {"logs_dir": "$SCRATCH/isaac-logs"}
+    tree = "scratch/isaac-logs/lab_ext"
+    train = ["--task", "Template-Reach-v0", "--max_iterations"]
+    first = run("e2e-tree-1", [*train, "4", "--run_name", "first"], settings=settings)
+    assert first.rc == 0, first.out
+    [one] = [e for e in ledger(node) if e["run_key"] == "e2e-tree-1"]
+    assert "JobState=COMPLETED" in wait(login, one["job_id"])
+    [first_run] = recorded_runs(node, "e2e-tree-1", one["job_id"], tree=tree)
+    resume = ["--resume", "--load_run", ".*_first", "--run_name", "second"]
+    second = run("e2e-tree-2", [*train, "2", *resume], settings=settings)
+    assert second.rc == 0, second.out
+    [two] = [e for e in ledger(node) if e["run_key"] == "e2e-tree-2"]
+    info = wait(login, two["job_id"])
+    assert "JobState=COMPLETED" in info, node.run(f"cat ~/{tree}/isaac-deploy/*/*.out").stdout
+    [second_run] = recorded_runs(node, "e2e-tree-2", two["job_id"], tree=tree)
+    home = login["home"]
+    checkpoint = json.loads(node.file(f"{home}/{tree}/{second_run}/model_6.pt").content_string)
+    assert checkpoint["resumed_from"] == f"/workspace/lab_ext/logs/{first_run}/model_4.pt"
+    for entry in (one, two):
+        assert node.run(f"find {entry['snapshot']} -name 'model_*'").stdout == ""
+    assert not node.file(f"{home}/logs").exists
+    listing = run("e2e-tree-2", [], settings=settings, deploy="deploy/cluster_jobs.py")
+    assert listing.rc == 0, listing.out
+    assert f"-> logs/{first_run}" in listing.out and f"-> logs/{second_run}" in listing.out
+    synced = run("e2e-tree-2", [], settings=settings, deploy="deploy/cluster_sync.py")
+    assert synced.rc == 0, synced.out
+    logs = project.path / "logs"
+    assert (logs / first_run / "model_4.pt").is_file()
+    assert (logs / second_run / "model_6.pt").is_file()
+
+
+def test_isaac_sims_write_paths_and_caches_land_under_the_cache_dir(rollout):
+    """#12.3: a probe in the image writes where Isaac Sim and its libraries write; each write
+    lands under the cluster's cache dir (kit/ binds, the job's own home), the cluster user's
+    home gets nothing, the image stays unwritable elsewhere, the job's GPUs reach it."""
+    project, login, node, run = rollout
+    home = login["home"]
+    node.run("touch ~/.e2e-probe-start && sleep 1")
+    settings = {"entry_script": "scripts/lab_runtime_probe.py"}
+    result = run("e2e-runtime", [json.dumps(WRITE_PATHS)], settings=settings)
+    assert result.rc == 0, result.out
+    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-runtime"]
+    info = wait(login, entry["job_id"])
+    assert "JobState=COMPLETED" in info, job_output(node, "e2e-runtime", entry["job_id"])
+    probe = json.loads(node.run(f"cat ~/{TREE}/runtime-probe.json").stdout)
+    assert probe["cwd"] == "/workspace/lab_ext" and probe["home"] == "/root"
+    assert probe["gpus"] in ("0", "1")
+    assert probe["writes"] == {
+        **dict.fromkeys(WRITE_PATHS, "ok"),
+        "/isaac-sim/not-bound": "Permission denied",  # the image's own folders stay root's
+    }
+    cache = f"{home}/isaac/cache"
+    for path in WRITE_PATHS:
+        landed = (
+            f"{cache}/home/{path[2:]}"
+            if path.startswith("~/")
+            else f"{cache}/kit/{path.split('/kit/')[1]}"
+        )
+        assert node.file(f"{landed}/runtime-probe.txt").content_string == path, path
+    own = ("isaac/", ".isaac-deploy/", ".config/isaac-deploy/", ".fake-apptainer.log")
+    changed = node.run("cd ~ && find . -type f -newer .e2e-probe-start").stdout.split("\n")
+    node.run("rm -f ~/.e2e-probe-start")
+    assert [f for f in changed if f and not f[2:].startswith(own)] == []
+
+
+def test_the_stand_in_loses_a_relative_run_as_apptainer_did_with_the_old_job_flags(rollout):
+    """The lab's Apptainer reproduces what real Apptainer did to the jobs before #12: with the
+    old flags (no --pwd, the host's current folder bound and started in) a relative-logging
+    train.py writes its run into the code snapshot it was submitted from, Isaac Sim's own
+    folders cannot be written and the caches go to the user's home; --containall alone loses
+    the run in a throw-away home; --pwd puts it in the logs tree."""
+    project, login, node, run = rollout
+    entry = ledger(node)[-1]  # the newest job: its snapshot is not pruned yet
+    image = f"~/isaac/images/{entry['image'].replace(':', '-')}.sif"
+    code, logs = "~/isaac/old-job-code", "~/isaac/old-job-logs"
+    node.run(f"rm -rf {code} {logs} && cp -a {entry['snapshot']} {code} && mkdir -p {logs}")
+    old = (
+        f"cd {code} && APPTAINER_CACHEDIR=~/isaac/cache/apptainer apptainer exec --nv --cleanenv "
+        f'--bind "$PWD:/workspace/lab_ext" --bind {logs}:/workspace/lab_ext/logs'
+    )
+    train = (
+        "/opt/isaac-deploy/entrypoint.sh python /workspace/lab_ext/scripts/rsl_rl/train.py "
+        "--task Template-Reach-v0 --max_iterations 1 --run_name"
+    )
+    runs = f"find {code}/logs {logs} -path '*rsl_rl*' -name '*_%s' | sed 's|^{login['home']}/||'"
+
+    def where(flags: str, name: str) -> list[str]:
+        done = node.run(f"{old} {flags} {image} {train} {name}")
+        assert done.rc == 0, done.stdout + done.stderr
+        return node.run(runs % name).stdout.split()
+
+    [lost] = where("", "old-flags")
+    assert lost.startswith("isaac/old-job-code/logs/rsl_rl/ext_template/")  # in the snapshot
+    assert where("--containall", "contained") == []  # lost with the throw-away home
+    [fixed] = where("--pwd /workspace/lab_ext", "fixed")
+    assert fixed.startswith("isaac/old-job-logs/rsl_rl/ext_template/")
+    probe = (
+        f"/workspace/lab_ext/scripts/lab_runtime_probe.py {shlex.quote(json.dumps(WRITE_PATHS))}"
+    )
+    try:
+        done = node.run(f"{old} {image} /opt/isaac-deploy/entrypoint.sh python {probe}")
+        assert done.rc == 0, done.stderr
+        writes = json.loads(node.run(f"cat {code}/logs/runtime-probe.json").stdout)["writes"]
+        assert writes["/isaac-sim/kit/data"] == "Read-only file system"
+        assert node.file(f"{login['home']}/.cache/ov/runtime-probe.txt").exists  # the home quota
+    finally:
+        node.run(
+            "rm -rf ~/.cache/ov ~/.cache/pip ~/.cache/nvidia ~/.nv ~/.nvidia-omniverse "
+            f"~/.local/share/ov ~/Documents {code} {logs}"
+        )

@@ -16,6 +16,8 @@ from pathlib import Path
 from .processes import alive, stop_process
 
 USER = os.environ.get("ISAAC_LAB_CLUSTER_USER", "labuser")
+# the lab's Apptainer module (the login profile's `module` stand-in puts it on PATH)
+APPTAINER_MODULE = "apptainer/1.3.6-lab"
 SSH_ADDR = "127.0.0.1"
 SSH_PORT = int(os.environ.get("ISAAC_LAB_SSH_PORT", "2222"))
 CTLD_PORT, SLURMD_PORT, DBD_PORT, DB_PORT = 16817, 16818, 16819, 13306
@@ -273,12 +275,13 @@ def start_login(lab_dir: Path, started: dict, save, slurm_conf: str) -> dict:
         save(started)
     _run("usermod", "-p", "*", USER)  # useradd leaves it locked; sshd (UsePAM no) refuses locked
     home = Path(_run("getent", "passwd", USER, capture_output=True).stdout.split(":")[5])
-    site_path(home, lab_dir / "bin")
     for name, comment in (("id_ed25519", f"{USER}@lab"), ("ssh_host_ed25519_key", "lab-host")):
         if not (keys / name).exists():
             _run(
                 "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(keys / name)
             )
+    home = Path(_run("getent", "passwd", USER, capture_output=True).stdout.split(":")[5])
+    site_profile(lab_dir, home)
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
@@ -329,6 +332,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         "host": SSH_ADDR,
         "port": SSH_PORT,
         "user": USER,
+        "apptainer_module": APPTAINER_MODULE,
         "home": str(home),
         "key": str(keys / "id_ed25519"),
         "known_hosts": str(keys / "known_hosts"),
@@ -337,18 +341,32 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     }
 
 
-PROFILE_MARK = "# isaac-deploy lab: the site's tools"
-
-
-def site_path(home: Path, bin_dir: Path) -> None:
-    """The cluster user's login environment has the lab's tools on PATH, as a site provides
-    apptainer to login shells (PBS jobs get the login environment, not the submitter's PATH;
-    SSH sessions get the lab's PATH from sshd)."""
-    profile = home / ".profile"
-    text = profile.read_text() if profile.exists() else ""
-    if PROFILE_MARK not in text:
-        profile.write_text(f'{text}\n{PROFILE_MARK}\nPATH="{bin_dir}:$PATH"\n')
-        shutil.chown(profile, USER, USER)
+def site_profile(lab_dir: Path, home: Path) -> None:
+    """What the login node's login shells get, as a site's profile gives it: ``$SCRATCH`` and
+    ``module`` (a stand-in of Environment Modules/Lmod: ``module load apptainer/1.3.6-lab``
+    puts the lab's Apptainer on PATH; other modules are unknown). Debian's /etc/profile sets
+    PATH for login shells without the lab's bin folder, so Apptainer is in a login shell only
+    through the module (commands over SSH and the jobs they submit keep sshd's PATH)."""
+    module_bin = lab_dir / "modules" / "apptainer-1.3.6-lab" / "bin"
+    module_bin.mkdir(parents=True, exist_ok=True)
+    link = module_bin / "apptainer"
+    if not link.is_symlink():
+        link.symlink_to(lab_dir / "bin" / "apptainer")
+    profile = home / ".bash_profile"
+    profile.write_text(f"""# the lab login node's site profile (tests/lab/cluster.py), read by login shells
+export SCRATCH="$HOME/scratch"
+module() {{
+  if [ "$1" != load ] || [ $# -ne 2 ]; then
+    echo "module (lab stand-in): only 'module load NAME' is known" >&2; return 2
+  fi
+  case $2 in
+    {APPTAINER_MODULE}) PATH={module_bin}:$PATH; export PATH ;;
+    *) echo "Lmod has detected the following error: The following module(s) are unknown: \"$2\"" >&2
+       return 1 ;;
+  esac
+}}
+""")
+    shutil.chown(profile, USER, USER)
 
 
 def start(lab_dir: Path, started: dict, save) -> dict:

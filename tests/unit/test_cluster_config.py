@@ -134,11 +134,24 @@ def test_cluster_env_and_snapshot_facts_run_here(tmp_path):
         ["sh", "-c", command], capture_output=True, text=True, env={"HOME": "/h", "SCRATCH": "/s x"}
     ).stdout
     assert ClusterEnv().process(out.splitlines()) == {"HOME": "/h", "SCRATCH": "/s x", "X": ""}
+    # asked in a login shell: what the site's profile sets counts, what it prints does not
+    home = tmp_path / "profile" / "home"
+    home.mkdir(parents=True)
+    (home / ".bash_profile").write_text('echo "HOME=/motd"\nexport SCRATCH=/cluster/scratch/u\n')
+    out = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, env={"HOME": str(home)}
+    )
+    assert ClusterEnv().process(out.stdout.splitlines()) == {
+        "HOME": str(home),
+        "SCRATCH": "/cluster/scratch/u",
+        "X": "",
+    }
+    snapshots = tmp_path / "snapshots"
     for index, name in enumerate(("run-b", "run-a")):
-        (tmp_path / name).mkdir()
-        os.utime(tmp_path / name, (time.time() - 100 + index, time.time() - 100 + index))
-    (tmp_path / "file").write_text("")
-    command = Snapshots().command(str(tmp_path)).get_raw_value()
+        (snapshots / name).mkdir(parents=True)
+        os.utime(snapshots / name, (time.time() - 100 + index, time.time() - 100 + index))
+    (snapshots / "file").write_text("")
+    command = Snapshots().command(str(snapshots)).get_raw_value()
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
     assert Snapshots().process(out.splitlines()) == ["run-b", "run-a"]  # oldest first
     empty = subprocess.run(
@@ -225,3 +238,62 @@ def test_example_inventories_share_one_registry_definition_and_debug_inventory_w
     assert clusters["REGISTRIES"] == registries["local"][0][1]["isaac_registries"]
     hosts, data = clusters["pbs_cluster"]
     assert json.loads(json.dumps(data[KEY].to_json()))["image_registry"] == "lab"
+
+
+def test_the_jobs_apptainer_runtime_settings():
+    """Safe defaults (--containall, a writable layer, no staging, `apptainer` from PATH); a
+    name or a cluster path for apptainer; yes/no values strictly; each refusal names the key."""
+    config = ClusterConfig.parse("c", GOOD)
+    assert (config.apptainer, config.containall, config.writable_tmpfs, config.stage_image) == (
+        "apptainer",
+        True,
+        True,
+        False,
+    )
+    chosen = ClusterConfig.parse(
+        "c",
+        {
+            **GOOD,
+            "apptainer": "$APPS/apptainer/1.3.4/bin/apptainer",
+            "containall": "no",
+            "writable_tmpfs": False,
+            "stage_image": "yes",
+        },
+    )
+    assert chosen.apptainer == "$APPS/apptainer/1.3.4/bin/apptainer"
+    assert (chosen.containall, chosen.writable_tmpfs, chosen.stage_image) == (False, False, True)
+    assert ClusterConfig.parse("c", {**GOOD, "apptainer": "singularity"}).apptainer == "singularity"
+    for change, field, words in (
+        ({"apptainer": "apptainer; rm -rf ~"}, "apptainer", "a command name or the path"),
+        ({"apptainer": "bin/apptainer"}, "apptainer", "a command name or the path"),
+        ({"apptainer": "/opt/a\nb"}, "apptainer", "newlines"),
+        ({"containall": "maybe"}, "containall", "true or false"),
+        ({"stage_image": 2}, "stage_image", "true or false"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            ClusterConfig.parse("c", {**GOOD, **change})
+        assert error.value.field == f"c: isaac_cluster[{field}]" and words in str(error.value)
+
+
+def test_logs_tree_fact_runs_here(tmp_path):
+    """The run folders each job recorded in the tree's bookkeeping, by run key and job id;
+    files that are not records are left out; no tree is no error."""
+    from isaac_deploy.facts.cluster import LogsTree, TreeState
+
+    book = tmp_path / "tree" / "isaac-deploy"
+    (book / "k1").mkdir(parents=True)
+    (book / "k2").mkdir()
+    (book / "k1" / "runs-12.txt").write_text("rsl_rl/e/2026_a\nrsl_rl/e/it's b\n")
+    (book / "k1" / "job-12.out").write_text("runs-99.txt\n")
+    (book / "k2" / "runs-13.server.txt").write_text("")
+
+    def fact(tree):
+        command = LogsTree().command(str(tree)).get_raw_value()
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+        assert done.returncode == 0
+        return LogsTree().process(done.stdout.splitlines())
+
+    assert fact(tmp_path / "tree") == TreeState(
+        True, {"k1": {"12": ("rsl_rl/e/2026_a", "rsl_rl/e/it's b")}, "k2": {"13.server": ()}}
+    )
+    assert fact(tmp_path / "none") == TreeState(False, {})

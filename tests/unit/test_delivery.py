@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 import subprocess
 
 from pyinfra.api.hiddenvalue import HiddenValue
@@ -104,9 +105,24 @@ PULL = dict(
     reference=REF,
     folder="/img dir",
     filename="s.sif",
+    cache_dir="/scratch/u/cache",
     credentials=HiddenValue(LOGIN),
     credentials_file=CREDENTIALS,
 )
+# how a login node's Apptainer commands start: its login environment, the cache under cache_dir
+LOGIN_ENV = [
+    "set -e",
+    "export APPTAINER_CACHEDIR=/scratch/u/cache/apptainer",
+    "export APPTAINER_TMPDIR=/scratch/u/cache/apptainer/tmp",
+]
+MADE = 'mkdir -p "$APPTAINER_CACHEDIR" "$APPTAINER_TMPDIR" && '
+
+
+def login_script(command: str) -> list[str]:
+    """The lines of a ``bash -lc SCRIPT`` command's script."""
+    argv = shlex.split(command)
+    assert argv[:2] == ["bash", "-lc"] and len(argv) == 3, command
+    return argv[2].splitlines()
 
 
 def saved_credentials(text: str) -> dict:
@@ -117,18 +133,31 @@ def saved_credentials(text: str) -> dict:
 def test_login_node_builds_from_the_registry_with_its_saved_credentials():
     commands, _ = run_op(sif_pulled, {**NOT_BUILT, **saved_credentials(LOGIN)}, **PULL)
     assert commands[0] == "mkdir -p '/img dir/.incoming'"
-    assert commands[1] == (
-        f"cd '/img dir' && ( set -a && . {CREDENTIALS} && set +a"
-        f" && apptainer build --force .incoming/s.sif docker://{REF} )"
-    )
+    assert login_script(commands[1]) == [
+        *LOGIN_ENV,
+        f"{MADE}cd '/img dir' && ( set -a && . {CREDENTIALS} && set +a"
+        f" && apptainer build --force .incoming/s.sif docker://{REF} )",
+    ]
     assert "mv -f .incoming/s.sif s.sif" in commands[2] and "s.sif.sha256" in commands[2]
     assert len(commands) == 3
-    # no credentials of ours (the login node's own login): nothing is looked at or sourced
-    own = {**PULL, "credentials": None, "credentials_file": None}
+    # no credentials of ours (the login node's own login): nothing is looked at or sourced;
+    # Apptainer from a module, or at a path of the site's
+    own = {
+        **PULL,
+        "credentials": None,
+        "credentials_file": None,
+        "modules": ("apptainer/1.3.4", "squashfs"),
+        "apptainer": "$APPS/apptainer/bin/apptainer",
+    }
     commands, _ = run_op(sif_pulled, NOT_BUILT, **own)
-    assert commands[1] == (
-        f"cd '/img dir' && ( apptainer build --force .incoming/s.sif docker://{REF} )"
-    )
+    assert login_script(commands[1]) == [
+        "set -e",
+        "module load apptainer/1.3.4",
+        "module load squashfs",
+        *LOGIN_ENV[1:],
+        f"{MADE}cd '/img dir' && ( \"${{APPS}}\"/apptainer/bin/apptainer build --force "
+        f".incoming/s.sif docker://{REF} )",
+    ]
     # present: nothing is built, the saved credentials are not even looked at
     present = {"DeliveredFile": {"filename=s.sif, folder=/img": Delivery(True, "c" * 64, 0, 10**6)}}
     commands, host = run_op(sif_pulled, present, **{**PULL, "folder": "/img"})
@@ -142,12 +171,16 @@ def test_new_credentials_replace_the_saved_ones_only_after_the_build_worked():
         f"rm -f {STAGED} && ( umask 077 && : > {STAGED} )",
         ("upload", STAGED, LOGIN),
         "mkdir -p '/img dir/.incoming'",
-        f"cd '/img dir' && ( set -a && . {STAGED} && set +a"
-        f" && apptainer build --force .incoming/s.sif docker://{REF} )"
-        f" || {{ rm -f {STAGED} ; exit 1; }}",
+        commands[4],
         f"chmod 600 {STAGED} && mv -f {STAGED} {CREDENTIALS}",
         commands[-1],
     ]
+    build, _, dropped = commands[4].rpartition(" || ")
+    assert dropped == f"{{ rm -f {STAGED} ; exit 1; }}"
+    assert login_script(build)[-1] == (
+        f"{MADE}cd '/img dir' && ( set -a && . {STAGED} && set +a"
+        f" && apptainer build --force .incoming/s.sif docker://{REF} )"
+    )
     assert "mv -f .incoming/s.sif s.sif" in commands[-1]
     assert not any("n3w pass" in c for c in commands if isinstance(c, str))
 
@@ -258,11 +291,15 @@ def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
     from isaac_deploy.operations.cluster_image import sandbox_built
 
     facts = {"PathKinds": {"paths=['/img dir/sha256-a.sandbox']": {}}}
-    commands, _ = run_op(sandbox_built, facts, folder="/img dir", sif="sha256-a.sif")
-    assert commands == [
-        "cd '/img dir' && mkdir -p .incoming && rm -rf .incoming/sha256-a.sandbox && apptainer "
-        "build --force --sandbox .incoming/sha256-a.sandbox sha256-a.sif && mv "
-        ".incoming/sha256-a.sandbox sha256-a.sandbox"
+    commands, _ = run_op(
+        sandbox_built, facts, folder="/img dir", sif="sha256-a.sif", cache_dir="/scratch/u/cache"
+    )
+    [command] = commands
+    assert login_script(command) == [
+        *LOGIN_ENV,
+        f"{MADE}cd '/img dir' && mkdir -p .incoming && rm -rf .incoming/sha256-a.sandbox && "
+        "apptainer build --force --sandbox .incoming/sha256-a.sandbox sha256-a.sif && mv "
+        ".incoming/sha256-a.sandbox sha256-a.sandbox",
     ]
     commands, host = run_op(
         sandbox_built,
@@ -273,6 +310,7 @@ def test_sandbox_is_unpacked_from_the_sif_under_incoming_then_renamed():
         },
         folder="/img dir",
         sif="sha256-a.sif",
+        cache_dir="/scratch/u/cache",
     )
     assert commands == [] and host.noops == ["sha256-a.sandbox is unpacked"]
 
@@ -321,3 +359,39 @@ def test_no_image_goes_while_a_job_of_the_extension_is_unknown_to_the_ledger():
         "kept image sha256-a.sif: job 8 (ext.lost) is queued or running and not in the ledger",
         "kept image sha256-b.sif: job 7 (ext.b) is queued or running",
     ]
+
+
+def test_login_node_builds_run_in_the_login_environment_with_the_modules(tmp_path):
+    """The build command run for real by bash: the login profile (here a home's .bash_profile,
+    as a site's profile defines `module`) is read, the module puts the site's apptainer on
+    PATH, Apptainer's cache and temporary folders are made under the cache dir; a module that
+    does not load stops the build."""
+    from isaac_deploy.operations.cluster_image import build_command, on_login_node
+
+    home, site = tmp_path / "home", tmp_path / "site" / "bin"
+    home.mkdir()
+    site.mkdir(parents=True)
+    (site / "apptainer").write_text(
+        '#!/bin/sh\necho "apptainer $* cache=$APPTAINER_CACHEDIR tmp=$APPTAINER_TMPDIR"\n'
+        '[ -d "$APPTAINER_TMPDIR" ] && echo tmp-exists\n'
+    )
+    (site / "apptainer").chmod(0o755)
+    (home / ".bash_profile").write_text(
+        "module() { case $2 in apptainer/*) PATH=" + str(site) + ":$PATH;; *) return 1;; esac; }\n"
+    )
+    cache = tmp_path / "cache dir"
+    build = build_command("docker://r/i:t", "o.sif")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+    def run(modules):
+        command = on_login_node(build, modules, str(cache))
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env)
+
+    done = run(("apptainer/1.3.4",))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"apptainer build --force o.sif docker://r/i:t cache={cache}/apptainer "
+        f"tmp={cache}/apptainer/tmp",
+        "tmp-exists",
+    ]
+    assert run(("nope/1",)).returncode != 0 and run(()).returncode != 0  # no apptainer on PATH

@@ -1,11 +1,15 @@
 """Job scripts: Slurm and PBS directives, and the body run for real by bash with a stand-in
-`apptainer` that records its argv: every argument arrives exactly as given, exit codes pass."""
+`apptainer` that records its argv: every argument arrives exactly as given, the container starts
+in the extension's folder with the logs tree, caches and home of its own bound, the run folders
+a job made are recorded, exit codes pass."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -41,7 +45,8 @@ def job(**changes) -> JobSpec:
         run_key="2026-11-24_run-1",
         image="$SCRATCH/img/sha256-abc.sif",
         code_dir="$SCRATCH/code/run 1",
-        logs_dir="~/logs/run-1",
+        logs_tree="~/logs/ext_template",
+        bookkeeping="~/logs/ext_template/isaac-deploy/2026-11-24_run-1",
         cache_dir="$SCRATCH/cache",
         output="/scratch/jdoe/logs/job-%j.out",
         extension="ext_template",
@@ -264,26 +269,49 @@ def test_one_submission_overrides_time_gpus_and_partition():
         config.resources.override(key, {"gpus": "a100:1"}, "pbs")
 
 
-def run_with_standin(tmp_path, text: str, exit_code: int = 0) -> tuple[int, list[str], str]:
-    """Run the job body with stand-ins for `apptainer` (records argv) and `module`."""
+STANDIN = """#!/usr/bin/env python3
+import json, os, sys, time
+json.dump(sys.argv[1:], open({record!r}, 'w'))
+tree = os.environ.get("FAKE_NEW_RUN")
+if tree:  # the training script's run folder, in the tree bound at <ext>/logs
+    os.makedirs(tree)
+if os.environ.get("FAKE_SLEEP"):
+    open({record!r} + ".started", "w").close()
+    time.sleep(30)
+sys.exit({code})
+"""
+
+
+def run_with_standin(
+    tmp_path, text: str, exit_code: int = 0, env: dict | None = None, module: bool = True
+) -> tuple[int, list[str], str]:
+    """Run the job body with stand-ins for `apptainer` (records argv) and `module` (none with
+    ``module=False``)."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     record = tmp_path / "argv.json"
-    (bin_dir / "apptainer").write_text(
-        "#!/usr/bin/env python3\nimport json, sys\n"
-        f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\nsys.exit({exit_code})\n"
-    )
+    (bin_dir / "apptainer").write_text(STANDIN.format(record=str(record), code=exit_code))
     (bin_dir / "module").write_text(f'#!/bin/sh\necho "module $*" >> {tmp_path}/modules.log\n')
     for tool in ("apptainer", "module"):
         (bin_dir / tool).chmod(0o755)
+    if not module:
+        (bin_dir / "module").unlink()
+    (tmp_path / "node-tmp").mkdir(exist_ok=True)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "SCRATCH": str(tmp_path / "scratch"),
         "HOME": str(tmp_path / "home"),
+        "TMPDIR": str(tmp_path / "node-tmp"),
+        **(env or {}),
     }
     proc = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True)
     argv = json.loads(record.read_text()) if record.exists() else []
     return proc.returncode, argv, proc.stdout + proc.stderr
+
+
+def flags(argv: list[str]) -> list[str]:
+    """The apptainer flags before the image (after ``exec``)."""
+    return argv[1 : argv.index(next(a for a in argv if a.endswith(".sif")))]
 
 
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
@@ -296,24 +324,121 @@ def test_every_argument_arrives_exactly_as_given(tmp_path, scheduler):
         "python",
         "/workspace/ext_template/scripts/rsl_rl/train.py",
     ]
-    assert argv[:2] == ["exec", "--nv"]
+    assert argv[0] == "exec"
     assert f"{tmp_path}/scratch/img/sha256-abc.sif" in argv  # $SCRATCH expanded on the cluster
-    binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
-    assert f"{tmp_path}/scratch/code/run 1:/workspace/ext_template" in binds
-    assert f"{tmp_path}/home/logs/run-1:/workspace/ext_template/logs" in binds
-    assert (
-        f"{tmp_path}/home/.config/isaac-deploy/wandb_api_key:/run/secrets/wandb_api_key:ro" in binds
-    )
-    assert (tmp_path / "home" / "logs" / "run-1").is_dir() and (
-        tmp_path / "scratch" / "cache" / "kit"
-    ).is_dir()
     assert not os.path.exists("/tmp/pwned-job")
     assert "module load cuda/12.1" in (tmp_path / "modules.log").read_text()
+
+
+def test_the_container_starts_in_the_extension_with_the_logs_tree_caches_and_home_bound(tmp_path):
+    """The runtime flags and binds: the extension's folder is the working directory and its
+    logs/ is the persistent tree; Isaac Sim's write paths and the home are under the cache dir;
+    --containall with a node-local work folder and a writable layer by default; the scheduler's
+    GPUs reach the clean environment."""
+    code, argv, out = run_with_standin(tmp_path, script("slurm"), env={"CUDA_VISIBLE_DEVICES": "1"})
+    assert code == 0, out
+    cache, home = f"{tmp_path}/scratch/cache", f"{tmp_path}/home"
+    given = flags(argv)
+    binds = [given[i + 1] for i, a in enumerate(given) if a == "--bind"]
+    options = [a for i, a in enumerate(given) if a != "--bind" and given[i - 1] != "--bind"]
+    work = options[options.index("--workdir") + 1]
+    assert options == [
+        "--nv",
+        "--pwd",
+        "/workspace/ext_template",
+        "--home",
+        f"{cache}/home:/root",
+        "--containall",
+        "--workdir",
+        work,
+        "--writable-tmpfs",
+    ]
+    assert work.startswith(f"{tmp_path}/node-tmp/isaac-deploy-job.")  # the node's $TMPDIR
+    assert not os.path.exists(work)  # removed when the job ended
+    assert binds == [
+        f"{tmp_path}/scratch/code/run 1:/workspace/ext_template",
+        f"{home}/logs/ext_template:/workspace/ext_template/logs",
+        f"{cache}/kit/cache:/isaac-sim/kit/cache",
+        f"{cache}/kit/data:/isaac-sim/kit/data",
+        f"{cache}/kit/logs:/isaac-sim/kit/logs",
+        f"{home}/.config/isaac-deploy/wandb_api_key:/run/secrets/wandb_api_key:ro",
+    ]
+    for folder in ("home", "kit/cache", "kit/data", "kit/logs", "apptainer"):
+        assert (tmp_path / "scratch" / "cache" / folder).is_dir(), folder
+    assert (
+        tmp_path / "home" / "logs" / "ext_template" / "isaac-deploy" / "2026-11-24_run-1"
+    ).is_dir()
+    plain = ClusterConfig.parse(
+        "c",
+        {
+            **CLUSTER,
+            "scheduler": "slurm",
+            "containall": False,
+            "writable_tmpfs": False,
+            "apptainer": "~/apps/apptainer",
+            "modules": [],
+        },
+    )
+    text = render_job(ROOT / "templates", plain, job())
+    assert 'APPTAINER="$HOME"/apps/apptainer' in text.splitlines()
+    [line] = [line for line in text.splitlines() if line.startswith("FLAGS=")]
+    assert line == 'FLAGS=(--nv --pwd /workspace/ext_template --home "$CACHE/home:/root")'
+    assert "module" not in text.split("APPTAINER=")[0].split("set -euo pipefail")[1]
+
+
+def test_the_job_records_the_run_folders_it_made(tmp_path):
+    """In the tree's bookkeeping, runs-<job id>.txt lists the run folders that appeared while
+    the job ran (an earlier run of the tree is not the job's); written also when it failed."""
+    tree = tmp_path / "home" / "logs" / "ext_template"
+    (tree / "rsl_rl" / "ext_template" / "2026-01-01_00-00-00_old").mkdir(parents=True)
+    new = tree / "rsl_rl" / "ext_template" / "2026-11-24_06-00-00_it's new"
+    env = {"SLURM_JOB_ID": "4242", "FAKE_NEW_RUN": str(new)}
+    code, _, out = run_with_standin(tmp_path, script("slurm"), exit_code=3, env=env)
+    assert code == 3, out
+    book = tree / "isaac-deploy" / "2026-11-24_run-1"
+    assert (
+        book / "runs-4242.txt"
+    ).read_text() == "rsl_rl/ext_template/2026-11-24_06-00-00_it's new\n"
+    assert sorted(p.name for p in book.iterdir()) == ["runs-4242.txt"]
+    pbs = run_with_standin(tmp_path, script("pbs"), env={"PBS_JOBID": "77.server"})
+    assert pbs[0] == 0 and (book / "runs-77.server.txt").read_text() == ""
+
+
+def test_a_cancelled_job_still_records_its_runs_and_cleans_up(tmp_path):
+    """SIGTERM (scancel, the wall-time): the job waits for the container, which gets it too,
+    records what it made and removes its node-local folder."""
+    text = script("slurm")
+    bin_dir = tmp_path / "bin"
+    run_with_standin(tmp_path, "true")  # makes the stand-ins only
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SCRATCH": str(tmp_path / "scratch"),
+        "HOME": str(tmp_path / "home"),
+        "TMPDIR": str(tmp_path / "node-tmp"),
+        "SLURM_JOB_ID": "9",
+        "FAKE_SLEEP": "1",
+    }
+    proc = subprocess.Popen(["bash", "-c", text], env=env, start_new_session=True)
+    started = tmp_path / "argv.json.started"
+    deadline = time.monotonic() + 20
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)  # as Slurm signals every process of the job
+    assert proc.wait(timeout=20) == 143
+    book = tmp_path / "home" / "logs" / "ext_template" / "isaac-deploy" / "2026-11-24_run-1"
+    assert (book / "runs-9.txt").exists()
+    assert not list((tmp_path / "node-tmp").iterdir())
 
 
 def test_the_containers_exit_code_is_the_jobs(tmp_path):
     code, _, _ = run_with_standin(tmp_path, script("slurm"), exit_code=7)
     assert code == 7
+
+
+def test_paths_apptainer_cannot_bind_are_refused():
+    with pytest.raises(ConfigError, match=r"cache dir: /a:b holds ':' or ','"):
+        script("slurm", cache_dir="/a:b")
 
 
 def test_the_secret_is_only_a_bind_never_a_value():
@@ -341,3 +466,54 @@ def test_the_job_name_is_one_submissions_and_is_never_cut():
     assert job(planned="2026-11-24T06:00:01Z").job_name != job().job_name
     with pytest.raises(ConfigError, match=r"job name: 'e{160}\.r{60}\.20261124T060000Z' .* 236"):
         script("slurm", extension="e" * 160, run_key="r" * 60)
+
+
+def test_a_job_without_module_reads_the_login_profile_for_it(tmp_path):
+    """Slurm passes the submitting shell's environment, which may lack the `module` function:
+    the job reads the login profile as `bash -l` would (here the home's .bash_profile), then
+    loads the modules; without any, the job fails before the container."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".bash_profile").write_text(
+        f'module() {{ echo "profile module $*" >> {tmp_path}/modules.log; }}\n'
+    )
+    code, argv, out = run_with_standin(tmp_path, script("slurm"), module=False)
+    assert code == 0 and argv, out
+    assert "profile module load cuda/12.1" in (tmp_path / "modules.log").read_text()
+    (home / ".bash_profile").unlink()
+    (tmp_path / "argv.json").unlink()
+    code, argv, _ = run_with_standin(tmp_path, script("slurm"), module=False)
+    assert code != 0 and argv == []
+
+
+def test_a_staged_image_is_a_copy_in_the_jobs_node_local_folder(tmp_path):
+    """stage_image: the job copies the image into its folder under the node's $TMPDIR and runs
+    the copy; the copy goes with the folder when the job ends."""
+    staged = ClusterConfig.parse("c", {**CLUSTER, "scheduler": "slurm", "stage_image": True})
+    image = tmp_path / "scratch" / "img" / "sha256-abc.sif"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"SIF")
+    seen = tmp_path / "seen"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text(
+        "#!/usr/bin/env python3\nimport sys\n"
+        "image = next(a for a in sys.argv if a.endswith('/image'))\n"
+        f"open({str(seen)!r}, 'w').write(image + ' ' + open(image).read())\n"
+    )
+    (bin_dir / "apptainer").chmod(0o755)
+    (bin_dir / "module").write_text("#!/bin/sh\n")
+    (bin_dir / "module").chmod(0o755)
+    (tmp_path / "node-tmp").mkdir()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SCRATCH": str(tmp_path / "scratch"),
+        "HOME": str(tmp_path / "home"),
+        "TMPDIR": str(tmp_path / "node-tmp"),
+    }
+    text = render_job(ROOT / "templates", staged, job())
+    done = subprocess.run(["bash", "-c", text], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    path, content = seen.read_text().split()
+    assert path.startswith(f"{tmp_path}/node-tmp/isaac-deploy-job.") and content == "SIF"
+    assert not list((tmp_path / "node-tmp").iterdir())

@@ -598,3 +598,23 @@ def test_long_or_multiline_arguments_stay_on_one_short_row():
     assert cell.startswith("--note 'line one\\nline two\\ttab' --blo")
     assert " ... " in cell and cell.endswith("xxx") and len(cell) == ARGS_WIDTH
     assert long.args[3] == "x" * 10_000  # the ledger keeps them whole
+
+
+def test_table_names_the_run_folders_each_job_made():
+    entries = [
+        Entry(run_key="a", job_id="1", scheduler="slurm"),
+        Entry(run_key="a", job_id="2.server", scheduler="pbs"),
+        Entry(run_key="b", job_id="3", scheduler="slurm"),
+    ]
+    records = {
+        "a": {"1": ("rsl_rl/e/2026-11-24_06-00-00_one",), "2": ("rsl_rl/e/x\ty", "skrl/e/z")},
+        "c": {"3": ("rsl_rl/e/not-b",)},  # another run key's record with the same job id
+    }
+    lines = table(entries, {}, {}, records)
+    assert [line.strip() for line in lines if line.strip().startswith("->")] == [
+        "-> logs/rsl_rl/e/2026-11-24_06-00-00_one",
+        "-> logs/rsl_rl/e/x\\ty",
+        "-> logs/skrl/e/z",
+    ]
+    assert lines[2].strip() == "-> logs/rsl_rl/e/2026-11-24_06-00-00_one"  # under its job
+    assert lines[-1].split()[:2] == ["b", "3"]  # nothing of another run key's record

@@ -27,6 +27,7 @@ from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import sandbox_name
 from isaac_deploy.model.ledger import Entry
 from isaac_deploy.model.registries import Registry
+from isaac_deploy.model.runs import bookkeeping, logs_tree
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.operations.cluster_image import sandbox_built, sif_built, sif_pulled
 from isaac_deploy.operations.code import snapshot_refusal, snapshot_synced, snapshots_pruned
@@ -80,7 +81,7 @@ def rollout(plan: Rollout) -> None:
     mounts = cluster_mounts(plan.mounts, cluster, plan.home)
     paths = cluster_paths(cluster, mounts)
     ledger = ledger_path(paths.home, plan.config.extension_name)
-    image = _image(plan, cluster, paths.image_dir, paths.home)
+    image = _image(plan, cluster, paths)
     binds = _mounts(cluster, mounts, paths.env)
     images_pruned(
         name=f"{cluster.name}: old images",
@@ -131,13 +132,16 @@ def _job(
         snapshot=plan.run_key,
         include=plan.config.image_paths,
     )
+    tree = logs_tree(paths.logs_dir, plan.config.extension_name)
+    book = bookkeeping(tree, plan.run_key)
     job = JobSpec(
         run_key=plan.run_key,
         image=image,
         code_dir=posixpath.join(snapshots, plan.run_key),
-        logs_dir=posixpath.join(paths.logs_dir, plan.run_key),
+        logs_tree=tree,
+        bookkeeping=book,
         cache_dir=paths.cache_dir,
-        output=posixpath.join(paths.logs_dir, plan.run_key, JOB_LOG[cluster.scheduler]),
+        output=posixpath.join(book, JOB_LOG[cluster.scheduler]),
         extension=plan.config.extension_name,
         planned=plan.time,
         args=plan.args,
@@ -163,8 +167,8 @@ def _job(
         ledger=ledger,
         resubmit=plan.resubmit,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
-        # the persistent logs folder is bound inside the container
-        directories=(job.logs_dir, posixpath.join(job.code_dir, "logs")),
+        # the persistent logs tree is bound inside the container
+        directories=(book, posixpath.join(job.code_dir, "logs")),
     )
     snapshots_pruned(
         name=f"{cluster.name}: old code snapshots",
@@ -177,9 +181,16 @@ def _job(
     )
 
 
-def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> str:
+def _image(plan: Rollout, cluster: ClusterConfig, paths: ClusterPaths) -> str:
     """The SIF on the login node: sent from this workstation, or built there from a registry;
-    unpacked next to it when the cluster runs sandboxes. Returns the image jobs run."""
+    unpacked next to it when the cluster runs sandboxes (Apptainer as the cluster's login
+    environment and modules provide it). Returns the image jobs run."""
+    image_dir, home = paths.image_dir, paths.home
+    runtime = {
+        "cache_dir": paths.cache_dir,
+        "apptainer": cluster.apptainer,
+        "modules": cluster.modules,
+    }
     source = image_registry(cluster, host.data.dict())
     if source is None:
         file_delivered(
@@ -201,9 +212,12 @@ def _image(plan: Rollout, cluster: ClusterConfig, image_dir: str, home: str) -> 
                 home, ".config", "isaac-deploy", "registries", f"{source.name}.env"
             ),
             plain_http=source.plain_http,
+            **runtime,
         )
     if cluster.image_format == "sandbox":
-        sandbox_built(name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir, sif=plan.sif)
+        sandbox_built(
+            name=f"{cluster.name}: sandbox of {plan.sif}", folder=image_dir, sif=plan.sif, **runtime
+        )
         return posixpath.join(image_dir, sandbox_name(plan.sif))
     return posixpath.join(image_dir, plan.sif)
 

@@ -1,21 +1,20 @@
-"""A dependency-free trainer standing in for RSL-RL: fits one parameter by gradient descent,
-logs every iteration, writes checkpoints and a summary, and reports success by exit code."""
+"""A dependency-free trainer standing in for RSL-RL's OnPolicyRunner: fits one parameter by
+gradient descent, prints every iteration, writes a checkpoint ``model_<iteration>.pt`` every
+``save_interval`` iterations and at the end (JSON here; rsl_rl writes torch's format), resumes
+from a checkpoint, and finds checkpoints as Isaac Lab's ``get_checkpoint_path`` does."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import time
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-log = logging.getLogger("ext_template.train")
 
 
 @dataclass
 class TrainResult:
-    iterations: int
+    iteration: int
     loss: float
     checkpoint: Path
 
@@ -24,28 +23,69 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-def train(task: dict, iterations: int, run_dir: Path, save_interval: int = 10) -> TrainResult:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    theta, target, lr = 0.0, float(task["target"]), float(task["lr"])
-    checkpoint = run_dir / "model_0.json"
+class NoCheckpoint(LookupError):
+    pass
+
+
+def get_checkpoint_path(log_path: str, run_dir: str = ".*", checkpoint: str = ".*") -> str:
+    """The last checkpoint matching ``checkpoint`` (a regular expression) in the last run folder
+    matching ``run_dir`` under ``log_path`` (names sorted; checkpoints by their zero-padded
+    names), as ``isaaclab_tasks.utils.get_checkpoint_path``."""
+    try:
+        runs = sorted(
+            e.name for e in os.scandir(log_path) if e.is_dir() and re.match(run_dir, e.name)
+        )
+    except FileNotFoundError:
+        runs = []
+    if not runs:
+        raise NoCheckpoint(f"No runs present in the directory: '{log_path}' match: '{run_dir}'.")
+    run_path = os.path.join(log_path, runs[-1])
+    models = sorted(
+        (f for f in os.listdir(run_path) if re.match(checkpoint, f)), key="{:0>15}".format
+    )
+    if not models:
+        raise NoCheckpoint(f"No checkpoints in the directory: '{run_path}' match '{checkpoint}'.")
+    return os.path.join(run_path, models[-1])
+
+
+def load(path: str) -> tuple[int, float]:
+    """The iteration and parameter a checkpoint holds."""
+    with open(path) as handle:
+        saved = json.load(handle)
+    return int(saved["iteration"]), float(saved["theta"])
+
+
+def learn(
+    agent_cfg: dict,
+    log_dir: Path,
+    start: int = 0,
+    theta: float = 0.0,
+    resumed_from: str | None = None,
+) -> TrainResult:
+    """``agent_cfg["max_iterations"]`` iterations from ``start`` (rsl_rl counts on from the
+    checkpoint it resumed)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    target, lr = float(agent_cfg["target"]), float(agent_cfg["lr"])
+    end = start + int(agent_cfg["max_iterations"])
     loss = (theta - target) ** 2
-    for it in range(1, iterations + 1):
-        grad = 2.0 * (theta - target)
-        theta -= lr * grad
+    checkpoint = log_dir / f"model_{start}.pt"
+    for iteration in range(start + 1, end + 1):
+        theta -= lr * 2.0 * (theta - target)
         loss = (theta - target) ** 2
         if loss != loss or loss > 1e12:  # NaN or exploding
-            raise TrainingDiverged(f"loss diverged at iteration {it}: {loss}")
-        log.info("iteration %d/%d loss %.6f theta %.4f", it, iterations, loss, theta)
-        if it % save_interval == 0 or it == iterations:
-            checkpoint = run_dir / f"model_{it}.json"
-            tmp = checkpoint.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"iteration": it, "theta": theta, "loss": loss}))
+            raise TrainingDiverged(f"loss diverged at iteration {iteration}: {loss}")
+        print(
+            f"Learning iteration {iteration}/{end}: loss {loss:.6f} theta {theta:.4f}", flush=True
+        )
+        if iteration % int(agent_cfg["save_interval"]) == 0 or iteration == end:
+            checkpoint = log_dir / f"model_{iteration}.pt"
+            tmp = log_dir / f".model_{iteration}.pt.tmp"
+            saved = {
+                "iteration": iteration,
+                "theta": theta,
+                "loss": loss,
+                "resumed_from": resumed_from,
+            }
+            tmp.write_text(json.dumps(saved))
             os.replace(tmp, checkpoint)
-    summary = {
-        "iterations": iterations,
-        "loss": loss,
-        "checkpoint": checkpoint.name,
-        "finished": time.time(),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return TrainResult(iterations, loss, checkpoint)
+    return TrainResult(end, loss, checkpoint)
