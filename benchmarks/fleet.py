@@ -14,15 +14,13 @@ saved under results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import ratio_report
 from tests.lab import fleet, lab
 from tests.lab.project import PYINFRA, Result, remove_test_objects
 
@@ -63,33 +61,10 @@ def main() -> None:
         fleet.stop(started, lab.save_started)
         remove_test_objects()
         lab.down()
-    report(times)
+    ratio_report("fleet", times, LABELS, ("three", "one", "3 PCs / 1 PC"), TARGET, digits=2)
 
 
 LABELS = {"one": "no-op re-run on 1 PC (--limit)", "three": "no-op re-run on 3 PCs"}
-
-
-def report(times: dict[str, list[float]]) -> None:
-    med = {key: statistics.median(values) for key, values in times.items()}
-    ratio = med["three"] / med["one"]
-    print("| run | median s | min s | max s |\n|---|---|---|---|")
-    for key, values in times.items():
-        print(f"| {LABELS[key]} | {med[key]:.2f} | {min(values):.2f} | {max(values):.2f} |")
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    print(
-        f"3 PCs / 1 PC = {ratio:.2f}x ({verdict} the {TARGET}x target), {len(times['one'])} runs each"
-    )
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    record = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": platform.node(),
-        "cpus": os.cpu_count(),
-        "times": times,
-        "median": med,
-        "ratio": ratio,
-    }
-    (out / "fleet.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ re-run costs at most 1.3x the empty deploy. Results: printed, and saved under re
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import ratio_report
 from tests.lab import lab
 from tests.lab.project import PYINFRA, make_project, remove_test_objects
 
@@ -59,32 +56,12 @@ def main() -> None:
     finally:
         remove_test_objects()
         lab.down()
-    report(times)
+    ratio_report(
+        "noop_dev_deploy", times, LABELS, ("noop", "empty", "no-op / empty"), TARGET, digits=3
+    )
 
 
 LABELS = {"empty": "empty pyinfra deploy on @local", "noop": "no-op re-run of deploy/dev.py"}
-
-
-def report(times: dict[str, list[float]]) -> None:
-    med = {key: statistics.median(values) for key, values in times.items()}
-    ratio = med["noop"] / med["empty"]
-    print("| run | median s | min s | max s |\n|---|---|---|---|")
-    for key, values in times.items():
-        print(f"| {LABELS[key]} | {med[key]:.3f} | {min(values):.3f} | {max(values):.3f} |")
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    runs = len(times["noop"])
-    print(f"no-op / empty = {ratio:.2f}x ({verdict} the {TARGET}x target), {runs} runs each")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    record = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": platform.node(),
-        "cpus": os.cpu_count(),
-        "times": times,
-        "median": med,
-        "ratio": ratio,
-    }
-    (out / "noop_dev_deploy.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

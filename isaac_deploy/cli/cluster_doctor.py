@@ -45,6 +45,24 @@ def ssh_fix(reason: str, data: dict, address: str, user: str) -> str:
     return "check the address, the VPN and the ssh port"
 
 
+def ssh_run(
+    data: dict, address: str, command: str, timeout: float
+) -> subprocess.CompletedProcess[str] | str:
+    """``command`` on ``address`` over SSH with the inventory's options (host keys checked);
+    the finished process, or why there was none: ``"no answer"`` within ``timeout`` seconds,
+    or ssh's own last line when it could not log in."""
+    argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, command]
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return "no answer"
+    if result.returncode != 0:
+        return (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
+    return result
+
+
 def login_check(cluster: str, host: str, data: dict) -> Check:
     config: ClusterConfig = data[KEY]
     address = str(data.get("ssh_hostname") or host.split("/", 1)[-1])
@@ -63,20 +81,11 @@ def login_check(cluster: str, host: str, data: dict) -> Check:
     # Apptainer as builds and jobs find it: the login environment, the cluster's modules loaded
     apptainer = login_shell(f"command -v {shell_path(config.apptainer)} >/dev/null", config.modules)
     probe += f"; {apptainer} </dev/null >/dev/null 2>&1 || echo missing=apptainer"
-    argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, probe]
-    try:
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=3 * CONNECT_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    result = ssh_run(data, address, probe, 3 * CONNECT_TIMEOUT)
+    if result == "no answer":
         return Check(name, "FAIL", "no answer", "check the address, the VPN and the ssh port")
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        return Check(name, "FAIL", reason, ssh_fix(reason, data, address, config.user))
+    if isinstance(result, str):
+        return Check(name, "FAIL", result, ssh_fix(result, data, address, config.user))
     missing = [line.split("=", 1)[1] for line in result.stdout.splitlines() if "=" in line]
     if missing:
         return Check(

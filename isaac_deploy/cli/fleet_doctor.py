@@ -9,18 +9,16 @@ its base images are pulled and each member's images built.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from isaac_deploy.cli.cluster_doctor import CONNECT_TIMEOUT, EXAMPLE_DOMAINS, ssh_fix
+from isaac_deploy.cli.cluster_doctor import CONNECT_TIMEOUT, EXAMPLE_DOMAINS, ssh_fix, ssh_run
 from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit, parse_toolkit
 from isaac_deploy.model.errors import IsaacDeployError
 from isaac_deploy.model.fleet import GROUP_FILE, FleetConfig, declared_extension, group_members
-from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.policy.checks import Check, toolkit_checks
 from isaac_deploy.render.fleet import table
@@ -38,21 +36,12 @@ def probe(host: str, data: dict[str, Any]) -> Toolkit | Check:
     it could not be asked."""
     address = address_of(host, data)
     command = WorkstationToolkit().command(read=(GROUP_FILE,)).get_raw_value()
-    argv = ["ssh", *ssh_options(data), "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", address, command]
-    try:
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=6 * CONNECT_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+    result = ssh_run(data, address, command, 6 * CONNECT_TIMEOUT)
+    if result == "no answer":
         return Check("SSH", "FAIL", "no answer", "check that the PC is on, its address and port")
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
+    if isinstance(result, str):
         user = str(data.get("ssh_user") or "your user")
-        return Check("SSH", "FAIL", reason, ssh_fix(reason, data, address, user))
+        return Check("SSH", "FAIL", result, ssh_fix(result, data, address, user))
     toolkit = parse_toolkit(result.stdout)
     if toolkit.user is None:
         return Check("SSH", "FAIL", "the probe did not answer", "install python3 on the PC")
