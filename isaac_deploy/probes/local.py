@@ -80,18 +80,27 @@ def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
     return result.returncode == 0, result.stderr.strip()
 
 
-def atomic_write(path: str, text: str, mode: int) -> None:
-    """Write through a temp file in the same folder, then rename: never half-written."""
+def _complete_temp(path: str, text: str, mode: int) -> str:
+    """A temp file beside ``path`` holding all of ``text`` with ``mode``: its name."""
     folder, name = os.path.split(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".isaac-deploy.tmp", dir=folder or ".")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: str, text: str, mode: int) -> None:
+    """Write through a temp file in the same folder, then rename: never half-written."""
+    tmp = _complete_temp(path, text, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 
@@ -99,19 +108,14 @@ def create_new(path: str, text: str, mode: int) -> bool:
     """Write ``path`` only if it does not exist, never half-written: a complete temp file is
     hard-linked to the name (which fails when something is there), so a file another program
     made in the meantime is never replaced. True when this call created it."""
-    folder, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".isaac-deploy.tmp", dir=folder or ".")
+    tmp = _complete_temp(path, text, mode)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
     finally:
         os.unlink(tmp)
+    return True
 
 
 class UnsafeFolder(Exception):
