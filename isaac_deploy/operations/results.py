@@ -9,7 +9,6 @@ job is queued or running.
 from __future__ import annotations
 
 import posixpath
-import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
@@ -17,22 +16,14 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from isaac_deploy.facts.cluster import Snapshots
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.model.ledger import Entry
-from isaac_deploy.model.ssh import ssh_options
-from isaac_deploy.operations.util import busy
+from isaac_deploy.operations.util import busy, remote
 from isaac_deploy.probes import local
 
 
 def pull(state, host, path: str, destination: str) -> bool:
     """rsync ``path`` from the login node (through its connection, when it has one that rsync
     can share); progress goes to the terminal, a failure is logged in one line."""
-    connector = host.connector
-    if hasattr(connector, "rsh"):  # @openssh: the master connection
-        rsh, source = connector.rsh(), f"{connector.address}:{path}"
-    else:
-        data = host.data.dict()
-        user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
-        rsh = shlex.join(["ssh", *ssh_options(data)])
-        source = f"{user + '@' if user else ''}{address}:{path}"
+    rsh, source = remote(host, path)
     ok, error = local.rsync_pull(rsh, source, destination)
     if not ok:
         logger.error(f"{host.print_prefix}pulling {source} failed: {error}")

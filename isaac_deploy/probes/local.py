@@ -1,12 +1,13 @@
 """The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
 read or run on this machine (git, the build context's file list, a SIF's checksum sidecar and
-size, an rsync pull), in one place, with the same probes the facts send to a target where there
-is one (the image inputs: ``facts.images.local_build_inputs``)."""
+size, rsync pulls and pushes), in one place, with the same probes the facts send to a target
+where there is one (the image inputs: ``facts.images.local_build_inputs``)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -77,6 +78,28 @@ def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
     argv = ["rsync", "-a", "--partial", "--info=progress2,stats1", "-e", rsh, source, destination]
     result = subprocess.run(argv, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     return result.returncode == 0, result.stderr.strip()
+
+
+def rsync_push(
+    rsh: str, source: str, destination: str, flags: tuple[str, ...]
+) -> tuple[bool, int, str]:
+    """rsync ``source`` (a file here) to ``destination`` (``host:path``) over ``rsh`` with
+    ``flags`` (``--info=...stats1`` among them); rsync's progress goes to the terminal. Returns
+    success, the bytes rsync sent (its own count, protocol included) and its error text."""
+    argv = ["rsync", *flags, "-e", rsh, source, destination]
+    output = bytearray()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+        stdout = process.stdout
+        for chunk in iter(lambda: stdout.read1(65536) if stdout else b"", b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            output += chunk
+        code = process.wait()
+        errors.seek(0)
+        error = errors.read().decode(errors="replace").strip()
+    sent = re.search(r"^sent ([\d,]+) bytes", output.decode(errors="replace"), re.M)
+    return code == 0, int(sent.group(1).replace(",", "")) if sent else 0, error
 
 
 def atomic_write(path: str, text: str, mode: int) -> None:
