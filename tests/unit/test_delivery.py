@@ -542,3 +542,27 @@ def test_no_image_goes_while_a_job_of_the_extension_is_unknown_to_the_ledger():
         "kept image sha256-a.sif: job 8 (ext.lost) is queued or running and not in the ledger",
         "kept image sha256-b.sif: job 7 (ext.b) is queued or running",
     ]
+
+
+def test_a_measured_build_is_reported_in_one_line(caplog):
+    """What the login node's build cost, from the probe's last line; a failed build logs its
+    error and fails the step."""
+    import logging
+    from types import SimpleNamespace
+
+    from isaac_deploy.operations.cluster_image import reported
+
+    def host(ok: bool, stdout: list[str], stderr: str = ""):
+        output = SimpleNamespace(stdout_lines=stdout, stderr=stderr)
+        return SimpleNamespace(print_prefix="[n] ", run_shell_command=lambda c: (ok, output))
+
+    line = '@@measured {"seconds": 41.04, "cpu_seconds": 52.3, "pulled_bytes": 3958208, '
+    line += '"built_bytes": 331640832}'
+    with caplog.at_level(logging.INFO, logger="pyinfra"):
+        assert reported(None, host(True, ["INFO: Build complete", line]), "cmd", "a.sif built")
+        assert not reported(None, host(False, [], "FATAL: no such image"), "cmd", "b.sif built")
+    assert caplog.messages == [
+        "[n] a.sif built: pulled 3,958,208 bytes of layers (1.19% of the 331,640,832-byte image)"
+        " in 41.0 s, CPU 52.3 s",
+        "[n] b.sif built failed: FATAL: no such image",
+    ]
