@@ -101,7 +101,7 @@ def test_a_changed_image_is_sent_by_its_changes_and_the_job_runs_in_it(rollout):
     assert again.rc == 0 and again.totals()["success"] == 0 and not sent(again.out), again.out
 
 
-def test_an_interrupted_delta_resumes_and_retention_keeps_the_basis(rollout, tmp_path):
+def test_an_interrupted_delta_resumes_and_retention_keeps_the_basis(rollout, lab, tmp_path):
     project, login, node, run = rollout
     home = login["home"]
     before = files(node, IMAGES)
@@ -114,7 +114,7 @@ def test_an_interrupted_delta_resumes_and_retention_keeps_the_basis(rollout, tmp
     wrapper.parent.mkdir()
     wrapper.write_text(CUT_RSYNC.format(watch=f"{home}/{IMAGES}/.incoming"))
     wrapper.chmod(0o755)
-    path = f"{wrapper.parent}:{os.environ['PATH']}"
+    path = f"{wrapper.parent}:{lab['apptainer_bin']}:{os.environ['PATH']}"
     cut = run("d-3", ARGS, settings=SETTINGS, env={"PATH": path})
     assert cut.rc != 0 and f"sending {project.path.parent}/sif-cache/{sif3} failed" in cut.out
     # nothing usable under the image's name; what arrived is kept for the resume; the basis
