@@ -72,9 +72,11 @@ def base_image(folder: Path, lib_mb: int, site: Path) -> None:
         if entry.name.startswith(("__editable__", "isaac_deploy")) or entry.suffix == ".pth":
             continue
         target = (staging if entry.name.startswith(PACKAGE) else packages) / entry.name
-        copy = shutil.copytree if entry.is_dir() else shutil.copy2
         target.parent.mkdir(parents=True, exist_ok=True)
-        copy(entry, target, symlinks=True)
+        if entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True)
+        else:
+            shutil.copy2(entry, target, follow_symlinks=False)
     (context / "Dockerfile").write_text(
         f"FROM {lab.STANDIN_TAGS['ext']}\n"
         "COPY libs/ /isaac-sim/kit/libs/\n"
