@@ -6,7 +6,8 @@ in one run:
 The image has a realistic structure: the lab's base-image stand-in plus layers of shared
 libraries (Isaac Sim's kit stand-in: a part of this machine's /usr/lib), Python packages (this
 venv's site-packages) and the extension; it is at least 500 MB. The change is one layer of a few
-MB: a Python package (gevent) added by a `RUN` of the production Dockerfile. Every step is the
+MB: a Python package (gevent, about 10 MB of files) unpacked by a `RUN` of the production
+Dockerfile from a packed copy in the base (as pip unpacks a wheel: new files to the image). Every step is the
 real roll-out (`pyinfra ... deploy/cluster.py`, `isaac_submit=0`), its figures from the lines
 it reports:
 
@@ -30,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -59,19 +61,28 @@ def base_image(folder: Path, lib_mb: int, site: Path) -> None:
     changed package aside in /opt/staging for the change to install)."""
     context = folder / "base"
     libs, packages, staging = context / "libs", context / "site", context / "staging"
-    total = 0
+    total, seen = 0, set()
     for path in sorted(Path("/usr/lib/x86_64-linux-gnu").rglob("*")):
         if total > lib_mb * 1024 * 1024:
             break
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and path.stat().st_ino not in seen:
+            seen.add(path.stat().st_ino)  # each file once: a hard link is no new content
             target = libs / path.relative_to("/usr/lib/x86_64-linux-gnu")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
             total += path.stat().st_size
+    staging.mkdir(parents=True)
+    # the package arrives packed (as a wheel does): its files are new to the image when the
+    # change unpacks them
+    with tarfile.open(staging / f"{PACKAGE}.tar.gz", "w:gz") as packed:
+        for entry in sorted(site.iterdir()):
+            if entry.name.startswith(PACKAGE):
+                packed.add(entry, arcname=entry.name)
     for entry in site.iterdir():
-        if entry.name.startswith(("__editable__", "isaac_deploy")) or entry.suffix == ".pth":
+        skip = ("__editable__", "isaac_deploy", PACKAGE)
+        if entry.name.startswith(skip) or entry.suffix == ".pth":
             continue
-        target = (staging if entry.name.startswith(PACKAGE) else packages) / entry.name
+        target = packages / entry.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if entry.is_dir():
             shutil.copytree(entry, target, symlinks=True)
@@ -194,7 +205,10 @@ def main() -> None:
             rollout(project, info, "first", file_path)  # the previous image, sent whole
             rollout(project, info, "first-registry", registry_group(info))
             dockerfile = project.path / "docker" / "Dockerfile.ext"
-            change = "RUN cp -a /opt/staging/. /usr/local/lib/python3.11/dist-packages/\n\n"
+            change = (
+                f"RUN tar -xzf /opt/staging/{PACKAGE}.tar.gz"
+                " -C /usr/local/lib/python3.11/dist-packages/\n\n"
+            )
             dockerfile.write_text(
                 dockerfile.read_text().replace("WORKDIR ", change + "WORKDIR ", 1)
             )
