@@ -72,16 +72,17 @@ class DeliveredFile(FactBase[Delivery]):
 STORED_SCRIPT = (
     'cd "$1" 2>/dev/null || exit 0; for f in *"$2"; do [ -f "$f" ] && '
     'printf \'%s %s\\n\' "$(stat -c \'%Y %h\' "$f")" "$f"; done; '
-    # what uploads left in .incoming/ (rsync's temporary and kept partial files too), by the
-    # time anything last touched them
+    # what uploads left in .incoming/ (rsync's temporary and kept partial files too), by when
+    # they were last written; a delivery's basis link (the image's own time) by when it was made
     "for f in " + INCOMING + "/* " + INCOMING + "/.[!.]* " + INCOMING + "/" + PARTIAL + "/*; do "
-    '[ -f "$f" ] && printf \'%s 1 %s\\n\' "$(stat -c %Z "$f")" "$f"; done; true'
+    '[ -f "$f" ] && set -- $(stat -c \'%Y %Z %h\' "$f") && '
+    'if [ "$3" -gt 1 ]; then t=$2; else t=$1; fi && printf \'%s 1 %s\\n\' "$t" "$f"; done; true'
 )
 
 
 class Stored(NamedTuple):
     name: str  # relative to the folder; partial uploads start with .incoming/
-    stamp: int  # modification time; for partial uploads, when anything last touched them
+    stamp: int  # modification time (a basis link in .incoming/: when it was made)
     links: int = 1  # hard links: more than one while a delivery uses the file as its basis
 
 

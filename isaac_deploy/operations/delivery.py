@@ -197,8 +197,8 @@ def images_pruned(
     At most ``keep`` of this extension's images in ``folder`` (``current`` included) beyond
     those a queued or running job uses; images no job of the ledger used are not touched (the
     folder may be shared), nor is the basis of a delivery in progress (hard-linked into
-    ``.incoming/``); what uploads left in ``.incoming/`` that nothing touched for
-    ``partial_age`` seconds goes too. An image goes with its ``.sha256`` sidecar and its
+    ``.incoming/``); what uploads left in ``.incoming/`` and did not write for ``partial_age``
+    seconds goes too (a basis link counts from when it was made). An image goes with its ``.sha256`` sidecar and its
     sandbox folder. While a job of this extension
     that the ledger does not name is queued or running, no image goes (its image is unknown).
 

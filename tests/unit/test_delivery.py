@@ -73,6 +73,13 @@ def test_stored_files_count_links_and_list_what_uploads_left(tmp_path):
         ".incoming/.newer.sif.Ab12Cd",
     }
     assert rows["old.sif"].links == 2 and rows["other.sif"].links == 1
+    # by when they were written; the basis link by when it was made (not the image's old time)
+    os.utime(tmp_path / ".incoming" / ".partial" / "newer.sif", (1e9, 1e9))
+    os.utime(tmp_path / "old.sif", (1e9, 1e9))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    rows = {row.name: row for row in StoredFiles().process(out.stdout.splitlines())}
+    assert rows[".incoming/.partial/newer.sif"].stamp == rows["old.sif"].stamp == 10**9
+    assert rows[".incoming/new.sif"].stamp > 10**9
 
 
 def test_present_and_verified_sends_nothing(tmp_path):
