@@ -27,7 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from pyinfra.api import FileUploadCommand, RsyncCommand, StringCommand
+from pyinfra.api import FileUploadCommand, FunctionCommand, RsyncCommand, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
@@ -94,7 +94,11 @@ class FakeHost:
         return "/tmp/pyinfra-temp"
 
 
-def command_repr(command) -> Any:
+def command_repr(command, calls: bool = False) -> Any:
+    if calls and isinstance(command, FunctionCommand):  # its name and arguments
+        return ("call", command.function.__name__, *(command_repr(a) for a in command.args))
+    if isinstance(command, (str, tuple, type(None))):
+        return command
     if isinstance(command, StringCommand):
         return command.get_raw_value()
     if isinstance(command, FileUploadCommand):
@@ -111,11 +115,13 @@ def run_op(
     host_data: dict | None = None,
     executing: bool = True,
     checking: bool = True,
+    calls: bool = False,
     **kwargs,
 ) -> tuple[list, FakeHost]:
     """The commands ``op`` yields for ``facts`` (as strings / ("upload", dest, content));
     ``executing=False``: as planned (change detection), before anything ran; ``checking=False``:
-    in a deploy that does not check for changes (``-y``: the body runs when it executes only).
+    in a deploy that does not check for changes (``-y``: the body runs when it executes only);
+    ``calls``: functions run on this workstation as ("call", name, *arguments).
 
     ``facts``: ``{"FactName": {"arg=value, other=x": value}}`` (see the module); a fact asked
     with arguments that have no entry raises ``MissingFact``."""
@@ -126,7 +132,7 @@ def run_op(
         should_check_for_changes=lambda: checking,
     )
     with ctx_host.use(host), ctx_state.use(state):
-        commands = [command_repr(c) for c in op._inner(**kwargs)]
+        commands = [command_repr(c, calls) for c in op._inner(**kwargs)]
     return commands, host
 
 

@@ -4,10 +4,17 @@ engine, or on a login node from a registry."""
 
 from __future__ import annotations
 
+import json
 import posixpath
 
-from pyinfra import host
-from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
+from pyinfra import host, logger
+from pyinfra.api import (
+    FunctionCommand,
+    OperationValueError,
+    QuoteString,
+    StringCommand,
+    operation,
+)
 from pyinfra.api.hiddenvalue import HiddenValue
 
 from isaac_deploy.facts.delivery import INCOMING, DeliveredFile
@@ -23,6 +30,8 @@ from isaac_deploy.operations.files import (
     staged_path,
 )
 from isaac_deploy.operations.util import fail
+from isaac_deploy.probes import PYTHON, program
+from isaac_deploy.probes.measured_build import MARKER
 from isaac_deploy.render.login_shell import apptainer_dirs, login_shell
 from isaac_deploy.render.templates import shell_path
 
@@ -47,6 +56,36 @@ def on_login_node(command: StringCommand, modules: tuple[str, ...], cache_dir: s
     loaded, Apptainer's cache and temporary folders under ``cache_dir`` (made first)."""
     made = 'mkdir -p "$APPTAINER_CACHEDIR" "$APPTAINER_TMPDIR" && '
     return login_shell(made + command.get_raw_value(), modules, apptainer_dirs(cache_dir))
+
+
+def measured(command: StringCommand, built: str) -> StringCommand:
+    """``command`` run on a login node under the ``measured_build`` probe: its output, then one
+    line with its seconds, CPU seconds, the layer bytes it pulled and the size of ``built``."""
+    return StringCommand(
+        PYTHON,
+        "$py",
+        "-c",
+        QuoteString(program("measured_build")),
+        QuoteString(command.get_raw_value()),
+        QuoteString(built),
+    )
+
+
+def reported(state, host, command: StringCommand, what: str) -> bool:
+    """Run a :func:`measured` build; then one line with what it cost (or its error)."""
+    ok, output = host.run_shell_command(command)
+    lines = [line for line in output.stdout_lines if line.startswith(f"{MARKER} ")]
+    if not ok:
+        logger.error(f"{host.print_prefix}{what} failed: {output.stderr.strip()}")
+        return False
+    values = json.loads(lines[-1].split(" ", 1)[1]) if lines else {}
+    pulled, built = values.get("pulled_bytes", 0), values.get("built_bytes", 0)
+    logger.info(
+        f"{host.print_prefix}{what}: pulled {pulled:,} bytes of layers "
+        f"({pulled / max(built, 1):.2%} of the {built:,}-byte image) in "
+        f"{values.get('seconds', 0):.1f} s, CPU {values.get('cpu_seconds', 0):.1f} s"
+    )
+    return True
 
 
 @operation()
@@ -119,7 +158,9 @@ def sif_pulled(
     a command line); credentials that differ from the ones saved in ``credentials_file`` are
     written beside it first and replace it only once the build with them worked. It runs in the
     login environment with ``modules`` loaded, Apptainer's cache and temporary folders under
-    ``cache_dir`` (not the home quota, not ``/tmp``).
+    ``cache_dir`` (not the home quota, not ``/tmp``); that layer cache keeps the layers pulled, so
+    a changed image pulls only the layers it does not share with earlier ones; the run reports
+    the layer bytes pulled, the seconds and the build's CPU seconds there.
 
     + reference: ``registry/repository:tag`` of the image (its content tag)
     + folder: the cluster's image folder (absolute)
@@ -170,12 +211,17 @@ def sif_pulled(
     )
     load = ["set -a && .", QuoteString(env_file), "&& set +a &&"] if env_file else []
     inner = StringCommand("cd", QuoteString(folder), "&& (", *load, build, ")")
-    command = StringCommand(on_login_node(inner, modules, cache_dir))
+    # measured in the login environment: its Apptainer, its APPTAINER_CACHEDIR
+    command = StringCommand(
+        on_login_node(measured(inner, posixpath.join(folder, partial)), modules, cache_dir)
+    )
+    what = f"{filename} built from {reference}"
     if fresh and credentials_file:  # the new credentials are kept once the build worked
-        yield StringCommand(command, "|| {", staged_dropped(credentials_file), "; exit 1; }")
+        dropped = StringCommand(command, "|| {", staged_dropped(credentials_file), "; exit 1; }")
+        yield FunctionCommand(reported, (dropped, what), {})
         yield staged_installed(credentials_file, 0o600)
     else:
-        yield command
+        yield FunctionCommand(reported, (command, what), {})
     yield StringCommand(
         "cd",
         QuoteString(folder),

@@ -17,7 +17,6 @@ back whole.
 from __future__ import annotations
 
 import posixpath
-import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
@@ -26,23 +25,12 @@ from isaac_deploy.facts.cluster import LogsTree
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.facts.scheduler import ActiveJobs
 from isaac_deploy.model.runs import BOOKKEEPING
-from isaac_deploy.model.ssh import ssh_options
+from isaac_deploy.operations.util import remote
 from isaac_deploy.probes import local
 from isaac_deploy.probes.pull import pull_tree, unpulled
 
 MANIFEST = ".pulled.json"  # in the cluster's local bookkeeping folder: what pulls wrote
 SHOWN = 20  # kept local files named one by one (then a count)
-
-
-def remote(host, path: str) -> tuple[str, str]:
-    """``(rsh, source)`` for rsync: the login node's master connection (``@openssh``), else the
-    host's SSH settings."""
-    connector = host.connector
-    if hasattr(connector, "rsh"):
-        return connector.rsh(), f"{connector.address}:{path}"
-    data = host.data.dict()
-    user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
-    return shlex.join(["ssh", *ssh_options(data)]), f"{user + '@' if user else ''}{address}:{path}"
 
 
 def pull(state, host, path: str, destination: str) -> bool:

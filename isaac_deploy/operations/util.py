@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra import state as pyinfra_state
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
 from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.policy.retention import keep_reason, unrecorded_reason
 
 
 def quoted_command(argv: list[str]) -> StringCommand:
     """``argv`` as one shell command line, each word quoted."""
     return StringCommand(*(QuoteString(word) for word in argv))
+
+
+def remote(host, path: str) -> tuple[str, str]:
+    """``(rsh, host:path)`` for an rsync between this workstation and ``path`` on ``host``: the
+    login node's master connection (``@openssh``), else the host's SSH settings."""
+    connector = host.connector
+    if hasattr(connector, "rsh"):
+        return connector.rsh(), f"{connector.address}:{path}"
+    data = host.data.dict()
+    user, address = data.get("ssh_user"), data.get("ssh_hostname") or host.name
+    return shlex.join(["ssh", *ssh_options(data)]), f"{user + '@' if user else ''}{address}:{path}"
 
 
 def fail(message: str) -> StringCommand:

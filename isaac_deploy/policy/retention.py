@@ -53,3 +53,9 @@ def job_active(job: str, states: dict, active: dict[str, str]) -> str | None:
     if job.split(".", 1)[0] in active:
         return f"job {job} is queued or running"
     return None
+
+
+def basis_reason(links: int) -> str | None:
+    """Why an image must stay although no job needs it: it has another hard link, which a
+    delivery in progress made in ``.incoming/`` as the basis of a changed image's transfer."""
+    return "the basis of a delivery in progress" if links > 1 else None

@@ -1,13 +1,16 @@
 """The workstation's own side of the cluster roll-out and the CLI: what the deploy and the CLI
-read or run on this machine (git, the file list of a code snapshot, a SIF's checksum sidecar and
-size, an rsync pull), in one place, with the same probes the facts send to a target where there
-is one (the image inputs: ``facts.images.local_build_inputs``)."""
+read or run on this machine (git, the build context's file list, a SIF's checksum sidecar and
+size, rsync pulls and pushes), in one place, with the same probes the facts send to a target
+where there is one (the image inputs: ``facts.images.local_build_inputs``)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import stat
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -78,6 +81,28 @@ def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
     os.makedirs(destination, exist_ok=True)
     result = rsync(rsh, "--partial", "--info=progress2,stats1", source, destination, progress=True)
     return result.returncode == 0, result.stderr.strip()
+
+
+def rsync_push(
+    rsh: str, source: str, destination: str, flags: tuple[str, ...]
+) -> tuple[bool, int, str]:
+    """rsync ``source`` (a file here) to ``destination`` (``host:path``) over ``rsh`` with
+    ``flags`` (``--info=...stats1`` among them); rsync's progress goes to the terminal. Returns
+    success, the bytes rsync sent (its own count, protocol included) and its error text."""
+    argv = ["rsync", *flags, "-e", rsh, source, destination]
+    output = bytearray()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+        stdout = process.stdout
+        for chunk in iter(lambda: stdout.read1(65536) if stdout else b"", b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            output += chunk
+        code = process.wait()
+        errors.seek(0)
+        error = errors.read().decode(errors="replace").strip()
+    sent = re.search(r"^sent ([\d,]+) bytes", output.decode(errors="replace"), re.M)
+    return code == 0, int(sent.group(1).replace(",", "")) if sent else 0, error
 
 
 def _complete_temp(path: str, text: str, mode: int) -> str:
