@@ -439,6 +439,7 @@ def test_openssh_connector_runs_commands_and_moves_files_over_one_connection(tmp
 
 def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, login, lab):
     from isaac_deploy.cli.cluster_doctor import cluster_checks
+    from isaac_deploy.cli.project import Layout
 
     (tmp_path / "inventories").mkdir()
     inventory = tmp_path / "inventories" / "cluster.py"
@@ -454,23 +455,23 @@ def test_doctor_checks_each_login_node_with_the_rollouts_ssh_options(tmp_path, l
 
     # Apptainer as login shells get it there: from the lab's module, or at a path of the site's
     write(login["known_hosts"], extra=f", modules=[{login['apptainer_module']!r}]")
-    ok, example = cluster_checks(tmp_path)
+    ok, example = cluster_checks(Layout(tmp_path, tmp_path))
     assert ok.status == "OK" and "sbatch, apptainer, rsync, flock found" in ok.message, ok.line()
     assert example.status == "SKIPPED" and "example host" in example.message
     write(login["known_hosts"])
-    [missing, _] = cluster_checks(tmp_path)
+    [missing, _] = cluster_checks(Layout(tmp_path, tmp_path))
     assert missing.status == "WARN" and "but apptainer not found" in missing.message
     assert "add the module that provides it to modules" in missing.fix
     module_bin = Path(lab["apptainer_bin"]).parent / "modules" / "apptainer-1.3.6-lab" / "bin"
     write(login["known_hosts"], extra=f", apptainer={str(module_bin / 'apptainer')!r}")
-    [explicit, _] = cluster_checks(tmp_path)
+    [explicit, _] = cluster_checks(Layout(tmp_path, tmp_path))
     assert explicit.status == "OK", explicit.line()
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     write(str(empty))
-    [unknown, _] = cluster_checks(tmp_path)
+    [unknown, _] = cluster_checks(Layout(tmp_path, tmp_path))
     assert unknown.status == "FAIL" and "Host key verification failed" in unknown.message
     assert "compare the fingerprint" in unknown.fix
     write(login["known_hosts"], scheduler="sge")
-    [bad] = cluster_checks(tmp_path)
+    [bad] = cluster_checks(Layout(tmp_path, tmp_path))
     assert bad.status == "FAIL" and "lab: isaac_cluster[scheduler]" in bad.message

@@ -642,7 +642,8 @@ def test_a_pbs_cluster_gets_qsub_and_its_states_from_qstat(rollout):
     ]
     for run_key, state in (("e2e-pbs", "COMPLETED"), ("e2e-pbs-fail", "FAILED")):
         info = wait(login, entries[run_key]["job_id"].split(".")[0])
-        assert f"JobState={state}" in info, info
+        out = node.run(f"cat ~/{TREE}/isaac-deploy/{run_key}/job.out").stdout
+        assert f"JobState={state}" in info, info + out
     log = node.run(f"cat ~/{TREE}/isaac-deploy/e2e-pbs/job.out").stdout
     assert "isaac-deploy job e2e-pbs" in log and "done: loss" in log, log
     listing = run("e2e-pbs", [], settings=settings, deploy="deploy/cluster_jobs.py")

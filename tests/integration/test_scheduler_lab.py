@@ -90,17 +90,21 @@ echo "PBS_O_PATH=$PBS_O_PATH"
 echo "PBS_JOBID=$PBS_JOBID"
 echo "MARKER=${{SUBMITTER_MARKER:-unset}}"
 echo "apptainer=$(command -v apptainer || echo missing)"
+module load {module}
+echo "module_apptainer=$(command -v apptainer || echo missing)"
 """
 
 
 def test_pbs_jobs_start_in_home_with_the_login_environment(login):
-    """As PBS MoM starts a job without -V: in $HOME, PATH from the login shell's profile (where
-    the site's apptainer is), not the submitter's PATH, folder or variables; PBS_O_* say what
-    they were."""
+    """As PBS MoM starts a job without -V: in $HOME, the login shell's profile read (the site's
+    `module`, which provides apptainer), not the submitter's PATH, folder or variables; PBS_O_*
+    say what they were. Apptainer found by the submitter is not found in the job until its
+    module is loaded (the issue's exit 127)."""
     out = f"{login['home']}/pbs-tests/env-probe.out"
     env = "PATH=/opt/submitter-only:$PATH SUBMITTER_MARKER=leaked"
     ssh(login, "mkdir -p ~/pbs-tests/deep/folder")
-    job = qsub(login, PROBE.format(out=out), where="~/pbs-tests/deep/folder", env=env)
+    probe = PROBE.format(out=out, module=login["apptainer_module"])
+    job = qsub(login, probe, where="~/pbs-tests/deep/folder", env=env)
     assert job.endswith(".labpbs"), job
     wait_ended(login, job)
     lines = dict(
@@ -112,7 +116,9 @@ def test_pbs_jobs_start_in_home_with_the_login_environment(login):
     )
     assert lines["PBS_O_WORKDIR"] == f"{login['home']}/pbs-tests/deep/folder"
     assert lines["PBS_JOBID"] == job and lines["MARKER"] == "unset"
-    assert lines["apptainer"] == f"{LAB_DIR}/bin/apptainer"  # the login profile's PATH
+    assert lines["apptainer"] == "missing"  # the submitter's PATH had it
+    module_bin = f"{LAB_DIR}/modules/apptainer-1.3.6-lab/bin"
+    assert lines["module_apptainer"] == f"{module_bin}/apptainer"
 
 
 OLD_SELECT = "#PBS -l select=1:ncpus=1:ngpus=0:mem=100mb"  # what the template rendered before
@@ -243,7 +249,8 @@ def rendered(scheduler: str, resources: dict) -> str:
         run_key="directives",
         image="~/i/none.sif",
         code_dir="~/c/directives",
-        logs_dir="~/l/directives",
+        logs_tree="~/l/lab_ext",
+        bookkeeping="~/l/lab_ext/isaac-deploy/directives",
         cache_dir="~/k",
         output="/dev/null",
         extension="lab_ext",
