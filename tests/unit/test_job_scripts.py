@@ -517,3 +517,26 @@ def test_a_staged_image_is_a_copy_in_the_jobs_node_local_folder(tmp_path):
     path, content = seen.read_text().split()
     assert path.startswith(f"{tmp_path}/node-tmp/isaac-deploy-job.") and content == "SIF"
     assert not list((tmp_path / "node-tmp").iterdir())
+
+
+def test_a_job_in_a_login_shell_keeps_its_status_though_bash_logout_fails(tmp_path):
+    """PBS starts a job as a login shell: the rendered script, run so with Apptainer exiting 0
+    or 3, ends with that status although ~/.bash_logout fails (the exit builtin would run it,
+    and Debian's clear_console fails there without a console)."""
+    import subprocess
+
+    home, tools = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    tools.mkdir()
+    (home / ".bash_logout").write_text("false\n")
+    (home / ".bash_profile").write_text(
+        f'export SCRATCH="$HOME/scratch" PATH="{tools}:$PATH"\nmodule() {{ :; }}\n'
+    )
+    job_file = tmp_path / "job.sh"
+    job_file.write_text(script("pbs", secret_file=None))
+    for code in (0, 3):
+        (tools / "apptainer").write_text(f"#!/bin/sh\nexit {code}\n")
+        (tools / "apptainer").chmod(0o755)
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+        done = subprocess.run(["bash", "-l", str(job_file)], env=env, capture_output=True)
+        assert done.returncode == code, done.stderr
