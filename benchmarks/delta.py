@@ -39,6 +39,7 @@ from pathlib import Path
 import docker
 from tests.lab import lab
 from tests.lab.project import make_project, remove_test_objects
+from tests.lab.registry import manifest_layers
 
 BASE = "isaac-deploy-bench/isaac-lab-base:delta"
 IMAGE = "isaac-lab-lab-ext:root"  # the lab project's production image, built as root
@@ -159,25 +160,7 @@ def blob_bytes() -> int:
 def layer_sizes(info: dict, image_id: str) -> dict[str, int]:
     """The compressed layers of the image the lab registry holds under its content tag (the
     registry path pushed it): {digest: bytes}, from its manifest."""
-    import base64
-    import ssl
-    import urllib.request
-
-    registry = info["registry"]
-    tag = image_id.replace(":", "-")
-    request = urllib.request.Request(
-        f"https://{registry['address']}/v2/{REPOSITORY}/manifests/{tag}",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json",
-            "Authorization": "Basic "
-            + base64.b64encode(f"{registry['user']}:{registry['password']}".encode()).decode(),
-        },
-    )
-    context = ssl.create_default_context(cafile=registry["ca"])
-    with urllib.request.urlopen(request, context=context) as answer:  # noqa: S310 - the lab's
-        manifest = json.load(answer)
-    return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
+    return manifest_layers(info["registry"], REPOSITORY, image_id.replace(":", "-"))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import docker
 from tests.integration.test_rollout import ledger, registry_source, wait
 from tests.integration.test_rollout import rollout as rollout  # noqa: PLC0414
 from tests.lab.lab import LAB_DIR
+from tests.lab.registry import manifest_layers
 
 pytestmark = pytest.mark.lab
 IMAGES = "isaac/delta-images"  # below the lab user's home
@@ -147,25 +148,7 @@ def blob_gets(log: str, repository: str) -> dict[str, int]:
 
 def layers(registry: dict, repository: str, sif: str) -> dict[str, int]:
     """The layers of the image the registry holds under the SIF's content tag: {digest: bytes}."""
-    import base64
-    import json
-    import ssl
-    import urllib.request
-
-    tag = sif.removesuffix(".sif")
-    request = urllib.request.Request(
-        f"https://{registry['address']}/v2/{repository}/manifests/{tag}",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json",
-            "Authorization": "Basic "
-            + base64.b64encode(f"{registry['user']}:{registry['password']}".encode()).decode(),
-        },
-    )
-    context = ssl.create_default_context(cafile=registry["ca"])
-    with urllib.request.urlopen(request, context=context) as answer:  # noqa: S310 - the lab's
-        manifest = json.load(answer)
-    return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
+    return manifest_layers(registry, repository, sif.removesuffix(".sif"))
 
 
 def test_the_registry_path_pulls_only_the_changed_layer(rollout, lab):

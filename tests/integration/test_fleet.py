@@ -27,16 +27,6 @@ pytestmark = pytest.mark.lab
 EXAMPLE = "inventories/lab_pcs.py"
 DEPLOY = "deploy/lab_pcs.py"
 PASSWORD_ENV = "LAB_REGISTRY_PASSWORD"
-REPOSITORY = "lab-fleet"  # the base images' repository in the lab registry
-GIT = (
-    "git",
-    "-c",
-    "user.name=Lab Admin",
-    "-c",
-    "user.email=admin@lab",
-    "-c",
-    "commit.gpgsign=false",
-)
 BROKEN = "/etc/apt/sources.list.d/broken.list"
 # in the admin's shell: never any member's (joined here: the members' checkouts hold this file)
 ADMINS_WANDB_KEY = "-".join(("admins", "own", "wandb", "key", "0d5c"))

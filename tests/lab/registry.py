@@ -3,8 +3,10 @@ TLS and htpasswd (bcrypt) authentication. Started and stopped by the lab (``lab.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
+import json
 import os
 import ssl
 import subprocess
@@ -170,3 +172,21 @@ def stop(started: dict, save) -> None:
         return
     stop_process(info["pid"], PROCESS, timeout=5)
     save(started)
+
+
+def manifest_layers(registry: dict, repository: str, tag: str) -> dict[str, int]:
+    """The compressed layers of ``repository:tag`` in the lab registry (``registry``: the lab's
+    registry info), from its manifest: {digest: bytes}."""
+    request = urllib.request.Request(
+        f"https://{registry['address']}/v2/{repository}/manifests/{tag}",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json",
+            "Authorization": "Basic "
+            + base64.b64encode(f"{registry['user']}:{registry['password']}".encode()).decode(),
+        },
+    )
+    context = ssl.create_default_context(cafile=registry["ca"])
+    with urllib.request.urlopen(request, context=context) as answer:  # noqa: S310 - the lab's
+        manifest = json.load(answer)
+    return {layer["digest"]: layer["size"] for layer in manifest["layers"]}
