@@ -61,6 +61,18 @@ def entry(run: str, job: str, status: str = "submitted", **more) -> Entry:
 # ------------------------------------------------------------------ the ledger's lines
 
 
+def break_ledger(fake: Path, ledger: Path) -> None:
+    """After the next submission the ledger cannot be written (a folder stands in its place)."""
+    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+
+
+def mend_ledger(fake: Path, ledger: Path) -> None:
+    """The ledger as it was before :func:`break_ledger`, writable again."""
+    (fake / "after").unlink()
+    ledger.rmdir()
+    Path(f"{ledger}.saved").rename(ledger)
+
+
 def test_old_lines_parse_as_submitted_records_and_unknown_keys_are_kept():
     old = '{"args": ["a"], "commit": "c", "extra": {}, "image": null, "job_id": "7", "run_key": "r", "scheduler": "slurm", "snapshot": "/s/r", "time": "t"}'
     newer = '{"run_key": "n", "job_id": "8", "scheduler": "pbs", "array": [1, 2]}'
@@ -327,15 +339,13 @@ def test_a_lost_record_is_settled_from_the_scheduler_by_the_job_name(login):
     submits nothing and records the job the scheduler knows by the run's name."""
     run, records, calls, fake, ledger = login
     run(run_key="other")  # another run's job is not this run's
-    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    break_ledger(fake, ledger)
     lost = run()
     assert lost.returncode == 1 and lost.stderr.endswith(
         f"error: job 4243 was submitted but the ledger {ledger} cannot be written: the next "
         f"roll-out records it (it finds the job by its name {name(2)})\n"
     )
-    (fake / "after").unlink()
-    ledger.rmdir()
-    Path(f"{ledger}.saved").rename(ledger)
+    mend_ledger(fake, ledger)
     assert unresolved(records().entries, "run-1") is not None
     settled = run(args=("other", "arguments"))  # the record is the pending one's, not these
     assert settled.returncode == 0, settled.stderr
@@ -355,11 +365,9 @@ def test_a_lost_record_is_settled_from_the_scheduler_by_the_job_name(login):
 def test_a_lost_resubmission_is_settled_without_taking_the_earlier_job(login):
     run, records, calls, fake, ledger = login
     run()
-    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    break_ledger(fake, ledger)
     assert run(resubmit=True).returncode == 1
-    (fake / "after").unlink()
-    ledger.rmdir()
-    Path(f"{ledger}.saved").rename(ledger)
+    mend_ledger(fake, ledger)
     settled = run(resubmit=True)  # the same command again: no third job
     assert settled.stdout == (
         f"recorded job 4243 of run run-1, found by its name {name(2)}: nothing submitted\n"
@@ -449,11 +457,9 @@ def test_a_job_taken_although_the_submission_failed_is_recorded(login):
 
 def test_pbs_jobs_are_found_by_name_with_qselect(login):
     run, records, calls, fake, ledger = login
-    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    break_ledger(fake, ledger)
     assert run("pbs").returncode == 1
-    (fake / "after").unlink()
-    ledger.rmdir()
-    Path(f"{ledger}.saved").rename(ledger)
+    mend_ledger(fake, ledger)
     settled = run("pbs")
     assert "recorded job 4242.labpbs of run run-1" in settled.stdout, settled.stderr
     assert calls("qselect") == [f"qselect -x -u {USER} -N {name(1)}"]
@@ -465,11 +471,9 @@ def test_a_pbs_server_without_job_history_is_asked_for_its_active_jobs(login):
     is looked up among the active ones; any other failure still means "could not be asked"."""
     run, records, calls, fake, ledger = login
     (fake / "nohistory").write_text("")
-    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    break_ledger(fake, ledger)
     assert run("pbs").returncode == 1
-    (fake / "after").unlink()
-    ledger.rmdir()
-    Path(f"{ledger}.saved").rename(ledger)
+    mend_ledger(fake, ledger)
     settled = run("pbs")
     assert "recorded job 4242.labpbs of run run-1" in settled.stdout, settled.stderr
     assert calls("qselect") == [
@@ -477,11 +481,9 @@ def test_a_pbs_server_without_job_history_is_asked_for_its_active_jobs(login):
         f"qselect -u {USER} -N {name(1)}",
     ]
     (fake / "down").write_text("")
-    (fake / "after").write_text(f"mv {ledger} {ledger}.saved && mkdir {ledger}\n")
+    break_ledger(fake, ledger)
     assert run("pbs", run_key="run-2").returncode == 1
-    (fake / "after").unlink()
-    ledger.rmdir()
-    Path(f"{ledger}.saved").rename(ledger)
+    mend_ledger(fake, ledger)
     refused = run("pbs", run_key="run-2")
     assert refused.returncode == 1 and "qsub could not be asked" in refused.stderr
 
