@@ -55,7 +55,7 @@ def runtime_override(project: Project) -> Path | None:
         folder = local.runtime_dir()
     except local.UnsafeFolder as exc:
         raise ProjectError(f"no private folder for the SSH agent's compose file: {exc}") from None
-    path = os.path.join(folder, f"{project.config.compose_project}-runtime.yaml")
+    path = os.path.join(folder, f"{project.compose_project}-runtime.yaml")
     bind = {"type": "bind", "source": sock, "target": SSH_AGENT_TARGET}
     services = {name: {"volumes": [bind]} for name in ("ext", "ext-dev", "ext-dev-rootless")}
     local.atomic_write(path, json.dumps({"services": services}), 0o600)
@@ -168,9 +168,15 @@ def running(project: Project, service: str) -> str:
         now = "does not exist" if state is None else f"is {state}"
         raise ProjectError(
             f"no {service} container is running ({name} {now}): start it with "
-            f"`isaac-deploy -p {service} run`"
+            f"`{start_command(project, service)}`"
         )
     return name
+
+
+def start_command(project: Project, service: str) -> str:
+    """The command that starts ``service``'s container of the project's stack."""
+    rootless = " --rootless" if service == "ext-dev-rootless" else ""
+    return f"isaac-deploy -p {PROFILES[service]} {project.suffix_flag}run{rootless}"
 
 
 def attach(project: Project, service: str) -> int:
@@ -181,7 +187,9 @@ def attach(project: Project, service: str) -> int:
 def logs(project: Project, service: str, follow: bool, tail: str | None) -> int:
     name = project.container(service)
     if container_state(name) is None:
-        raise ProjectError(f"no {service} container ({name}): start it with `isaac-deploy run`")
+        raise ProjectError(
+            f"no {service} container ({name}): start it with `{start_command(project, service)}`"
+        )
     argv = [
         "docker",
         "logs",
@@ -192,7 +200,7 @@ def logs(project: Project, service: str, follow: bool, tail: str | None) -> int:
 
 
 def ps(project: Project) -> int:
-    label = f"label=com.docker.compose.project={project.config.compose_project}"
+    label = f"label=com.docker.compose.project={project.compose_project}"
     fmt = "table {{.Names}}\t{{.Status}}\t{{.Image}}"
     return call(["docker", "ps", "--all", "--filter", label, "--format", fmt])
 

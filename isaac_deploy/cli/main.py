@@ -27,14 +27,16 @@ EXAMPLES = {
     "run": "isaac-deploy run\n"
     "  isaac-deploy run python scripts/rsl_rl/train.py --task Template-Reach-v0"
     "\n  isaac-deploy -p ext run python scripts/rsl_rl/train.py --task X --headless"
-    "\n  isaac-deploy run --rootless --fix-perms pip install -e source/ext_template",
+    "\n  isaac-deploy run --rootless --fix-perms pip install -e source/ext_template"
+    "\n  isaac-deploy run --suffix exp2 python scripts/rsl_rl/train.py --task X   (a 2nd stack)",
     "run-dev": "isaac-deploy run-dev\n  isaac-deploy run-dev --rootless\n"
     "  isaac-deploy run-dev -u 2000 -g 2000 python scripts/rsl_rl/train.py --task X",
     "exec": "isaac-deploy exec nvidia-smi\n  isaac-deploy -p ext exec ls logs",
     "attach": "isaac-deploy attach        (detach: Ctrl-p Ctrl-q)",
     "logs": "isaac-deploy logs --follow\n  isaac-deploy -p ext logs --tail 100",
-    "ps": "isaac-deploy ps",
-    "stop": "isaac-deploy stop           (named cache and log volumes stay)",
+    "ps": "isaac-deploy ps\n  isaac-deploy ps --suffix exp2",
+    "stop": "isaac-deploy stop           (named cache and log volumes stay)\n"
+    "  isaac-deploy stop --suffix exp2",
     "remove-volumes": "isaac-deploy remove-volumes --yes",
     "mount-setup": "isaac-deploy mount-setup",
     "mount-show": "isaac-deploy mount-show\n  isaac-deploy mount-show --format docker",
@@ -78,6 +80,22 @@ def run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and its arguments")
 
 
+STACK_COMMANDS = ("run", "run-dev", "exec", "attach", "logs", "ps", "stop", "remove-volumes")
+"""The commands that reach one stack of the project (``--suffix``)."""
+
+
+def suffix_option(parser: argparse.ArgumentParser, default: str | None = "") -> None:
+    """``--suffix NAME``: before the command (``isaac-deploy --suffix a run``) or after it
+    (``isaac-deploy run --suffix a``), as Isaac Lab's ``container.py`` takes it."""
+    parser.add_argument(
+        "--suffix",
+        default=default,
+        metavar="NAME",
+        help="a stack of its own beside the default one: own containers and caches "
+        "(lowercase letters, digits, - and _)",
+    )
+
+
 def data_item(text: str) -> str:
     """A ``--data`` item as pyinfra takes it: ``KEY=VALUE``; the value is read by pyinfra's
     rules where the inventory is loaded."""
@@ -101,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
         choices=("ext", "ext-dev"),
         help="ext (production) or ext-dev (development, the default)",
     )
+    suffix_option(top, argparse.SUPPRESS)
     top.add_argument(
         "--data",
         action="append",
@@ -125,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("--rootless", action="store_true")
     remove = add(sub, "remove-volumes", "remove the profile's container and its named volumes")
     remove.add_argument("--yes", action="store_true", help="do not ask")
+    for name in STACK_COMMANDS:
+        suffix_option(sub.choices[name], argparse.SUPPRESS)
     add(sub, "mount-setup", "interactively configure external mounts")
     show = add(sub, "mount-show", "show the external mounts")
     show.add_argument("--format", choices=mount_commands.FORMATS, default="text")
@@ -184,11 +205,14 @@ def run_as(args: argparse.Namespace, project: Project) -> tuple[int, int] | None
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    suffix = getattr(args, "suffix", "")
+    if suffix and args.cmd not in STACK_COMMANDS:
+        raise IsaacDeployError(f"--suffix applies to {', '.join(STACK_COMMANDS)}, not {args.cmd}")
     if args.cmd == "init":
         return init(Path.cwd(), args.name, args.dry)
     if args.cmd == "setup":
         return setup(find_layout(Path.cwd().resolve()), [*(args.pyinfra_args or ())], args.data)
-    project = load(overrides=args.data or ())
+    project = load(overrides=args.data or (), suffix=suffix)
     cmd = args.cmd
     if cmd == "cluster":
         return cluster_commands.cluster_command(args, project.layout)
@@ -215,7 +239,10 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "remove-volumes":
         if not args.yes and (
             not sys.stdin.isatty()
-            or input(f"remove the named volumes (caches, logs) of {service}? [y/N] ")
+            or input(
+                f"remove the named volumes (caches, logs) of {service} "
+                f"({project.compose_project})? [y/N] "
+            )
             .strip()
             .lower()
             not in ("y", "yes")

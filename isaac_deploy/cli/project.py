@@ -13,7 +13,7 @@ from isaac_deploy.cli.inventory import hosts_data
 from isaac_deploy.facts.toolkit import local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import IsaacDeployError
-from isaac_deploy.model.workstation import WorkstationConfig
+from isaac_deploy.model.workstation import WorkstationConfig, stack_project
 from isaac_deploy.probes.extensions import extension_names
 
 PROFILES = {"ext": "ext", "ext-dev": "ext-dev", "ext-dev-rootless": "ext-dev"}
@@ -89,6 +89,18 @@ class Project:
     config: WorkstationConfig
     data: tuple[str, ...] = ()
     """The ``--data`` overrides (``KEY=VALUE``) it was loaded with, for other inventories too."""
+    suffix: str = ""
+    """The stack (``--suffix NAME``): its own containers and volumes; empty: the default one."""
+
+    @property
+    def compose_project(self) -> str:
+        """The stack's Compose project: ``<extension>-<user>[-<suffix>]``."""
+        return stack_project(self.config, self.suffix)
+
+    @property
+    def suffix_flag(self) -> str:
+        """``--suffix NAME`` and a space for commands shown to the user; empty without one."""
+        return f"--suffix {self.suffix} " if self.suffix else ""
 
     @property
     def root(self) -> Path:
@@ -114,7 +126,7 @@ class Project:
         return Path(paths.mount_config(self.folder))
 
     def container(self, service: str) -> str:
-        return f"{self.config.compose_project}-{service}"
+        return f"{self.compose_project}-{service}"
 
     @cached_property
     def env(self) -> dict[str, str]:
@@ -131,6 +143,8 @@ class Project:
         if self.override_file.is_file():
             files.append(self.override_file)
         argv = ["docker", "compose"]
+        if self.suffix:  # the project name, which Compose also interpolates in the file
+            argv += ["--project-name", self.compose_project]
         for file in (*files, *extra_files):
             argv += ["-f", str(file)]
         return [*argv, "--env-file", str(env_file), "--profile", service, *args]
@@ -159,10 +173,11 @@ def setup_command(layout: Layout) -> str:
     return f"isaac-deploy setup, i.e. pyinfra {inventory} {deploy}"
 
 
-def load(start: Path | None = None, overrides: Sequence[str] = ()) -> Project:
-    """The project around ``start``, with pyinfra's ``--data`` ``overrides`` (``KEY=VALUE``);
-    the uid/gid the deploy rendered (e.g. ``--data isaac_uid=2000``) win over the inventory's
-    and the overrides, so the CLI matches the built image."""
+def load(start: Path | None = None, overrides: Sequence[str] = (), suffix: str = "") -> Project:
+    """The project around ``start``, with pyinfra's ``--data`` ``overrides`` (``KEY=VALUE``),
+    for the stack ``suffix`` (checked here, before anything runs); the uid/gid the deploy
+    rendered (e.g. ``--data isaac_uid=2000``) win over the inventory's and the overrides, so the
+    CLI matches the built image."""
     layout = find_layout((start or Path.cwd()).resolve())
     data = inventory_data(layout, overrides)
     folder = str(data.get("isaac_extension_folder") or layout.root)
@@ -176,4 +191,5 @@ def load(start: Path | None = None, overrides: Sequence[str] = ()) -> Project:
     if rendered.get("HOST_UID", "").isdigit() and rendered.get("HOST_GID", "").isdigit():
         data = {**data, "isaac_uid": rendered["HOST_UID"], "isaac_gid": rendered["HOST_GID"]}
         config = WorkstationConfig.from_host_data(data, local_user(), str(layout.root), found)
-    return Project(layout, config, tuple(overrides))
+    stack_project(config, suffix)  # a bad suffix: one error line before anything runs
+    return Project(layout, config, tuple(overrides), suffix)

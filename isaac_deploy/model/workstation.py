@@ -113,6 +113,9 @@ class WorkstationConfig:
     image_paths: tuple[str, ...] = ()
     """Project-relative paths that enter the images and code snapshots besides ``source/`` and
     ``scripts/`` (``probes.context_digest``)."""
+    devcontainer: bool = True
+    """Render ``.devcontainer/isaac-deploy/devcontainer.json`` for VS Code
+    (``render.devcontainer``)."""
 
     # derived values, one definition each
     @property
@@ -187,6 +190,7 @@ class WorkstationConfig:
             registries=tuple(parse_registries(values.get("registries"))),
             push_profiles=_profiles(*get("push_profiles", ("ext",))),
             image_paths=_image_paths(*get("image_paths", ())),
+            devcontainer=v.boolean(*get("devcontainer", True)),
         )
         _check_name_length(config)
         return config
@@ -242,6 +246,36 @@ def container_ids(
         v.integer(uid_key, default[0] if uid is None else uid, maximum=ID_MAX),
         v.integer(gid_key, default[1] if gid is None else gid, maximum=ID_MAX),
     )
+
+
+SUFFIX_RE = r"[a-z0-9][a-z0-9_-]*"
+"""A stack's suffix: what Compose takes in a project name (lowercase letters, digits, ``-`` and
+``_``, starting with a letter or a digit), so it names containers and volumes unchanged."""
+
+
+def stack_project(config: WorkstationConfig, suffix: str | None, key: str = "--suffix") -> str:
+    """The Compose project of one stack of the project: ``<extension>-<user>`` without a
+    ``suffix`` (the default stack), ``<extension>-<user>-<suffix>`` with one. It starts the names
+    of the stack's containers and volumes, so stacks never share either; a suffix Compose or the
+    file system would refuse is one error naming ``key``."""
+    if not suffix:
+        return config.compose_project
+    if not re.fullmatch(SUFFIX_RE, suffix):
+        raise ConfigError(
+            key,
+            f"{suffix!r} is not a valid stack name: use lowercase letters, digits, - and _, "
+            "starting with a letter or a digit (e.g. --suffix exp2)",
+        )
+    project = f"{config.compose_project}-{suffix}"
+    if len(project) > PROJECT_NAME_MAX:
+        longest = PROJECT_NAME_MAX - len(config.compose_project) - 1
+        raise ConfigError(
+            key,
+            f"{len(suffix)} characters is too long: at most {longest} here (with the extension's "
+            f"and the user's names it names the stack's containers and volumes, each at most "
+            f"{NAME_MAX} bytes)",
+        )
+    return project
 
 
 def _check_name_length(config: WorkstationConfig) -> None:
