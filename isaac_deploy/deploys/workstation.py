@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import posixpath
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib import util as importlib_util
@@ -19,6 +20,7 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.connectors.local import LocalConnector
 from pyinfra.operations import apt, files, server
 
 from isaac_deploy.facts.files import FileSha256WithMode, PathKinds
@@ -34,7 +36,7 @@ from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.policy.checks import Check, engine_elsewhere_down, toolkit_checks
 from isaac_deploy.probes.toolkit_probe import PLUGIN_DIRS
-from isaac_deploy.render import apt_sources
+from isaac_deploy.render import apt_sources, devcontainer
 from isaac_deploy.render.compose_override import override_yaml
 from isaac_deploy.render.env_files import env_file_text
 from isaac_deploy.render.templates import TEMPLATES
@@ -393,6 +395,62 @@ def project_files(ws: Workstation) -> None:
     )
 
 
+def _isaac_deploy_cli() -> str | None:
+    """The ``isaac-deploy`` of the installation running this deploy (beside its Python)."""
+    return shutil.which("isaac-deploy", path=os.path.dirname(sys.executable)) or shutil.which(
+        "isaac-deploy"
+    )
+
+
+@deploy("VS Code's dev container (.devcontainer/isaac-deploy/)")
+def editor_files(ws: Workstation) -> None:
+    """``.devcontainer/isaac-deploy/devcontainer.json`` and the Compose file it names, for the
+    ext-dev profile on this machine (they name isaac-deploy's installed compose file and CLI,
+    which only the machine running the deploy is known to have). Hand edits are kept like the
+    env files'; ``isaac_devcontainer: False`` writes none."""
+    config = ws.config
+    if not config.devcontainer or "ext-dev" not in config.profiles:
+        return
+    if not issubclass(host.connector_cls, LocalConnector):
+        logger.info(
+            f"{host.print_prefix}no devcontainer.json for a remote host: it would name this "
+            "machine's isaac-deploy"
+        )
+        return
+    folder = ws.folder
+    compose = str(paths.devcontainer_compose(folder))
+    file_ops.managed_file(
+        name=f"Dev container's compose file ({paths.DEVCONTAINER_COMPOSE})",
+        path=compose,
+        content=devcontainer.compose_yaml(
+            config,
+            str(paths.COMPOSE_FILE),
+            str(paths.override_file(folder)),
+            str(paths.env_file(folder, config.extension_name, "ext-dev")),
+        ),
+        mode=0o644,
+        overwrite_edited=config.env_overwrite_edited,
+    )
+    target = posixpath.join(folder, paths.DEVCONTAINER_DIR)
+    files.directory(name="Its folder", path=target, mode="755", present=True)
+    files.put(
+        name="Its .gitignore (per user and host: never committed)",
+        src=StringIO(paths.STATE_GITIGNORE),
+        dest=posixpath.join(target, ".gitignore"),
+        mode="644",
+    )
+    file_ops.managed_file(
+        name="devcontainer.json",
+        path=str(paths.devcontainer_file(folder)),
+        content=devcontainer.devcontainer_json(
+            config, devcontainer.relative_compose(folder), _isaac_deploy_cli()
+        ),
+        mode=0o644,
+        overwrite_edited=config.env_overwrite_edited,
+        comment="//",
+    )
+
+
 @deploy("Extension images")
 def images(ws: Workstation) -> None:
     config = ws.config
@@ -411,4 +469,5 @@ def setup(project_root: str | Path) -> None:
     check_toolkit(ws)
     provision(ws)
     project_files(ws)
+    editor_files(ws)
     images(ws)

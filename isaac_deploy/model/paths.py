@@ -32,6 +32,22 @@ def override_file(folder: str | PurePosixPath) -> PurePosixPath:
     return state_dir(folder) / OVERRIDE_FILE
 
 
+DEVCONTAINER_DIR = ".devcontainer/isaac-deploy"
+"""VS Code's dev container of this host's user, one of the places the Dev Container spec looks
+(``.devcontainer/<folder>/devcontainer.json``): beside a project's own
+``.devcontainer/devcontainer.json``, never over it; git-ignored by its own ``.gitignore``."""
+DEVCONTAINER_COMPOSE = "devcontainer-compose.yaml"
+"""In the state folder: the Compose file the dev container names (the project, the env file)."""
+
+
+def devcontainer_file(folder: str | PurePosixPath) -> PurePosixPath:
+    return PurePosixPath(folder) / DEVCONTAINER_DIR / "devcontainer.json"
+
+
+def devcontainer_compose(folder: str | PurePosixPath) -> PurePosixPath:
+    return state_dir(folder) / DEVCONTAINER_COMPOSE
+
+
 def mount_config(folder: str | PurePosixPath) -> PurePosixPath:
     return PurePosixPath(folder) / MOUNT_CONFIG
 

@@ -55,7 +55,13 @@ def _diff(old: list[str], new: str) -> list[str]:
 
 
 @operation()
-def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: bool = False):
+def managed_file(
+    path: str,
+    content: str,
+    mode: int = 0o600,
+    overwrite_edited: bool = False,
+    comment: str = "#",
+):
     """A rendered file the user may edit: written unless edited by hand since the deploy wrote it.
 
     The file ends with a checksum line over the rest; a file whose checksum no longer matches
@@ -66,6 +72,7 @@ def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: b
     + content: rendered text; a checksum line is appended to recognise later hand edits
     + mode: file mode (also fixed on an edited file)
     + overwrite_edited: replace an edited file anyway (a copy is kept as ``<path>.edited``)
+    + comment: what starts a comment line in the file (``//`` for JSON with comments)
 
     **Example:**
 
@@ -80,7 +87,7 @@ def managed_file(path: str, content: str, mode: int = 0o600, overwrite_edited: b
     """
     current = host.get_fact(FileWithMode, path=path)
     lines = current.lines if current else None
-    decision = decide(lines, content, overwrite_edited)
+    decision = decide(lines, content, overwrite_edited, comment)
     if decision.action == "up-to-date":
         if current.mode != mode:
             yield StringCommand("chmod", f"{mode:o}", QuoteString(path))

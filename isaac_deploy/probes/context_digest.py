@@ -55,6 +55,7 @@ DENY = (
     "**/id_ed25519",
     "**/id_ed25519_sk",
     "**/.isaac-deploy",
+    "**/.devcontainer/isaac-deploy",  # VS Code's dev container of this host's user
     "**/logs",
     "**/.git",
     "**/.vscode",

@@ -48,10 +48,13 @@ class Decision:
     state: State
 
 
-def decide(current: list[str] | None, content: str, overwrite_edited: bool = False) -> Decision:
+def decide(
+    current: list[str] | None, content: str, overwrite_edited: bool = False, comment: str = "#"
+) -> Decision:
     """The decision for a file whose lines are ``current`` (``None``: absent) that should hold
-    the rendered ``content``; an edited file is replaced only with ``overwrite_edited``."""
-    desired = stamp(content)
+    the rendered ``content`` (its checksum line starts with ``comment``); an edited file is
+    replaced only with ``overwrite_edited``."""
+    desired = stamp(content, comment)
     state = file_state(current)
     if current is not None and "\n".join(current) == desired.rstrip("\n"):
         return Decision("up-to-date", desired, state)
