@@ -19,6 +19,7 @@ import testinfra
 
 from tests.conftest import build_leftovers, failing_dockerfile, package_with
 from tests.helpers import ROOT
+from tests.lab import engine
 
 pytestmark = pytest.mark.lab
 LOCAL = testinfra.get_host("local://")
@@ -546,3 +547,156 @@ def test_attach_through_container_sh(project):
     read_until(fd, "via-wrapper-42")
     os.write(fd, b"\x10\x11")
     os.waitpid(pid, 0)
+
+
+def stack_volumes(project: str) -> set[str]:
+    import docker
+
+    label = f"com.docker.compose.project={project}"
+    return {v.name for v in docker.from_env().volumes.list(filters={"label": label})}
+
+
+def test_two_stacks_run_at_once_without_sharing_a_container_or_a_cache(project):
+    """``--suffix``: each stack its own container and cache volumes (the engine's answers), all
+    reachable by run/exec/logs/ps/stop/remove-volumes; stopping one leaves the other."""
+    import docker
+
+    client = docker.from_env()
+    base = project.config.compose_project
+    pip_cache = f"{project.user['home']}/.cache/pip"
+    try:
+        for stack in ("alpha", "beta"):
+            made = cli(
+                project, "run", "--suffix", stack, "sh", "-c", f"echo {stack} > {pip_cache}/mark"
+            )
+            assert made.rc == 0, made.out
+        assert cli(project, "run", "true").rc == 0  # the default stack, unchanged, beside them
+        mounts = {}
+        for stack in ("alpha", "beta", None):
+            name = f"{base}-{stack}-ext-dev" if stack else f"{base}-ext-dev"
+            container = client.containers.get(name)
+            assert container.status == "running"
+            assert container.labels["com.docker.compose.project"] == name.removesuffix("-ext-dev")
+            mounts[stack] = {m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"}
+            assert len(mounts[stack]) == 8, mounts[stack]
+        assert not mounts["alpha"] & mounts["beta"] and not mounts["alpha"] & mounts[None]
+        assert f"{base}-alpha_user-cache-pip" in mounts["alpha"]
+        for stack in ("alpha", "beta"):  # each cache holds its own stack's file
+            seen = cli(project, "exec", "--suffix", stack, "cat", f"{pip_cache}/mark")
+            assert seen.rc == 0 and seen.out.strip() == stack, seen.out
+        ps = cli(project, "--suffix", "beta", "ps")
+        assert f"{base}-beta-ext-dev" in ps.out and f"{base}-alpha-" not in ps.out, ps.out
+        assert cli(project, "logs", "--suffix", "beta", "--tail", "1").rc == 0
+        assert cli(project, "stop", "--suffix", "alpha").rc == 0
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(f"{base}-alpha-ext-dev")
+        assert client.containers.get(f"{base}-beta-ext-dev").status == "running"
+        assert client.containers.get(f"{base}-ext-dev").status == "running"
+        gone = cli(project, "exec", "--suffix", "alpha", "true")
+        assert gone.rc == 1 and "`isaac-deploy -p ext-dev --suffix alpha run`" in gone.out
+        assert stack_volumes(f"{base}-alpha") == mounts["alpha"]  # stop keeps the caches
+        assert cli(project, "remove-volumes", "--suffix", "alpha", "--yes").rc == 0
+        assert stack_volumes(f"{base}-alpha") == set()
+        assert (
+            stack_volumes(f"{base}-beta") == mounts["beta"] and stack_volumes(base) >= mounts[None]
+        )
+        bad = cli(project, "run", "--suffix", "Bad/Name", "true")
+        assert bad.rc == 1 and bad.out.count("\n") == 1 and "--suffix: 'Bad/Name'" in bad.out
+    finally:
+        for stack in ("alpha", "beta"):
+            engine.remove_compose_project(f"{base}-{stack}")
+
+
+def devcontainer_config(project, *compose_args: str) -> dict:
+    """``docker compose ... config`` as JSON, as the project's owner."""
+    result = project.shell(
+        "docker compose " + " ".join(shlex.quote(a) for a in compose_args) + " config --format json"
+    )
+    assert result.rc == 0, result.out
+    return json.JSONDecoder().raw_decode(result.out, result.out.index("{"))[0]
+
+
+def test_devcontainer_json_opens_the_container_isaac_deploy_run_uses(project):
+    """The rendered devcontainer.json is valid by the Dev Container spec's schema; the Compose
+    configuration it names (read as the Dev Container tools read it) is the CLI's own: same
+    project, service, user, mounts; and ``up`` through it keeps the container ``run`` made."""
+    import jsonschema
+
+    import docker
+    from isaac_deploy.model import paths
+    from isaac_deploy.model.paths import COMPOSE_FILE
+
+    schema = json.loads(
+        (ROOT / "tests/fixtures/devcontainer/devContainer.base.schema.json").read_text()
+    )
+    path = project.path / paths.DEVCONTAINER_DIR / "devcontainer.json"
+    text = path.read_text()
+    document = json.loads("\n".join(x for x in text.splitlines() if not x.startswith("//")))
+    jsonschema.Draft201909Validator(schema).validate(document)
+    assert LOCAL.file(str(path)).mode == 0o644 and LOCAL.file(str(path)).uid == project.user["uid"]
+    assert (path.parent / ".gitignore").read_text().endswith("*\n")
+    wrapper = (path.parent / document["dockerComposeFile"][0]).resolve()
+    theirs = devcontainer_config(project, "-f", str(wrapper), "--profile", "*")
+    env_file = project.env_file("ext-dev")
+    ours = devcontainer_config(
+        project,
+        "-f",
+        str(COMPOSE_FILE),
+        "-f",
+        str(project.override_file),
+        "--env-file",
+        str(env_file),
+        "--profile",
+        "ext-dev",
+    )
+    service = document["service"]
+    assert service == "ext-dev" and theirs["name"] == ours["name"] == project.config.compose_project
+    assert theirs["services"][service] == ours["services"][service]
+    assert theirs["services"][service]["user"] == f"{document['remoteUser']}:{project.user['gid']}"
+    binds = {
+        (m["source"], m["target"])
+        for m in theirs["services"][service]["volumes"]
+        if m["type"] == "bind"
+    }
+    assert (str(project.path), document["workspaceFolder"]) in binds
+    # VS Code runs initializeCommand, then finds the running container by the project's and the
+    # service's labels; `up` through its compose file leaves that very container as it is
+    first = project.shell(" ".join(shlex.quote(a) for a in document["initializeCommand"]))
+    assert first.rc == 0, first.out
+    client = docker.from_env()
+    labels = [
+        f"com.docker.compose.project={theirs['name']}",
+        f"com.docker.compose.service={service}",
+    ]
+    [found] = client.containers.list(filters={"label": labels})
+    assert found.name == f"{project.config.compose_project}-ext-dev"
+    up = project.shell(f"docker compose -f {shlex.quote(str(wrapper))} up -d {service}")
+    assert up.rc == 0, up.out
+    assert client.containers.get(found.name).id == found.id
+    assert cli(project, "run", "true").rc == 0
+    assert client.containers.get(found.name).id == found.id
+
+
+def test_devcontainer_json_follows_the_configuration_and_keeps_hand_edits(project):
+    from isaac_deploy.model import paths
+
+    path = project.path / paths.DEVCONTAINER_DIR / "devcontainer.json"
+    own = project.path / ".devcontainer" / "devcontainer.json"  # the project's own, untouched
+    own.write_text('{"name": "theirs", "image": "debian"}\n')
+    try:
+        rootless = project.deploy(data={"isaac_user_mode": "rootless"})
+        assert rootless.rc == 0, rootless.out
+        assert '"service": "ext-dev-rootless"' in path.read_text()
+        assert project.deploy().rc == 0 and '"service": "ext-dev"' in path.read_text()
+        edited = path.read_text().replace(
+            '"shutdownAction": "none"', '"shutdownAction": "stopCompose"'
+        )
+        path.write_text(edited)
+        kept = project.deploy(data={"isaac_user_mode": "rootless"})
+        assert kept.rc == 0 and "it was edited by hand" in kept.out, kept.out
+        assert path.read_text() == edited
+        assert own.read_text() == '{"name": "theirs", "image": "debian"}\n'
+    finally:
+        path.unlink()
+        own.unlink()
+        assert project.deploy().rc == 0 and path.is_file()
