@@ -110,6 +110,9 @@ def test_setup_builds_the_projects_images_with_its_dependencies(foreign, lab):
     assert (state / ".gitignore").read_text().strip().endswith("*")
     status = project.shell("git status --porcelain --untracked-files=all").out.splitlines()
     assert not [line for line in status if "/state/" in line], status  # rendered, never committed
+    # VS Code's dev container of this user: beside the project's files, ignored by its own folder
+    assert (project.path / ".devcontainer" / "isaac-deploy" / "devcontainer.json").is_file()
+    assert not [line for line in status if ".devcontainer" in line], status
     user = project.user["name"]
     for image in (f"isaac-lab-my-robot-ext:{user}", f"isaac-lab-my-robot-ext-dev:{user}"):
         check = subprocess.run(
