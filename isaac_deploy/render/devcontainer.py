@@ -64,9 +64,9 @@ def python_paths(config: WorkstationConfig) -> list[str]:
 
 
 def remote_user(config: WorkstationConfig) -> str:
-    """The container's user as the compose service sets it: root for rootless, else the uid
-    (the dev image has an account with it, found by ``getent passwd UID``)."""
-    return "root" if config.user_mode == "rootless" else str(config.uid)
+    """The container's user as the compose service sets it: root for rootless (or uid 0), else
+    the uid (the dev image has an account with it, found by ``getent passwd UID``)."""
+    return "root" if config.user_mode == "rootless" or config.uid == 0 else str(config.uid)
 
 
 def devcontainer_json(

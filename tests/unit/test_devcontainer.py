@@ -143,3 +143,68 @@ def test_a_hand_edited_devcontainer_json_is_kept():
 def test_the_editor_folder_never_enters_an_image_or_a_snapshot():
     assert "**/.devcontainer/isaac-deploy" in DENY
     assert paths.DEVCONTAINER_DIR == ".devcontainer/isaac-deploy"
+
+
+def editor_plan(facts: dict | None = None, **data) -> list:
+    from isaac_deploy.deploys import workstation
+    from tests.unit.plan import make_workstation, plan
+
+    return plan(
+        workstation.editor_files, make_workstation("debian12-root-docker20.json", **data), facts
+    )
+
+
+EDITOR = f"{FOLDER}/.devcontainer/isaac-deploy"
+NOTHING_YET = {
+    "FileWithMode": {
+        f"path={FOLDER}/.isaac-deploy/state/devcontainer-compose.yaml": None,
+        f"path={EDITOR}/devcontainer.json": None,
+    },
+    "Directory": {f"path={EDITOR}": None, f"path={EDITOR}/.gitignore": None},
+    "File": {f"path={EDITOR}/.gitignore": None},
+    "TmpDir": {"": None},
+}
+
+
+def test_the_deploy_writes_both_files_beside_the_projects_own():
+    ops = editor_plan(NOTHING_YET)
+    assert [op.name for op in ops] == [
+        "Dev container's compose file (devcontainer-compose.yaml)",
+        "Its folder",
+        "Its .gitignore (per user and host: never committed)",
+        "devcontainer.json",
+    ]
+    written = {c[1]: c[2] for op in ops for c in op.commands if isinstance(c, tuple)}
+    assert written[f"{EDITOR}/.gitignore"].endswith("\n*\n")
+    document = jsonc(written[f"{EDITOR}/.devcontainer.json.isaac-deploy.tmp"])
+    validate(document)
+    assert document["initializeCommand"][1:] == ["-p", "ext-dev", "run", "true"]
+    assert document["initializeCommand"][0].endswith("/isaac-deploy")
+    compose = yaml.safe_load(
+        written[f"{FOLDER}/.isaac-deploy/state/.devcontainer-compose.yaml.isaac-deploy.tmp"]
+    )
+    assert compose["include"][0]["path"] == [
+        str(paths.COMPOSE_FILE),
+        f"{FOLDER}/.isaac-deploy/state/docker-compose.override.yaml",
+    ]
+    assert compose["include"][0]["env_file"] == f"{FOLDER}/.isaac-deploy/state/ext_template-dev.env"
+    # nothing outside .devcontainer/isaac-deploy/ and the state folder
+    words = {w for op in ops for c in op.commands if isinstance(c, str) for w in c.split()}
+    touched = {w for w in words if w.startswith("/")}
+    assert touched and all(
+        p.startswith((EDITOR, f"{FOLDER}/.isaac-deploy/state/")) for p in touched
+    ), touched
+
+
+@pytest.mark.parametrize(
+    "data", [{"isaac_devcontainer": False}, {"isaac_profiles": ("ext",)}], ids=["off", "no-ext-dev"]
+)
+def test_no_devcontainer_when_turned_off_or_without_the_dev_profile(data):
+    assert editor_plan({}, **data) == []
+
+
+def test_a_bad_devcontainer_setting_is_one_line_naming_it():
+    from isaac_deploy.model.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="isaac_devcontainer: must be true or false, got 'maybe'"):
+        make(isaac_devcontainer="maybe")
