@@ -578,7 +578,8 @@ def test_two_stacks_run_at_once_without_sharing_a_container_or_a_cache(project):
             assert container.status == "running"
             assert container.labels["com.docker.compose.project"] == name.removesuffix("-ext-dev")
             mounts[stack] = {m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"}
-            assert len(mounts[stack]) == 8, mounts[stack]
+            own = f"{name.removesuffix('-ext-dev')}_"  # every cache volume is the stack's own
+            assert mounts[stack] and all(v.startswith(own) for v in mounts[stack]), mounts[stack]
         assert not mounts["alpha"] & mounts["beta"] and not mounts["alpha"] & mounts[None]
         assert f"{base}-alpha_user-cache-pip" in mounts["alpha"]
         for stack in ("alpha", "beta"):  # each cache holds its own stack's file
