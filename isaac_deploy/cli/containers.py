@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from isaac_deploy.cli.project import PROFILES, Project, ProjectError
 from isaac_deploy.facts.images import local_build_inputs
+from isaac_deploy.model import paths
 from isaac_deploy.model.images import build_argv, context_spec, image_build, prune_argv
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import build_context, local
@@ -36,14 +37,68 @@ def call(argv: list[str], check: bool = False, quiet: bool = False) -> int:
     return code
 
 
-def container_state(name: str) -> str | None:
-    """``running``, ``exited``, ... or ``None`` when there is no such container."""
+COMPOSE_FILE_LABELS = (
+    "com.docker.compose.project.config_files",
+    "com.docker.compose.project.environment_file",
+)
+"""Where Compose records the files a container was made from (comma-separated paths)."""
+
+
+def container_info(name: str) -> dict | None:
+    """The engine's description of the container ``name``; ``None`` when there is none."""
     status, data = docker_client().get(f"/containers/{name}/json")
     if status == 200 and isinstance(data, dict):
-        return (data.get("State") or {}).get("Status")
+        return data
     if status == 404:
         return None
     raise ProjectError(f"Docker is not usable: {data}")
+
+
+def container_state(name: str) -> str | None:
+    """``running``, ``exited``, ... or ``None`` when there is no such container."""
+    info = container_info(name)
+    return None if info is None else (info.get("State") or {}).get("Status")
+
+
+def others_project(project: Project, labels: dict[str, str]) -> Path | None:
+    """The project folder of another lab member that a container of this stack's name was made
+    from (its env file or override in their ``.isaac-deploy/state/``): names made of extension,
+    user and suffix can meet (the user ``alice`` with ``--suffix doe`` and the user
+    ``alice-doe``). A folder that is gone (a moved project of yours) or yours is no one else's."""
+    ours = Path(paths.state_dir(project.folder))
+    folders = {
+        Path(path).parent
+        for key in COMPOSE_FILE_LABELS
+        for path in (labels.get(key) or "").split(",")
+        if Path(path).parent.parts[-2:] == tuple(paths.STATE_DIR.split("/"))
+    }
+    if ours in folders:
+        return None
+    for folder in sorted(folders):
+        try:
+            owner = folder.stat().st_uid
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # in a home closed to us: someone else's
+            return folder.parent.parent
+        if owner != os.geteuid():
+            return folder.parent.parent
+    return None
+
+
+def own_container(project: Project, service: str) -> dict | None:
+    """The engine's description of ``service``'s container of this stack (``None``: there is
+    none); one that another lab member's project made is refused, before anything touches it."""
+    name = project.container(service)
+    info = container_info(name)
+    other = others_project(project, ((info or {}).get("Config") or {}).get("Labels") or {})
+    if other is not None:
+        fix = "choose another --suffix" if project.suffix else "run yours with --suffix NAME"
+        raise ProjectError(
+            f"{name} is a container of another lab member's project ({other}), whose names "
+            f"happen to be this stack's: isaac-deploy leaves it alone; {fix}"
+        )
+    return info
 
 
 def runtime_override(project: Project) -> Path | None:
@@ -74,6 +129,7 @@ def ensure_running(project: Project, service: str) -> str:
             f"image {image} is not built: build it with `isaac-deploy -p {profile} build` "
             "(or run the workstation deploy, deploy/dev.py)"
         )
+    own_container(project, service)
     extra = runtime_override(project)
     argv = project.compose(
         service,
@@ -163,7 +219,8 @@ def exec_in(project: Project, service: str, command: list[str], options: RunOpti
 
 def running(project: Project, service: str) -> str:
     name = project.container(service)
-    state = container_state(name)
+    info = own_container(project, service)
+    state = None if info is None else (info.get("State") or {}).get("Status")
     if state != "running":
         now = "does not exist" if state is None else f"is {state}"
         raise ProjectError(
@@ -186,7 +243,7 @@ def attach(project: Project, service: str) -> int:
 
 def logs(project: Project, service: str, follow: bool, tail: str | None) -> int:
     name = project.container(service)
-    if container_state(name) is None:
+    if own_container(project, service) is None:
         raise ProjectError(
             f"no {service} container ({name}): start it with `{start_command(project, service)}`"
         )
@@ -207,10 +264,12 @@ def ps(project: Project) -> int:
 
 def stop(project: Project, service: str) -> int:
     """Remove the service's container; its named cache and log volumes stay."""
+    own_container(project, service)
     return call(project.compose(service, "down"))
 
 
 def remove_volumes(project: Project, service: str) -> int:
+    own_container(project, service)
     return call(project.compose(service, "down", "--volumes"))
 
 

@@ -103,3 +103,84 @@ def test_a_bad_suffix_stops_before_anything_runs(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1 and ran == []
     assert main(["--suffix", "a", "doctor"]) == 1
     assert "--suffix applies to run, run-dev, exec" in capsys.readouterr().err
+
+
+class Containers:
+    """The engine's answer for containers: ``labels`` by name, every other one missing."""
+
+    def __init__(self, labels: dict[str, dict[str, str]]) -> None:
+        self.labels = labels
+
+    def get(self, url: str):
+        if url.startswith("/images/"):  # every image is built
+            return 200, {"Id": "sha256:" + "a" * 64}
+        name = url.removeprefix("/containers/").removesuffix("/json")
+        if name in self.labels:
+            return 200, {"State": {"Status": "running"}, "Config": {"Labels": self.labels[name]}}
+        return 404, {"message": f"No such container: {name}"}
+
+
+class FakeRun:
+    returncode = 0
+    stderr = ""
+
+
+def made_from(*files: str) -> dict[str, str]:
+    return {
+        "com.docker.compose.project.config_files": ",".join(files[:-1]),
+        "com.docker.compose.project.environment_file": files[-1],
+    }
+
+
+def test_a_container_of_another_members_project_with_this_stacks_name_is_left_alone(
+    tmp_path, monkeypatch
+):
+    """The user ``alice`` with ``--suffix doe`` and the user ``alice-doe`` name the same
+    containers: the one made from the other member's project is refused before anything runs;
+    ours, one of a moved project of ours, or one whose files say nothing, are ours as before."""
+    import os
+
+    root = make_root(tmp_path / "mine", {})
+    rendered_ids(root, 1000, 1000)
+    stack = load(root, suffix="doe")
+    theirs = tmp_path / "theirs" / ".isaac-deploy" / "state"
+    theirs.mkdir(parents=True)
+    os.chown(theirs, os.geteuid() + 4242, 0)  # another member's state folder
+    name = stack.container("ext-dev")
+    package = "/usr/lib/isaac-deploy/docker/docker-compose.yaml"
+    ours = root / ".isaac-deploy" / "state"
+    calls = []
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setattr(containers, "call", lambda argv, **_: calls.append(argv) or 0)
+    monkeypatch.setattr(
+        containers.subprocess, "run", lambda argv, **_: calls.append(argv) or FakeRun()
+    )
+    for labels, refused in (
+        (made_from(package, f"{theirs}/docker-compose.override.yaml", f"{theirs}/x-dev.env"), True),
+        (made_from(package, f"{ours}/docker-compose.override.yaml", f"{ours}/x-dev.env"), False),
+        (made_from(f"{ours}/devcontainer-compose.yaml", ""), False),  # VS Code made it
+        (made_from(package, "/gone/.isaac-deploy/state/x-dev.env"), False),  # moved
+        (made_from(package, ""), False),
+    ):
+        monkeypatch.setattr(
+            containers, "docker_client", lambda labels=labels: Containers({name: labels})
+        )
+        for action in (
+            lambda: containers.ensure_running(stack, "ext-dev"),
+            lambda: containers.stop(stack, "ext-dev"),
+            lambda: containers.remove_volumes(stack, "ext-dev"),
+            lambda: containers.running(stack, "ext-dev"),
+            lambda: containers.logs(stack, "ext-dev", False, None),
+        ):
+            if refused:
+                with pytest.raises(containers.ProjectError) as error:
+                    action()
+                assert str(error.value) == (
+                    f"{name} is a container of another lab member's project ({theirs.parent.parent}), "
+                    "whose names happen to be this stack's: isaac-deploy leaves it alone; choose "
+                    "another --suffix"
+                )
+            else:
+                action()
+    assert len(calls) == 4 * 4  # up, stop, remove-volumes, logs of the four that are ours
+    assert not [argv for argv in calls if str(theirs) in " ".join(argv)]
