@@ -701,3 +701,49 @@ def test_devcontainer_json_follows_the_configuration_and_keeps_hand_edits(projec
         path.unlink()
         own.unlink()
         assert project.deploy().rc == 0 and path.is_file()
+
+
+def test_a_container_another_members_project_made_under_this_stacks_names_is_left_alone(project):
+    """Names made of extension, user and suffix can meet (``alice`` with ``--suffix doe``, the
+    user ``alice-doe``): a container that real Compose made from another member's project (its
+    env file in a state folder that is not the user's) is refused by every command, untouched."""
+    import docker
+    from isaac_deploy.model.paths import COMPOSE_FILE
+
+    client = docker.from_env()
+    base = project.config.compose_project
+    other = Path(tempfile.mkdtemp(prefix="isaac-deploy-other-"))  # root's: another member's
+    state = other / ".isaac-deploy" / "state"
+    state.mkdir(parents=True)
+    env_file = state / "lab_ext-dev.env"
+    env_file.write_text(project.env_file("ext-dev").read_text())
+    name = f"{base}-gamma-ext-dev"
+    try:
+        made = subprocess.run(
+            ["docker", "compose", "--project-name", f"{base}-gamma", "-f", str(COMPOSE_FILE)]
+            + ["--env-file", str(env_file), "--profile", "ext-dev", "up", "--detach"]
+            + ["--no-build", "--pull", "never", "ext-dev"],
+            capture_output=True,
+            text=True,
+        )
+        assert made.returncode == 0, made.stderr
+        before = client.containers.get(name).id
+        for args in (
+            ("run", "--suffix", "gamma", "touch", "made-in-theirs"),
+            ("exec", "--suffix", "gamma", "true"),
+            ("logs", "--suffix", "gamma"),
+            ("stop", "--suffix", "gamma"),
+            ("remove-volumes", "--suffix", "gamma", "--yes"),
+        ):
+            refused = cli(project, *args)
+            assert refused.rc == 1 and refused.out.count("\n") == 1, refused.out
+            assert refused.out.startswith(
+                f"isaac-deploy: error: {name} is a container of another lab member's project "
+                f"({other}), whose names happen to be this stack's: isaac-deploy leaves it alone"
+            ), refused.out
+        kept = client.containers.get(name)
+        assert kept.id == before and kept.status == "running"
+        assert not (project.path / "made-in-theirs").exists()
+    finally:
+        engine.remove_compose_project(f"{base}-gamma")
+        shutil.rmtree(other)
