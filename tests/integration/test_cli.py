@@ -717,11 +717,14 @@ def test_a_container_another_members_project_made_under_this_stacks_names_is_lef
     state.mkdir(parents=True)
     env_file = state / "lab_ext-dev.env"
     env_file.write_text(project.env_file("ext-dev").read_text())
+    override = state / "docker-compose.override.yaml"  # CPU-only here: the GPU reset
+    override.write_text(project.override_file.read_text())
     name = f"{base}-gamma-ext-dev"
     try:
         made = subprocess.run(
             ["docker", "compose", "--project-name", f"{base}-gamma", "-f", str(COMPOSE_FILE)]
-            + ["--env-file", str(env_file), "--profile", "ext-dev", "up", "--detach"]
+            + ["-f", str(override), "--env-file", str(env_file), "--profile", "ext-dev"]
+            + ["up", "--detach"]
             + ["--no-build", "--pull", "never", "ext-dev"],
             capture_output=True,
             text=True,
