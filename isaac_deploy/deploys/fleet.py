@@ -55,6 +55,7 @@ from isaac_deploy.model.registries import KEY as REGISTRIES
 from isaac_deploy.model.registries import Registry, parse_registries, password_of
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import fleet as fleet_ops
+from isaac_deploy.operations import pull as pull_ops
 from isaac_deploy.operations.util import barrier, fail
 from isaac_deploy.policy.fleet import UNREACHABLE_FIX, failure_fix
 from isaac_deploy.render.fleet import report_lines
@@ -82,7 +83,7 @@ def _pull_sources(
 ) -> tuple[tuple[Registry, ...], dict[str, HiddenValue]]:
     """The registries the base images come from, with their passwords (from this shell); each
     must speak TLS and its CA file must be here."""
-    found = (fleet_ops.registry_of(ref, config.registries) for ref in pulls)
+    found = (pull_ops.registry_of(ref, config.registries) for ref in pulls)
     registries = tuple(dict.fromkeys(registry for registry in found if registry is not None))
     passwords = {}
     for registry in registries:
@@ -182,7 +183,7 @@ def lab_pc(pc: LabPc) -> None:
                 **admin,
             )
     if pc.pulls:
-        fleet_ops.images_pulled(
+        pull_ops.images_pulled(
             name="Base images, pulled once for every member",
             images=list(pc.pulls),
             toolkit=pc.ws.toolkit,
