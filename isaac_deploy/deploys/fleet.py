@@ -20,12 +20,10 @@ its own SSH connection (pyinfra's parallelism), in two parts, and a report at th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from pyinfra import host, logger, state
 from pyinfra.api import deploy, operation
@@ -62,7 +60,6 @@ from isaac_deploy.render.fleet import report_lines
 from isaac_deploy.render.templates import TEMPLATES
 
 REPORT = "Lab PCs: report"
-CERTS = "/etc/docker/certs.d"
 
 
 @dataclass(frozen=True)
@@ -105,7 +102,7 @@ def load() -> LabPc:
     """Gather this PC's facts and validate its data before anything changes there."""
     data = host.data.dict()
     fleet = FleetConfig.from_host_data(data)
-    cas = tuple(ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
+    cas = tuple(workstation.ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
     # one command for what the admin's part decides from: the tools, git, the docker group's
     # members and the registries' CAs there
     toolkit = host.get_fact(WorkstationToolkit, paths=(GIT,), read=(GROUP_FILE,), digest=cas)
@@ -138,19 +135,6 @@ def load() -> LabPc:
     return LabPc(ws, fleet, members, pulls, registries, passwords)
 
 
-def ca_path(registry: Registry) -> str:
-    """Where Docker on the PC finds the registry's CA."""
-    return f"{CERTS}/{registry.address}/ca.crt"
-
-
-def _ca_current(pc: LabPc, registry: Registry) -> bool:
-    """The PC's copy of the registry's CA is this machine's, mode 0644."""
-    assert registry.ca_file is not None
-    there = pc.ws.toolkit.digests.get(ca_path(registry))
-    here = hashlib.sha256(Path(os.path.expanduser(registry.ca_file)).read_bytes()).hexdigest()
-    return there is not None and there.sha256 == here and there.mode == 0o644
-
-
 @deploy("Lab PC: members, git, registries, base images")
 def lab_pc(pc: LabPc) -> None:
     """The admin's part beyond the workstation's provisioning, decided from the toolkit fact
@@ -173,11 +157,11 @@ def lab_pc(pc: LabPc) -> None:
             **admin,
         )
     for registry in pc.registries:
-        if registry.ca_file and not _ca_current(pc, registry):
+        if registry.ca_file and not workstation.ca_current(pc.ws.toolkit, registry):
             files.put(
                 name=f"{registry.name}: CA for Docker",
                 src=os.path.expanduser(registry.ca_file),
-                dest=ca_path(registry),
+                dest=workstation.ca_path(registry),
                 mode="644",
                 create_remote_dir=True,
                 **admin,

@@ -135,3 +135,19 @@ def parse_images(value: Any, source: BaseSource, image_re: str) -> dict[str, str
                     f"{SOURCE_KEY}='build' name isaac-lab-base:latest or isaac-lab-ros2:latest",
                 )
     return images
+
+
+def missing_fix(source: BaseSource, ref: str) -> str:
+    """The one thing to do about the base image ``ref`` missing from the engine."""
+    if source.kind == "pull" and registry_host(ref):
+        return f"run the workstation deploy (`isaac-deploy setup`): it pulls {ref}"
+    if source.kind == "build":
+        return (
+            f"run the workstation deploy (`isaac-deploy setup`): it builds {ref} with "
+            f"{source.checkout}/{CONTAINER_PY}"
+        )
+    return (
+        f"build it with your Isaac Lab checkout (`./{CONTAINER_PY} build base` makes "
+        f"isaac-lab-base:latest), or let the deploy get one: {SOURCE_KEY}='pull' (NVIDIA's "
+        f"{NVIDIA_IMAGE}) or 'build' with {CHECKOUT_KEY}"
+    )

@@ -7,8 +7,9 @@ Argument: JSON ``{"images": [REF, ...], "logins": {ADDRESS: LOGIN}, "check": boo
 from this process's environment variable ``NAME``, else the file ``PATH``) or ``{"config":
 PATH}`` (a Docker config file whose ``auths`` hold it, as ``docker login`` stores them).
 
-``check``: one JSON line ``{REF: null | ERROR}``: the registry's answer for each image (the
-engine's distribution endpoint: login, TLS, tag), nothing is pulled. Else each image is pulled
+``present``: one JSON line ``{REF: bool}``, which images the engine has. ``check``: one JSON
+line ``{REF: null | ERROR}``: the registry's answer for each image (the engine's distribution
+endpoint: login, TLS, tag), nothing is pulled. Else each image is pulled
 with a progress line at most every ``interval`` seconds (layers and bytes, plain lines: readable
 in a log) and one line when done; a failure is one ``error:`` line and exit code 1.
 """
@@ -217,6 +218,15 @@ def main(spec):
         return 1
     engine = Engine(host[len("unix://") :])
     logins = spec.get("logins") or {}
+    if spec.get("present"):
+        answers = {}
+        for ref in spec["images"]:
+            status, lines = engine.request("GET", f"/images/{quote(ref, safe='')}/json")
+            answers[ref] = status == 200
+            for _ in lines:
+                pass
+        print(json.dumps(answers))
+        return 0
     if spec.get("check"):
         print(json.dumps(check(engine, spec["images"], logins)))
         return 0

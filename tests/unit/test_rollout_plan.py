@@ -183,7 +183,8 @@ def test_no_image_or_nothing_to_check_it_against_is_one_line(ws):
         image_id(project.config)
     assert str(no_base.value).startswith(
         f"cannot check image {IMAGE} against its source: base image {BASE} is "
-        f"missing, so {IMAGE} is not built: build it from your Isaac Lab checkout"
+        f"missing, so {IMAGE} is not built: run the workstation deploy (`isaac-deploy setup`): "
+        f"it pulls {BASE}"
     )
     ws.engine.get_many = lambda urls: {url: (0, "permission denied") for url in urls}
     with pytest.raises(ToolkitError) as unusable:
