@@ -196,6 +196,7 @@ ERRORS = (
         "is not reachable",
     ),
     (r"server gave HTTP response to HTTPS client|http: server gave", "speaks plain HTTP"),
+    (r"manifest unknown|name unknown|not found", "has no such image or tag"),
 )
 
 
