@@ -585,14 +585,14 @@ def base_images(ws: Workstation, base: BasePlan) -> None:
 
 
 # ----------------------------------------------------------------------------------- summary
-def next_command() -> str:
-    """How to call isaac-deploy from here: its name when the shell finds this one, else its
-    path (the checkout's ``.venv/bin/isaac-deploy``)."""
-    mine = os.path.join(os.path.dirname(sys.executable), "isaac-deploy")
-    if not os.path.exists(mine) or shutil.which("isaac-deploy") == mine:
+def next_command(folder: str) -> str:
+    """How to start the dev container from the project ``folder``: ``isaac-deploy run`` when the
+    shell finds isaac-deploy, else the one ``./dev-setup.sh`` installed there, else this one."""
+    if shutil.which("isaac-deploy"):
         return "isaac-deploy run"
-    relative = os.path.relpath(mine)
-    return f"{relative if not relative.startswith('..') else mine} run"
+    if os.path.exists(os.path.join(folder, ".venv", "bin", "isaac-deploy")):
+        return ".venv/bin/isaac-deploy run"
+    return f"{os.path.join(os.path.dirname(sys.executable), 'isaac-deploy')} run"
 
 
 def outcome(ws: Workstation, base: BasePlan) -> Outcome:
@@ -635,7 +635,7 @@ def outcome(ws: Workstation, base: BasePlan) -> Outcome:
         started=started,
         group_added=group,
         images=tuple(listed),
-        next_command=next_command(),
+        next_command=next_command(ws.folder),
     )
 
 

@@ -147,7 +147,7 @@ def missing_fix(source: BaseSource, ref: str) -> str:
             f"{source.checkout}/{CONTAINER_PY}"
         )
     return (
-        f"build it with your Isaac Lab checkout (`./{CONTAINER_PY} build base` makes "
+        f"build it from your Isaac Lab checkout (`./{CONTAINER_PY} build base` makes "
         f"isaac-lab-base:latest), or let the deploy get one: {SOURCE_KEY}='pull' (NVIDIA's "
         f"{NVIDIA_IMAGE}) or 'build' with {CHECKOUT_KEY}"
     )
