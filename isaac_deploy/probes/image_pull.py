@@ -176,6 +176,8 @@ class Progress:
             entry[0], entry[1] = "done", entry[2]
 
     def line(self):
+        if not self.layers:
+            return "nothing to download (the engine had its layers)"
         states = [entry[0] for entry in self.layers.values()]
         done = sum(state in ("present", "done") for state in states)
         got = sum(entry[1] for entry in self.layers.values())

@@ -54,3 +54,37 @@ def summary_lines(outcome: Outcome, present: Mapping[str, bool] | None) -> list[
     else:
         lines.append(f"  next:      `{outcome.next_command}`")
     return lines
+
+
+@dataclass(frozen=True)
+class ClusterOutcome:
+    """What a roll-out left on one cluster: the image (``sent``: it travelled or was built
+    there in this run), the job (``job_id`` of this run's submission, else the jobs submitted
+    before, ``None`` when the roll-out submits nothing)."""
+
+    cluster: str
+    image: str
+    sent: bool
+    how: str  # "sent from this workstation", "built on the login node from <registry>"
+    run_key: str | None = None
+    job_id: str | None = None
+    earlier_jobs: tuple[str, ...] = ()
+    follow: str = "isaac-deploy cluster jobs"
+
+
+def cluster_lines(outcome: ClusterOutcome) -> list[str]:
+    """The summary of a roll-out on one cluster."""
+    state = outcome.how if outcome.sent else "current (nothing sent)"
+    lines = [f"Summary ({outcome.cluster}):", f"  image:     {outcome.image}: {state}"]
+    if outcome.run_key is None:
+        lines.append("  job:       none submitted (isaac_submit=0)")
+        return lines
+    if outcome.job_id:
+        lines.append(f"  job:       {outcome.job_id} (run {outcome.run_key}) submitted")
+    elif outcome.earlier_jobs:
+        jobs = ", ".join(outcome.earlier_jobs)
+        lines.append(f"  job:       run {outcome.run_key} was submitted before (job {jobs})")
+    else:
+        lines.append(f"  job:       run {outcome.run_key}: see the job step above")
+    lines.append(f"  follow:    `{outcome.follow}`")
+    return lines

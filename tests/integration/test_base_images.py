@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -48,6 +49,15 @@ def site(user_project, lab):
     it; everything removed afterwards (the pulled and built tags, the login files)."""
     registry = lab["registry"]
     ref = f"{registry['address']}/{REPOSITORY}:{TAG}"
+    # the stand-in and a layer of its own, which the engine then lacks: the pull downloads it
+    built = subprocess.run(
+        ["docker", "build", "--quiet", "--force-rm", "-t", ref, "-"],
+        input=f"FROM {lab['images']['ext-dev']}\n"
+        "RUN head -c 24000000 /dev/urandom > /opt/isaac-lab-layer\n",
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
     copied = subprocess.run(
         [
             "skopeo",
@@ -57,15 +67,15 @@ def site(user_project, lab):
             f"{registry['user']}:{registry['password']}",
             "--dest-cert-dir",
             registry["cert_dir"],
-            f"docker-daemon:{lab['images']['ext-dev']}",
+            f"docker-daemon:{ref}",
             f"docker://{ref}",
         ],
         capture_output=True,
         text=True,
     )
     assert copied.returncode == 0, copied.stderr
-    for leftover in (ref, FAKE_IMAGE):
-        assert not has_image(leftover), f"{leftover} is in the engine before the test"
+    assert docker("image", "rm", ref).returncode == 0
+    assert not has_image(FAKE_IMAGE), f"{FAKE_IMAGE} is in the engine before the test"
     project = user_project
     home = Path(project.user["home"])
     keys = home / ".config" / "isaac-deploy" / "lab-tests"
@@ -135,7 +145,7 @@ def test_a_pull_that_cannot_work_is_one_line_and_nothing_changes(site, case, lin
     assert result.rc != 0, result.out
     expected = line.format(address=registry["address"])
     said = [text for text in result.out.splitlines() if expected in text]
-    assert len(said) == 1 and said[0].strip().startswith("base image "), result.out
+    assert len(said) == 1 and f": base image {data['isaac_base_images']['ext-dev']}: " in said[0]
     assert "Traceback" not in result.out and password not in result.out
     assert tree_state(site["project"].path) == before
     assert not has_image(data["isaac_base_images"]["ext-dev"])
@@ -154,7 +164,11 @@ def test_the_deploy_pulls_its_base_image_shows_it_and_says_what_is_ready(site, p
     assert has_image(ref)
     out = result.out
     assert f"pulling {ref} from {site['registry']['address']}" in out
-    assert f"pulled {ref} in " in out and " layers, " in out
+    done = re.search(
+        rf"pulled {re.escape(ref)} in \d+ s: (\d+)/(\d+) layers, ([\d.]+) (MB|kB) of", out
+    )
+    assert done and done.group(1) == done.group(2), out  # each layer; the new one downloaded
+    assert done.group(4) == "MB" and 20 < float(done.group(3)) < 30, done.group(0)
     assert "\r" not in out and "\x1b[K" not in out  # no spinner in a log
     assert site["registry"]["password"] not in out
     summary = out[out.index("Summary:") :].splitlines()
@@ -162,7 +176,7 @@ def test_the_deploy_pulls_its_base_image_shows_it_and_says_what_is_ready(site, p
     image = site["project"].config.image_name("ext-dev")
     assert f"base image {ref} (pulled)" in ready and f"image {image}" in ready
     assert not any("missing:" in line for line in summary)
-    assert any(line.strip() == "next:      `.venv/bin/isaac-deploy run`" for line in summary)
+    assert any(line.endswith("next:      `.venv/bin/isaac-deploy run`") for line in summary)
 
 
 def test_the_dev_container_starts_and_runs_as_the_member(site, pulled):

@@ -20,7 +20,13 @@ from isaac_deploy.model.seed import workstation_settings
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import packages
 from isaac_deploy.operations.util import ShownCommand
-from isaac_deploy.render.summary import Image, Outcome, summary_lines
+from isaac_deploy.render.summary import (
+    ClusterOutcome,
+    Image,
+    Outcome,
+    cluster_lines,
+    summary_lines,
+)
 from tests.helpers import FakeHost
 from tests.unit.plan import make_workstation, plan
 
@@ -313,3 +319,23 @@ def test_the_summary_names_what_is_missing_with_its_fix_and_a_new_group_s_login(
     ]
     lines = summary_lines(outcome, {image.ref: True for image in IMAGES})
     assert lines[-1].startswith("  next:      log in again (you are in the docker group")
+
+
+def test_the_roll_out_s_summary_says_image_job_and_how_to_follow_it():
+    sent = ClusterOutcome(
+        "euler", "sha256-ab12.sif", True, "sent from this workstation", "run-1", "4711"
+    )
+    assert cluster_lines(sent) == [
+        "Summary (euler):",
+        "  image:     sha256-ab12.sif: sent from this workstation",
+        "  job:       4711 (run run-1) submitted",
+        "  follow:    `isaac-deploy cluster jobs`",
+    ]
+    again = replace(sent, sent=False, job_id=None, earlier_jobs=("4711",))
+    assert cluster_lines(again)[1:3] == [
+        "  image:     sha256-ab12.sif: current (nothing sent)",
+        "  job:       run run-1 was submitted before (job 4711)",
+    ]
+    assert cluster_lines(replace(sent, run_key=None))[-1] == (
+        "  job:       none submitted (isaac_submit=0)"
+    )
