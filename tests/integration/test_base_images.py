@@ -167,8 +167,10 @@ def test_the_deploy_pulls_its_base_image_shows_it_and_says_what_is_ready(site, p
     done = re.search(
         rf"pulled {re.escape(ref)} in \d+ s: (\d+)/(\d+) layers, ([\d.]+) (MB|kB) of", out
     )
-    assert done and done.group(1) == done.group(2), out  # each layer; the new one downloaded
-    assert done.group(4) == "MB" and 20 < float(done.group(3)) < 30, done.group(0)
+    assert done and done.group(1) == done.group(2), out  # each layer
+    # the new 24 MB layer at least (the engine cannot know the registry's compressed copy of
+    # the stand-in's layer is one it has before it has downloaded it)
+    assert done.group(4) == "MB" and float(done.group(3)) >= 24, done.group(0)
     assert "\r" not in out and "\x1b[K" not in out  # no spinner in a log
     assert site["registry"]["password"] not in out
     summary = out[out.index("Summary:") :].splitlines()
