@@ -630,8 +630,11 @@ def outcome(ws: Workstation, base: BasePlan) -> Outcome:
                 else f"build it with `isaac-deploy -p {profile} build`",
             )
         )
+    installed = _missing_docker_packages(ws)
+    if ws.install and ws.gpu and not tk.nvidia_ctk:
+        installed.append("nvidia-container-toolkit")
     return Outcome(
-        installed=tuple(_missing_docker_packages(ws)),
+        installed=tuple(installed),
         started=started,
         group_added=group,
         images=tuple(listed),
