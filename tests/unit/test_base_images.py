@@ -339,3 +339,22 @@ def test_the_roll_out_s_summary_says_image_job_and_how_to_follow_it():
     assert cluster_lines(replace(sent, run_key=None))[-1] == (
         "  job:       none submitted (isaac_submit=0)"
     )
+
+
+def test_a_fresh_machine_s_outcome_lists_installs_the_daemon_images_and_the_new_group(
+    monkeypatch,
+):
+    monkeypatch.setattr(workstation.shutil, "which", lambda name: None)
+    ws = make_workstation("no-docker.json")  # Ubuntu 22.04 with systemd, a GPU, no Docker
+    ws = replace(ws, toolkit=replace(ws.toolkit, init="sysvinit"))
+    base = workstation.BasePlan(missing=(NVIDIA_IMAGE,))
+    outcome = workstation.outcome(ws, base)
+    assert outcome.installed == ("docker.io", "docker-compose-v2", "nvidia-container-toolkit")
+    assert outcome.started == "dockerd, log: /var/log/isaac-deploy-dockerd.log"
+    assert outcome.group_added == "alice"
+    assert [(i.what, i.ref, i.how) for i in outcome.images] == [
+        ("base image", NVIDIA_IMAGE, "pulled"),
+        ("image", "isaac-lab-ext-template-dev:alice", "up to date"),
+    ]
+    assert outcome.images[1].fix.startswith(f"its base image {NVIDIA_IMAGE} is missing")
+    assert outcome.next_command.endswith("isaac-deploy run")
