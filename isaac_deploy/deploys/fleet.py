@@ -32,7 +32,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import BaseStateCallback, State
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 
 from isaac_deploy.deploys import workstation
 from isaac_deploy.facts.files import FileSha256WithMode
@@ -53,6 +53,7 @@ from isaac_deploy.model.registries import KEY as REGISTRIES
 from isaac_deploy.model.registries import Registry, parse_registries, password_of
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import fleet as fleet_ops
+from isaac_deploy.operations import packages as package_ops
 from isaac_deploy.operations import pull as pull_ops
 from isaac_deploy.operations.util import barrier, fail
 from isaac_deploy.policy.fleet import UNREACHABLE_FIX, failure_fix
@@ -149,13 +150,7 @@ def lab_pc(pc: LabPc) -> None:
             **admin,
         )
     if pc.members and pc.fleet.project is not None and pc.ws.toolkit.path_kind(GIT) != "file":
-        apt.packages(
-            name="git (the members' checkouts)",
-            packages=["git"],
-            update=True,
-            cache_time=3600,
-            **admin,
-        )
+        package_ops.apt_installed(name="git (the members' checkouts)", packages=["git"], **admin)
     for registry in pc.registries:
         if registry.ca_file and not workstation.ca_current(pc.ws.toolkit, registry):
             files.put(
