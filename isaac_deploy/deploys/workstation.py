@@ -521,7 +521,10 @@ def load_base(ws: Workstation) -> BasePlan:
             passwords[registry.name] = HiddenValue(password)
     local = host.name == "@local" and not _docker_needs_admin(ws)
     logged_in = tuple(r for r in used if r.name in passwords)
-    if local and toolkit.docker_server:  # ask the registries now: nothing has changed yet
+    # ask the registries now, while nothing has changed (the engine trusts a registry's own CA
+    # only once the deploy gave it one)
+    trusted = all(not r.ca_file or ca_current(toolkit, r) for r in used)
+    if local and toolkit.docker_server and trusted:
         logins = {r.address: pull_ops.login_reference(r) for r in logged_in}
         answers = host.get_fact(PullableImages, images=missing, logins=logins)
         for ref in missing:
@@ -559,7 +562,8 @@ def base_images(ws: Workstation, base: BasePlan) -> None:
                 **admin,
             )
         return
-    for registry in base.registries:
+    sources = (pull_ops.registry_of(ref, pull_registries(config)) for ref in base.missing)
+    for registry in dict.fromkeys(r for r in sources if r is not None):
         if registry.ca_file and not ca_current(ws.toolkit, registry):
             files.put(
                 name=f"{registry.name}: CA for Docker",

@@ -30,8 +30,9 @@ def _password(login):
     if "config" in login:
         return None
     value = os.environ.get(login.get("env") or "", "")
-    if not value and login.get("file"):
-        with open(os.path.expanduser(login["file"]), encoding="utf-8") as handle:
+    path = os.path.expanduser(login.get("file") or "")
+    if not value and login.get("file") and os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
             value = handle.read().strip()
     return value
 

@@ -358,3 +358,23 @@ def test_a_fresh_machine_s_outcome_lists_installs_the_daemon_images_and_the_new_
     ]
     assert outcome.images[1].fix.startswith(f"its base image {NVIDIA_IMAGE} is missing")
     assert outcome.next_command.endswith("isaac-deploy run")
+
+
+def test_a_mirror_with_its_own_ca_gets_it_in_docker_first_and_is_asked_when_it_pulls(tmp_path):
+    key, ca = tmp_path / "key", tmp_path / "ca.crt"
+    key.write_text("lab-registry-pass-7\n")
+    key.chmod(0o600)
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    lab = {"address": LAB, "username": "labreg", "password_file": str(key), "ca_file": str(ca)}
+    ws = ws_with(isaac_base_images={"ext-dev": MIRROR}, isaac_registries={"lab": lab})
+    base = load_base(ws)  # no PullableImages fact: the engine would not trust the registry yet
+    assert base.missing == (MIRROR,) and base.local_logins
+    dest = f"/etc/docker/certs.d/{LAB}/ca.crt"
+    facts = {
+        "File": {f"path={dest}": None},
+        "Directory": {f"path=/etc/docker/certs.d/{LAB}": None, f"path={dest}": None},
+        "TmpDir": {"": None},
+    }
+    ops = plan(lambda w: workstation.base_images(w, base), ws, facts)
+    assert [op.name for op in ops] == ["lab: CA for Docker", f"Base images {MIRROR}"]
+    assert ops[0].sudo and not ops[1].sudo

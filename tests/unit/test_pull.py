@@ -273,3 +273,9 @@ def test_a_login_file_is_read_where_the_probe_runs(tmp_path, monkeypatch):
 )
 def test_references(ref, split, registry):
     assert tuple(image_pull.split_ref(ref)) == split and image_pull.registry_of(ref) == registry
+
+
+def test_a_login_named_but_found_nowhere_pulls_anonymously(monkeypatch, tmp_path):
+    monkeypatch.delenv("NGC_API_KEY", raising=False)
+    login = {"username": "$oauthtoken", "env": "NGC_API_KEY", "file": str(tmp_path / "none")}
+    assert image_pull.registry_auth("nvcr.io", login) is None
