@@ -8,14 +8,16 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || { echo "dev-setup: python3 is missing: sudo apt-get install python3 python3-venv" >&2; exit 1; }
 if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
     if [ "$(id -u)" = 0 ]; then
+        echo "dev-setup: installing python3-venv (apt)"
         apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
     else
         echo "dev-setup: Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1
     fi
 fi
 if [ ! -x .venv/bin/pyinfra ] || ! .venv/bin/python -c 'import isaac_deploy' 2>/dev/null; then
+    echo "dev-setup: installing isaac-deploy and its dependencies into .venv (pip, about a minute)"
     "$PY" -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check -e .
+    .venv/bin/pip install --progress-bar off --disable-pip-version-check -e .
 fi
 if [ "$#" -eq 0 ]; then set -- -y; fi
 exec .venv/bin/pyinfra "$@" inventories/local.py deploy/dev.py

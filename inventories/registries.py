@@ -5,10 +5,12 @@ Each entry of `isaac_registries`:
   prefix        repository path in front of the image name, e.g. "robotics/isaac"
   ca_file       the registry's CA certificate, when it is not in the system's trust store
   plain_http    True only for a loopback registry without TLS (refused for any other address)
-  username + password_env
+  username + password_env and/or password_file
                 credentials: the password or token is read from that environment variable
-                when the deploy runs; without them, your Docker config's credentials are used
-                (`docker login`, credential helpers). Passwords never go in this file.
+                when the deploy runs, else from that file (mode 0600, on this machine);
+                without them, your Docker config's credentials are used (`docker login`,
+                credential helpers). Passwords never go in this file. The same entry gives
+                the login for base images pulled from that address (isaac_base_source).
 
 Images: `isaac_push_profiles` (default ("ext",), the production image the clusters run).
 """

@@ -24,11 +24,14 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab(request):
     """Start the lab once per session; stop exactly what it started, also on failures. At the
-    end, fail the run naming everything the session left behind (``tests/lab/leftovers.py``)."""
+    end, fail the run naming everything the session left behind (``tests/lab/leftovers.py``).
+    What the lab does while it starts is shown as it goes (pytest would hold it back)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
     try:
-        info = lab_module.up()
+        with capture.global_and_fixture_disabled():
+            info = lab_module.up()
     except Exception:
         lab_module.down()
         raise

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from isaac_deploy.cli.project import PROFILES, Project, ProjectError
 from isaac_deploy.facts.images import local_build_inputs
 from isaac_deploy.model import paths
+from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.images import build_argv, context_spec, image_build, prune_argv
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import build_context, local
@@ -21,7 +22,6 @@ from isaac_deploy.probes.dockerapi import docker_client
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
 SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"
-BASE_HINT = "build it from your Isaac Lab checkout or set isaac_base_images"
 
 
 def say(message: str) -> None:
@@ -117,18 +117,35 @@ def runtime_override(project: Project) -> Path | None:
     return Path(path)
 
 
+def image_missing(project: Project, profile: str) -> None:
+    """Refuse, in one line, to start a container whose image is not there, before Compose makes
+    a volume or a container (it builds nothing: its file has no ``build:``, and pulls nothing):
+    what to type to make it, or first its base image."""
+    config = project.config
+    image, base = config.image_name(profile), config.base_images[profile]
+    client = docker_client()
+    answers = client.get_many([f"/images/{quote(ref, safe='')}/json" for ref in (image, base)])
+    status, data = answers[f"/images/{quote(image, safe='')}/json"]
+    if status == 200:
+        return
+    if status != 404:
+        raise ProjectError(f"Docker is not usable: {data}")
+    if answers[f"/images/{quote(base, safe='')}/json"][0] == 404:
+        raise ProjectError(
+            f"image {image} is not built and its base image {base} is missing: "
+            + missing_fix(config.base_source, base)
+        )
+    raise ProjectError(
+        f"image {image} is not built: build it with `isaac-deploy -p {profile} build` "
+        "(or run the workstation deploy, `isaac-deploy setup`)"
+    )
+
+
 def ensure_running(project: Project, service: str) -> str:
     """Start the service's named container detached; Compose leaves a running one alone and
     recreates it when its configuration changed (new mounts, the SSH agent appeared)."""
     name = project.container(service)
-    profile = PROFILES[service]
-    image = project.config.image_name(profile)
-    status, _ = docker_client().get(f"/images/{quote(image, safe='')}/json")
-    if status == 404:  # Compose builds nothing (its file has no build:) and pulls nothing
-        raise ProjectError(
-            f"image {image} is not built: build it with `isaac-deploy -p {profile} build` "
-            "(or run the workstation deploy, deploy/dev.py)"
-        )
+    image_missing(project, PROFILES[service])
     own_container(project, service)
     extra = runtime_override(project)
     argv = project.compose(
@@ -282,7 +299,7 @@ def build(project: Project, service: str, extra: list[str]) -> int:
     config = project.config
     spec = image_build(config, profile)
     found = local_build_inputs(str(project.folder), config.image_paths, [spec.base_image])
-    state = image_inputs(found, spec, BASE_HINT)
+    state = image_inputs(found, spec, missing_fix(config.base_source, spec.base_image))
     if state.inputs is None:
         raise ProjectError(str(state.problem))
     for path in found.missing:

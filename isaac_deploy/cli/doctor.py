@@ -13,6 +13,7 @@ from isaac_deploy.cli.mount_commands import load as load_mounts
 from isaac_deploy.cli.mount_commands import override_text
 from isaac_deploy.cli.project import Project, ProjectError, setup_command
 from isaac_deploy.facts.toolkit import local_toolkit
+from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.mounts import validate
 from isaac_deploy.model.paths import X11_SOCKETS
 from isaac_deploy.policy.checks import Check, toolkit_checks
@@ -91,7 +92,7 @@ def image_checks(project: Project, toolkit) -> list[Check]:
                     f"Base image ({profile})",
                     "FAIL",
                     f"{base} is missing",
-                    "build it from your Isaac Lab checkout, or set isaac_base_images",
+                    missing_fix(project.config.base_source, base),
                 )
             )
         else:

@@ -20,12 +20,10 @@ its own SSH connection (pyinfra's parallelism), in two parts, and a report at th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from pyinfra import host, logger, state
 from pyinfra.api import deploy, operation
@@ -34,7 +32,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import BaseStateCallback, State
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 
 from isaac_deploy.deploys import workstation
 from isaac_deploy.facts.files import FileSha256WithMode
@@ -55,13 +53,14 @@ from isaac_deploy.model.registries import KEY as REGISTRIES
 from isaac_deploy.model.registries import Registry, parse_registries, password_of
 from isaac_deploy.model.workstation import HostUser, WorkstationConfig
 from isaac_deploy.operations import fleet as fleet_ops
+from isaac_deploy.operations import packages as package_ops
+from isaac_deploy.operations import pull as pull_ops
 from isaac_deploy.operations.util import barrier, fail
 from isaac_deploy.policy.fleet import UNREACHABLE_FIX, failure_fix
 from isaac_deploy.render.fleet import report_lines
 from isaac_deploy.render.templates import TEMPLATES
 
 REPORT = "Lab PCs: report"
-CERTS = "/etc/docker/certs.d"
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def _pull_sources(
 ) -> tuple[tuple[Registry, ...], dict[str, HiddenValue]]:
     """The registries the base images come from, with their passwords (from this shell); each
     must speak TLS and its CA file must be here."""
-    found = (fleet_ops.registry_of(ref, config.registries) for ref in pulls)
+    found = (pull_ops.registry_of(ref, config.registries) for ref in pulls)
     registries = tuple(dict.fromkeys(registry for registry in found if registry is not None))
     passwords = {}
     for registry in registries:
@@ -104,7 +103,7 @@ def load() -> LabPc:
     """Gather this PC's facts and validate its data before anything changes there."""
     data = host.data.dict()
     fleet = FleetConfig.from_host_data(data)
-    cas = tuple(ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
+    cas = tuple(workstation.ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
     # one command for what the admin's part decides from: the tools, git, the docker group's
     # members and the registries' CAs there
     toolkit = host.get_fact(WorkstationToolkit, paths=(GIT,), read=(GROUP_FILE,), digest=cas)
@@ -137,19 +136,6 @@ def load() -> LabPc:
     return LabPc(ws, fleet, members, pulls, registries, passwords)
 
 
-def ca_path(registry: Registry) -> str:
-    """Where Docker on the PC finds the registry's CA."""
-    return f"{CERTS}/{registry.address}/ca.crt"
-
-
-def _ca_current(pc: LabPc, registry: Registry) -> bool:
-    """The PC's copy of the registry's CA is this machine's, mode 0644."""
-    assert registry.ca_file is not None
-    there = pc.ws.toolkit.digests.get(ca_path(registry))
-    here = hashlib.sha256(Path(os.path.expanduser(registry.ca_file)).read_bytes()).hexdigest()
-    return there is not None and there.sha256 == here and there.mode == 0o644
-
-
 @deploy("Lab PC: members, git, registries, base images")
 def lab_pc(pc: LabPc) -> None:
     """The admin's part beyond the workstation's provisioning, decided from the toolkit fact
@@ -164,25 +150,19 @@ def lab_pc(pc: LabPc) -> None:
             **admin,
         )
     if pc.members and pc.fleet.project is not None and pc.ws.toolkit.path_kind(GIT) != "file":
-        apt.packages(
-            name="git (the members' checkouts)",
-            packages=["git"],
-            update=True,
-            cache_time=3600,
-            **admin,
-        )
+        package_ops.apt_installed(name="git (the members' checkouts)", packages=["git"], **admin)
     for registry in pc.registries:
-        if registry.ca_file and not _ca_current(pc, registry):
+        if registry.ca_file and not workstation.ca_current(pc.ws.toolkit, registry):
             files.put(
                 name=f"{registry.name}: CA for Docker",
                 src=os.path.expanduser(registry.ca_file),
-                dest=ca_path(registry),
+                dest=workstation.ca_path(registry),
                 mode="644",
                 create_remote_dir=True,
                 **admin,
             )
     if pc.pulls:
-        fleet_ops.images_pulled(
+        pull_ops.images_pulled(
             name="Base images, pulled once for every member",
             images=list(pc.pulls),
             toolkit=pc.ws.toolkit,

@@ -36,9 +36,7 @@ class PushPlan:
         return posixpath.join(home, ".config", "isaac-deploy", "registries", registry.name)
 
     def auth_file(self, registry: Registry) -> str | None:
-        return (
-            posixpath.join(self.state_dir(registry), "auth.json") if registry.password_env else None
-        )
+        return posixpath.join(self.state_dir(registry), "auth.json") if registry.has_login else None
 
     def cert_dir(self, registry: Registry) -> str | None:
         return posixpath.join(self.state_dir(registry), "certs") if registry.ca_file else None

@@ -7,6 +7,8 @@ compose pyinfra's and isaac-deploy's operations.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import posixpath
@@ -20,35 +22,49 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.api.state import BaseStateCallback, StateStage
 from pyinfra.connectors.local import LocalConnector
-from pyinfra.operations import apt, files, server
+from pyinfra.context import ctx_host
+from pyinfra.operations import files, server
 
 from isaac_deploy.facts.files import FileSha256WithMode, PathKinds
+from isaac_deploy.facts.registry import PullableImages, pull_probe
 from isaac_deploy.facts.sudo import SudoWithoutPassword
 from isaac_deploy.facts.toolkit import Toolkit, WorkstationToolkit
 from isaac_deploy.model import paths
+from isaac_deploy.model.base_images import (
+    COMPOSE_YAML,
+    CONTAINER_PY,
+    IMAGES_KEY,
+    NGC,
+    NVIDIA_IMAGE,
+    SOURCE_KEY,
+    missing_fix,
+    registry_host,
+)
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
 from isaac_deploy.model.paths import X11_SOCKETS, expand_home
+from isaac_deploy.model.registries import KEY as REGISTRIES
+from isaac_deploy.model.registries import Registry, explain, parse_registries, password_of
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
+from isaac_deploy.operations import packages as package_ops
+from isaac_deploy.operations import pull as pull_ops
 from isaac_deploy.policy.checks import Check, engine_elsewhere_down, toolkit_checks
 from isaac_deploy.probes.toolkit_probe import PLUGIN_DIRS
 from isaac_deploy.render import apt_sources, devcontainer
 from isaac_deploy.render.compose_override import override_yaml
 from isaac_deploy.render.env_files import env_file_text
+from isaac_deploy.render.summary import Image, Outcome, summary_lines
 from isaac_deploy.render.templates import TEMPLATES
 
 SYSTEM_PLUGINS = PLUGIN_DIRS[0]
 """Docker CLI plugins of every user (``/usr/local/lib/docker/cli-plugins``)."""
-BASE_HINT = (
-    "build it from your Isaac Lab checkout (`./docker/container.py build base`, or "
-    "IsaacLab-Internal's "
-    "`docker compose --file docker/docker-compose.yaml build isaac-lab-ros2`) or point "
-    "isaac_base_images at an image you have"
-)
+CERTS = "/etc/docker/certs.d"
+"""Where the Docker engine finds a registry's CA (``<address>/ca.crt``)."""
 
 
 @dataclass(frozen=True)
@@ -138,11 +154,12 @@ def load(project_root: str | Path) -> Workstation:
     name = data.get("isaac_extension_name")
     wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
     stored_key = _wandb_key_path(str(name)) if name else None
+    cas = tuple(ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
     toolkit = host.get_fact(
         WorkstationToolkit,
         paths=(folder, X11_SOCKETS),
         read=(str(paths.mount_config(folder)),),
-        digest=tuple(str(p) for p in (wandb.get("api_key_file"), stored_key) if p),
+        digest=(*(str(p) for p in (wandb.get("api_key_file"), stored_key) if p), *cas),
         extensions=(folder,),
     )
     if toolkit.user is None:
@@ -236,15 +253,22 @@ def provision(ws: Workstation) -> None:
         _nvidia_container_toolkit(ws)
 
 
-def _docker_packages(ws: Workstation) -> None:
-    """Docker's engine and Compose packages that are missing, from the distribution or from
-    Docker's apt repository (added first)."""
+def _missing_docker_packages(ws: Workstation) -> list[str]:
+    """Docker's engine and Compose packages the deploy installs."""
     tk = ws.toolkit
     packages, compose_package = apt_sources.docker_packages(
         ws.config.docker_source, tk.os_id, tk.os_version
     )
     if tk.docker_client and not tk.docker_engine_missing:  # at most Compose is missing
         packages = [compose_package] if compose_package and not tk.compose else []
+    return packages if ws.install else []
+
+
+def _docker_packages(ws: Workstation) -> None:
+    """Docker's engine and Compose packages that are missing, from the distribution or from
+    Docker's apt repository (added first)."""
+    tk = ws.toolkit
+    packages = _missing_docker_packages(ws)
     if not packages:
         return
     if ws.config.docker_source == "docker-repo":
@@ -268,12 +292,8 @@ def _docker_packages(ws: Workstation) -> None:
             mode="644",
             **ws.admin,
         )
-    apt.packages(
-        name="Docker engine and Compose packages",
-        packages=packages,
-        update=True,
-        cache_time=3600,
-        **ws.admin,
+    package_ops.apt_installed(
+        name="Docker engine and Compose packages", packages=packages, **ws.admin
     )
 
 
@@ -343,12 +363,8 @@ def _nvidia_container_toolkit(ws: Workstation) -> None:
             mode="644",
             **ws.admin,
         )
-        apt.packages(
-            name="NVIDIA Container Toolkit",
-            packages=["nvidia-container-toolkit"],
-            update=True,
-            cache_time=3600,
-            **ws.admin,
+        package_ops.apt_installed(
+            name="NVIDIA Container Toolkit", packages=["nvidia-container-toolkit"], **ws.admin
         )
     docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=ws.toolkit, **ws.admin)
 
@@ -451,6 +467,11 @@ def editor_files(ws: Workstation) -> None:
     )
 
 
+def _base_refs(config: WorkstationConfig) -> dict[str, str]:
+    """The base image of each profile (by profile)."""
+    return {profile: config.base_images[profile] for profile in config.profiles}
+
+
 @deploy("Extension images")
 def images(ws: Workstation) -> None:
     config = ws.config
@@ -459,15 +480,262 @@ def images(ws: Workstation) -> None:
         context=ws.folder,
         builds=[image_build(config, profile) for profile in config.profiles],
         include=config.image_paths,
-        base_hint=BASE_HINT,
+        base_hints={
+            ref: missing_fix(config.base_source, ref) for ref in _base_refs(config).values()
+        },
     )
+
+
+# ------------------------------------------------------------------------------- base images
+@dataclass(frozen=True)
+class BasePlan:
+    """How the base images the engine lacks are obtained (``isaac_base_source``)."""
+
+    missing: tuple[str, ...] = ()
+    registries: tuple[Registry, ...] = ()
+    """Where pulled images come from, with a login when their settings give one."""
+    passwords: dict[str, HiddenValue] | None = None
+    """The logins staged for a pull run with sudo (by registry name)."""
+    local_logins: bool = False
+    """The pull runs here as this user: the probe reads the logins where the settings say."""
+    container_py: bool = True
+    """The Isaac Lab checkout builds with ``docker/container.py`` (else its Compose file)."""
+
+
+def ca_path(registry: Registry) -> str:
+    """Where the Docker engine finds the registry's CA."""
+    return f"{CERTS}/{registry.address}/ca.crt"
+
+
+def ca_current(toolkit: Toolkit, registry: Registry) -> bool:
+    """The engine's copy of the registry's CA is this machine's, mode 0644 (the toolkit fact
+    was asked for the digest of :func:`ca_path`)."""
+    assert registry.ca_file is not None
+    there = toolkit.digests.get(ca_path(registry))
+    here = hashlib.sha256(Path(os.path.expanduser(registry.ca_file)).read_bytes()).hexdigest()
+    return there is not None and there.sha256 == here and there.mode == 0o644
+
+
+def _docker_needs_admin(ws: Workstation) -> bool:
+    """This user cannot use the engine in this session (not root, not in the docker group
+    when the deploy started): what asks it runs with the admin's rights."""
+    user = ws.config.user
+    return user.uid != 0 and "docker" not in user.groups
+
+
+def pull_registries(config: WorkstationConfig) -> tuple[Registry, ...]:
+    """``isaac_registries``, and NGC's login when they do not name ``nvcr.io``."""
+    named = tuple(config.registries)
+    return named if any(r.address == NGC.address for r in named) else (*named, NGC)
+
+
+def _field(config: WorkstationConfig, ref: str) -> str:
+    profile = next(p for p, base in _base_refs(config).items() if base == ref)
+    return f"{IMAGES_KEY}[{profile}]"
+
+
+def load_base(ws: Workstation) -> BasePlan:
+    """The base images the engine lacks and how they are obtained, validated (and, with a pull,
+    asked of the registry when the engine answers) before anything changes: a missing login,
+    a login the registry refuses, a registry that does not answer or a tag it does not have is
+    one line."""
+    config, toolkit = ws.config, ws.toolkit
+    refs = tuple(dict.fromkeys(_base_refs(config).values()))
+    missing = tuple(ref for ref in refs if not toolkit.has_image(ref))
+    source = config.base_source
+    if not missing or source.kind == "given":
+        return BasePlan(missing)
+    if source.kind == "build":
+        checkout = expand_home(str(source.checkout), config.user.home)
+        found = host.get_fact(
+            PathKinds, paths=[posixpath.join(checkout, p) for p in (CONTAINER_PY, COMPOSE_YAML)]
+        )
+        container_py = found.get(posixpath.join(checkout, CONTAINER_PY)) == "file"
+        if not container_py and found.get(posixpath.join(checkout, COMPOSE_YAML)) != "file":
+            raise ConfigError(
+                "isaac_isaaclab_checkout",
+                f"{checkout} is no Isaac Lab checkout (neither {CONTAINER_PY} nor {COMPOSE_YAML})"
+                ": clone it there (git clone https://github.com/isaac-sim/IsaacLab) or name yours",
+            )
+        return BasePlan(missing, container_py=container_py)
+    for ref in missing:
+        if registry_host(ref) is None:
+            raise ConfigError(
+                _field(config, ref),
+                f"{ref} is not in the Docker engine and names no registry to pull it from: name "
+                f"one (e.g. {NVIDIA_IMAGE}), or set {SOURCE_KEY}='given' or 'build'",
+            )
+    registries = pull_registries(config)
+    used = tuple(
+        dict.fromkeys(
+            r for r in (pull_ops.registry_of(ref, registries) for ref in missing) if r is not None
+        )
+    )
+    passwords: dict[str, HiddenValue] = {}
+    for registry in used:
+        password = password_of(registry, os.environ, required=registry is not NGC)
+        if password is not None:
+            passwords[registry.name] = HiddenValue(password)
+    local = host.name == "@local" and not _docker_needs_admin(ws)
+    logged_in = tuple(r for r in used if r.name in passwords)
+    # ask the registries now, while nothing has changed (the engine trusts a registry's own CA
+    # only once the deploy gave it one)
+    trusted = all(not r.ca_file or ca_current(toolkit, r) for r in used)
+    if local and toolkit.docker_server and trusted:
+        logins = {r.address: pull_ops.login_reference(r) for r in logged_in}
+        answers = host.get_fact(PullableImages, images=missing, logins=logins)
+        for ref in missing:
+            error = answers.get(ref, answers.get(""))
+            if error:
+                address = str(registry_host(ref))
+                registry = pull_ops.registry_of(ref, registries) or Registry(address, address)
+                raise ToolkitError(f"base image {ref}: {explain(registry, error)}")
+    return BasePlan(
+        missing,
+        registries=logged_in,
+        passwords=None if local else passwords,
+        local_logins=local,
+    )
+
+
+@deploy("Base images")
+def base_images(ws: Workstation, base: BasePlan) -> None:
+    """Pull or build the base images the engine lacks (``isaac_base_source``); given ones are
+    only reported."""
+    config = ws.config
+    source = config.base_source
+    if not base.missing or source.kind == "given":
+        return
+    admin = ws.admin if _docker_needs_admin(ws) else {}
+    if source.kind == "build":
+        checkout = expand_home(str(source.checkout), config.user.home)
+        for ref in base.missing:
+            docker_ops.base_image_built(
+                name=f"Base image {ref} (built with {checkout})",
+                checkout=checkout,
+                argv=source.build_argv(ref, base.container_py),
+                image=ref,
+                toolkit=ws.toolkit,
+                **admin,
+            )
+        return
+    sources = (pull_ops.registry_of(ref, pull_registries(config)) for ref in base.missing)
+    for registry in dict.fromkeys(r for r in sources if r is not None):
+        if registry.ca_file and not ca_current(ws.toolkit, registry):
+            files.put(
+                name=f"{registry.name}: CA for Docker",
+                src=os.path.expanduser(registry.ca_file),
+                dest=ca_path(registry),
+                mode="644",
+                create_remote_dir=True,
+                **ws.admin,
+            )
+    root = config.user.uid == 0 or bool(admin)
+    pull_ops.images_pulled(
+        name="Base images " + ", ".join(base.missing),
+        images=list(base.missing),
+        toolkit=ws.toolkit,
+        registries=base.registries,
+        passwords=base.passwords,
+        config_dir=pull_ops.ROOT_CONFIG_DIR
+        if root
+        else posixpath.join(config.user.home, ".cache", "isaac-deploy", "pull"),
+        local_logins=base.local_logins,
+        **admin,
+    )
+
+
+# ----------------------------------------------------------------------------------- summary
+def next_command(folder: str) -> str:
+    """How to start the dev container from the project ``folder``: ``isaac-deploy run`` when the
+    shell finds isaac-deploy, else the one ``./dev-setup.sh`` installed there, else this one."""
+    if shutil.which("isaac-deploy"):
+        return "isaac-deploy run"
+    if os.path.exists(os.path.join(folder, ".venv", "bin", "isaac-deploy")):
+        return ".venv/bin/isaac-deploy run"
+    return f"{os.path.join(os.path.dirname(sys.executable), 'isaac-deploy')} run"
+
+
+def outcome(ws: Workstation, base: BasePlan) -> Outcome:
+    """What the deploy leaves, as planned from the facts it started from."""
+    tk, config = ws.toolkit, ws.config
+    started = None
+    if ws.install and not tk.docker_server and not tk.docker_permission_denied:
+        if not engine_elsewhere_down(tk):
+            started = (
+                "docker.service (systemd)"
+                if tk.init == "systemd"
+                else f"dockerd, log: {docker_ops.DAEMON_LOG}"
+            )
+    group = None
+    if ws.install and config.user.uid != 0 and "docker" not in config.user.groups:
+        group = config.user.name
+    how = {"pull": "pulled", "build": "built", "given": "given"}[config.base_source.kind]
+    listed = [
+        Image(
+            ref,
+            "base image",
+            how if ref in base.missing else "there already",
+            missing_fix(config.base_source, ref),
+        )
+        for ref in dict.fromkeys(_base_refs(config).values())
+    ]
+    for profile in config.profiles:
+        listed.append(
+            Image(
+                config.image_name(profile),
+                "image",
+                "up to date",
+                f"its base image {config.base_images[profile]} is missing (see its line)"
+                if not tk.has_image(config.base_images[profile])
+                else f"build it with `isaac-deploy -p {profile} build`",
+            )
+        )
+    installed = _missing_docker_packages(ws)
+    if ws.install and ws.gpu and not tk.nvidia_ctk:
+        installed.append("nvidia-container-toolkit")
+    return Outcome(
+        installed=tuple(installed),
+        started=started,
+        group_added=group,
+        images=tuple(listed),
+        next_command=next_command(ws.folder),
+    )
+
+
+class Summary(BaseStateCallback):
+    """Prints the summary of a host when the run that executed ends (not after ``--dry``, nor
+    for a host that failed: its error says what happened)."""
+
+    def __init__(self, target, result: Outcome, admin: dict) -> None:
+        self.target, self.result, self.admin = target, result, admin
+
+    def host_disconnect(self, state, host) -> None:  # noqa: ARG002 - pyinfra's callback
+        if host is not self.target or state.current_stage != StateStage.Disconnect:
+            return
+        if host in state.failed_hosts:
+            return
+        refs = [image.ref for image in self.result.images]
+        ok, output = host.run_shell_command(
+            pull_probe({"images": refs, "present": True}), **self.admin
+        )
+        try:
+            present = json.loads(output.stdout) if ok else None
+        except ValueError:
+            present = None
+        for line in summary_lines(self.result, present):
+            logger.info(f"{host.print_prefix}{line}")
 
 
 def setup(project_root: str | Path) -> None:
     """The whole workstation deploy of the project at ``project_root`` (``deploy/dev.py``)."""
     ws = load(project_root=project_root)
     check_toolkit(ws)
+    base = load_base(ws)
     provision(ws)
     project_files(ws)
     editor_files(ws)
+    base_images(ws, base)
     images(ws)
+    admin = ws.admin if _docker_needs_admin(ws) else {}
+    host.state.add_callback_handler(Summary(ctx_host.get(), outcome(ws, base), admin))

@@ -95,3 +95,35 @@ class RegistryLogin(FactBase["str | None"]):
             return json.loads("\n".join(output)).get("error")
         except (ValueError, AttributeError):
             return f"could not ask the registry: {' '.join(output)[:200]}"
+
+
+def pull_probe(args: dict) -> StringCommand:
+    """The pull probe (``probes/image_pull.py``) run with ``args``; no secret is in them."""
+    source = program("dockerapi", "image_pull")
+    return StringCommand(PYTHON, "$py", "-c", QuoteString(source), QuoteString(json.dumps(args)))
+
+
+class PullableImages(FactBase["dict[str, str | None]"]):
+    """For each image, ``None`` when its registry would serve it to the Docker engine with the
+    login given (credentials, TLS, the tag), else the engine's error; nothing is pulled.
+
+    + images: image references, ``registry/repository:tag``
+    + logins: ``{address: login}`` as ``probes/image_pull.py`` takes them (a variable's or a
+      file's name, never a password)
+    """
+
+    def command(self, images: tuple[str, ...], logins: dict | None = None) -> StringCommand:
+        return pull_probe({"images": list(images), "logins": logins or {}, "check": True})
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def process(self, output: list[str]) -> dict[str, str | None]:
+        try:
+            answers = json.loads("\n".join(output))
+        except ValueError:
+            answers = None
+        if not isinstance(answers, dict):
+            return {"": f"could not ask the Docker engine: {' '.join(output)[:200]}"}
+        return answers

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,6 +35,14 @@ class Registry:
     plain_http: bool = False
     username: str | None = None
     password_env: str | None = None
+    password_file: str | None = None
+    """A 0600 file on the machine the deploy runs on holding the password (read when
+    ``password_env`` is not set)."""
+
+    @property
+    def has_login(self) -> bool:
+        """The registry has a login of its own (else the user's Docker config is used)."""
+        return bool(self.password_env or self.password_file)
 
     @property
     def loopback(self) -> bool:
@@ -53,7 +63,8 @@ class Registry:
 
 
 def parse_registries(raw: Any) -> list[Registry]:
-    """``{name: {address, prefix, ca_file, plain_http, username, password_env}}`` -> Registries."""
+    """``{name: {address, prefix, ca_file, plain_http, username, password_env, password_file}}``
+    -> Registries."""
     if raw is None:
         return []
     if not isinstance(raw, Mapping) or not raw:
@@ -92,6 +103,11 @@ def parse_registries(raw: Any) -> list[Registry]:
             )
             if settings.get("password_env")
             else None,
+            password_file=v.absolute_path(
+                f"{key}[password_file]", settings["password_file"], also=("~",)
+            )
+            if settings.get("password_file")
+            else None,
         )
         if "password" in settings:
             raise ConfigError(f"{key}[password]", "secrets never go in the inventory")
@@ -101,29 +117,54 @@ def parse_registries(raw: Any) -> list[Registry]:
                 f"plain HTTP is only allowed for a loopback registry, not {registry.address}: "
                 "give its CA in ca_file instead",
             )
-        if bool(registry.username) != bool(registry.password_env):
+        if bool(registry.username) != registry.has_login:
             raise ConfigError(
                 f"{key}[username]",
-                "give username and password_env together (or neither: "
+                "give username and password_env or password_file together (or neither: "
                 "then the credentials in your Docker config are used)",
             )
         registries.append(registry)
     return registries
 
 
-def password_of(registry: Registry, environ: Mapping[str, str]) -> str | None:
-    """The registry's password, from the variable ``password_env`` of ``environ`` (the shell the
-    deploy runs in); ``None`` for a registry without a login of its own. An unset or empty
-    variable is refused, naming it."""
-    if not registry.password_env:
+def password_of(
+    registry: Registry, environ: Mapping[str, str], required: bool = True
+) -> str | None:
+    """The registry's password: the variable ``password_env`` of ``environ`` (the shell the
+    deploy runs in), else the file ``password_file`` (mode 0600, on this machine); ``None`` for a
+    registry without a login of its own, or (not ``required``) when neither holds one. A file
+    others may read is refused, and so (``required``) is a login found nowhere, naming both."""
+    if not registry.has_login:
         return None
-    value = environ.get(registry.password_env, "")
-    if not value:
-        raise ConfigError(
-            f"{KEY}[{registry.name}][password_env]",
-            f"${registry.password_env} is not set in this shell",
-        )
-    return value
+    field = f"{KEY}[{registry.name}]"
+    if registry.password_env and environ.get(registry.password_env, ""):
+        return environ[registry.password_env]
+    if registry.password_file:
+        path = os.path.expanduser(registry.password_file)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None:
+            if stat.S_IMODE(mode) & 0o077:
+                raise ConfigError(
+                    f"{field}[password_file]",
+                    f"{path} may be read by others (mode {stat.S_IMODE(mode):o}): "
+                    f"run `chmod 600 {path}`",
+                )
+            with open(path, encoding="utf-8") as handle:
+                value = handle.read().strip()
+            if value:
+                return value
+            if required:
+                raise ConfigError(f"{field}[password_file]", f"{path} is empty")
+    if not required:
+        return None
+    where = [f"${registry.password_env} is not set in this shell"] if registry.password_env else []
+    if registry.password_file:
+        where.append(f"{registry.password_file} does not exist")
+    name = "password_env" if registry.password_env else "password_file"
+    raise ConfigError(f"{field}[{name}]", " and ".join(where))
 
 
 def auth_file_content(registry: Registry, password: str) -> str:
@@ -155,6 +196,7 @@ ERRORS = (
         "is not reachable",
     ),
     (r"server gave HTTP response to HTTPS client|http: server gave", "speaks plain HTTP"),
+    (r"manifest unknown|name unknown|not found", "has no such image or tag"),
 )
 
 

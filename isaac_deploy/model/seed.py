@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from isaac_deploy.model.base_images import DEFAULTS as BASE_DEFAULTS
+from isaac_deploy.model.base_images import SOURCE_KEY, registry_host
 from isaac_deploy.model.errors import ConfigError
-from isaac_deploy.model.workstation import DEFAULT_BASE_IMAGES, HostUser
+from isaac_deploy.model.workstation import HostUser
 
 ENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 CLUSTER_ENV = "docker/cluster/.env.cluster"
@@ -96,11 +98,16 @@ def workstation_settings(
         value = next((v[key] for v in env.values() if v.get(key)), None)
         if value and value != DEFAULT_PATHS[key]:
             data[setting] = value
-    bases = {}
+    found = {}
     for profile, suffix in (("ext", ""), ("ext-dev", "-dev")):
         base = (env.get(f"docker/.env.{extension}{suffix}") or {}).get("ISAACLAB_BASE_IMAGE")
-        if base and base != DEFAULT_BASE_IMAGES[profile]:
-            bases[profile] = base
+        if base:
+            found[profile] = base
+    # the seed's base images were built by the user: given, unless each names its registry
+    given = any(registry_host(base) is None for base in found.values())
+    bases = {p: b for p, b in found.items() if not given or b != BASE_DEFAULTS["given"][p]}
+    if given:
+        data[SOURCE_KEY] = "given"
     if bases:
         data["isaac_base_images"] = bases
     return data, notes

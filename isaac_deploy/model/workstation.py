@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from isaac_deploy.model import validate as v
+from isaac_deploy.model.base_images import CHECKOUT_KEY, BaseSource, parse_images, parse_source
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.fleet import KEYS as FLEET_KEYS
 from isaac_deploy.model.paths import PROFILES
@@ -25,10 +26,6 @@ IMAGE_RE = (
     r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
     r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
-DEFAULT_BASE_IMAGES: dict[str, str] = {
-    "ext": "isaac-lab-base:latest",
-    "ext-dev": "isaac-lab-ros2:latest",
-}
 WANDB_MODES = ("online", "offline", "disabled")
 ID_MAX = 2**31 - 1
 """The largest uid/gid the Docker engine runs a container as ("uids and gids must be in range
@@ -99,7 +96,11 @@ class WorkstationConfig:
     extension_name: str = "ext_template"
     profiles: tuple[str, ...] = ("ext-dev",)
     user_mode: str = "user"
-    base_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_IMAGES))
+    base_images: dict[str, str] = field(
+        default_factory=lambda: parse_images({}, BaseSource(), IMAGE_RE)
+    )
+    base_source: BaseSource = field(default_factory=BaseSource)
+    """Where missing base images come from (``model.base_images``)."""
     provision: str = "install"
     docker_source: str = "distro"
     env_overwrite_edited: bool = False
@@ -149,7 +150,11 @@ class WorkstationConfig:
         ``extensions`` found in the project folder's ``source/`` (``probes.extensions``), which
         give the extension's name when the data does not."""
         # the lab PCs' own keys (model.fleet) may stand beside a project's
-        known = {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"} | set(FLEET_KEYS)
+        known = (
+            {f"{PREFIX}{f.name}" for f in fields(cls) if f.name != "user"}
+            | set(FLEET_KEYS)
+            | {CHECKOUT_KEY}
+        )
         values: dict[str, Any] = {}
         for key, value in data.items():
             if not key.startswith(PREFIX):
@@ -166,6 +171,7 @@ class WorkstationConfig:
 
         uid, gid = container_ids(values.get("uid"), values.get("gid"), (user.uid, user.gid))
         folder = v.absolute_path(*get("extension_folder", default_folder))
+        source = parse_source(values.get("base_source"), values.get("isaaclab_checkout"))
         config = cls(
             extension_name=extension_name(values.get("extension_name"), extensions, folder),
             extension_folder=folder,
@@ -174,7 +180,8 @@ class WorkstationConfig:
             uid=uid,
             gid=gid,
             user=user,
-            base_images=_base_images(*get("base_images", {})),
+            base_images=parse_images(values.get("base_images"), source, IMAGE_RE),
+            base_source=source,
             provision=v.choice(*get("provision", "install"), ("install", "check")),
             docker_source=v.choice(*get("docker_source", "distro"), ("distro", "docker-repo")),
             env_overwrite_edited=v.boolean(*get("env_overwrite_edited", False)),
@@ -320,13 +327,3 @@ def _image_paths(key: str, value: Any) -> tuple[str, ...]:
             )
         paths.append(norm)
     return tuple(dict.fromkeys(paths))
-
-
-def _base_images(key: str, value: Any) -> dict[str, str]:
-    value = v.mapping(key, value, PROFILES)
-    images = dict(DEFAULT_BASE_IMAGES)
-    for profile, image in value.items():
-        images[profile] = v.text(
-            f"{key}[{profile}]", image, IMAGE_RE, f"{image!r} is not a valid image reference"
-        )
-    return images

@@ -29,7 +29,7 @@ from isaac_deploy.operations.files import (
     staged_installed,
     staged_path,
 )
-from isaac_deploy.operations.util import fail
+from isaac_deploy.operations.util import fail, shown
 from isaac_deploy.probes import PYTHON, program
 from isaac_deploy.probes.measured_build import MARKER
 from isaac_deploy.render.login_shell import apptainer_dirs, login_shell
@@ -72,8 +72,9 @@ def measured(command: StringCommand, built: str) -> StringCommand:
 
 
 def reported(state, host, command: StringCommand, what: str) -> bool:
-    """Run a :func:`measured` build; then one line with what it cost (or its error)."""
-    ok, output = host.run_shell_command(command)
+    """Run a :func:`measured` build, its output shown as it goes; then one line with what it
+    cost (or its error)."""
+    ok, output = host.run_shell_command(command, print_output=True)
     lines = [line for line in output.stdout_lines if line.startswith(f"{MARKER} ")]
     if not ok:
         logger.error(f"{host.print_prefix}{what} failed: {output.stderr.strip()}")
@@ -123,7 +124,7 @@ def sif_built(image: str, cache_dir: str):
     name = sif_name(state.image_id)
     final, partial = posixpath.join(cache_dir, name), posixpath.join(cache_dir, f".{name}.partial")
     yield StringCommand("mkdir -p", QuoteString(cache_dir))
-    yield build_command(f"docker-daemon://{image}", partial)
+    yield shown(build_command(f"docker-daemon://{image}", partial))
     yield StringCommand(
         "sha256sum <",
         QuoteString(partial),

@@ -10,7 +10,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from isaac_deploy.facts.images import ImageBuildInputs
 from isaac_deploy.facts.toolkit import Toolkit
 from isaac_deploy.model.images import ImageBuild, build_argv, context_spec, prune_argv
-from isaac_deploy.operations.util import first_pass, quoted_command
+from isaac_deploy.operations.util import first_pass, quoted_command, shown
 from isaac_deploy.policy.checks import engine_elsewhere_down
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import PYTHON, program
@@ -21,7 +21,10 @@ DAEMON_LOG = "/var/log/isaac-deploy-dockerd.log"
 
 @operation()
 def images(
-    context: str, builds: list[ImageBuild], include: tuple[str, ...] = (), base_hint: str = ""
+    context: str,
+    builds: list[ImageBuild],
+    include: tuple[str, ...] = (),
+    base_hints: dict[str, str] | None = None,
 ):
     """Build each image whose inputs changed; warn (and skip it) when its base is missing.
 
@@ -39,7 +42,7 @@ def images(
     + context: the extension project on the target
     + builds: the images to build from it
     + include: project-relative paths that enter the images besides ``source/`` and ``scripts/``
-    + base_hint: how to get a missing base image, shown in the warning
+    + base_hints: how to get each missing base image (by reference), shown in the warning
 
     **Example:**
 
@@ -50,7 +53,7 @@ def images(
             context="/home/alice/ext_template",
             builds=[image_build(config, "ext"), image_build(config, "ext-dev")],
             include=("config",),
-            base_hint="build it from your Isaac Lab checkout (./docker/container.py build base)",
+            base_hints={"isaac-lab-base:latest": "build it with ./docker/container.py build base"},
         )
     """
     refs = [ref for build in builds for ref in (build.image, build.base_image)]
@@ -66,24 +69,68 @@ def images(
             )
     program_text = program("context_digest", "build_context")
     for build in builds:
-        state = image_inputs(current, build, base_hint)
+        state = image_inputs(current, build, (base_hints or {}).get(build.base_image, ""))
         if state.inputs is None:
             logger.warning(f"{host.print_prefix}{state.problem}")
         elif state.current:
             host.noop(f"image {build.image} is up to date")
         else:
             spec = context_spec(context, include, str(current.context_digest), build)
-            yield StringCommand(
-                PYTHON,
-                "$py",
-                "-c",
-                QuoteString(program_text),
-                QuoteString(json.dumps(spec, sort_keys=True)),
-                quoted_command(build_argv(build, state.labels)),
-                "|| { code=$?;",
-                quoted_command(prune_argv(build)),
-                ">/dev/null; exit $code; }",
+            yield shown(
+                StringCommand(
+                    PYTHON,
+                    "$py",
+                    "-c",
+                    QuoteString(program_text),
+                    QuoteString(json.dumps(spec, sort_keys=True)),
+                    quoted_command(build_argv(build, state.labels)),
+                    "|| { code=$?;",
+                    quoted_command(prune_argv(build)),
+                    ">/dev/null; exit $code; }",
+                )
             )
+
+
+@operation()
+def base_image_built(checkout: str, argv: list[str], image: str, toolkit: Toolkit):
+    """The base image ``image`` made by the Isaac Lab checkout ``checkout`` when the engine
+    lacks it: ``argv`` (its ``docker/container.py build <profile>``, or its Compose service) runs
+    in the checkout, its output shown as it goes, with no terminal to ask questions on; a build
+    that ends without ``image`` fails with one line.
+
+    + checkout: the Isaac Lab checkout on the target
+    + argv: the build command, run in ``checkout``
+    + image: the image it makes, e.g. ``isaac-lab-base:latest``
+    + toolkit: the ``WorkstationToolkit`` fact, gathered before (the images the engine has)
+
+    **Example:**
+
+    .. code:: python
+
+        docker.base_image_built(
+            name="Base image isaac-lab-base:latest (from ~/IsaacLab)",
+            checkout="/home/alice/IsaacLab",
+            argv=["python3", "docker/container.py", "build", "base"],
+            image="isaac-lab-base:latest",
+            toolkit=host.get_fact(WorkstationToolkit),
+        )
+    """
+    if toolkit.has_image(image):
+        host.noop(f"base image {image} is present")
+        return
+    yield shown(
+        StringCommand(
+            "cd",
+            QuoteString(checkout),
+            "&&",
+            quoted_command(argv),
+            "</dev/null && { docker image inspect",
+            QuoteString(image),
+            ">/dev/null 2>&1 || { echo",
+            QuoteString(f"error: `{' '.join(argv)}` in {checkout} did not make {image}"),
+            ">&2; exit 1; }; }",
+        )
+    )
 
 
 def daemon_start_command(toolkit: Toolkit) -> StringCommand:

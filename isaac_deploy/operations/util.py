@@ -14,6 +14,25 @@ from isaac_deploy.model.ssh import ssh_options
 from isaac_deploy.policy.retention import keep_reason, unrecorded_reason
 
 
+class ShownCommand(StringCommand):
+    """The command of a long step, its output (the step's progress) shown line by line as it
+    runs, on a terminal and in a log alike: pyinfra shows a command's output only with
+    ``-vvv``, and its spinner only on a terminal. The lines carry the host's prefix."""
+
+    def execute(self, state, host, connector_arguments):
+        connector_arguments.update(self.connector_arguments)
+        return host.run_shell_command(
+            self, print_output=True, print_input=state.print_input, **connector_arguments
+        )
+
+
+def shown(command: StringCommand | str) -> ShownCommand:
+    """``command`` with its output shown as it runs (:class:`ShownCommand`)."""
+    if isinstance(command, str):
+        return ShownCommand(command)
+    return ShownCommand(*command.bits, _separator=command.separator, **command.connector_arguments)
+
+
 def quoted_command(argv: list[str]) -> StringCommand:
     """``argv`` as one shell command line, each word quoted."""
     return StringCommand(*(QuoteString(word) for word in argv))

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 from isaac_deploy.probes.context_digest import context_files, files_digest
@@ -83,6 +84,40 @@ def rsync_pull(rsh: str, source: str, destination: str) -> tuple[bool, str]:
     return result.returncode == 0, result.stderr.strip()
 
 
+class ProgressLines:
+    """A tool's progress on stderr: as it comes on a terminal (rsync redraws its line with
+    ``\\r``); elsewhere (a log, a pipe) as plain lines: the redrawn progress line (one with a
+    ``%``) at most every ``interval`` seconds, and the last one at the end."""
+
+    def __init__(self, terminal: bool, interval: float = 5.0) -> None:
+        self.terminal, self.interval = terminal, interval
+        self.pending, self.last, self.said = b"", b"", time.monotonic()
+
+    def write(self, chunk: bytes) -> None:
+        if self.terminal:
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            return
+        *done, self.pending = re.split(rb"\r|\n", self.pending + chunk)
+        progress = [line.strip() for line in done if b"%" in line]
+        if progress:
+            self.last = progress[-1]
+            if time.monotonic() - self.said >= self.interval:
+                self._say()
+
+    def close(self) -> None:
+        if b"%" in self.pending:
+            self.last = self.pending.strip()
+        if not self.terminal and self.last:
+            self._say()
+        self.pending = b""
+
+    def _say(self) -> None:
+        sys.stderr.buffer.write(self.last + b"\n")
+        sys.stderr.flush()
+        self.last, self.said = b"", time.monotonic()
+
+
 def rsync_push(
     rsh: str, source: str, destination: str, flags: tuple[str, ...]
 ) -> tuple[bool, int, str]:
@@ -91,13 +126,14 @@ def rsync_push(
     success, the bytes rsync sent (its own count, protocol included) and its error text."""
     argv = ["rsync", *flags, "-e", rsh, source, destination]
     output = bytearray()
+    shown = ProgressLines(sys.stderr.isatty())
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
         stdout = process.stdout
         for chunk in iter(lambda: stdout.read1(65536) if stdout else b"", b""):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
+            shown.write(chunk)
             output += chunk
+        shown.close()
         code = process.wait()
         errors.seek(0)
         error = errors.read().decode(errors="replace").strip()

@@ -236,7 +236,7 @@ def test_run_without_the_image_names_the_command_that_builds_it(project):
         subprocess.run(["docker", "image", "rm", kept], check=True, capture_output=True)
     assert result.rc == 1 and result.out == (
         f"isaac-deploy: error: image {image} is not built: build it with "
-        "`isaac-deploy -p ext build` (or run the workstation deploy, deploy/dev.py)\n"
+        "`isaac-deploy -p ext build` (or run the workstation deploy, `isaac-deploy setup`)\n"
     )
     name = f"lab-ext-{project.user['name']}-ext"
     listed = subprocess.run(

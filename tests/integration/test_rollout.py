@@ -232,6 +232,10 @@ def test_full_rollout_runs_the_entry_script_with_every_argument(rollout):
         and entry["args"] == ARGS
         and entry["image"].startswith("sha256:")
     )
+    summary = result.out[result.out.index("Summary (") :]
+    assert f"  job:       {entry['job_id']} (run e2e-1) submitted" in summary, summary
+    assert ": sent from this workstation" in summary
+    assert "  follow:    `isaac-deploy cluster jobs`" in summary
     info = wait(login, entry["job_id"])
     job_log = job_output(node, "e2e-1", entry["job_id"])
     assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, job_log
@@ -257,6 +261,9 @@ def test_second_rollout_sends_no_image_and_submits_nothing(rollout):
     assert accepted(login) == logins + 1  # one SSH connection for the whole roll-out
     assert node.run("stat -c %Y ~/isaac/images/*.sif").stdout == before
     assert len(ledger(node)) == 1
+    [entry] = ledger(node)
+    assert ".sif: current (nothing sent)" in result.out
+    assert f"  job:       run e2e-1 was submitted before (job {entry['job_id']})" in result.out
 
 
 def test_a_failing_training_fails_the_job_with_its_exit_code(rollout):

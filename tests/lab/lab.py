@@ -169,6 +169,10 @@ def ensure_packages(packages: list[str] = APT_PACKAGES) -> list[str]:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log(
+        f"installing {len(missing + plain)} packages with apt (once, a minute or more): "
+        + " ".join(missing + plain)
+    )
     try:
         run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
         if missing:
@@ -203,6 +207,7 @@ def start_dockerd(started: dict) -> None:
     if not is_root():
         raise RuntimeError("no Docker engine answers and only root may start one")
     LAB_DIR.mkdir(parents=True, exist_ok=True)
+    log(f"starting dockerd (log: {LAB_DIR / 'dockerd.log'})")
     had_bridge = Path("/sys/class/net/docker0").exists()
     logfile = open(LAB_DIR / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
     proc = subprocess.Popen(
@@ -247,6 +252,7 @@ def _standin_rootfs_tar() -> Path:
     with tempfile.TemporaryDirectory(prefix="standin-", dir=CACHE_DIR) as tmp:
         root = Path(tmp) / "rootfs"
         started = time.monotonic()
+        log("making the base-image stand-in: Debian minbase with debootstrap (once, ~45 s)")
         run(
             "debootstrap",
             "--variant=minbase",
@@ -500,6 +506,9 @@ def install_standins() -> Path:
 # ---------------------------------------------------------------- whole lab
 def up() -> dict:
     t0 = time.monotonic()
+    log(
+        "starting the lab: packages, dockerd, base-image stand-in, test users, registry, login node"
+    )
     started = load_started()
     ensure_packages()
     start_dockerd(started)
@@ -508,12 +517,14 @@ def up() -> dict:
     sudo_user = ensure_sudo_user(started) if is_root() else None
     from . import registry  # needs the venv (cryptography, bcrypt): only for `up`
 
+    log(f"starting the registry on {registry.ADDRESS} (TLS, htpasswd)")
     reg = registry.start(LAB_DIR, started, save_started)
     apptainer_bin = install_standins()
     cluster_info = None
     if is_root():
         from . import cluster
 
+        log("starting the login node: sshd, Slurm with its accounting database")
         cluster_info = cluster.start(LAB_DIR, started, save_started)
     info = {
         "images": images,

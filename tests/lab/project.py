@@ -162,6 +162,7 @@ def make_project(path: Path, user: dict | None, lab_info: dict) -> Project:
         "isaac_extension_name": TEST_EXTENSION,
         "isaac_profiles": ("ext", "ext-dev"),
         "isaac_base_images": dict(lab_info["images"]),
+        "isaac_base_source": "given",  # the lab makes its stand-ins in the engine
         "isaac_dev_pip_packages": "",  # the stand-in has no network for pip
     }
     # the CLI reads the same settings as the deploy, from the project's own inventory

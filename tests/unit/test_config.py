@@ -29,10 +29,11 @@ def test_defaults_come_from_the_detected_user_and_the_project():
     assert config.extension_name == "ext_template" and config.profiles == ("ext-dev",)
     assert config.docker_ext_path == "/workspace/ext_template"
     assert config.provision == "install" and config.user_mode == "user"
-    assert config.base_images == {
-        "ext": "isaac-lab-base:latest",
-        "ext-dev": "isaac-lab-ros2:latest",
+    assert config.base_images == {  # NVIDIA's published image, no ROS 2, for both
+        "ext": "nvcr.io/nvidia/isaac-lab:2.1.0",
+        "ext-dev": "nvcr.io/nvidia/isaac-lab:2.1.0",
     }
+    assert config.base_source.kind == "pull"
 
 
 def test_names_are_per_user_so_a_shared_machine_never_mixes_them():

@@ -631,7 +631,12 @@ def test_a_measured_build_is_reported_in_one_line(caplog):
 
     def host(ok: bool, stdout: list[str], stderr: str = ""):
         output = SimpleNamespace(stdout_lines=stdout, stderr=stderr)
-        return SimpleNamespace(print_prefix="[n] ", run_shell_command=lambda c: (ok, output))
+
+        def run_shell_command(command, print_output=False):
+            assert print_output  # the build's own output is its progress
+            return ok, output
+
+        return SimpleNamespace(print_prefix="[n] ", run_shell_command=run_shell_command)
 
     line = '@@measured {"seconds": 41.04, "cpu_seconds": 52.3, "pulled_bytes": 3958208, '
     line += '"built_bytes": 331640832}'

@@ -126,3 +126,23 @@ def test_a_snapshot_holds_the_images_selection_with_the_users_include_paths(tmp_
         ]
     assert files.digest == context_digest(str(tmp_path), ("config",))["digest"]
     assert files.digest != local.snapshot_files(str(tmp_path)).digest
+
+
+def test_rsync_s_redrawn_progress_becomes_plain_lines_in_a_log(capfd):
+    """rsync --info=progress2 redraws one line with \\r (the form rsync 3.5.0 wrote here, into
+    a pipe); in a log or a pipe the last state is written as a line, at most every few seconds,
+    and once at the end."""
+    shown = local.ProgressLines(terminal=False, interval=3600)
+    for chunk in (
+        b"\r         32,768   0%    0.00kB/s    0:00:00",
+        b"\r    104,857,600  50%  100.00MB/s    0:00:01",
+        b"\r    209,715,200 100%  100.00MB/s    0:00:02 (xfr#1, to-chk=0/1)\n\n",
+        b"sent 209,766,000 bytes  received 35 bytes\ntotal size is 209,715,200\n",
+    ):
+        shown.write(chunk)
+    shown.close()
+    err = capfd.readouterr().err
+    assert err == "209,715,200 100%  100.00MB/s    0:00:02 (xfr#1, to-chk=0/1)\n"
+    terminal = local.ProgressLines(terminal=True)
+    terminal.write(b"\r  1   0%\r  2  50%")
+    assert capfd.readouterr().err == "\r  1   0%\r  2  50%"

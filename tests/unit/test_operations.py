@@ -350,7 +350,7 @@ class TestImages:
         no_base = BuildInputs("sha256:ctx", None, {})
         facts = {"ImageBuildInputs": {INPUTS_ARGS: no_base}}
         commands, _ = run_op(
-            docker_ops.images, facts, context="/p", builds=[BUILD], base_hint="get it"
+            docker_ops.images, facts, context="/p", builds=[BUILD], base_hints={"base:1": "get it"}
         )
         assert commands == []
         assert (

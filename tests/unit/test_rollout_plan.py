@@ -12,6 +12,7 @@ from isaac_deploy.cli import containers
 from isaac_deploy.cli.project import Project, load
 from isaac_deploy.deploys.cluster.plan import default_run_key, flag, image_id, job_args
 from isaac_deploy.model import images, paths
+from isaac_deploy.model.base_images import NVIDIA_IMAGE
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, JOBS_INPUTS_LABEL
 from isaac_deploy.probes import build_inputs as build_inputs_probe
@@ -56,6 +57,7 @@ def test_the_default_run_key_follows_the_commit_the_arguments_and_the_code():
 
 
 IMAGE = "isaac-lab-ext-template:root"
+BASE = NVIDIA_IMAGE  # the default base image
 REBUILD = "rebuild it with `isaac-deploy -p ext build`, then roll out again"
 
 
@@ -65,7 +67,7 @@ class Workstation:
 
     def __init__(self, root, monkeypatch) -> None:
         self.root = root
-        self.engine = FakeEngine({"isaac-lab-base:latest": "sha256:" + "b" * 64})
+        self.engine = FakeEngine({BASE: "sha256:" + "b" * 64})
         monkeypatch.setattr(build_inputs_probe, "docker_client", lambda: self.engine)
         self.calls: list[list[str]] = []
         monkeypatch.setattr(
@@ -143,7 +145,7 @@ def test_an_image_older_than_its_inputs_is_refused_until_rebuilt(ws, change):
         path.write_text(path.read_text() + "# edited\n")
         images.docker_file.cache_clear()
     elif change == "base image":
-        ws.engine.images["isaac-lab-base:latest"] = "sha256:" + "c" * 64
+        ws.engine.images[BASE] = "sha256:" + "c" * 64
     else:
         project = ws.project(isaac_isaacsim_root="/opt/isaac-sim")
     with pytest.raises(ToolkitError) as refused:
@@ -176,12 +178,13 @@ def test_no_image_or_nothing_to_check_it_against_is_one_line(ws):
         == f"image {IMAGE} is not built: build it with `isaac-deploy -p ext build`"
     )
     ws.build(project)
-    del ws.engine.images["isaac-lab-base:latest"]
+    del ws.engine.images[BASE]
     with pytest.raises(ToolkitError) as no_base:
         image_id(project.config)
     assert str(no_base.value).startswith(
-        f"cannot check image {IMAGE} against its source: base image isaac-lab-base:latest is "
-        f"missing, so {IMAGE} is not built: build it from your Isaac Lab checkout"
+        f"cannot check image {IMAGE} against its source: base image {BASE} is "
+        f"missing, so {IMAGE} is not built: run the workstation deploy (`isaac-deploy setup`): "
+        f"it pulls {BASE}"
     )
     ws.engine.get_many = lambda urls: {url: (0, "permission denied") for url in urls}
     with pytest.raises(ToolkitError) as unusable:

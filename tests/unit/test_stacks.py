@@ -119,6 +119,9 @@ class Containers:
             return 200, {"State": {"Status": "running"}, "Config": {"Labels": self.labels[name]}}
         return 404, {"message": f"No such container: {name}"}
 
+    def get_many(self, urls):
+        return {url: self.get(url) for url in urls}
+
 
 class FakeRun:
     returncode = 0

@@ -18,11 +18,11 @@ from pyinfra import host, inventory, logger
 
 from isaac_deploy.deploys import registry as registry_deploy
 from isaac_deploy.deploys.registry import PushPlan
-from isaac_deploy.deploys.workstation import BASE_HINT
 from isaac_deploy.facts.images import local_build_inputs
 from isaac_deploy.facts.toolkit import local_toolkit, local_user
 from isaac_deploy.model import paths
 from isaac_deploy.model import validate as v
+from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, parse_overrides
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, image_build, sif_name
@@ -114,7 +114,7 @@ def image_id(config: WorkstationConfig) -> str:
     build = image_build(config, "ext")
     refs = [build.image, build.base_image]
     found = local_build_inputs(config.extension_folder, config.image_paths, refs)
-    state = image_inputs(found, build, BASE_HINT)
+    state = image_inputs(found, build, missing_fix(config.base_source, build.base_image))
     if state.inputs is None:
         raise ToolkitError(f"cannot check image {build.image} against its source: {state.problem}")
     if state.image is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.api.state import BaseStateCallback, StateStage
+from pyinfra.context import ctx_host
 
 from isaac_deploy.deploys import registry as registry_deploy
 from isaac_deploy.deploys.cluster.plan import (
@@ -21,11 +24,12 @@ from isaac_deploy.deploys.cluster.plan import (
     this_cluster,
 )
 from isaac_deploy.facts.cluster import ClusterEnv, SnapshotDigest
+from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import sandbox_name
-from isaac_deploy.model.ledger import Entry
+from isaac_deploy.model.ledger import Entry, submitted
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.model.runs import bookkeeping, logs_tree
 from isaac_deploy.operations import files as file_ops
@@ -37,6 +41,7 @@ from isaac_deploy.operations.scheduler import job_submitted
 from isaac_deploy.operations.util import barrier
 from isaac_deploy.probes.mirror import tree_digest
 from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
+from isaac_deploy.render.summary import ClusterOutcome, cluster_lines
 from isaac_deploy.render.templates import TEMPLATES, env_quote
 
 
@@ -94,6 +99,60 @@ def rollout(plan: Rollout) -> None:
     )
     if plan.submit:  # --data isaac_submit=0: the image (and mounts) only, like the seed's push
         _job(plan, cluster, paths, ledger, image, binds)
+    source = image_registry(cluster, host.data.dict())
+    earlier = (
+        submitted(host.get_fact(LedgerEntries, path=ledger).entries, plan.run_key)
+        if plan.submit
+        else []
+    )
+    host.state.add_callback_handler(
+        RolloutSummary(
+            ctx_host.get(),
+            ClusterOutcome(
+                cluster=cluster.name,
+                image=plan.sif,
+                sent=False,
+                how="sent from this workstation"
+                if source is None
+                else f"built on the login node from {source.name}",
+                run_key=plan.run_key if plan.submit else None,
+                earlier_jobs=tuple(e.job_id for e in earlier),
+            ),
+        )
+    )
+
+
+class RolloutSummary(BaseStateCallback):
+    """Prints what the roll-out left on a cluster when the run that executed ends: the image
+    (sent in this run or current), the job (submitted now, with its id, or before) and how to
+    follow it. Not after ``--dry``, nor for a cluster whose roll-out failed."""
+
+    def __init__(self, target, planned: ClusterOutcome) -> None:
+        self.target, self.planned = target, planned
+
+    def host_disconnect(self, state, host) -> None:  # noqa: ARG002 - pyinfra's callback
+        if host is not self.target or state.current_stage != StateStage.Disconnect:
+            return
+        if host in state.failed_hosts:
+            return
+        planned = self.planned
+        sent, job_id = False, None
+        for op_hash in host.op_hash_order:
+            data = state.ops[host].get(op_hash)
+            if data is None or not data.operation_meta.is_complete():
+                continue
+            names = [n.split(" | ")[-1] for n in state.get_op_meta(op_hash).names]
+            meta = data.operation_meta
+            if f"{planned.cluster}: image {planned.image}" in " ".join(names):
+                sent = sent or meta.did_change()
+            if planned.run_key and any(
+                n.startswith(f"{planned.cluster}: job {planned.run_key} ") for n in names
+            ):
+                found = re.search(r"^submitted job (\S+)$", "\n".join(meta.stdout_lines), re.M)
+                job_id = found.group(1) if found else None
+        outcome = replace(planned, sent=sent, job_id=job_id)
+        for line in cluster_lines(outcome):
+            logger.info(f"{host.print_prefix}{line}")
 
 
 def _workstation_image(plan: Rollout) -> None:
