@@ -92,3 +92,26 @@ def check(key: str, launch: Launch, nodes: int, walltime_seconds: int) -> None:
             "a job is started again after the warning before its wall time: set signal "
             "(seconds before the end, e.g. 300) too",
         )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One line of a job's ``attempts-<job id>.txt`` in the run's bookkeeping: the job script
+    writes one when an attempt starts and one when it ends (``requeued``, ``checkpointed``: the
+    next roll-out resubmits it, ``stopped``: the last attempt was warned, ``ended (CODE)``)."""
+
+    number: int
+    time: str
+    host: str
+    outcome: str
+
+    @property
+    def event(self) -> str:
+        return self.outcome.split(" ", 1)[0]
+
+
+def parse_attempt(line: str) -> Attempt | None:
+    parts = line.strip().split(" ", 3)
+    if len(parts) < 4 or not parts[0].isdigit():
+        return None
+    return Attempt(int(parts[0]), parts[1], parts[2], parts[3])
