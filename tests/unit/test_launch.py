@@ -86,7 +86,13 @@ def test_launch_settings_parse_and_bad_ones_are_one_line_each():
     for launch, resources, message in bad:
         with pytest.raises(ConfigError, match=message):
             config(launch=launch, **resources)
-    for directive in ("--signal=B:USR1@300", "--requeue", "--nodes=2", "--gpus-per-node=2"):
+    for directive in (
+        "--signal=B:USR1@300",
+        "--requeue",
+        "--open-mode=append",
+        "--nodes=2",
+        "--gpus-per-node=2",
+    ):
         with pytest.raises(ConfigError, match="use "):
             config(extra=[directive])
     assert parse_overrides("o", {"nodes": 2, "launcher": "torchrun"}) == {
@@ -116,6 +122,7 @@ def test_slurm_asks_for_nodes_gpus_per_node_the_warning_and_requeue():
         "--cpus-per-task=16",
         "--signal=B:USR1@300",
         "--requeue",
+        "--open-mode=append",  # a requeued job's log keeps the earlier attempts'
     ):
         assert line in found, line
     assert not any(d.startswith("--gpus=") for d in found)
