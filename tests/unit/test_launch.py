@@ -89,7 +89,6 @@ def test_launch_settings_parse_and_bad_ones_are_one_line_each():
     for directive in (
         "--signal=B:USR1@300",
         "--requeue",
-        "--open-mode=append",
         "--nodes=2",
         "--gpus-per-node=2",
     ):
