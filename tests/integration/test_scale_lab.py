@@ -66,10 +66,13 @@ def test_torchrun_starts_one_worker_per_gpu_on_slurm_and_pbs_and_one_launcher_pe
 ):
     project, login, node, run = rollout
     keys = {s: f"e2e-torchrun-{s}-{time.time_ns()}" for s in ("slurm", "pbs")}
+    given = {
+        run_key: ["--task", "Template-Reach-v0", "--max_iterations", "2", "--run_name", run_key,
+                  "it's $(touch /tmp/pwned-args)"]
+        for run_key in keys.values()
+    }  # fmt: skip
     for scheduler, run_key in keys.items():
-        args = ["--task", "Template-Reach-v0", "--max_iterations", "2", "--run_name", run_key,
-                "it's $(touch /tmp/pwned-args)"]  # fmt: skip
-        result = run(run_key, args, settings={**TORCHRUN, "scheduler": scheduler})
+        result = run(run_key, given[run_key], settings={**TORCHRUN, "scheduler": scheduler})
         assert result.rc == 0, result.out
     entries = {e["run_key"]: e for e in ledger(node)}
     for scheduler, run_key in keys.items():
@@ -88,7 +91,7 @@ def test_torchrun_starts_one_worker_per_gpu_on_slurm_and_pbs_and_one_launcher_pe
                 assert env["CUDA_VISIBLE_DEVICES"] == "0,1"
             assert env["NCCL_DEBUG"] == "INFO"
             assert env["NCCL_SOCKET_IFNAME"] == "lo $(touch /tmp/pwned-nccl)"
-            assert worker["argv"] == [ENTRY, "--distributed", *args]
+            assert worker["argv"] == [ENTRY, "--distributed", *given[run_key]]
         book = f"{TREE}/isaac-deploy/{run_key}"
         job = entry["job_id"]
         made = node.run(f"cat ~/{book}/runs-{job}.txt").stdout.split()
