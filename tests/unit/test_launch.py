@@ -504,3 +504,20 @@ def test_the_example_training_under_torchrun_writes_from_the_first_process_only(
         assert (tmp_path / "logs").exists() == (rank == 0)
     [run1] = runs(tmp_path)
     assert '"cuda:0"' in (run1 / "params" / "agent.yaml").read_text()
+
+
+def test_cluster_submit_takes_the_launcher_and_nodes(tmp_path):
+    from isaac_deploy.cli.cluster_commands import pyinfra_argv
+    from isaac_deploy.cli.main import parser
+    from tests.unit.test_cli_units import find_layout, inventories, make_root
+
+    root = make_root(tmp_path)
+    (inventories(root) / "cluster.py").write_text("")
+    args = ["cluster", "submit", "--launcher", "torchrun", "--nodes", "2", "--", "--task", "X"]
+    argv = pyinfra_argv(parser().parse_args(args), find_layout(root))
+    data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
+    assert json.loads(data["isaac_job_resources"]) == {"nodes": "2", "launcher": "torchrun"}
+    with pytest.raises(SystemExit):
+        parser().parse_args(["cluster", "submit", "--launcher", "mpirun"])
+    with pytest.raises(ConfigError, match=r"isaac_job_resources\[nodes\]: must be at least 1"):
+        pyinfra_argv(parser().parse_args(["cluster", "submit", "--nodes", "0"]), find_layout(root))

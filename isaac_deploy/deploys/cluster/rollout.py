@@ -39,7 +39,7 @@ from isaac_deploy.operations.delivery import file_delivered, images_pruned
 from isaac_deploy.operations.mounts import mount_present, mount_synced
 from isaac_deploy.operations.scheduler import job_submitted
 from isaac_deploy.operations.util import barrier
-from isaac_deploy.policy.continuation import continuation
+from isaac_deploy.policy.continuation import Continuation, continuation
 from isaac_deploy.probes.mirror import tree_digest
 from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
 from isaac_deploy.render.templates import TEMPLATES, env_quote
@@ -165,7 +165,7 @@ def _job(
         attempt=resumed.attempt if resumed else 1,
     )
     job_submitted(
-        name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
+        name=f"{cluster.name}: job {plan.run_key} ({_launch_summary(submitting, resumed)})",
         entry=Entry(
             run_key=plan.run_key,
             job_id="",
@@ -197,7 +197,19 @@ def _job(
     )
 
 
-def _continuation(cluster: ClusterConfig, ledger: str, tree: str, run_key: str):
+def _launch_summary(cluster: ClusterConfig, resumed: Continuation | None) -> str:
+    """The job's resources, launcher and attempt, for the plan."""
+    items = [cluster.resources.summary]
+    if cluster.launch.launcher != "python":
+        items.append(cluster.launch.launcher)
+    if resumed is not None:
+        items.append(f"attempt {resumed.attempt} of {cluster.launch.attempts}")
+    return ", ".join(items)
+
+
+def _continuation(
+    cluster: ClusterConfig, ledger: str, tree: str, run_key: str
+) -> Continuation | None:
     """The continuation of ``run_key`` due now: its last job was warned before its wall time,
     wrote a checkpoint and was not requeued (see ``policy/continuation.py``)."""
     entries = host.get_fact(LedgerEntries, path=ledger).entries
