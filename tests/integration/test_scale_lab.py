@@ -175,6 +175,17 @@ def checkpoints(node, run: str) -> dict[int, dict]:
     return {s["iteration"]: s for s in saved}
 
 
+def assert_resumed(node, first_run: str, made: list[str]) -> None:
+    """One of the runs ``made`` resumed from the last checkpoint of ``first_run``, at the
+    iteration after it."""
+    stopped = max(checkpoints(node, first_run))
+    source = f"/workspace/lab_ext/logs/{first_run}/model_{stopped}.pt"
+    resumed = [run for run in made if run != first_run
+               and {s["resumed_from"] for s in checkpoints(node, run).values()} == {source}]  # fmt: skip
+    assert len(resumed) == 1, (first_run, stopped, made)
+    assert min(checkpoints(node, resumed[0])) > stopped
+
+
 def release_requeued(login, job: str) -> None:
     """A requeued job waits for its begin time (Slurm holds it back a while): moved to now,
     as its owner may, so that the test waits for the second attempt only."""
@@ -209,33 +220,30 @@ def test_a_warned_job_checkpoints_and_resumes_requeued_on_slurm_resubmitted_on_p
         assert time.monotonic() < deadline, info
         time.sleep(1)
     lines = attempts(node, keys["slurm"], slurm)
-    assert lines[:3] == ["1 started", "1 requeued", "2 started"], lines
-    log = node.run(f"cat ~/{TREE}/isaac-deploy/{keys['slurm']}/job-{slurm}.out").stdout
+    # Slurm warns the requeued job again: the last attempt stops with a checkpoint too
+    assert lines == ["1 started", "1 requeued", "2 started", "2 stopped (the last of 2 attempts)"]
+    book = f"{TREE}/isaac-deploy/{keys['slurm']}"
+    log = node.run(f"cat ~/{book}/job-{slurm}.out").stdout
     assert "SIGUSR1: stopped at iteration" in log and "requeued for attempt 2 of 2" in log, log
-    made = node.run(f"cat ~/{TREE}/isaac-deploy/{keys['slurm']}/runs-{slurm}.txt").stdout.split()
-    assert len(made) == 2, made  # each attempt's run folder, in order of their names
-    stopped = max(checkpoints(node, made[0]))
-    resumed = checkpoints(node, made[1])
-    assert min(resumed) > stopped and {s["resumed_from"] for s in resumed.values()} == {
-        f"/workspace/lab_ext/logs/{made[0]}/model_{stopped}.pt"
-    }
-    assert f"attempt 2 of 2 resumes from logs/{made[0]}" in log
+    # the job ran beside the PBS one: of the runs that appeared, the one it checkpointed
+    first_run = re.search(r"the checkpoint is in logs/(\S+)", log).group(1)
+    assert f"attempt 2 of 2 resumes from logs/{first_run}" in log, log
+    made = node.run(f"cat ~/{book}/runs-{slurm}.txt").stdout.split()
+    assert_resumed(node, first_run, made)
 
     # PBS: warned by its own timer, left for the next roll-out
     info = wait(login, pbs.split(".")[0])
     assert attempts(node, keys["pbs"], pbs) == ["1 started", "1 checkpointed"], info
+    pbs_book = f"{TREE}/isaac-deploy/{keys['pbs']}"
+    first_run = node.run(f"cat ~/{pbs_book}/resume-from.txt").stdout.strip()
     again = run(keys["pbs"], LONG, settings={**RESUMABLE, "scheduler": "pbs"})
     assert again.rc == 0 and "attempt 2 of 2 resumes it" in again.out, again.out
     second = [e for e in ledger(node) if e["run_key"] == keys["pbs"]]
     assert [e["job_id"] for e in second][0] == pbs and len(second) == 2
     assert second[1]["extra"] == {"attempt": 2, "continues": pbs}
     wait(login, second[1]["job_id"].split(".")[0])
-    pbs_runs = [
-        node.run(f"cat ~/{TREE}/isaac-deploy/{keys['pbs']}/runs-{e['job_id']}.txt").stdout.strip()
-        for e in second
-    ]
-    stopped = max(checkpoints(node, pbs_runs[0]))
-    assert min(checkpoints(node, pbs_runs[1])) > stopped
+    made = node.run(f"cat ~/{pbs_book}/runs-{second[1]['job_id']}.txt").stdout.split()
+    assert_resumed(node, first_run, made)
     assert attempts(node, keys["pbs"], second[1]["job_id"])[-1] == (
         "2 stopped (the last of 2 attempts)"
     )

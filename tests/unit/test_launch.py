@@ -167,6 +167,10 @@ if tool == "srun":
 if tool == "pbsdsh":
     sys.exit(subprocess.call(sys.argv[sys.argv.index("--") + 1:]))
 got = []
+neighbour = os.environ.get("FAKE_NEIGHBOUR")
+if neighbour:  # a run of another job of the extension, beside this one, with a checkpoint
+    os.makedirs(neighbour)
+    open(os.path.join(neighbour, "model_5.pt"), "w").close()
 if os.environ.get("FAKE_WAIT_SIGNAL"):
     for number in (signal.SIGUSR1, signal.SIGTERM):
         signal.signal(number, lambda n, _f: got.append(n))
@@ -291,7 +295,9 @@ def test_slurms_warning_reaches_the_training_then_the_job_is_requeued_and_resume
     text = render(cluster)
     tree = tmp_path / "home" / "logs" / "ext_template"
     run1 = tree / "rsl_rl" / "ext_template" / "2026-11-24_06-00-00_a+b (1)"
-    env = {"SLURM_JOB_ID": "4242", "FAKE_WAIT_SIGNAL": "1", "FAKE_RUN": str(run1)}
+    neighbour = tree / "rsl_rl" / "ext_template" / "2026-11-24_06-00-01"  # newer, not ours
+    env = {"SLURM_JOB_ID": "4242", "FAKE_WAIT_SIGNAL": "1", "FAKE_RUN": str(run1),
+           "FAKE_NEIGHBOUR": str(neighbour)}  # fmt: skip
     proc = start(tmp_path, text, **env)
     proc.send_signal(signal.SIGUSR1)  # --signal=B:USR1@120: the batch shell only
     out = proc.communicate(timeout=30)[0]
@@ -299,7 +305,9 @@ def test_slurms_warning_reaches_the_training_then_the_job_is_requeued_and_resume
     assert calls(tmp_path, "signal")[0]["argv"] == ["SIGUSR1"]
     assert calls(tmp_path, "scontrol")[-1]["argv"] == ["requeue", "4242"]
     book = tmp_path / BOOK
-    assert (book / "runs-4242.txt").read_text() == f"{run1.relative_to(tree)}\n"
+    both = sorted(f"{run.relative_to(tree)}\n" for run in (run1, neighbour))
+    assert (book / "runs-4242.txt").read_text() == "".join(both)  # it cannot tell
+    assert (book / "resume-from.txt").read_text() == f"{run1.relative_to(tree)}\n"  # it can
     lines = [parse_attempt(line) for line in (book / "attempts-4242.txt").read_text().splitlines()]
     assert [(a.number, a.event) for a in lines] == [(1, "started"), (1, "requeued")]
     # Slurm starts the script again under the same id
@@ -313,7 +321,7 @@ def test_slurms_warning_reaches_the_training_then_the_job_is_requeued_and_resume
     assert re.match(argv[-1], run1.name) and not re.match(argv[-1], run1.name + "x")
     lines = (book / "attempts-4242.txt").read_text().splitlines()
     assert [" ".join(line.split()[::3]) for line in lines[2:]] == ["2 started", "2 ended"]
-    assert (book / "runs-4242.txt").read_text() == f"{run1.relative_to(tree)}\n"  # kept
+    assert (book / "runs-4242.txt").read_text() == "".join(both)  # kept
 
 
 def test_the_last_attempt_is_not_requeued(tmp_path):
@@ -353,26 +361,24 @@ def test_pbs_warns_itself_and_leaves_the_next_attempt_to_the_roll_out(tmp_path):
     )
 
 
-def test_a_resubmitted_attempt_resumes_from_the_newest_checkpointed_run_of_the_run_key(tmp_path):
+def test_a_resubmitted_attempt_resumes_from_the_run_its_predecessor_checkpointed(tmp_path):
     tree = tmp_path / "home" / "logs" / "ext_template"
     book = tmp_path / BOOK
     book.mkdir(parents=True)
-    for name, checkpoint in (("2026-01-01_00-00-00", True), ("2026-01-02_00-00-00", True),
-                             ("2026-01-03_00-00-00", False)):  # fmt: skip
-        folder = tree / "rsl_rl" / "exp" / name
-        folder.mkdir(parents=True)
-        if checkpoint:
-            (folder / "model_3.pt").write_text("{}")
-    (book / "runs-1.txt").write_text("rsl_rl/exp/2026-01-02_00-00-00\n")
-    (book / "runs-2.txt").write_text(
-        "rsl_rl/exp/2026-01-01_00-00-00\nrsl_rl/exp/2026-01-03_00-00-00\n"
-    )
+    for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00", "2026-01-03_00-00-00"):
+        (tree / "rsl_rl" / "exp" / name).mkdir(parents=True)
+        (tree / "rsl_rl" / "exp" / name / "model_3.pt").write_text("{}")
+    (book / "resume-from.txt").write_text("rsl_rl/exp/2026-01-02_00-00-00\n")
     text = render(config("pbs", launch={"signal": 60, "attempts": 3}), attempt=3)
     done = run(tmp_path, text, PBS_JOBID="3.labpbs")
     assert done.returncode == 0, done.stderr
     argv = calls(tmp_path, "apptainer")[-1]["argv"]
     assert argv[-3:] == ["--resume", "--load_run", "^2026-01-02_00-00-00$"]
-    assert "attempt 3 of 3 resumes" in done.stdout
+    assert "attempt 3 of 3 resumes from logs/rsl_rl/exp/2026-01-02_00-00-00" in done.stdout
+    (book / "resume-from.txt").write_text("rsl_rl/exp/gone\n")
+    anew = run(tmp_path, text, PBS_JOBID="4.labpbs")
+    assert "left no checkpoint, starting anew" in anew.stdout
+    assert calls(tmp_path, "apptainer")[-1]["argv"][-len(ARGS) :] == list(ARGS)
 
 
 # ------------------------------------------------------------------ continuation and listing
