@@ -183,7 +183,7 @@ if os.environ.get("FAKE_WAIT_SIGNAL"):
     open(os.path.join(run, "model_7.pt"), "w").close()
     with open(calls, "a") as f:
         f.write(json.dumps({"tool": "signal", "argv": [signal.Signals(got[0]).name]}) + "\n")
-    sys.exit(128 + got[0])
+    sys.exit(0 if os.environ.get("FAKE_DONE") else 128 + got[0])
 """
 
 
@@ -527,3 +527,15 @@ def test_cluster_submit_takes_the_launcher_and_nodes(tmp_path):
         parser().parse_args(["cluster", "submit", "--launcher", "mpirun"])
     with pytest.raises(ConfigError, match=r"isaac_job_resources\[nodes\]: must be at least 1"):
         pyinfra_argv(parser().parse_args(["cluster", "submit", "--nodes", "0"]), find_layout(root))
+
+
+def test_a_training_done_when_warned_is_not_started_again(tmp_path):
+    text = render(config(launch={"signal": 120, "attempts": 3}))
+    env = {"SLURM_JOB_ID": "11", "FAKE_WAIT_SIGNAL": "1", "FAKE_DONE": "1",
+           "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r")}  # fmt: skip
+    proc = start(tmp_path, text, **env)
+    proc.send_signal(signal.SIGUSR1)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    assert not calls(tmp_path, "scontrol")
+    assert (tmp_path / BOOK / "attempts-11.txt").read_text().splitlines()[-1].endswith("ended (0)")
