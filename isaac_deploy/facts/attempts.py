@@ -12,10 +12,6 @@ from isaac_deploy.model.runs import BOOKKEEPING
 PREFIX, SUFFIX = "attempts-", ".txt"
 
 
-def attempts_name(job_id: str) -> str:
-    return f"{PREFIX}{job_id}{SUFFIX}"
-
-
 class Attempts(FactBase[dict]):
     """``{run key: {job id: (Attempt, ...)}}`` from the logs tree ``tree`` (none: ``{}``)."""
 

@@ -4,7 +4,7 @@ script's ``--distributed`` flag; on several nodes one launcher per node, rendezv
 node), which NCCL/UCX/libfabric settings reach the container, and what happens before the wall
 time: the scheduler warns the job ``signal`` seconds ahead, the job asks the training to write a
 checkpoint and is started again (Slurm: requeued; PBS: resubmitted by the next roll-out),
-resuming from the newest checkpoint of its run, at most ``attempts`` times in all."""
+resuming from the run folder it checkpointed, at most ``attempts`` times in all."""
 
 from __future__ import annotations
 
