@@ -52,6 +52,12 @@ def add_parser(sub, add) -> None:
                 "--gpus", metavar="N|TYPE:N", help="GPUs (a count keeps the cluster's GPU type)"
             )
             action.add_argument("--partition", help="Slurm partition or PBS queue")
+            action.add_argument("--nodes", metavar="N", help="nodes (several: torchrun)")
+            action.add_argument(
+                "--launcher",
+                choices=("python", "torchrun"),
+                help="python, or torchrun: one worker per GPU (the cluster's launch[launcher])",
+            )
             action.add_argument(
                 "args", nargs=argparse.REMAINDER, help="-- then the training arguments"
             )
@@ -86,7 +92,13 @@ def pyinfra_argv(args: argparse.Namespace, layout: Layout) -> list[str]:
             data["isaac_resubmit"] = "true"
         if args.image_only:
             data["isaac_submit"] = "false"
-        resources = {"walltime": args.time, "gpus": args.gpus, "partition": args.partition}
+        resources = {
+            "walltime": args.time,
+            "gpus": args.gpus,
+            "partition": args.partition,
+            "nodes": args.nodes,
+            "launcher": args.launcher,
+        }
         overrides = parse_overrides("isaac_job_resources", resources)
         if overrides:
             data["isaac_job_resources"] = json.dumps(overrides)

@@ -14,6 +14,8 @@ from typing import Any
 
 from isaac_deploy.model import validate as v
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.launch import Launch
+from isaac_deploy.model.launch import check as check_launch
 from isaac_deploy.model.registries import KEY as REGISTRIES_KEY
 from isaac_deploy.model.registries import Registry, parse_registries
 
@@ -62,6 +64,12 @@ MANAGED = {
         "tmp": "use resources[tmp]",
         "reservation": "use resources[reservation]",
         "mail-user": "use resources[mail]",
+        "nodes": "use resources[nodes]",
+        "ntasks-per-node": "isaac-deploy starts one launcher per node",
+        "gpus-per-node": "use resources[gpus] (per node)",
+        "signal": "use launch[signal]",
+        "requeue": "use launch[attempts]",
+        "no-requeue": "use launch[attempts]",
     },
     "pbs": {
         "N": "isaac-deploy names the job",
@@ -76,7 +84,8 @@ MANAGED = {
         "walltime": "use resources[walltime]",
     },
 }
-OVERRIDES = ("walltime", "gpus", "partition")  # per submission: isaac-deploy cluster submit
+# per submission: isaac-deploy cluster submit (launcher: the cluster's launch[launcher])
+OVERRIDES = ("walltime", "gpus", "partition", "nodes", "launcher")
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ class Resources:
     account: str | None = None
     partition: str | None = None  # PBS: the queue
     qos: str | None = None  # Slurm
-    gpus: int = 1
+    gpus: int = 1  # per node
     gpu_type: str | None = None  # gpus="rtx_4090:1"; Slurm
     gpu_option: str = "gpus"  # Slurm: --gpus=[TYPE:]N, or "gres": --gres=gpu[:TYPE]:N
     pbs_gpu_resource: str | None = "ngpus"  # PBS: the GPU resource of the select chunk (or none)
@@ -99,6 +108,12 @@ class Resources:
     tmp: str | None = None  # Slurm: node-local disk
     reservation: str | None = None  # Slurm
     extra: tuple[str, ...] = ()  # further directives, one option each
+    nodes: int = 1  # several: one launcher per node (launch[launcher] torchrun)
+
+    @property
+    def walltime_seconds(self) -> int:
+        hours, minutes, seconds = self.walltime_hms.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
 
     @property
     def walltime_hms(self) -> str:
@@ -130,6 +145,8 @@ class Resources:
             f"mem-per-cpu={self.mem_per_cpu}" if self.mem_per_cpu else f"mem={self.memory}",
             f"time={self.walltime}",
         ]
+        if self.nodes > 1:
+            items.insert(0, f"nodes={self.nodes}")
         for name in ("partition", "account", "qos", "constraint", "reservation", "tmp"):
             value = getattr(self, name)
             if value:
@@ -191,11 +208,13 @@ class Resources:
                 "reservation", (r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*", "a reservation name")
             ),
             extra=parse_extra(f"{key}[extra]", raw.get("extra"), scheduler),
+            nodes=v.integer(f"{key}[nodes]", raw.get("nodes", 1), minimum=1),
         )
 
     def override(self, key: str, raw: Mapping[str, Any], scheduler: str) -> Resources:
         """These resources with one submission's ``walltime``, ``gpus`` (a bare count keeps the
-        cluster's GPU type) and ``partition``, checked as the cluster's own are."""
+        cluster's GPU type), ``partition`` and ``nodes``, checked as the cluster's own are
+        (``launcher`` is :meth:`Launch.override`'s)."""
         raw = v.mapping(key, raw, OVERRIDES)
         changes: dict[str, Any] = {}
         if raw.get("walltime") not in (None, ""):
@@ -205,6 +224,8 @@ class Resources:
             changes.update(gpus=gpus, gpu_type=gpu_type or self.gpu_type)
         if raw.get("partition") not in (None, ""):
             changes["partition"] = parse_partition(f"{key}[partition]", raw["partition"], scheduler)
+        if raw.get("nodes") not in (None, ""):
+            changes["nodes"] = v.integer(f"{key}[nodes]", raw["nodes"], minimum=1)
         return replace(self, **changes)
 
 
@@ -268,6 +289,7 @@ def parse_overrides(key: str, raw: Any) -> dict[str, str]:
     values = v.mapping(key, raw, OVERRIDES)
     overrides = {name: str(value) for name, value in values.items() if value not in (None, "")}
     Resources().override(key, overrides, "slurm")  # the values' form; each cluster's rules later
+    Launch().override(f"{key}[launcher]", overrides.get("launcher"))
     return overrides
 
 
@@ -295,6 +317,7 @@ class ClusterConfig:
     containall: bool = True  # --containall: the host's $HOME, /tmp, $PWD and environment stay out
     writable_tmpfs: bool = True  # --writable-tmpfs: a throw-away writable layer over the image
     stage_image: bool = False  # copy the image to the node's $TMPDIR before the job runs it
+    launch: Launch = field(default_factory=Launch)  # python or torchrun; checkpoint and resume
 
     def to_json(self) -> dict[str, Any]:
         """For ``pyinfra INVENTORY debug-inventory``."""
@@ -315,6 +338,10 @@ class ClusterConfig:
         def optional(item: str, parse: Callable[[str, Any], str]) -> str | None:
             return parse(f"{key}[{item}]", raw[item]) if raw.get(item) else None
 
+        resources = Resources.parse(f"{key}[resources]", raw.get("resources"), raw["scheduler"])
+        launch = Launch.parse(f"{key}[launch]", raw.get("launch"))
+        check_launch(f"{key}[launch]", launch, resources.nodes, resources.walltime_seconds)
+
         return cls(
             name=v.text(f"{name}: cluster name", name, NAME, "letters, digits, _ . - only"),
             user=v.text(f"{key}[user]", raw["user"], r"[a-z_][a-z0-9_-]*\$?", "a user name"),
@@ -330,7 +357,7 @@ class ClusterConfig:
                 "must be a .py path inside the extension (relative, no ..)",
             ),
             modules=_modules(f"{key}[modules]", raw.get("modules")),
-            resources=Resources.parse(f"{key}[resources]", raw.get("resources"), raw["scheduler"]),
+            resources=resources,
             snapshot_retention=v.integer(
                 f"{key}[snapshot_retention]", raw.get("snapshot_retention", 5), minimum=1
             ),
@@ -352,6 +379,7 @@ class ClusterConfig:
             containall=v.boolean(f"{key}[containall]", raw.get("containall", True)),
             writable_tmpfs=v.boolean(f"{key}[writable_tmpfs]", raw.get("writable_tmpfs", True)),
             stage_image=v.boolean(f"{key}[stage_image]", raw.get("stage_image", False)),
+            launch=launch,
         )
 
 

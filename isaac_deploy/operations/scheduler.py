@@ -54,7 +54,8 @@ lookup() {
 # check-submit-record, under the ledger's lock. The ledger's lines of the run are found by their
 # run key (torn lines left out); a record is the pending line with its job id and status filled
 # in; a pending record is settled by its own job name. $1..$8: ledger, run key, job name,
-# snapshot, job script, resubmit (1/0), pending line, since
+# snapshot, job script, resubmit (1/0, or after:<job id>: a continuation of that job), pending
+# line, since
 SUBMIT = r"""set -f
 ledger=$1 key=$2 name=$3 snapshot=$4 script=$5 resubmit=$6 line=$7 since=$8
 job=$snapshot/job-$key.sh
@@ -71,10 +72,20 @@ named() {
   found=$(lookup "$1") || return 1
   printf '%s\n' "$found" | grep -Ex -e "$id_ok" | sort -u
 }
-if [ "$resubmit" != 1 ] && [ -n "$(recorded)" ]; then
-  echo "run $key was submitted already (job $(echo $(recorded))): nothing submitted"
-  exit 0
-fi
+case $resubmit in
+  after:*)  # a continuation: only while the job it continues is the run's latest
+    latest=$(recorded | tail -n 1)
+    if [ "$latest" != "${resubmit#after:}" ]; then
+      echo "run $key was continued already (job $latest): nothing submitted"
+      exit 0
+    fi ;;
+  1) ;;
+  *)
+    if [ -n "$(recorded)" ]; then
+      echo "run $key was submitted already (job $(echo $(recorded))): nothing submitted"
+      exit 0
+    fi ;;
+esac
 last=$(records | tail -n 1)
 if [ -n "$last" ] &&
   ! printf '%s\n' "$last" | grep -Eq -e "$id_re" -e '"status"[[:space:]]*:[[:space:]]*"refused"'
@@ -133,7 +144,12 @@ def submission_script(scheduler: str) -> str:
 
 @operation()
 def job_submitted(
-    entry: Entry, script: str, ledger: str, resubmit: bool = False, directories: tuple = ()
+    entry: Entry,
+    script: str,
+    ledger: str,
+    resubmit: bool = False,
+    directories: tuple = (),
+    continues: str | None = None,
 ):
     """Submit ``script`` from ``entry.snapshot`` once: unless ``entry.run_key`` has a job in the
     ledger, decided again on the login node under the ledger's lock.
@@ -149,6 +165,8 @@ def job_submitted(
     + ledger: absolute path of the ledger file on the login node (locked with ``<ledger>.lock``)
     + resubmit: submit even when the run key was submitted before
     + directories: folders that must exist at submission (e.g. where the job log goes)
+    + continues: a job of the run whose continuation this is (it was warned before its wall
+      time and wrote a checkpoint): submitted while that job is the run's latest in the ledger
 
     **Example:**
 
@@ -181,7 +199,10 @@ def job_submitted(
             logger.warning(f"{host.print_prefix}{line}")
     entries = records.entries
     done = submitted(entries, entry.run_key)
-    if done and not resubmit:
+    if continues and done and done[-1].job_id != continues:
+        host.noop(f"run {entry.run_key} was continued already (job {done[-1].job_id})")
+        return
+    if done and not resubmit and not continues:
         jobs = ", ".join(e.job_id for e in done)
         host.noop(f"run {entry.run_key} was submitted already (job {jobs})")
         return
@@ -204,7 +225,7 @@ def job_submitted(
         entry.job_name,
         snapshot,
         script,
-        "1" if resubmit else "0",
+        "1" if resubmit else f"after:{continues}" if continues else "0",
         replace(entry, job_id="", status="pending").to_json(),
         since,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from isaac_deploy.model.cluster import ClusterConfig
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.runs import BOOKKEEPING, RUN_DEPTH
+from isaac_deploy.render.launch import launch_context
 from isaac_deploy.render.templates import render
 
 # PBS Pro takes job names of up to 236 characters (Slurm more): never cut, so that a job is
@@ -44,6 +45,7 @@ class JobSpec:
     secret_file: str | None = None
     ext_path: str = "/workspace/ext_template"
     isaacsim_root: str = "/isaac-sim"
+    attempt: int = 1  # the how-manieth start of the run this submission is (resumed after 1)
 
     @property
     def job_name(self) -> str:
@@ -100,4 +102,5 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
         secret_file=job.secret_file,
         ext_path=job.ext_path,
         isaacsim_root=job.isaacsim_root,
+        **launch_context(cluster, job.attempt),
     )

@@ -10,6 +10,12 @@ matching checkpoint of the last matching run in that same tree. Unknown ``env.<k
 ``agent.<key>=<value>`` arguments override the task's configuration, as Hydra's do; any other
 argument is recorded verbatim in the run's ``args.json`` (this example's addition, with the whole
 command line). Exits 0 on success, 1 when training fails, 2 on bad arguments.
+
+SIGUSR1 or SIGTERM (a cluster job warned before its wall time; torchrun passes SIGTERM on to
+its workers) ends training after the iteration under way, which is saved as a checkpoint; the
+exit code is then 128 + the signal's number. With ``--distributed`` (torchrun) each process
+reads RANK, WORLD_SIZE and LOCAL_RANK, trains on ``cuda:<LOCAL_RANK>`` with the seed plus its
+rank, and only the first process writes the run folder, as Isaac Lab's train.py with rsl_rl.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     app.add_argument("--headless", action="store_true", default=False, help="No display.")
     app.add_argument("--device", type=str, default=None, help="Simulation device, cuda:0.")
     app.add_argument("--enable_cameras", action="store_true", default=False, help="Cameras.")
+    app.add_argument(
+        "--distributed", action="store_true", default=False, help="Multi-GPU or multi-node."
+    )
     return parser
 
 
@@ -130,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         env_cfg["sim"]["device"] = args.device
     if args.fail:
         agent_cfg["lr"] = 1.5  # oscillates and explodes
+    rank = 0
+    if args.distributed:  # torchrun's variables, as AppLauncher reads them
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+        world = int(os.environ["WORLD_SIZE"])
+        env_cfg["sim"]["device"] = agent_cfg["device"] = f"cuda:{local_rank}"
+        agent_cfg["seed"] += rank
+        env_cfg["seed"] = agent_cfg["seed"]
+        print(f"[INFO] distributed: rank {rank} of {world}, cuda:{local_rank}", flush=True)
 
     # relative to the working directory, as the template's train.py
     log_root_path = os.path.abspath(os.path.join("logs", "rsl_rl", agent_cfg["experiment_name"]))
@@ -151,17 +169,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[INFO]: Loading model checkpoint from: {resume_path}", flush=True)
         start, theta = load(resume_path)
 
-    dump_yaml(os.path.join(log_dir, "params", "env.yaml"), env_cfg)
-    dump_yaml(os.path.join(log_dir, "params", "agent.yaml"), agent_cfg)
-    with open(os.path.join(log_dir, "args.json"), "w") as handle:
-        json.dump({"argv": argv, "unknown": unknown}, handle, ensure_ascii=False)
-    if args.video:
-        os.makedirs(os.path.join(log_dir, "videos", "train"), exist_ok=True)
+    if rank == 0:
+        dump_yaml(os.path.join(log_dir, "params", "env.yaml"), env_cfg)
+        dump_yaml(os.path.join(log_dir, "params", "agent.yaml"), agent_cfg)
+        with open(os.path.join(log_dir, "args.json"), "w") as handle:
+            json.dump({"argv": argv, "unknown": unknown}, handle, ensure_ascii=False)
+        if args.video:
+            os.makedirs(os.path.join(log_dir, "videos", "train"), exist_ok=True)
+    received: list[int] = []
+    for number in (signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(number, lambda signum, _frame: received.append(signum))
     try:
-        result = learn(agent_cfg, Path(log_dir), start, theta, resume_path)
+        result = learn(
+            agent_cfg,
+            Path(log_dir),
+            start,
+            theta,
+            resume_path,
+            stop=lambda: bool(received),
+            write=rank == 0,
+        )
     except TrainingDiverged as exc:
         print(f"[ERROR] training failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
+    if result.stopped:
+        name = signal.Signals(received[0]).name
+        print(
+            f"[INFO] {name}: stopped at iteration {result.iteration}, checkpoint "
+            f"{result.checkpoint}",
+            flush=True,
+        )
+        return 128 + received[0]
     print(f"[INFO] done: loss {result.loss:.6f}, checkpoint {result.checkpoint}", flush=True)
     return EXIT_OK
 

@@ -99,6 +99,10 @@ RUN useradd --uid {NONROOT_UID} --create-home --shell /bin/bash {NONROOT_USER}
 USER {NONROOT_USER}
 WORKDIR /home/{NONROOT_USER}
 """
+# A variant with a torchrun stand-in (torch.distributed.run) in Isaac Sim's Python, for the
+# multi-GPU launch tests (tests/lab/torch_standin/)
+TORCH_TAG = "isaac-deploy-lab/isaac-lab-base:standin-torch"
+TORCH_CONTEXT = Path(__file__).resolve().parent / "torch_standin"
 ISAACLAB_SH = """#!/bin/sh
 # Stand-in for Isaac Lab's isaaclab.sh: -p runs Isaac Sim's python, -i installs nothing.
 case "${1:-}" in
@@ -411,6 +415,21 @@ def ensure_base_images() -> dict[str, str]:
     )
     if built.returncode != 0:
         raise RuntimeError(f"building the stand-in {NONROOT_TAG} failed:\n{built.stderr}")
+    built = run(
+        "docker",
+        "build",
+        "--quiet",
+        "--force-rm",
+        "--build-arg",
+        f"BASE={first}",
+        "-t",
+        TORCH_TAG,
+        str(TORCH_CONTEXT),
+        check=False,
+        capture_output=True,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"building the stand-in {TORCH_TAG} failed:\n{built.stderr}")
     return dict(STANDIN_TAGS)
 
 
@@ -529,6 +548,7 @@ def up() -> dict:
     info = {
         "images": images,
         "nonroot_image": NONROOT_TAG,
+        "torch_image": TORCH_TAG,
         "user": user,
         "sudo_user": sudo_user,
         "registry": reg,

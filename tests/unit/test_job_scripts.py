@@ -139,8 +139,8 @@ def directives(scheduler: str, **resources) -> list[str]:
         ({"reservation": "isaac_lab"}, ["--reservation=isaac_lab"], []),
         ({"qos": "normal"}, ["--qos=normal"], []),
         (
-            {"extra": ["--exclusive", "--signal=B:USR1@300", "--nodes=1"]},
-            ["--exclusive", "--signal=B:USR1@300", "--nodes=1"],
+            {"extra": ["--exclusive=user", "--hint=nomultithread"]},
+            ["--exclusive=user", "--hint=nomultithread"],
             [],
         ),
     ],

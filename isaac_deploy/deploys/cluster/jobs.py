@@ -13,6 +13,7 @@ from isaac_deploy.deploys.cluster.plan import (
     standing_by,
     this_cluster,
 )
+from isaac_deploy.facts.attempts import Attempts
 from isaac_deploy.facts.cluster import ClusterEnv, LogsTree
 from isaac_deploy.facts.ledger import LedgerEntries
 from isaac_deploy.facts.scheduler import ActiveJobs, JobStates
@@ -20,6 +21,7 @@ from isaac_deploy.model.cluster import KEY, path_variables, resolve
 from isaac_deploy.model.ledger import listing
 from isaac_deploy.model.runs import logs_tree
 from isaac_deploy.operations.scheduler import job_cancelled
+from isaac_deploy.render.attempts_table import attempt_lines
 from isaac_deploy.render.ledger_table import table, unreadable_lines
 
 UNRECORDED = (
@@ -50,6 +52,7 @@ def jobs(project_root: str | Path) -> None:
     states = host.get_fact(JobStates, scheduler=cluster.scheduler, job_ids=ids) if ids else {}
     active = host.get_fact(ActiveJobs, scheduler=cluster.scheduler)
     lines = table(entries, states, active, tree.records) if entries else ["no submissions yet"]
+    lines += attempt_lines(entries, host.get_fact(Attempts, tree=logs_tree(logs_dir, ext)))
     if any(not entry.job_id and entry.status == "pending" for entry in entries):
         lines.append(UNRECORDED)
     logger.info("\n".join(f"{host.print_prefix}{line}" for line in lines))

@@ -23,12 +23,15 @@ from isaac_deploy.deploys.cluster.plan import (
     standing_by,
     this_cluster,
 )
+from isaac_deploy.facts.attempts import Attempts
 from isaac_deploy.facts.cluster import ClusterEnv, SnapshotDigest
 from isaac_deploy.facts.ledger import LedgerEntries
+from isaac_deploy.facts.scheduler import JobStates
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import sandbox_name
+from isaac_deploy.model.launch import check as check_launch
 from isaac_deploy.model.ledger import Entry, submitted
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.model.runs import bookkeeping, logs_tree
@@ -39,6 +42,7 @@ from isaac_deploy.operations.delivery import file_delivered, images_pruned
 from isaac_deploy.operations.mounts import mount_present, mount_synced
 from isaac_deploy.operations.scheduler import job_submitted
 from isaac_deploy.operations.util import barrier
+from isaac_deploy.policy.continuation import Continuation, continuation
 from isaac_deploy.probes.mirror import tree_digest
 from isaac_deploy.render.job_script import JOB_LOG, JobSpec, render_job
 from isaac_deploy.render.summary import ClusterOutcome, cluster_lines
@@ -179,6 +183,13 @@ def _job(
     resources = cluster.resources.override(
         f"{cluster.name}: isaac_job_resources", plan.resources, cluster.scheduler
     )
+    launch = cluster.launch.override(
+        f"{cluster.name}: isaac_job_resources[launcher]", plan.resources.get("launcher")
+    )
+    check_launch(
+        f"{cluster.name}: {KEY}[launch]", launch, resources.nodes, resources.walltime_seconds
+    )
+    submitting = replace(cluster, resources=resources, launch=launch)
     snapshots = posixpath.join(paths.code_dir, plan.config.extension_name)
     state = host.get_fact(SnapshotDigest, folder=snapshots, snapshot=plan.run_key)
     refusal = snapshot_refusal(state, plan.code_digest)
@@ -193,6 +204,7 @@ def _job(
     )
     tree = logs_tree(paths.logs_dir, plan.config.extension_name)
     book = bookkeeping(tree, plan.run_key)
+    resumed = _continuation(submitting, ledger, tree, plan.run_key) if launch.continues else None
     job = JobSpec(
         run_key=plan.run_key,
         image=image,
@@ -208,9 +220,10 @@ def _job(
         secret_file=_secret(cluster, paths.home, plan.config.extension_name),
         ext_path=plan.config.docker_ext_path,
         isaacsim_root=plan.config.isaacsim_root,
+        attempt=resumed.attempt if resumed else 1,
     )
     job_submitted(
-        name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
+        name=f"{cluster.name}: job {plan.run_key} ({_launch_summary(submitting, resumed)})",
         entry=Entry(
             run_key=plan.run_key,
             job_id="",
@@ -221,10 +234,12 @@ def _job(
             args=plan.args,
             time=plan.time,
             job_name=job.job_name,
+            extra={"attempt": resumed.attempt, "continues": resumed.job_id} if resumed else {},
         ),
-        script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
+        script=render_job(TEMPLATES, submitting, job),
         ledger=ledger,
         resubmit=plan.resubmit,
+        continues=resumed.job_id if resumed else None,
         # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
         # the persistent logs tree is bound inside the container
         directories=(book, posixpath.join(job.code_dir, "logs")),
@@ -238,6 +253,36 @@ def _job(
         scheduler=cluster.scheduler,
         extension=plan.config.extension_name,
     )
+
+
+def _launch_summary(cluster: ClusterConfig, resumed: Continuation | None) -> str:
+    """The job's resources, launcher and attempt, for the plan."""
+    items = [cluster.resources.summary]
+    if cluster.launch.launcher != "python":
+        items.append(cluster.launch.launcher)
+    if resumed is not None:
+        items.append(f"attempt {resumed.attempt} of {cluster.launch.attempts}")
+    return ", ".join(items)
+
+
+def _continuation(
+    cluster: ClusterConfig, ledger: str, tree: str, run_key: str
+) -> Continuation | None:
+    """The continuation of ``run_key`` due now: its last job was warned before its wall time,
+    wrote a checkpoint and was not requeued (see ``policy/continuation.py``)."""
+    entries = host.get_fact(LedgerEntries, path=ledger).entries
+    jobs = tuple(entry.job_id for entry in submitted(entries, run_key))
+    if not jobs:
+        return None
+    states = host.get_fact(JobStates, scheduler=cluster.scheduler, job_ids=jobs[-1:])
+    attempts = host.get_fact(Attempts, tree=tree).get(run_key, {})
+    due = continuation(entries, run_key, states, attempts, cluster.launch.attempts)
+    if due is not None:
+        logger.info(
+            f"{host.print_prefix}run {run_key}: job {due.job_id} wrote a checkpoint before its "
+            f"wall time: attempt {due.attempt} of {cluster.launch.attempts} resumes it"
+        )
+    return due
 
 
 def _image(plan: Rollout, cluster: ClusterConfig, paths: ClusterPaths) -> str:

@@ -15,6 +15,7 @@ AGENT = {
     "run_name": "",
     "max_iterations": 20,
     "save_interval": 10,
+    "step_seconds": 0.0,  # the wall time of one iteration (Isaac Sim's stepping takes some)
     "resume": False,
     "load_run": ".*",
     "load_checkpoint": "model_.*.pt",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ class TrainResult:
     iteration: int
     loss: float
     checkpoint: Path
+    stopped: bool = False  # asked to stop early (a signal): the checkpoint is the last iteration
 
 
 class TrainingDiverged(RuntimeError):
@@ -61,10 +64,16 @@ def learn(
     start: int = 0,
     theta: float = 0.0,
     resumed_from: str | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    write: bool = True,
 ) -> TrainResult:
     """``agent_cfg["max_iterations"]`` iterations from ``start`` (rsl_rl counts on from the
-    checkpoint it resumed)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint it resumed); each takes ``agent_cfg["step_seconds"]`` (the simulation's time,
+    which this stand-in does not need). When ``stop()`` turns true (a signal before the wall
+    time), the iteration under way is the last and is saved. ``write``: checkpoints are saved
+    (in distributed training only by the first process, as rsl_rl)."""
+    if write:
+        log_dir.mkdir(parents=True, exist_ok=True)
     target, lr = float(agent_cfg["target"]), float(agent_cfg["lr"])
     end = start + int(agent_cfg["max_iterations"])
     loss = (theta - target) ** 2
@@ -77,7 +86,10 @@ def learn(
         print(
             f"Learning iteration {iteration}/{end}: loss {loss:.6f} theta {theta:.4f}", flush=True
         )
-        if iteration % int(agent_cfg["save_interval"]) == 0 or iteration == end:
+        time.sleep(float(agent_cfg.get("step_seconds", 0)))
+        stopped = stop()
+        due = iteration % int(agent_cfg["save_interval"]) == 0 or iteration == end or stopped
+        if write and due:
             checkpoint = log_dir / f"model_{iteration}.pt"
             tmp = log_dir / f".model_{iteration}.pt.tmp"
             saved = {
@@ -88,4 +100,6 @@ def learn(
             }
             tmp.write_text(json.dumps(saved))
             os.replace(tmp, checkpoint)
+        if stopped:
+            return TrainResult(iteration, loss, checkpoint, stopped=True)
     return TrainResult(end, loss, checkpoint)
