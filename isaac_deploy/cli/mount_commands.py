@@ -36,8 +36,9 @@ def override_text(project: Project, mounts: MountConfig) -> str:
         mounts,
         project.config.user.home,
         gpu=bool(toolkit.gpus),
-        x11=toolkit.path_kind(X11_SOCKETS) == "dir",
+        x11=project.config.x11 and toolkit.path_kind(X11_SOCKETS) == "dir",
         secret_files={"wandb_api_key": key_file} if key_file else None,
+        ros2=project.config.ros2,
     )
 
 
