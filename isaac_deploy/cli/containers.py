@@ -20,10 +20,10 @@ from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import build_context, local
 from isaac_deploy.probes.dockerapi import docker_client
 from isaac_deploy.probes.xauth import NoXauth, nlist
+from isaac_deploy.render.compose_override import DEV_SERVICES
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
 SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"
-LOCALTIME = "/etc/localtime"
 BASE_HINT = "build it from your Isaac Lab checkout or set isaac_base_images"
 
 
@@ -55,32 +55,27 @@ def display(project: Project) -> str:
     return os.environ.get("DISPLAY", "") if project.config.x11 else ""
 
 
-def service_uid(project: Project, service: str) -> int:
-    return 0 if service == "ext-dev-rootless" else project.config.uid
-
-
-def runtime_override(project: Project) -> Path:
+def runtime_override(project: Project) -> Path | None:
     """A compose file for what depends on this shell: the SSH agent, when it is set; X11 for
     the dev containers when there is a display (nothing X-related without one; ``DISPLAY``
-    emptied when X11 is off); the host's time zone."""
+    emptied when X11 is off). None when there is nothing of either."""
     services: dict[str, dict] = {name: {"volumes": []} for name in PROFILES}
     sock = os.environ.get("SSH_AUTH_SOCK", "")
     if sock and os.path.exists(sock):
         for entry in services.values():
             entry["volumes"].append({"type": "bind", "source": sock, "target": SSH_AGENT_TARGET})
-    if os.path.exists(LOCALTIME):
-        for entry in services.values():
-            entry["volumes"].append(
-                {"type": "bind", "source": LOCALTIME, "target": LOCALTIME, "read_only": True}
-            )
     shown = display(project)
-    for name in ("ext-dev", "ext-dev-rootless"):
+    for name in DEV_SERVICES:
         if shown:
-            x11 = service_x11(service_uid(project, name), shown, os.path.isdir(X11_SOCKETS))
+            uid = int(container_user(project, name).split(":")[0])
+            x11 = service_x11(uid, shown, os.path.isdir(X11_SOCKETS))
             services[name]["volumes"] += x11["volumes"]
             services[name]["environment"] = x11["environment"]
         elif os.environ.get("DISPLAY"):  # X11 is off: the compose file's DISPLAY is emptied
             services[name]["environment"] = {"DISPLAY": ""}
+    services = {name: {k: v for k, v in entry.items() if v} for name, entry in services.items()}
+    if not any(services.values()):
+        return None
     try:
         folder = local.runtime_dir()
     except local.UnsafeFolder as exc:
@@ -90,12 +85,15 @@ def runtime_override(project: Project) -> Path:
     return Path(path)
 
 
-def install_cookie(project: Project, name: str, user: str, quiet: bool = False) -> None:
-    """The X authority cookie of this shell's display for ``user`` (``UID:GID``) in the
-    container ``name``: its entries for any host name, written through the engine into the
-    container's memory-only folder, 0600 and owned by ``user``; nothing without a display."""
+def install_cookie(
+    project: Project, service: str, name: str, user: str, quiet: bool = False
+) -> None:
+    """The X authority cookie of this shell's display for ``user`` (``UID:GID``) in the dev
+    container ``name`` of ``service``: its entries for any host name, written through the
+    engine into the container's memory-only folder, 0600 and owned by ``user``; nothing without
+    a display."""
     shown = display(project)
-    if not shown:
+    if not shown or service not in DEV_SERVICES:
         return
     try:
         cookies = wildcard_cookies(nlist(shown))
@@ -136,7 +134,14 @@ def ensure_running(project: Project, service: str) -> str:
         )
     extra = runtime_override(project)
     argv = project.compose(
-        service, "up", "--detach", "--no-build", "--pull", "never", service, extra_files=(extra,)
+        service,
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        service,
+        extra_files=(extra,) if extra else (),
     )
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
@@ -208,7 +213,7 @@ def fix_permissions(project: Project, name: str) -> int:
 
 def run(project: Project, service: str, command: list[str], options: RunOptions) -> int:
     name = ensure_running(project, service)
-    install_cookie(project, name, container_user(project, service, options))
+    install_cookie(project, service, name, container_user(project, service, options))
     try:
         return call(exec_argv(project, name, command, options))
     finally:
@@ -218,7 +223,7 @@ def run(project: Project, service: str, command: list[str], options: RunOptions)
 
 def exec_in(project: Project, service: str, command: list[str], options: RunOptions) -> int:
     name = running(project, service)
-    install_cookie(project, name, container_user(project, service, options), quiet=True)
+    install_cookie(project, service, name, container_user(project, service, options), quiet=True)
     return call(exec_argv(project, name, command, options))
 
 
@@ -236,7 +241,7 @@ def running(project: Project, service: str) -> str:
 
 def attach(project: Project, service: str) -> int:
     name = running(project, service)
-    install_cookie(project, name, container_user(project, service), quiet=True)
+    install_cookie(project, service, name, container_user(project, service), quiet=True)
     say("detach with Ctrl-p Ctrl-q (exit or Ctrl-d stops the container)")
     return call(["docker", "attach", name])
 

@@ -28,7 +28,7 @@ from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
-from isaac_deploy.model.paths import X11_SOCKETS, expand_home
+from isaac_deploy.model.paths import LOCALTIME, X11_SOCKETS, expand_home
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.operations import docker as docker_ops
 from isaac_deploy.operations import files as file_ops
@@ -138,7 +138,7 @@ def load(project_root: str | Path) -> Workstation:
     stored_key = _wandb_key_path(str(name)) if name else None
     toolkit = host.get_fact(
         WorkstationToolkit,
-        paths=(folder, X11_SOCKETS),
+        paths=(folder, X11_SOCKETS, LOCALTIME),
         read=(str(paths.mount_config(folder)),),
         digest=tuple(str(p) for p in (wandb.get("api_key_file"), stored_key) if p),
         extensions=(folder,),
@@ -388,6 +388,7 @@ def project_files(ws: Workstation) -> None:
             secret_files=ws.secret_files(),
             x11=config.x11 and ws.toolkit.path_kind(X11_SOCKETS) == "dir",
             ros2=config.ros2,
+            localtime=ws.toolkit.path_kind(LOCALTIME) == "file",
         ),
         mode=0o644,
         overwrite_edited=config.env_overwrite_edited,

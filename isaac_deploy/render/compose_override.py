@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from isaac_deploy.model.mounts import MountConfig, volumes
-from isaac_deploy.model.paths import X11_SOCKETS, expand_home
+from isaac_deploy.model.paths import LOCALTIME, X11_SOCKETS, expand_home
 from isaac_deploy.model.ros2 import DDS_PROFILE_TARGET, Ros2Settings
 
 SERVICES = ("ext", "ext-dev", "ext-dev-rootless")
@@ -44,12 +44,15 @@ def override_yaml(
     secret_files: dict[str, str] | None = None,
     services: Iterable[str] = SERVICES,
     ros2: Ros2Settings | None = None,
+    localtime: bool = False,
 ) -> str:
     """The ``docker-compose.override.yaml`` text: mounts, CPU-only reset, X11 for the dev
     containers (``x11``: X11 is on and the host has an X server's socket folder), ROS 2's
-    middleware settings and DDS profile file (read-only) for them, secrets."""
+    middleware settings and DDS profile file (read-only) for them, the host's time zone
+    (``localtime``: the host has /etc/localtime; read-only), secrets."""
     binds = volumes(config, home)
     x11_bind = {"type": "bind", "source": X11_SOCKETS, "target": X11_SOCKETS, "read_only": False}
+    time_bind = {"type": "bind", "source": LOCALTIME, "target": LOCALTIME, "read_only": True}
     ros2_binds = []
     if ros2 and ros2.dds_profile:
         source = expand_home(ros2.dds_profile, home)
@@ -64,6 +67,8 @@ def override_yaml(
             entry["deploy"] = _Reset()
         dev = service in DEV_SERVICES
         service_binds = binds + ([x11_bind] if x11 and dev else []) + (ros2_binds if dev else [])
+        if localtime:
+            service_binds.append(time_bind)
         if ros2 and dev:
             entry["environment"] = ros2.environment()
         if service_binds:
