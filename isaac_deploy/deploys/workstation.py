@@ -136,9 +136,11 @@ def load(project_root: str | Path) -> Workstation:
     name = data.get("isaac_extension_name")
     wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
     stored_key = _wandb_key_path(str(name)) if name else None
+    ros2 = data.get("isaac_ros2") if isinstance(data.get("isaac_ros2"), dict) else {}
+    dds_profile = ros2.get("dds_profile") if isinstance(ros2.get("dds_profile"), str) else ""
     toolkit = host.get_fact(
         WorkstationToolkit,
-        paths=(folder, X11_SOCKETS, LOCALTIME),
+        paths=(folder, X11_SOCKETS, LOCALTIME, *([dds_profile] if dds_profile else [])),
         read=(str(paths.mount_config(folder)),),
         digest=tuple(str(p) for p in (wandb.get("api_key_file"), stored_key) if p),
         extensions=(folder,),
@@ -154,6 +156,12 @@ def load(project_root: str | Path) -> Workstation:
     config = WorkstationConfig.from_host_data(
         data, toolkit.user, str(project_root), toolkit.extensions.get(folder, ())
     )
+    if config.ros2.dds_profile and toolkit.path_kind(config.ros2.dds_profile) != "file":
+        raise ConfigError(
+            "isaac_ros2[dds_profile]",
+            f"{config.ros2.dds_profile} is not a file on the target: the dev containers read "
+            "their DDS profile from it (write it there, or leave dds_profile empty)",
+        )
     mounts = _load_mounts(config, toolkit)
     wandb_key, wandb_key_file = _load_wandb(config, toolkit)
     if not (TEMPLATES / "env.ext.j2").is_file():

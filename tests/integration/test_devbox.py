@@ -447,3 +447,14 @@ def test_history_survives_stop_and_run(project):
     # root's shells in the rootless profile keep theirs apart
     rootless = project.shell(cli(project, "run", "--rootless", "sh", "-c", f"ls {HISTORY}"))
     assert rootless.rc == 0 and f"bash_history.{uid}" not in rootless.out, rootless.out
+
+
+def test_a_missing_dds_profile_is_one_line_and_changes_nothing(project):
+    before = project.override_file.read_text()
+    missing = str(project.path / "no-such-profile.xml")
+    ros2 = {**project.data["isaac_ros2"], "dds_profile": missing}
+    result = project.deploy(data={"isaac_ros2": ros2})
+    assert result.rc != 0
+    errors = [line for line in result.out.splitlines() if "isaac_ros2[dds_profile]" in line]
+    assert len(errors) == 1 and f"{missing} is not a file on the target" in errors[0], result.out
+    assert project.override_file.read_text() == before
