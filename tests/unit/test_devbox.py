@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from isaac_deploy.cli import containers
+from isaac_deploy.cli import containers, doctor
 from isaac_deploy.cli.project import load
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import build_args
@@ -249,3 +249,22 @@ def test_without_xauth_a_display_is_one_line(project, monkeypatch, capsys):
     containers.install_cookie(project, "ext-dev", "c1", "1000:1000")
     err = capsys.readouterr().err.strip()
     assert "xauth is not installed" in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("display", "x11", "sockets", "xauth", "status", "words"),
+    [
+        ("", True, True, True, "SKIPPED", "DISPLAY is not set"),
+        (":0", False, True, True, "SKIPPED", "isaac_x11 is off"),
+        (":0", True, False, True, "WARN", "no /tmp/.X11-unix"),
+        ("localhost:10.0", True, False, True, "OK", "with its X authority cookie"),
+        ("localhost:10.0", True, False, False, "WARN", "no xauth"),
+    ],
+)
+def test_doctor_says_whether_guis_can_reach_the_display(
+    monkeypatch, display, x11, sockets, xauth, status, words
+):
+    monkeypatch.setattr(doctor.os.path, "isdir", lambda path: sockets)
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: "/usr/bin/xauth" if xauth else None)
+    check = doctor.display_check(display, x11)
+    assert check.status == status and words in check.line(), check.line()
