@@ -13,12 +13,15 @@ class NoXauth(Exception):
 
 
 def nlist(display: str) -> str:
-    """``xauth nlist DISPLAY``: one hex-encoded entry a line, empty when the display has none."""
+    """``xauth -i nlist DISPLAY``: one hex-encoded entry a line, empty when the display has
+    none."""
     xauth = shutil.which("xauth")
     if xauth is None:
         raise NoXauth("xauth is not installed (Debian/Ubuntu: apt install xauth)")
+    # -i: reading takes no lock, so an authority file in a folder this user may not write to
+    # (a session's, a sudo'ed shell's) is read as it is, without xauth's lock timeout
     result = subprocess.run(
-        [xauth, "nlist", display], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        [xauth, "-i", "nlist", display], capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     if result.returncode != 0:
         raise NoXauth(f"xauth nlist {display} failed: {result.stderr.strip()[:200]}")
