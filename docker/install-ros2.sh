@@ -33,19 +33,21 @@ if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
     # shellcheck disable=SC1091 # the base image's own release file
     codename=$(. /etc/os-release && echo "${UBUNTU_CODENAME:-${VERSION_CODENAME:-}}")
     [ -n "$codename" ] || fail "the base image names no release in /etc/os-release: cannot choose ROS's apt suite"
-    keyring=/usr/share/keyrings/ros-archive-keyring.gpg
     echo "isaac-deploy: adding ROS's apt source $ROS_APT_SOURCE ($codename) with the key $ROS_APT_KEY_URL"
-    python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=60).read())' \
-        "$ROS_APT_KEY_URL" >"$keyring.tmp" \
-        || { rm -f "$keyring.tmp"; fail "cannot download the key $ROS_APT_KEY_URL (no network in the build? set isaac_ros2: layer: false, or use a base image with ROS 2)"; }
-    if head -c 64 "$keyring.tmp" | grep -q "BEGIN PGP"; then
-        command -v gpg >/dev/null || apt-get install -y -q --no-install-recommends gnupg \
-            || fail "gpg is needed to convert the key and cannot be installed"
-        gpg --dearmor <"$keyring.tmp" >"$keyring" || fail "the key at $ROS_APT_KEY_URL is not a PGP key"
-        rm -f "$keyring.tmp"
-    else
-        mv "$keyring.tmp" "$keyring"
+    if ! command -v curl >/dev/null; then  # as Isaac Lab's ros2 profile does
+        apt-get install -y -q --no-install-recommends curl ca-certificates \
+            || fail "curl is needed to fetch ROS's key and cannot be installed: see above"
     fi
+    key=$(mktemp)
+    curl -fsSL --retry 3 "$ROS_APT_KEY_URL" -o "$key" \
+        || { rm -f "$key"; fail "cannot download the key $ROS_APT_KEY_URL (no network in the build? set isaac_ros2: layer: false, or use a base image with ROS 2)"; }
+    # apt reads an ASCII-armored key from a .asc file, a binary one from a .gpg file
+    if head -c 64 "$key" | grep -q "BEGIN PGP PUBLIC KEY"; then
+        keyring=/usr/share/keyrings/ros-archive-keyring.asc
+    else
+        keyring=/usr/share/keyrings/ros-archive-keyring.gpg
+    fi
+    install -m 0644 "$key" "$keyring" && rm -f "$key"
     echo "deb [arch=$(dpkg --print-architecture) signed-by=$keyring] $ROS_APT_SOURCE $codename main" \
         >/etc/apt/sources.list.d/ros2.list
     apt-get update -q || fail "apt-get update with ROS's source failed: see above"
