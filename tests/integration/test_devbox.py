@@ -314,10 +314,9 @@ def test_gui_on_the_local_display_for_every_profile(project, xserver):
         uid = {"user": user["uid"], "uid 2000": 2000, "rootless": 0}[profile]
         check_probe(result.out, uid, xserver.name)
         assert "term=xterm-256color" in result.out
-    xlogo = (
-        f"export DISPLAY={xserver.name} XAUTHORITY={xserver.user_auth}; cd {shlex.quote(str(project.path))} && "
-        + cli(project, "run", "sh", "-c", XLOGO)
-    )
+    exports = f"export DISPLAY={xserver.name} XAUTHORITY={xserver.user_auth}; "
+    where = f"cd {shlex.quote(str(project.path))} && "
+    xlogo = exports + where + cli(project, "run", "sh", "-c", XLOGO)
     shows_window(xserver, ["su", "-", user["name"], "-c", xlogo])
 
 
