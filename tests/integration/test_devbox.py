@@ -395,25 +395,40 @@ def test_ros2_in_run_with_the_inventorys_middleware(project):
     assert rootless.rc == 0 and rootless.out.strip() == ros2_standin.PREFIX, rootless.out
 
 
-def test_ros2_layer_is_skipped_when_off_or_present(project):
-    script = project.path / "docker" / "install-ros2.sh"
+def layer(project, image: str, env: dict[str, str], script: str, *flags: str):
+    """``script`` as root in ``image``, with the dev image's ROS 2 layer (the project's copy)
+    at ``/layer.sh``."""
+    argv = ["docker", "run", "--rm", *flags, "--user", "0:0", "--entrypoint", "sh"]
+    argv += ["-v", f"{project.path / 'docker' / 'install-ros2.sh'}:/layer.sh:ro"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    return subprocess.run([*argv, image, "-c", script], capture_output=True, text=True)
+
+
+def test_ros2_layer_off_present_or_out_of_reach(project):
     base = project.data["isaac_base_images"]["ext-dev"]
-    off = subprocess.run(
-        ["docker", "run", "--rm", "-v", f"{script}:/s:ro", "-e", "ROS_DISTRO=humble"]
-        + ["-e", "ROS_INSTALL=", base, "sh", "-c", "/s && test ! -e /opt/ros && echo none"],
-        capture_output=True,
-        text=True,
-    )
+    humble = {"ROS_DISTRO": "humble", "ROS_INSTALL": "1"}
+    then_none = "/layer.sh; code=$?; test ! -e /opt/ros && echo none; exit $code"
+    off = layer(project, base, {**humble, "ROS_INSTALL": ""}, then_none)
     assert off.returncode == 0 and "the ROS 2 layer is off" in off.stdout, off.stdout + off.stderr
     assert off.stdout.strip().endswith("none")
-    image = project.config.image_name("ext-dev")
-    present = subprocess.run(
-        ["docker", "run", "--rm", "--user", "0:0", "--entrypoint", "sh", image, "-c"]
-        + ["ROS_DISTRO=humble ROS_INSTALL=1 /opt/isaac-deploy/install-ros2.sh"],
-        capture_output=True,
-        text=True,
-    )
+    present = layer(project, project.config.image_name("ext-dev"), humble, "/layer.sh")
     assert present.returncode == 0 and "is in the base image" in present.stdout, present.stderr
+    # a base whose apt sources offer no ROS 2 (the stand-in's taken away), built without
+    # network: ROS's own source is tried, and the build stops with one line
+    ros = {
+        "ROS_APT_PACKAGES": "ros-humble-ros-base",
+        "ROS_APT_SOURCE": "http://packages.ros.org/ros2/ubuntu",
+        "ROS_APT_KEY_URL": "https://raw.githubusercontent.com/ros/rosdistro/master/ros.key",
+    }
+    script = f"rm {ros2_standin.SOURCE_LIST}; {then_none}"
+    unreachable = layer(project, base, {**humble, **ros}, script, "--network", "none")
+    out = unreachable.stdout + unreachable.stderr
+    assert unreachable.returncode == 1, out
+    assert "adding ROS's apt source http://packages.ros.org/ros2/ubuntu (bookworm)" in out
+    errors = [line for line in unreachable.stderr.splitlines() if "ROS 2 layer" in line]
+    assert len(errors) == 1 and errors[0].startswith("isaac-deploy: ROS 2 layer: curl is needed")
+    assert unreachable.stdout.strip().endswith("none")
 
 
 def test_ros2_in_an_attached_shell(project):
