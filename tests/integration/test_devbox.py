@@ -10,6 +10,7 @@ is refused, so a GUI that shows proves the cookie reached the container's user. 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pty
 import secrets
@@ -228,7 +229,8 @@ def x_env(display: Display) -> dict[str, str]:
 PROBE = (
     'echo "id=$(id -u) display=$DISPLAY mitshm=$QT_X11_NO_MITSHM term=$TERM"; '
     'stat -c "cookie=%a:%u:%n" "$XAUTHORITY"; '
-    'xdpyinfo | grep "^name of display"'
+    'xdpyinfo | grep "^name of display"; '
+    'echo "zone=$(sha256sum </etc/localtime)"'
 )
 PROFILES = {
     "user": [],
@@ -241,6 +243,8 @@ def check_probe(out: str, uid: int, display: str) -> None:
     assert f"id={uid} display={display} mitshm=1" in out, out
     assert f"cookie=600:{uid}:/run/isaac-deploy/x11/Xauthority.{uid}" in out, out
     assert f"name of display:    {display}" in out, out
+    zone = hashlib.sha256(Path("/etc/localtime").read_bytes()).hexdigest()
+    assert f"zone={zone}  -" in out, out  # the host's time zone
 
 
 def screen_white(display: Display, area: tuple[int, int, int, int]) -> float:
