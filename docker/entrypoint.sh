@@ -17,6 +17,15 @@ if [ ! -w "${HOME:-/nonexistent}" ]; then
     export HOME
 fi
 
+# ROS 2 of the dev image (ISAAC_ROS_DISTRO), for every command: `ros2 ...` runs as given.
+if [ -n "${ISAAC_ROS_DISTRO:-}" ] && [ -f "/opt/ros/$ISAAC_ROS_DISTRO/setup.sh" ]; then
+    # ROS's setup.sh reads unset variables: not under set -u
+    set +u
+    # shellcheck disable=SC1090 # the image's ROS 2 distribution
+    . "/opt/ros/$ISAAC_ROS_DISTRO/setup.sh"
+    set -u
+fi
+
 if [ "$#" -eq 0 ]; then
     set -- bash
 fi

@@ -16,9 +16,13 @@ from isaac_deploy.facts.images import local_build_inputs
 from isaac_deploy.model import paths
 from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.images import build_argv, context_spec, image_build, prune_argv
+from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.x11 import COOKIE_DIR, cookie_file, service_x11, wildcard_cookies
 from isaac_deploy.policy.images import image_inputs
 from isaac_deploy.probes import build_context, local
 from isaac_deploy.probes.dockerapi import docker_client
+from isaac_deploy.probes.xauth import NoXauth, nlist
+from isaac_deploy.render.compose_override import DEV_SERVICES
 
 ENTRYPOINT = "/opt/isaac-deploy/entrypoint.sh"
 SSH_AGENT_TARGET = "/run/isaac-deploy/ssh-agent"
@@ -101,18 +105,37 @@ def own_container(project: Project, service: str) -> dict | None:
     return info
 
 
+def display(project: Project) -> str:
+    """This shell's X display for the dev containers: ``$DISPLAY`` unless X11 is off."""
+    return os.environ.get("DISPLAY", "") if project.config.x11 else ""
+
+
 def runtime_override(project: Project) -> Path | None:
-    """A compose file for what depends on this shell: the SSH agent, only when it is set."""
+    """A compose file for what depends on this shell: the SSH agent, when it is set; X11 for
+    the dev containers when there is a display (nothing X-related without one; ``DISPLAY``
+    emptied when X11 is off). None when there is nothing of either."""
+    services: dict[str, dict] = {name: {"volumes": []} for name in PROFILES}
     sock = os.environ.get("SSH_AUTH_SOCK", "")
-    if not sock or not os.path.exists(sock):
+    if sock and os.path.exists(sock):
+        for entry in services.values():
+            entry["volumes"].append({"type": "bind", "source": sock, "target": SSH_AGENT_TARGET})
+    shown = display(project)
+    for name in DEV_SERVICES:
+        if shown:
+            uid = int(container_user(project, name).split(":")[0])
+            x11 = service_x11(uid, shown, os.path.isdir(X11_SOCKETS))
+            services[name]["volumes"] += x11["volumes"]
+            services[name]["environment"] = x11["environment"]
+        elif os.environ.get("DISPLAY"):  # X11 is off: the compose file's DISPLAY is emptied
+            services[name]["environment"] = {"DISPLAY": ""}
+    services = {name: {k: v for k, v in entry.items() if v} for name, entry in services.items()}
+    if not any(services.values()):
         return None
     try:
         folder = local.runtime_dir()
     except local.UnsafeFolder as exc:
-        raise ProjectError(f"no private folder for the SSH agent's compose file: {exc}") from None
+        raise ProjectError(f"no private folder for this shell's compose file: {exc}") from None
     path = os.path.join(folder, f"{project.compose_project}-runtime.yaml")
-    bind = {"type": "bind", "source": sock, "target": SSH_AGENT_TARGET}
-    services = {name: {"volumes": [bind]} for name in ("ext", "ext-dev", "ext-dev-rootless")}
     local.atomic_write(path, json.dumps({"services": services}), 0o600)
     return Path(path)
 
@@ -139,6 +162,41 @@ def image_missing(project: Project, profile: str) -> None:
         f"image {image} is not built: build it with `isaac-deploy -p {profile} build` "
         "(or run the workstation deploy, `isaac-deploy setup`)"
     )
+
+
+def install_cookie(
+    project: Project, service: str, name: str, user: str, quiet: bool = False
+) -> None:
+    """The X authority cookie of this shell's display for ``user`` (``UID:GID``) in the dev
+    container ``name`` of ``service``: its entries for any host name, written through the
+    engine into the container's memory-only folder, 0600 and owned by ``user``; nothing without
+    a display."""
+    shown = display(project)
+    if not shown or service not in DEV_SERVICES:
+        return
+    try:
+        cookies = wildcard_cookies(nlist(shown))
+    except (NoXauth, ValueError) as exc:
+        if not quiet:
+            say(f"DISPLAY={shown}: no X authority cookie for the container ({exc})")
+        return
+    target = cookie_file(int(user.split(":")[0]))
+    script = 'umask 077 && cat >"$1.tmp" && chown "$2" "$1.tmp" && mv -f "$1.tmp" "$1"'
+    argv = ["docker", "exec", "--interactive", "--user", "0:0", name]
+    argv += ["sh", "-c", script, "sh", target, user]
+    result = subprocess.run(argv, input=cookies, capture_output=True)
+    if result.returncode != 0 and not quiet:
+        error = result.stderr.decode(errors="replace").strip()[:200]
+        say(f"could not give the container the X authority cookie in {COOKIE_DIR}: {error}")
+
+
+def container_user(project: Project, service: str, options: RunOptions | None = None) -> str:
+    """``UID:GID`` commands run as: ``options.user`` or the service's user."""
+    if options and options.user:
+        return options.user
+    if service == "ext-dev-rootless":
+        return "0:0"
+    return f"{project.config.uid}:{project.config.gid}"
 
 
 def ensure_running(project: Project, service: str) -> str:
@@ -180,8 +238,14 @@ def exec_argv(project: Project, name: str, command: list[str], options: RunOptio
         argv += ["--user", options.user]
     if os.environ.get("SSH_AUTH_SOCK") and os.path.exists(os.environ["SSH_AUTH_SOCK"]):
         argv += ["--env", f"SSH_AUTH_SOCK={SSH_AGENT_TARGET}"]
-    if os.environ.get("DISPLAY"):
-        argv += ["--env", f"DISPLAY={os.environ['DISPLAY']}"]
+    shown = display(project)
+    if shown:
+        argv += ["--env", f"DISPLAY={shown}"]
+        uid = int(options.user.split(":")[0]) if options.user else None
+        if uid is not None:
+            argv += ["--env", f"XAUTHORITY={cookie_file(uid)}"]
+    if os.environ.get("TERM"):
+        argv += ["--env", f"TERM={os.environ['TERM']}"]
     argv += ["--workdir", options.workdir or project.config.docker_ext_path, name]
     # through the entrypoint: secrets, HOME for a foreign uid, exactly like the main process
     return [*argv, ENTRYPOINT, *(command or ["bash"])]
@@ -222,6 +286,7 @@ def fix_permissions(project: Project, name: str) -> int:
 
 def run(project: Project, service: str, command: list[str], options: RunOptions) -> int:
     name = ensure_running(project, service)
+    install_cookie(project, service, name, container_user(project, service, options))
     try:
         return call(exec_argv(project, name, command, options))
     finally:
@@ -231,6 +296,7 @@ def run(project: Project, service: str, command: list[str], options: RunOptions)
 
 def exec_in(project: Project, service: str, command: list[str], options: RunOptions) -> int:
     name = running(project, service)
+    install_cookie(project, service, name, container_user(project, service, options), quiet=True)
     return call(exec_argv(project, name, command, options))
 
 
@@ -254,8 +320,10 @@ def start_command(project: Project, service: str) -> str:
 
 
 def attach(project: Project, service: str) -> int:
+    name = running(project, service)
+    install_cookie(project, service, name, container_user(project, service), quiet=True)
     say("detach with Ctrl-p Ctrl-q (exit or Ctrl-d stops the container)")
-    return call(["docker", "attach", running(project, service)])
+    return call(["docker", "attach", name])
 
 
 def logs(project: Project, service: str, follow: bool, tail: str | None) -> int:

@@ -4,6 +4,7 @@ workstation checks on the very probe the deploy's fact runs; the rest looks at t
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 
@@ -16,6 +17,7 @@ from isaac_deploy.facts.toolkit import local_toolkit
 from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.mounts import validate
 from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.x11 import local_socket
 from isaac_deploy.policy.checks import Check, toolkit_checks
 from isaac_deploy.probes.local import path_kind
 from isaac_deploy.render.managed import file_state
@@ -136,7 +138,7 @@ def gpu_in_container(project: Project, toolkit) -> Check:
     return Check(name, "OK", "nvidia-smi works inside the container")
 
 
-def session_checks() -> list[Check]:
+def session_checks(x11: bool = True) -> list[Check]:
     checks = []
     sock = os.environ.get("SSH_AUTH_SOCK", "")
     if not sock:
@@ -154,21 +156,33 @@ def session_checks() -> list[Check]:
         )
     else:
         checks.append(Check("SSH agent", "OK", "forwarded into the containers"))
-    display = os.environ.get("DISPLAY", "")
-    if not display:
-        checks.append(Check("Display", "SKIPPED", "DISPLAY is not set: no GUI forwarding"))
-    elif not os.path.isdir(X11_SOCKETS):
-        checks.append(
-            Check(
-                "Display",
-                "WARN",
-                f"DISPLAY={display} but no {X11_SOCKETS}",
-                "GUI apps need a local X server",
-            )
-        )
-    else:
-        checks.append(Check("Display", "OK", f"DISPLAY={display} is passed on"))
+    checks.append(display_check(os.environ.get("DISPLAY", ""), x11))
     return checks
+
+
+def display_check(display: str, x11: bool) -> Check:
+    """Whether GUI apps of the dev containers can reach ``display``: a local one needs the X
+    server's socket folder, any one needs ``xauth`` for its cookie (a TCP display, such as an
+    ``ssh -X`` session's, needs no local X server)."""
+    if not display:
+        return Check("Display", "SKIPPED", "DISPLAY is not set: no GUI forwarding")
+    if not x11:
+        return Check("Display", "SKIPPED", f"DISPLAY={display}, but isaac_x11 is off")
+    if local_socket(display) and not os.path.isdir(X11_SOCKETS):
+        return Check(
+            "Display",
+            "WARN",
+            f"DISPLAY={display} but no {X11_SOCKETS}",
+            "GUI apps need a local X server",
+        )
+    if shutil.which("xauth") is None:
+        return Check(
+            "Display",
+            "WARN",
+            f"DISPLAY={display} but no xauth: the containers get no X authority cookie",
+            "sudo apt-get install xauth",
+        )
+    return Check("Display", "OK", f"DISPLAY={display} is passed on with its X authority cookie")
 
 
 def doctor(project: Project) -> list[Check]:
@@ -179,6 +193,6 @@ def doctor(project: Project) -> list[Check]:
         override_check(project),
         *image_checks(project, toolkit),
         gpu_in_container(project, toolkit),
-        *session_checks(),
+        *session_checks(project.config.x11),
         *cluster_checks(project.layout, project.data),
     ]

@@ -15,7 +15,7 @@ from isaac_deploy.cli.project import Project, ProjectError
 from isaac_deploy.facts.toolkit import local_toolkit
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.mounts import Mount, MountConfig, validate, volumes
-from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.paths import LOCALTIME, X11_SOCKETS
 from isaac_deploy.probes.local import atomic_write, path_kind
 from isaac_deploy.render.compose_override import override_yaml
 from isaac_deploy.render.managed import decide
@@ -30,14 +30,16 @@ def load(project: Project) -> MountConfig:
 
 def override_text(project: Project, mounts: MountConfig) -> str:
     """What the deploy would write to the override on this machine right now."""
-    toolkit = local_toolkit((X11_SOCKETS,))
+    toolkit = local_toolkit((X11_SOCKETS, LOCALTIME))
     key_file = project.env.get("WANDB_API_KEY_FILE", "")
     return override_yaml(
         mounts,
         project.config.user.home,
         gpu=bool(toolkit.gpus),
-        x11=toolkit.path_kind(X11_SOCKETS) == "dir",
+        x11=project.config.x11 and toolkit.path_kind(X11_SOCKETS) == "dir",
         secret_files={"wandb_api_key": key_file} if key_file else None,
+        ros2=project.config.ros2,
+        localtime=toolkit.path_kind(LOCALTIME) == "file",
     )
 
 

@@ -45,7 +45,7 @@ from isaac_deploy.model.base_images import (
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import image_build
 from isaac_deploy.model.mounts import MountConfig, required_paths, validate
-from isaac_deploy.model.paths import X11_SOCKETS, expand_home
+from isaac_deploy.model.paths import LOCALTIME, X11_SOCKETS, expand_home
 from isaac_deploy.model.registries import KEY as REGISTRIES
 from isaac_deploy.model.registries import Registry, explain, parse_registries, password_of
 from isaac_deploy.model.workstation import WorkstationConfig
@@ -155,9 +155,11 @@ def load(project_root: str | Path) -> Workstation:
     wandb = data.get("isaac_wandb") if isinstance(data.get("isaac_wandb"), dict) else {}
     stored_key = _wandb_key_path(str(name)) if name else None
     cas = tuple(ca_path(r) for r in parse_registries(data.get(REGISTRIES)) if r.ca_file)
+    ros2 = data.get("isaac_ros2") if isinstance(data.get("isaac_ros2"), dict) else {}
+    dds_profile = ros2.get("dds_profile") if isinstance(ros2.get("dds_profile"), str) else ""
     toolkit = host.get_fact(
         WorkstationToolkit,
-        paths=(folder, X11_SOCKETS),
+        paths=(folder, X11_SOCKETS, LOCALTIME, *([dds_profile] if dds_profile else [])),
         read=(str(paths.mount_config(folder)),),
         digest=(*(str(p) for p in (wandb.get("api_key_file"), stored_key) if p), *cas),
         extensions=(folder,),
@@ -173,6 +175,12 @@ def load(project_root: str | Path) -> Workstation:
     config = WorkstationConfig.from_host_data(
         data, toolkit.user, str(project_root), toolkit.extensions.get(folder, ())
     )
+    if config.ros2.dds_profile and toolkit.path_kind(config.ros2.dds_profile) != "file":
+        raise ConfigError(
+            "isaac_ros2[dds_profile]",
+            f"{config.ros2.dds_profile} is not a file on the target: the dev containers read "
+            "their DDS profile from it (write it there, or leave dds_profile empty)",
+        )
     mounts = _load_mounts(config, toolkit)
     wandb_key, wandb_key_file = _load_wandb(config, toolkit)
     if not (TEMPLATES / "env.ext.j2").is_file():
@@ -404,7 +412,9 @@ def project_files(ws: Workstation) -> None:
             config.user.home,
             gpu=ws.gpu,
             secret_files=ws.secret_files(),
-            x11=ws.toolkit.path_kind(X11_SOCKETS) == "dir",
+            x11=config.x11 and ws.toolkit.path_kind(X11_SOCKETS) == "dir",
+            ros2=config.ros2,
+            localtime=ws.toolkit.path_kind(LOCALTIME) == "file",
         ),
         mode=0o644,
         overwrite_edited=config.env_overwrite_edited,

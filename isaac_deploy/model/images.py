@@ -33,6 +33,8 @@ package as ``isaac_deploy/data/docker`` (a link in the checkout, files in an ins
 DOCKERFILES = {"ext": "Dockerfile.ext", "ext-dev": "Dockerfile.ext-dev"}
 HELPERS = ("entrypoint.sh", "install-extension.sh")
 """The executables the Dockerfiles copy to ``/opt/isaac-deploy/`` from the build context."""
+DEV_HELPERS = ("install-ros2.sh", "bashrc.sh")
+"""The dev image's own: its ROS 2 layer and its interactive shells' set-up."""
 RESERVED = ".isaac-deploy"
 """The build context's folder of isaac-deploy's own files (never a project file's name: the
 selection leaves any ``.isaac-deploy`` out)."""
@@ -79,7 +81,8 @@ def docker_file(name: str) -> str:
 
 def context_files(profile: str) -> tuple[ContextFile, ...]:
     """isaac-deploy's files in the build context of ``profile``'s image, the Dockerfile first."""
-    helpers = (ContextFile(f"{RESERVED}/{name}", docker_file(name), True) for name in HELPERS)
+    names = HELPERS + (DEV_HELPERS if profile == "ext-dev" else ())
+    helpers = (ContextFile(f"{RESERVED}/{name}", docker_file(name), True) for name in names)
     return (ContextFile(DOCKERFILE, docker_file(DOCKERFILES[profile])), *helpers)
 
 
@@ -98,6 +101,7 @@ def build_args(config: WorkstationConfig, profile: str) -> dict[str, str]:
             DOCKER_USER_NAME=config.user.name,
             DOCKER_USER_HOME=config.user.home,
             DEV_PIP_PACKAGES=config.dev_pip_packages,
+            **config.ros2.build_args(),
         )
     return args
 

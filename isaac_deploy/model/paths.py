@@ -57,6 +57,8 @@ def expand_home(path: str, home: str) -> str:
 
 
 X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's socket folder
+LOCALTIME = "/etc/localtime"
+"""The host's time zone, which the containers share (read-only)."""
 
 
 PACKAGE_DOCKER = Path(__file__).resolve().parent.parent / "data" / "docker"

@@ -18,6 +18,7 @@ from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.fleet import KEYS as FLEET_KEYS
 from isaac_deploy.model.paths import PROFILES
 from isaac_deploy.model.registries import Registry, parse_registries
+from isaac_deploy.model.ros2 import Ros2Settings
 
 PREFIX = "isaac_"
 NAME_RE = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -117,6 +118,9 @@ class WorkstationConfig:
     devcontainer: bool = True
     """Render ``.devcontainer/isaac-deploy/devcontainer.json`` for VS Code
     (``render.devcontainer``)."""
+    x11: bool = True
+    """GUI apps of the dev containers on the host's display (``model.x11``), when it has one."""
+    ros2: Ros2Settings = field(default_factory=Ros2Settings)
 
     # derived values, one definition each
     @property
@@ -198,6 +202,8 @@ class WorkstationConfig:
             push_profiles=_profiles(*get("push_profiles", ("ext",))),
             image_paths=_image_paths(*get("image_paths", ())),
             devcontainer=v.boolean(*get("devcontainer", True)),
+            x11=v.boolean(*get("x11", True)),
+            ros2=Ros2Settings.parse(*get("ros2", {})),
         )
         _check_name_length(config)
         return config

@@ -1,5 +1,6 @@
-"""The ``docker-compose.override.yaml`` made from ``.mount.config`` and the host's toolkit:
-external mounts, the CPU-only reset of GPU reservations, X11 for the dev containers, secrets."""
+"""The ``docker-compose.override.yaml`` made from ``.mount.config``, the settings and the host's
+toolkit: external mounts, the CPU-only reset of GPU reservations, X11's socket folder and ROS 2's
+middleware settings for the dev containers, secrets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import yaml
 
 from isaac_deploy.model.mounts import MountConfig, volumes
-from isaac_deploy.model.paths import X11_SOCKETS
+from isaac_deploy.model.paths import LOCALTIME, X11_SOCKETS, expand_home
+from isaac_deploy.model.ros2 import DDS_PROFILE_TARGET, Ros2Settings
 
 SERVICES = ("ext", "ext-dev", "ext-dev-rootless")
 
@@ -41,18 +43,34 @@ def override_yaml(
     x11: bool = False,
     secret_files: dict[str, str] | None = None,
     services: Iterable[str] = SERVICES,
+    ros2: Ros2Settings | None = None,
+    localtime: bool = False,
 ) -> str:
     """The ``docker-compose.override.yaml`` text: mounts, CPU-only reset, X11 for the dev
-    containers (when the host has an X server's socket folder), secrets."""
+    containers (``x11``: X11 is on and the host has an X server's socket folder), ROS 2's
+    middleware settings and DDS profile file (read-only) for them, the host's time zone
+    (``localtime``: the host has /etc/localtime; read-only), secrets."""
     binds = volumes(config, home)
     x11_bind = {"type": "bind", "source": X11_SOCKETS, "target": X11_SOCKETS, "read_only": False}
+    time_bind = {"type": "bind", "source": LOCALTIME, "target": LOCALTIME, "read_only": True}
+    ros2_binds = []
+    if ros2 and ros2.dds_profile:
+        source = expand_home(ros2.dds_profile, home)
+        ros2_binds = [
+            {"type": "bind", "source": source, "target": DDS_PROFILE_TARGET, "read_only": True}
+        ]
     secrets = dict(sorted((secret_files or {}).items()))
     body: dict[str, Any] = {"services": {}}
     for service in services:
         entry: dict[str, Any] = {}
         if not gpu:
             entry["deploy"] = _Reset()
-        service_binds = binds + ([x11_bind] if x11 and service in DEV_SERVICES else [])
+        dev = service in DEV_SERVICES
+        service_binds = binds + ([x11_bind] if x11 and dev else []) + (ros2_binds if dev else [])
+        if localtime:
+            service_binds.append(time_bind)
+        if ros2 and dev:
+            entry["environment"] = ros2.environment()
         if service_binds:
             entry["volumes"] = service_binds
         if secrets:

@@ -202,7 +202,7 @@ def test_stop_keeps_volumes_and_exec_then_says_so(project):
         ).stdout.split()
     )
     mine = {v for v in volumes_before if v.startswith(f"lab-ext-{project.user['name']}_user-")}
-    assert len(mine) == 8 and mine <= volumes_after
+    assert len(mine) == 9 and mine <= volumes_after  # eight caches and the shell history
 
 
 def test_remove_volumes_needs_yes(project):

@@ -406,6 +406,6 @@ def test_cache_volumes_really_are_separate_volumes(project):
     assert proc.returncode == 0, proc.stderr
     config = json.loads(proc.stdout)
     named = [v for v in config["services"]["ext-dev"]["volumes"] if v["type"] == "volume"]
-    assert len(named) == 8
-    assert len({v["source"] for v in named}) == 8 and len({v["target"] for v in named}) == 8
+    assert len(named) == 9  # eight caches and the shell history
+    assert len({v["source"] for v in named}) == 9 and len({v["target"] for v in named}) == 9
     assert all(config["volumes"][v["source"]]["name"].startswith("lab-ext-root_") for v in named)

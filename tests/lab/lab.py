@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import leftovers, pbs_server
+from . import leftovers, pbs_server, ros2_standin
 from .engine import STANDIN_LABEL
 from .processes import stop_process
 
@@ -64,7 +64,10 @@ APT_PACKAGES = [
     "squashfs-tools",  # the Apptainer stand-in's SIF files
     "siftool",
     "socat",  # the lab PCs' relay to the registry
-    "dpkg-dev",  # dpkg-scanpackages: the lab PCs' apt source
+    "dpkg-dev",  # dpkg-scanpackages: the lab PCs' apt source, the ROS 2 stand-in's
+    "xvfb",  # the X server of the dev container's GUI tests
+    "xauth",
+    "x11-apps",  # xwd: its screenshots
 ]
 TEST_USER = os.environ.get("ISAAC_LAB_USER", "isaacdev")
 TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
@@ -74,14 +77,15 @@ TEST_UID = int(os.environ.get("ISAAC_LAB_UID", "2345"))
 # only: `pip install` with dependencies and build isolation works as it does online with a real
 # base image, for the packages the tests' extensions need (the foreign fixture's build-system
 # requirements and its INSTALL_REQUIRES, tomli-w); anything else is "not found", as a typo would
-# be online.
-ROOTFS_VERSION = "1"
-STANDIN_VERSION = "2"  # 2: the wheelhouse and /etc/pip.conf
+# be online. X clients (x11-utils' xdpyinfo, x11-apps' xlogo) for the GUI tests; the ROS 2
+# stand-in's apt repository (tests/lab/ros2_standin.py) for the dev image's ROS 2 layer.
+ROOTFS_VERSION = "2"  # 2: X clients
+STANDIN_VERSION = "3"  # 2: the wheelhouse and /etc/pip.conf; 3: the ROS 2 stand-in's apt source
 STANDIN_TAGS = {
     "ext": "isaac-deploy-lab/isaac-lab-base:standin",
     "ext-dev": "isaac-deploy-lab/isaac-lab-ros2:standin",
 }
-STANDIN_PACKAGES = "python3-minimal,python3-pip,python3-setuptools"
+STANDIN_PACKAGES = "python3-minimal,python3-pip,python3-setuptools,x11-utils,x11-apps"
 STANDIN_PYTHON = "3.11"  # Debian 12's python3, what the wheels are chosen for
 WHEELS = ("setuptools==84.2.1", "wheel==0.48.0", "toml==0.10.2", "tomli-w==1.2.0")
 WHEELHOUSE = "/opt/isaac-lab-standin/wheels"
@@ -340,8 +344,8 @@ def _wheelhouse() -> Path:
 
 
 def _import_standin(tag: str, changes: list[str]) -> None:
-    """``docker import`` the rootfs with the wheelhouse and pip configuration added, streamed
-    (no second copy of the rootfs on disk)."""
+    """``docker import`` the rootfs with the wheelhouse, the pip configuration and the ROS 2
+    stand-in's apt source added, streamed (no second copy of the rootfs on disk)."""
     rootfs, wheels = _standin_rootfs_tar(), _wheelhouse()
     args = [arg for change in changes for arg in ("-c", change)]
     docker = subprocess.Popen(
@@ -365,14 +369,17 @@ def _import_standin(tag: str, changes: list[str]) -> None:
             for member in src:
                 present.add(member.name.removeprefix("./").rstrip("/"))
                 out.addfile(member, src.extractfile(member) if member.isfile() else None)
-            folder = ""
-            for part in WHEELHOUSE.strip("/").split("/"):
-                folder = f"{folder}/{part}" if folder else part
-                if folder not in present:
-                    add(out, f"./{folder}", None)
-            for wheel in sorted(wheels.iterdir()):
-                add(out, f"./{folder}/{wheel.name}", wheel.read_bytes())
-            add(out, "./etc/pip.conf", PIP_CONF.encode())
+            files = {f"{WHEELHOUSE}/{wheel.name}": wheel.read_bytes() for wheel in wheels.iterdir()}
+            files["/etc/pip.conf"] = PIP_CONF.encode()
+            files.update(ros2_standin.image_files())
+            for path, data in sorted(files.items()):
+                folder = ""
+                for part in path.strip("/").split("/")[:-1]:
+                    folder = f"{folder}/{part}" if folder else part
+                    if folder not in present:
+                        add(out, f"./{folder}", None)
+                        present.add(folder)
+                add(out, f".{path}", data)
     finally:
         try:
             docker.stdin.close()

@@ -15,6 +15,7 @@ import pytest
 from isaac_deploy.model import paths
 from isaac_deploy.model.errors import ToolkitError
 from isaac_deploy.model.images import (
+    DEV_HELPERS,
     DOCKERFILE,
     DOCKERFILES,
     EXTENSION_DIR,
@@ -215,14 +216,18 @@ def test_isaac_deploys_files_are_the_packages_and_the_dockerfile_copies_them(pro
     """The Dockerfile first, then the helpers (executable), each the installed package's text;
     the Dockerfile starts as root and copies exactly those helpers and the project's folder."""
     files = context_files(profile)
-    assert [f.name for f in files] == [DOCKERFILE, *(f"{RESERVED}/{name}" for name in HELPERS)]
-    assert [f.executable for f in files] == [False, True, True]
+    own = HELPERS + (DEV_HELPERS if profile == "ext-dev" else ())
+    assert [f.name for f in files] == [DOCKERFILE, *(f"{RESERVED}/{name}" for name in own)]
+    assert [f.executable for f in files] == [False, *(True for _ in own)]
     assert files[0].text == (ROOT / "docker" / DOCKERFILES[profile]).read_text()
     text = files[0].text
     after_from = text.split("\nFROM ", 1)[1]
     assert "\nUSER root\n" in after_from.split("\nRUN ", 1)[0]  # before anything runs
     helpers = " ".join(f"{RESERVED}/{name}" for name in HELPERS)
     assert f"\nCOPY {helpers} /opt/isaac-deploy/\n" in text
+    if profile == "ext-dev":  # the ROS 2 layer and the shells' set-up, before anything else
+        dev = " ".join(f"{RESERVED}/{name}" for name in DEV_HELPERS)
+        assert f"\nCOPY {dev} /opt/isaac-deploy/\nRUN /opt/isaac-deploy/install-ros2.sh" in text
     assert f" {EXTENSION_DIR}/ ${{DOCKER_EXT_PATH}}/\n" in text
     assert "/opt/isaac-deploy/install-extension.sh" in text
     last_user = text.rsplit("\nUSER ", 1)[1].split("\n", 1)[0]

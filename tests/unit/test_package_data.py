@@ -77,9 +77,16 @@ def test_the_wheel_ships_templates_and_docker_files_and_renders_from_them(tmp_pa
     assert docker_folder == str(site / "isaac_deploy" / "data" / "docker")
     sizes = [
         len((ROOT / "docker" / name).read_text())
-        for name in ("Dockerfile.ext-dev", "entrypoint.sh", "install-extension.sh")
+        for name in (
+            "Dockerfile.ext-dev",
+            "entrypoint.sh",
+            "install-extension.sh",
+            "install-ros2.sh",
+            "bashrc.sh",
+        )
     ]
     assert docker_files == (
         f".isaac-deploy/Dockerfile False {sizes[0]} .isaac-deploy/entrypoint.sh True {sizes[1]} "
-        f".isaac-deploy/install-extension.sh True {sizes[2]}"
+        f".isaac-deploy/install-extension.sh True {sizes[2]} "
+        f".isaac-deploy/install-ros2.sh True {sizes[3]} .isaac-deploy/bashrc.sh True {sizes[4]}"
     )
