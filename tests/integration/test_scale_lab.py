@@ -208,6 +208,8 @@ def test_a_warned_job_checkpoints_and_resumes_requeued_on_slurm_resubmitted_on_p
     slurm, pbs = first[keys["slurm"]], first[keys["pbs"]]
 
     # Slurm: requeued under its id, then the second (last) attempt
+    # (a requeued job's state passes through COMPLETING/REQUEUED: the attempts file, which the
+    # job script writes, says when the second attempt is over)
     deadline = time.monotonic() + 240
     while True:
         info = ssh(login, f"scontrol show job -o {slurm}").stdout
@@ -215,11 +217,11 @@ def test_a_warned_job_checkpoints_and_resumes_requeued_on_slurm_resubmitted_on_p
         state = re.search(r"JobState=(\w+)", info).group(1)
         if restarts >= 1:
             release_requeued(login, slurm)
-        if restarts >= 1 and state in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"):
+        lines = attempts(node, keys["slurm"], slurm)
+        if state in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED") and len(lines) >= 4:
             break
-        assert time.monotonic() < deadline, info
+        assert time.monotonic() < deadline, (info, lines)
         time.sleep(1)
-    lines = attempts(node, keys["slurm"], slurm)
     # Slurm warns the requeued job again: the last attempt stops with a checkpoint too
     assert lines == ["1 started", "1 requeued", "2 started", "2 stopped (the last of 2 attempts)"]
     book = f"{TREE}/isaac-deploy/{keys['slurm']}"

@@ -289,7 +289,7 @@ def reservation(login, name: str) -> Iterator[str]:
         {"gpus": 1, "gpu_option": "gres"},
         {"gpus": 0, "constraint": f"{FEATURES[0]}&{FEATURES[1]}"},
         {"gpus": 1, "mem_per_cpu": "200M", "tmp": "100M"},
-        {"gpus": 1, "extra": ["--exclusive", "--nodes=1", "--signal=B:USR1@60"]},
+        {"gpus": 1, "extra": ["--exclusive", "--begin=now", "--comment=isaac-deploy-lab"]},
         {"gpus": 1, "reservation": "isaac_lab"},
     ],
     ids=["gpu-type", "gres-type", "gres", "constraint", "mem-per-cpu-tmp", "extra", "reservation"],

@@ -73,6 +73,20 @@ class Result:
                 return dict(zip(["ops", "success", "error", "no_change"], values, strict=False))
         raise AssertionError(f"no results table in pyinfra output:\n{self.out}")
 
+    def changed(self) -> list[str]:
+        """The operations of pyinfra's results table that changed something, by name."""
+        names, table = [], False
+        for line in self.out.splitlines():
+            if line.strip().startswith("Operation") and line.split()[-2:] == ["No", "Change"]:
+                table = True
+            elif table and line.strip().startswith("Grand total"):
+                return names
+            elif table and line.strip():
+                *name, _hosts, success, _error, _no_change = line.split()
+                if success != "-":
+                    names.append(" ".join(name))
+        raise AssertionError(f"no results table in pyinfra output:\n{self.out}")
+
 
 @dataclass
 class Project:

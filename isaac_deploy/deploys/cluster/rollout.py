@@ -33,7 +33,7 @@ from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import sandbox_name
 from isaac_deploy.model.launch import check as check_launch
 from isaac_deploy.model.ledger import Entry, submitted
-from isaac_deploy.model.registries import Registry
+from isaac_deploy.model.registries import Registry, password_of
 from isaac_deploy.model.runs import bookkeeping, logs_tree
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.operations.cluster_image import sandbox_built, sif_built, sif_pulled
@@ -311,7 +311,7 @@ def _image(plan: Rollout, cluster: ClusterConfig, paths: ClusterPaths) -> str:
             reference=f"{repository}:{plan.content_tag}",
             folder=image_dir,
             filename=plan.sif,
-            credentials=_registry_credentials(cluster, source),
+            credentials=_registry_credentials(source),
             credentials_file=posixpath.join(
                 home, ".config", "isaac-deploy", "registries", f"{source.name}.env"
             ),
@@ -350,19 +350,14 @@ def _mounts(cluster: ClusterConfig, mounts: list[ClusterMount], env: dict) -> tu
     return tuple(binds)
 
 
-def _registry_credentials(cluster: ClusterConfig, registry: Registry) -> HiddenValue | None:
-    """The registry's user and password (from this workstation's environment) as the lines of
-    an env file for ``apptainer build``; ``None`` when the registry has no
-    ``username``/``password_env`` (the login node's own ``apptainer registry login`` is used)."""
-    if not registry.password_env:
+def _registry_credentials(registry: Registry) -> HiddenValue | None:
+    """The registry's user and password (from this workstation: ``password_env`` or the 0600
+    ``password_file``) as the lines of an env file for ``apptainer build``; ``None`` when the
+    registry has no login of its own (the login node's own ``apptainer registry login`` is
+    used)."""
+    password = password_of(registry, os.environ)
+    if password is None:
         return None
-    password = os.environ.get(registry.password_env, "")
-    if not password:
-        raise ConfigError(
-            f"{cluster.name}: {KEY}[image_registry]",
-            f"${registry.password_env} (password of registry {registry.name}) "
-            "is not set in this shell",
-        )
     user, secret = env_quote(registry.username, "username"), env_quote(password, "password")
     return HiddenValue(f"APPTAINER_DOCKER_USERNAME={user}\nAPPTAINER_DOCKER_PASSWORD={secret}\n")
 
