@@ -20,6 +20,7 @@ from isaac_deploy.deploys.cluster.plan import (
     standing_by,
     this_cluster,
 )
+from isaac_deploy.deploys.cluster.sweep import sweep_job
 from isaac_deploy.facts.cluster import ClusterEnv, SnapshotDigest
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, path_variables, resolve
 from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
@@ -150,26 +151,29 @@ def _job(
         ext_path=plan.config.docker_ext_path,
         isaacsim_root=plan.config.isaacsim_root,
     )
-    job_submitted(
-        name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
-        entry=Entry(
-            run_key=plan.run_key,
-            job_id="",
-            scheduler=cluster.scheduler,
-            commit=plan.commit,
-            image=plan.image_id,
-            snapshot=job.code_dir,
-            args=plan.args,
-            time=plan.time,
-            job_name=job.job_name,
-        ),
-        script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
-        ledger=ledger,
-        resubmit=plan.resubmit,
-        # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
-        # the persistent logs tree is bound inside the container
-        directories=(book, posixpath.join(job.code_dir, "logs")),
-    )
+    if plan.sweep is not None:
+        sweep_job(plan, cluster, replace(job, sweep=plan.sweep), ledger, resources)
+    else:
+        job_submitted(
+            name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
+            entry=Entry(
+                run_key=plan.run_key,
+                job_id="",
+                scheduler=cluster.scheduler,
+                commit=plan.commit,
+                image=plan.image_id,
+                snapshot=job.code_dir,
+                args=plan.args,
+                time=plan.time,
+                job_name=job.job_name,
+            ),
+            script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
+            ledger=ledger,
+            resubmit=plan.resubmit,
+            # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
+            # the persistent logs tree is bound inside the container
+            directories=(book, posixpath.join(job.code_dir, "logs")),
+        )
     snapshots_pruned(
         name=f"{cluster.name}: old code snapshots",
         snapshots=snapshots,
