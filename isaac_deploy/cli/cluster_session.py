@@ -53,8 +53,8 @@ ACTIVE = {
     "pbs": 'qstat -f -F json "$1" 2>/dev/null | grep -Eq \'"job_state":[[:space:]]*"[^FXM]"\'',
 }
 # $1 job id, $2 log file: the log from its start, followed while the job is queued or running
-FOLLOW = """watch() {{ while {active}; do sleep 2; done; }}
-watch "$1" & waiter=$!
+FOLLOW = """until_ended() {{ while {active}; do sleep 2; done; }}
+until_ended "$1" & waiter=$!
 trap 'kill $waiter 2>/dev/null' EXIT HUP INT TERM
 tail -n +1 -s 1 -F --pid=$waiter -- "$2" 2>/dev/null
 """

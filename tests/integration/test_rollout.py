@@ -1379,3 +1379,180 @@ def test_the_stand_in_loses_a_relative_run_as_apptainer_did_with_the_old_job_fla
             "rm -rf ~/.cache/ov ~/.cache/pip ~/.cache/nvidia ~/.nv ~/.nvidia-omniverse "
             f"~/.local/share/ov ~/Documents {code} {logs}"
         )
+
+
+# ------------------------------------------- issue #16: sweeps, cluster logs -f, cluster shell
+SWEEP_RUNS = [  # hostile arguments, each element's own; train.py records them in args.json
+    ['it\'s "quoted" $(touch /tmp/pwned-sweep)'],
+    ["semi;colon && two  spaces *", "--fail"],
+]
+
+
+def cli_env(lab) -> dict:
+    return {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
+
+
+def isaac(project, lab, *argv: str, inventory: str) -> subprocess.CompletedProcess:
+    command = [str(project.venv_bin / "isaac-deploy"), "cluster", argv[0], "-i", inventory]
+    return subprocess.run(
+        [*command, *argv[1:]], cwd=project.path, capture_output=True, text=True, env=cli_env(lab)
+    )
+
+
+def follow(project, lab, run_key: str, inventory: str) -> subprocess.Popen:
+    """`isaac-deploy cluster logs RUN_KEY -f`, started (not waited for)."""
+    command = [str(project.venv_bin / "isaac-deploy"), "cluster", "logs", "-i", inventory]
+    return subprocess.Popen(
+        [*command, run_key, "-f"],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(lab),
+    )
+
+
+def slurm(login, command: str) -> str:
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login", command]
+    return subprocess.run(ssh, capture_output=True, text=True, check=True).stdout
+
+
+def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(rollout, lab):
+    """`cluster sweep`: 4 elements (a grid of 2 seeds times 2 hostile runs) with a throttle of 2
+    as one Slurm array; a ledger line per element with its exact arguments; a second roll-out
+    submits nothing; one element and a whole sweep cancelled; `cluster logs -f` follows a
+    running element to its end with its exit code (a failing one too); `cluster jobs` shows
+    each element's state and the sweep's counts."""
+    project, login, node, run = rollout
+    assert run("e2e-sweep-setup", [], "--dry").rc == 0  # writes the inventory
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    spec = project.path.parent / "sweep.json"
+    spec.write_text(json.dumps({"runs": SWEEP_RUNS, "throttle": 2}))
+    common = ["--task", "Template-Reach-v0", "--max_iterations", "2"]
+    sweep = ["--file", str(spec), "--grid", "seed=1,2", "--run-key", "e2e-sweep", "--", *common]
+    blocker = hold_both_gpus(["ssh", "-F", login["ssh_config"], "lab-login"])
+    try:
+        first = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert first.returncode == 0, first.stdout + first.stderr
+        records = [e for e in ledger(node) if e["run_key"].startswith("e2e-sweep")]
+        [array] = [e for e in records if e["run_key"] == "e2e-sweep"]
+        job = array["job_id"]
+        elements = {e["run_key"]: e for e in records if e is not array}
+        expected = {
+            f"e2e-sweep.{2 * s + r}": [*common, "--seed", str(s + 1), *SWEEP_RUNS[r]]
+            + ["--run_name", f"e2e-sweep.{2 * s + r}"]
+            for s in range(2)
+            for r in range(2)
+        }
+        assert {k: e["args"] for k, e in elements.items()} == expected
+        assert {e["job_id"] for e in elements.values()} == {f"{job}_{i}" for i in range(4)}
+        # Slurm's own answer: one array of 4 with the throttle, pending behind the blocker
+        info = slurm(login, f"scontrol show job -o {job}")
+        assert "ArrayTaskThrottle=2" in info and "JobState=PENDING" in info, info
+        # a second roll-out of the same sweep submits nothing and writes no line
+        again = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [e for e in ledger(node) if e["run_key"].startswith("e2e-sweep")] == records
+        assert len(slurm_jobs(login, array["job_name"])) == 1
+        # cancel one (pending) element
+        cancel = isaac(project, lab, "jobs", "--cancel", "e2e-sweep.3", inventory=inventory)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        assert "JobState=CANCELLED" in wait(login, f"{job}_3")
+        # a second sweep, cancelled as a whole while pending
+        other = ["--grid", "seed=5,6", "--run-key", "e2e-sweep-b", "--", *common]
+        assert isaac(project, lab, "sweep", *other, inventory=inventory).returncode == 0
+        [b] = [e["job_id"] for e in ledger(node) if e["run_key"] == "e2e-sweep-b"]
+        cancel = isaac(project, lab, "jobs", "--cancel", "e2e-sweep-b", inventory=inventory)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        for index in range(2):
+            assert "JobState=CANCELLED" in wait(login, f"{b}_{index}")
+        # follow two elements from before they start to their end
+        failing, passing = (follow(project, lab, f"e2e-sweep.{i}", inventory) for i in (1, 2))
+    finally:
+        slurm(login, f"scancel {blocker}")
+    out, err = passing.communicate(timeout=180)
+    assert passing.returncode == 0, out + err
+    assert "isaac-deploy sweep e2e-sweep: element 2 (run e2e-sweep.2)" in out
+    assert f"job {job}_2 ended COMPLETED, exit code 0" in err
+    out, err = failing.communicate(timeout=180)
+    assert failing.returncode == 1, out + err
+    assert "element 1 (run e2e-sweep.1)" in out and "ended FAILED, exit code 1" in err
+    assert "JobState=COMPLETED" in wait(login, f"{job}_0")
+    # each element made its own run folder, named by its run key, with its exact arguments
+    for index in (0, 2):
+        [folder] = recorded_runs(node, "e2e-sweep", f"{job}_{index}")
+        assert folder.endswith(f"_e2e-sweep.{index}"), folder
+        recorded = node.file(f"{login['home']}/{TREE}/{folder}/args.json").content_string
+        assert json.loads(recorded)["argv"] == expected[f"e2e-sweep.{index}"]
+    assert not os.path.exists("/tmp/pwned-sweep")
+    # the element's log without -f, and the sweep's key names its elements
+    done = isaac(project, lab, "logs", "e2e-sweep.0", inventory=inventory)
+    assert done.returncode == 0 and "element 0 (run e2e-sweep.0)" in done.stdout, done.stderr
+    whole = isaac(project, lab, "logs", "e2e-sweep", inventory=inventory)
+    assert whole.returncode != 0 and "e2e-sweep.0" in whole.stderr
+    jobs = isaac(project, lab, "jobs", inventory=inventory)
+    listing = jobs.stdout + jobs.stderr
+    rows = {}
+    for line in listing.splitlines():
+        words = line.split()
+        for key in ("e2e-sweep", *expected, "e2e-sweep-b"):
+            if key in words:
+                rows[key] = line
+    assert "2 COMPLETED, 1 FAILED, 1 CANCELLED" in rows["e2e-sweep"], listing
+    assert "FAILED (1)" in rows["e2e-sweep.1"] and "CANCELLED" in rows["e2e-sweep.3"], listing
+    assert "COMPLETED" in rows["e2e-sweep.0"] and "2 CANCELLED" in rows["e2e-sweep-b"], listing
+
+
+def test_cluster_shell_opens_an_allocation_in_the_runs_image_and_code(rollout, lab):
+    """`cluster shell` through a pseudo-terminal: bash in the run's image and code snapshot on
+    an allocation of its own (Slurm lists it while the shell runs), with the job's binds and
+    the W&B key; the shell's exit code is the command's."""
+    import pty
+    import select
+
+    project, login, node, run = rollout
+    assert run("e2e-shell-setup", [], "--dry").rc == 0
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-sweep.0"]
+    argv = [str(project.venv_bin / "isaac-deploy"), "cluster", "shell", "-i", inventory]
+    argv += ["e2e-sweep.0", "--gpus", "1", "--time", "00:05:00"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(argv[0], argv, cli_env(lab))
+    seen = ""
+
+    def until(text: str, seconds: float = 90) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while text not in seen:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"waited for {text!r}; the terminal shows:\n{seen}"
+            seen += os.read(fd, 4096).decode(errors="replace")
+
+    try:
+        until("exit the shell to end it")
+        os.write(fd, b'echo "in:$((6*7)):$PWD:$APPTAINER_CONTAINER:$CUDA_VISIBLE_DEVICES"\n')
+        until("in:42:")
+        line = seen[seen.index("in:42:") :].splitlines()[0]
+        assert line.startswith("in:42:/workspace/lab_ext:"), line
+        image = entry["image"].replace(":", "-")
+        assert f"/isaac/images/{image}.sif:0" in line, line
+        os.write(
+            fd,
+            b'test -f scripts/rsl_rl/train.py && echo "code:$(cat /run/secrets/wandb_api_key)"\n',
+        )
+        until("code:e2e-wandb-secret-1")
+        active = slurm(login, "squeue -h -u $(id -un) -o '%j|%T'").split()
+        names = [line.split("|") for line in active]
+        assert any(n.startswith("lab_ext.e2e-sweep.") and t == "RUNNING" for n, t in names), active
+        os.write(fd, b"exit 3\n")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 3, seen
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert slurm(login, "ls -A ~/.isaac-deploy | grep '^shell' || true") == ""

@@ -399,3 +399,28 @@ def test_the_session_asks_for_the_jobs_resources_and_runs_the_shell(tmp_path, sc
     assert code == 0, out
     assert argv[0] == "exec" and argv[-2:] == ["/opt/isaac-deploy/entrypoint.sh", "bash"]
     assert "/run/secrets/wandb_api_key" in " ".join(argv) and "train.py" not in " ".join(argv)
+
+
+def test_cancelling_an_element_cancels_only_it_and_the_sweep_its_array():
+    from isaac_deploy.model.ledger import Ledger
+    from isaac_deploy.operations.scheduler import job_cancelled
+
+    name = "ext.lr.20261130T2000Z"
+    records = (
+        Entry("lr", "", "slurm", job_name=name, status="pending"),
+        Entry("lr", "40", "slurm", job_name=name),
+        *(Entry(f"lr.{i}", f"40_{i}", "slurm", job_name=name) for i in range(2)),
+    )
+    pending = {f"40_{i}": JobState(f"40_{i}", "PENDING") for i in range(2)}
+    facts = {
+        "LedgerEntries": {"path=/l": Ledger(records)},
+        "JobStates": {
+            "job_ids=('40_1',), scheduler=slurm": pending,
+            "job_ids=('40',), scheduler=slurm": {"40": JobState("40", "PENDING")},
+        },
+        "ActiveJobs": {"scheduler=slurm": {"40": name}},
+    }
+    commands, _ = run_op(job_cancelled, facts, run_key="lr.1", ledger="/l", scheduler="slurm")
+    assert commands == ["scancel 40_1"]
+    commands, _ = run_op(job_cancelled, facts, run_key="lr", ledger="/l", scheduler="slurm")
+    assert commands == ["scancel 40"]
