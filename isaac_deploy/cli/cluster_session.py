@@ -93,7 +93,7 @@ def pick_login(layout: Layout, args: argparse.Namespace) -> Login:
 
 def project_config(layout: Layout, data: dict[str, Any]) -> WorkstationConfig:
     """The extension's settings from the cluster inventory's data (as the roll-out reads them)."""
-    known = {f"isaac_{f.name}" for f in fields(WorkstationConfig)}
+    known = {f"isaac_{f.name}" for f in fields(WorkstationConfig) if f.name != "user"}
     values = {k: v for k, v in data.items() if k in known}
     folder = str(values.get("isaac_extension_folder") or layout.root)
     return WorkstationConfig.from_host_data(
