@@ -111,7 +111,12 @@ class JobStates(FactBase[dict]):
                 " printf '%s\\n' \"$out\"; done; true"
             )
             return StringCommand("set -f; x=-x; for j in", *ids, query)
-        joined = QuoteString(",".join(j for j in job_ids if JOB_ID_RE.match(j)))
+        # an array element (12_3) is asked through its array (12) too: a pending element has no
+        # record of its own for scontrol, and one cancelled while pending never gets one
+        wanted = [j for j in job_ids if JOB_ID_RE.match(j)]
+        arrays = sorted({j.split("_", 1)[0] for j in wanted if "_" in j} - set(wanted))
+        ids = [QuoteString(j) for j in (*wanted, *arrays)]
+        joined = QuoteString(",".join((*wanted, *arrays)))
         sacct = "echo @@isaac:sacct; sacct -n -X -P -o JobID,State,ExitCode -j"
         # a job scontrol forgot (MinJobAge) fails its call: the fact must not fail with it
         scontrol = '; do scontrol show job -o "$j" 2>/dev/null; done; true'

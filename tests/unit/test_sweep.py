@@ -424,3 +424,11 @@ def test_cancelling_an_element_cancels_only_it_and_the_sweep_its_array():
     assert commands == ["scancel 40_1"]
     commands, _ = run_op(job_cancelled, facts, run_key="lr", ledger="/l", scheduler="slurm")
     assert commands == ["scancel 40"]
+
+
+def test_array_elements_are_asked_through_their_array_too():
+    from isaac_deploy.facts.scheduler import JobStates
+
+    command = JobStates().command("slurm", ("40_1", "40_3", "7")).get_raw_value()
+    assert "-j 40_1,40_3,7,40 " in command and "for j in 40_1 40_3 7 40 ;" in command
+    assert "40," not in JobStates().command("slurm", ("40",)).get_raw_value()
