@@ -1523,19 +1523,15 @@ def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(r
     assert "COMPLETED" in rows["e2e-sweep.0"] and "2 CANCELLED" in rows["e2e-sweep-b"], listing
 
 
-def test_cluster_shell_opens_an_allocation_in_the_runs_image_and_code(rollout, lab):
-    """`cluster shell` through a pseudo-terminal: bash in the run's image and code snapshot on
-    an allocation of its own (Slurm lists it while the shell runs), with the job's binds and
-    the W&B key; the shell's exit code is the command's."""
+def shell_session(project, lab, inventory: str, run_key: str, gpus: str, during=None):
+    """`cluster shell RUN_KEY` driven through a pseudo-terminal: a command that shows where it
+    runs, one that reads the code and the W&B key, ``during()`` while the session is open, then
+    `exit 3`. Returns the line the first command printed and the command's exit code."""
     import pty
     import select
 
-    project, login, node, run = rollout
-    assert run("e2e-shell-setup", [], "--dry").rc == 0
-    inventory = str(project.path.parent / "cluster_inventory.py")
-    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-sweep.0"]
     argv = [str(project.venv_bin / "isaac-deploy"), "cluster", "shell", "-i", inventory]
-    argv += ["e2e-sweep.0", "--gpus", "1", "--time", "00:05:00"]
+    argv += [run_key, "--gpus", gpus, "--time", "00:05:00"]
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(project.path)
@@ -1555,24 +1551,90 @@ def test_cluster_shell_opens_an_allocation_in_the_runs_image_and_code(rollout, l
         os.write(fd, b'echo "in:$((6*7)):$PWD:$APPTAINER_CONTAINER:$CUDA_VISIBLE_DEVICES"\n')
         until("in:42:")
         line = seen[seen.index("in:42:") :].splitlines()[0]
-        assert line.startswith("in:42:/workspace/lab_ext:"), line
-        image = entry["image"].replace(":", "-")
-        assert f"/isaac/images/{image}.sif:0" in line, line
-        os.write(
-            fd,
-            b'test -f scripts/rsl_rl/train.py && echo "code:$(cat /run/secrets/wandb_api_key)"\n',
-        )
+        code = b'test -f scripts/rsl_rl/train.py && echo "code:$(cat /run/secrets/wandb_api_key)"\n'
+        os.write(fd, code)
         until("code:e2e-wandb-secret-1")
-        active = slurm(login, "squeue -h -u $(id -un) -o '%j|%T'").split()
-        names = [line.split("|") for line in active]
-        assert any(n.startswith("lab_ext.e2e-sweep.") and t == "RUNNING" for n, t in names), active
+        if during is not None:
+            during()
         os.write(fd, b"exit 3\n")
         _, status = os.waitpid(pid, 0)
         pid = 0
-        assert os.waitstatus_to_exitcode(status) == 3, seen
+        return line, os.waitstatus_to_exitcode(status)
     finally:
         if pid:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def test_cluster_shell_opens_an_allocation_in_the_runs_image_and_code(rollout, lab):
+    """`cluster shell` through a pseudo-terminal: bash in the run's image and code snapshot on
+    an allocation of its own (Slurm lists it while the shell runs), with the job's binds and
+    the W&B key; the shell's exit code is the command's."""
+    project, login, node, run = rollout
+    assert run("e2e-shell-setup", [], "--dry").rc == 0
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-sweep.0"]
+
+    def allocated() -> None:
+        active = slurm(login, "squeue -h -u $(id -un) -o '%j|%T'").split()
+        names = [line.split("|") for line in active]
+        assert any(n.startswith("lab_ext.e2e-sweep.") and t == "RUNNING" for n, t in names), active
+
+    line, code = shell_session(project, lab, inventory, "e2e-sweep.0", "1", allocated)
+    image = entry["image"].replace(":", "-")
+    assert line.startswith("in:42:/workspace/lab_ext:"), line
+    assert line.endswith(f"/isaac/images/{image}.sif:0"), line  # the allocation's GPU
+    assert code == 3
     assert slurm(login, "ls -A ~/.isaac-deploy | grep '^shell' || true") == ""
+
+
+def test_pbs_sweeps_logs_and_shell_through_the_stand_in(rollout, lab):
+    """The PBS forms through the lab's PBS stand-in (qsub -J, subjob ids, qstat -t, qsub -I):
+    a sweep of 2 with a throttle of 1, a line per subjob, nothing submitted again, `cluster logs
+    -f` of a subjob, `cluster jobs`, and `cluster shell` as an interactive PBS job."""
+    project, login, node, run = rollout
+    settings = {"scheduler": "pbs"}
+    assert run("e2e-pbs-sweep-setup", [], "--dry", settings=settings).rc == 0
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    node.run("rm -f ~/.fake-pbs.log")
+    common = ["--task", "Template-Reach-v0", "--max_iterations", "2", SWEEP_RUNS[0][0]]
+    sweep = ["--grid", "seed=1,2", "--throttle", "1", "--run-key", "e2e-pbs-sweep", "--", *common]
+    for _ in range(2):  # the second roll-out submits nothing
+        done = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert done.returncode == 0, done.stdout + done.stderr
+    records = {e["run_key"]: e for e in ledger(node) if e["run_key"].startswith("e2e-pbs-sweep")}
+    job = records["e2e-pbs-sweep"]["job_id"]
+    assert re.fullmatch(r"\d+\[\]\.labpbs", job), job
+    head = job.split("[")[0]
+    for index in range(2):
+        element = records[f"e2e-pbs-sweep.{index}"]
+        assert element["job_id"] == f"{head}[{index}].labpbs"
+        expected = [*common, "--seed", str(index + 1), "--run_name", f"e2e-pbs-sweep.{index}"]
+        assert element["args"] == expected
+    calls = [json.loads(line) for line in node.run("cat ~/.fake-pbs.log").stdout.splitlines()]
+    assert len([c for c in calls if c["cmd"] == "qsub"]) == 1
+    follow_one = follow(project, lab, "e2e-pbs-sweep.1", inventory)
+    out, err = follow_one.communicate(timeout=180)
+    assert follow_one.returncode == 0, out + err
+    assert "isaac-deploy sweep e2e-pbs-sweep: element 1 (run e2e-pbs-sweep.1)" in out, out
+    assert element_ended(login, head, 0) == element_ended(login, head, 1) == "COMPLETED"
+    answer = json.loads(slurm(login, f"qstat -x -t -f -F json '{job}'"))["Jobs"]
+    parent = answer[job]
+    assert parent["job_state"] == "F" and parent["Exit_status"] == 0, parent
+    assert parent["array_indices_submitted"] == "0-1" and parent["max_run_subjobs"] == 1
+    assert [answer[f"{head}[{i}].labpbs"]["job_state"] for i in range(2)] == ["X", "X"]
+    listing = isaac(project, lab, "jobs", inventory=inventory)
+    rows = {}
+    for line in (listing.stdout + listing.stderr).splitlines():
+        for key in ("e2e-pbs-sweep", "e2e-pbs-sweep.0", "e2e-pbs-sweep.1"):
+            if key in line.split():
+                rows[key] = line
+    assert "2 COMPLETED" in rows["e2e-pbs-sweep"] and "COMPLETED" in rows["e2e-pbs-sweep.1"]
+    line, code = shell_session(project, lab, inventory, "e2e-pbs-sweep.0", "0")
+    assert line.startswith("in:42:/workspace/lab_ext:") and code == 3, line
+    qsub_calls = [json.loads(c) for c in node.run("cat ~/.fake-pbs.log").stdout.splitlines()]
+    [interactive] = [
+        c["argv"] for c in qsub_calls if c["cmd"] == "qsub" and c["argv"][:1] == ["-I"]
+    ]
+    assert "-l" in interactive and interactive[-2] == "/bin/bash", interactive
