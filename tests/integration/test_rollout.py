@@ -1478,7 +1478,13 @@ def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(r
         # cancel one (pending) element
         cancel = isaac(project, lab, "jobs", "--cancel", "e2e-sweep.3", inventory=inventory)
         assert cancel.returncode == 0, cancel.stdout + cancel.stderr
-        assert element_ended(login, job, 3) == "CANCELLED"
+        # Slurm keeps no record of a pending element cancelled alone (neither scontrol nor
+        # sacct): it is gone from the array's pending tasks and never runs
+        from isaac_deploy.facts.scheduler import task_ids
+
+        meta = slurm(login, f"scontrol show job -o {job}").split()
+        tasks = [w.split("=", 1)[1] for w in meta if w.startswith("ArrayTaskId=")]
+        assert tasks and 3 not in task_ids(tasks[0]) and 2 in task_ids(tasks[0]), meta
         # a second sweep, cancelled as a whole while pending
         other = ["--grid", "seed=5,6", "--run-key", "e2e-sweep-b", "--", *common]
         assert isaac(project, lab, "sweep", *other, inventory=inventory).returncode == 0
@@ -1518,8 +1524,13 @@ def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(r
         for key in ("e2e-sweep", *expected, "e2e-sweep-b"):
             if key in words:
                 rows[key] = line
-    assert "2 COMPLETED, 1 FAILED, 1 CANCELLED" in rows["e2e-sweep"], listing
-    assert "FAILED (1)" in rows["e2e-sweep.1"] and "CANCELLED" in rows["e2e-sweep.3"], listing
+    assert "2 COMPLETED, 1 FAILED, 1 ENDED" in rows["e2e-sweep"], listing
+    assert "FAILED (1)" in rows["e2e-sweep.1"] and "ENDED" in rows["e2e-sweep.3"], listing
+    assert node.run(f"ls ~/{TREE}/isaac-deploy/e2e-sweep/").stdout.split() == [
+        f"{name}-{job}_{i}.{ext}"
+        for name, ext in (("job", "out"), ("runs", "txt"))
+        for i in range(3)
+    ]  # element 3 never ran
     assert "COMPLETED" in rows["e2e-sweep.0"] and "2 CANCELLED" in rows["e2e-sweep-b"], listing
 
 
