@@ -1451,7 +1451,8 @@ def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(r
     spec.write_text(json.dumps({"runs": SWEEP_RUNS, "throttle": 2}))
     common = ["--task", "Template-Reach-v0", "--max_iterations", "2"]
     sweep = ["--file", str(spec), "--grid", "seed=1,2", "--run-key", "e2e-sweep", "--", *common]
-    blocker = hold_both_gpus(["ssh", "-F", login["ssh_config"], "lab-login"])
+    # both GPUs held until the sweeps were checked and cancelled (then released: not a sleep)
+    blocker = slurm(login, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 600'")
     try:
         first = isaac(project, lab, "sweep", *sweep, inventory=inventory)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -1495,7 +1496,7 @@ def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(r
         # follow two elements from before they start to their end
         failing, passing = (follow(project, lab, f"e2e-sweep.{i}", inventory) for i in (1, 2))
     finally:
-        slurm(login, f"scancel {blocker}")
+        slurm(login, f"scancel {blocker.strip()}")
     out, err = passing.communicate(timeout=180)
     assert passing.returncode == 0, out + err
     assert "isaac-deploy sweep e2e-sweep: element 2 (run e2e-sweep.2)" in out
