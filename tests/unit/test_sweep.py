@@ -432,3 +432,16 @@ def test_array_elements_are_asked_through_their_array_too():
     command = JobStates().command("slurm", ("40_1", "40_3", "7")).get_raw_value()
     assert "-j 40_1,40_3,7,40 " in command and "for j in 40_1 40_3 7 40 ;" in command
     assert "40," not in JobStates().command("slurm", ("40",)).get_raw_value()
+
+
+def test_the_sweep_reaches_pyinfra_as_one_json_data_item(tmp_path):
+    from isaac_deploy.cli.project import Layout
+
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "cluster.py").write_text("")
+    args = cli("sweep", "--grid", "seed=1,2", "--run-key", "lr", "--", "--task", "$(x) y")
+    argv = cluster_commands.pyinfra_argv(args, Layout(tmp_path, tmp_path))
+    data = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--data")
+    assert json.loads(data["isaac_sweep"]) == {"grid": {"seed": ["1", "2"]}}
+    assert json.loads(data["isaac_job_args"]) == ["--task", "$(x) y"]
+    assert json.loads(data["isaac_run_key"]) == "lr" and argv[-1].endswith("deploy/cluster.py")
