@@ -151,29 +151,34 @@ def _job(
         ext_path=plan.config.docker_ext_path,
         isaacsim_root=plan.config.isaacsim_root,
     )
-    if plan.sweep is not None:
+    if plan.sweep is not None:  # a job array of the sweep's runs instead of one job
         sweep_job(plan, cluster, replace(job, sweep=plan.sweep), ledger, resources)
-    else:
-        job_submitted(
-            name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
-            entry=Entry(
-                run_key=plan.run_key,
-                job_id="",
-                scheduler=cluster.scheduler,
-                commit=plan.commit,
-                image=plan.image_id,
-                snapshot=job.code_dir,
-                args=plan.args,
-                time=plan.time,
-                job_name=job.job_name,
-            ),
-            script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
-            ledger=ledger,
-            resubmit=plan.resubmit,
-            # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
-            # the persistent logs tree is bound inside the container
-            directories=(book, posixpath.join(job.code_dir, "logs")),
-        )
+        _snapshots_pruned(plan, cluster, snapshots, ledger)
+        return
+    job_submitted(
+        name=f"{cluster.name}: job {plan.run_key} ({resources.summary})",
+        entry=Entry(
+            run_key=plan.run_key,
+            job_id="",
+            scheduler=cluster.scheduler,
+            commit=plan.commit,
+            image=plan.image_id,
+            snapshot=job.code_dir,
+            args=plan.args,
+            time=plan.time,
+            job_name=job.job_name,
+        ),
+        script=render_job(TEMPLATES, replace(cluster, resources=resources), job),
+        ledger=ledger,
+        resubmit=plan.resubmit,
+        # the scheduler opens the job log before the job runs; logs/ in the snapshot is where
+        # the persistent logs tree is bound inside the container
+        directories=(book, posixpath.join(job.code_dir, "logs")),
+    )
+    _snapshots_pruned(plan, cluster, snapshots, ledger)
+
+
+def _snapshots_pruned(plan: Rollout, cluster: ClusterConfig, snapshots: str, ledger: str) -> None:
     snapshots_pruned(
         name=f"{cluster.name}: old code snapshots",
         snapshots=snapshots,
