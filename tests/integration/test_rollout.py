@@ -1384,7 +1384,8 @@ def test_the_stand_in_loses_a_relative_run_as_apptainer_did_with_the_old_job_fla
 # ------------------------------------------- issue #16: sweeps, cluster logs -f, cluster shell
 SWEEP_RUNS = [  # hostile arguments, each element's own; train.py records them in args.json
     ['it\'s "quoted" $(touch /tmp/pwned-sweep)'],
-    ["semi;colon && two  spaces *", "--fail"],
+    # --fail explodes the loss in about 20 iterations (the later --max_iterations wins)
+    ["semi;colon && two  spaces *", "--fail", "--max_iterations", "30"],
 ]
 
 
