@@ -293,8 +293,13 @@ def session_job(ssh: Connection, config: WorkstationConfig, run_key: str | None)
     image = sandbox_name(image) if cluster.image_format == "sandbox" else image
     tree = logs_tree(logs_dir, config.extension_name)
     key = str(sweep_of(entry).get("of") or entry.run_key)
-    secret = posixpath.join(env["HOME"], ".config", "isaac-deploy", config.extension_name)
-    has_secret = cluster.wandb_api_key_env or cluster.wandb_api_key_file
+    # the W&B key file as the roll-outs left it (none when no key was given to them)
+    secret = posixpath.join(
+        env["HOME"], ".config", "isaac-deploy", config.extension_name, "wandb_api_key"
+    )
+    has_secret = (cluster.wandb_api_key_env or cluster.wandb_api_key_file) and ssh.run(
+        f"test -f {shlex.quote(secret)} && echo yes || true"
+    ).strip() == "yes"
     return JobSpec(
         run_key=key,
         image=posixpath.join(image_dir, image),
@@ -306,7 +311,7 @@ def session_job(ssh: Connection, config: WorkstationConfig, run_key: str | None)
         extension=config.extension_name,
         planned=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         binds=tuple(m.bind(resolve(m.cluster_path, env, f"mount {m.name}")) for m in mounts),
-        secret_file=posixpath.join(secret, "wandb_api_key") if has_secret else None,
+        secret_file=secret if has_secret else None,
         ext_path=config.docker_ext_path,
         isaacsim_root=config.isaacsim_root,
         interactive=True,

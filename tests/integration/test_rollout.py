@@ -1390,7 +1390,8 @@ SWEEP_RUNS = [  # hostile arguments, each element's own; train.py records them i
 
 
 def cli_env(lab) -> dict:
-    return {**os.environ, "PATH": f"{lab['apptainer_bin']}:{os.environ['PATH']}"}
+    path = f"{lab['apptainer_bin']}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1"}
 
 
 def isaac(project, lab, *argv: str, inventory: str) -> subprocess.CompletedProcess:
