@@ -54,7 +54,10 @@ EXAMPLES = {
     "  isaac-deploy setup --data isaac_provision=check",
     "cluster": "isaac-deploy cluster submit --run-key reach-1 -- --task Template-Reach-v0"
     "\n  isaac-deploy cluster jobs\n  isaac-deploy cluster jobs --cancel reach-1"
-    "\n  isaac-deploy cluster sync --remove",
+    "\n  isaac-deploy cluster sync --remove"
+    "\n  isaac-deploy cluster sweep --run-key seeds --grid seed=1,2,3,4 --throttle 2 -- --task X"
+    "\n  isaac-deploy cluster logs seeds.2 -f"
+    "\n  isaac-deploy cluster shell --gpus 1 --time 01:00:00",
 }
 
 

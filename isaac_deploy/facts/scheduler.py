@@ -111,7 +111,12 @@ class JobStates(FactBase[dict]):
                 " printf '%s\\n' \"$out\"; done; true"
             )
             return StringCommand("set -f; x=-x; for j in", *ids, query)
-        joined = QuoteString(",".join(j for j in job_ids if JOB_ID_RE.match(j)))
+        # an array element (12_3) is asked through its array (12) too: a pending element has no
+        # record of its own for scontrol, and one cancelled while pending never gets one
+        wanted = [j for j in job_ids if JOB_ID_RE.match(j)]
+        arrays = sorted({j.split("_", 1)[0] for j in wanted if "_" in j} - set(wanted))
+        ids = [QuoteString(j) for j in (*wanted, *arrays)]
+        joined = QuoteString(",".join((*wanted, *arrays)))
         sacct = "echo @@isaac:sacct; sacct -n -X -P -o JobID,State,ExitCode -j"
         # a job scontrol forgot (MinJobAge) fails its call: the fact must not fail with it
         scontrol = '; do scontrol show job -o "$j" 2>/dev/null; done; true'
@@ -145,22 +150,51 @@ def _slurm_exit(text: str) -> int | None:
     return code if code else (128 + signal if signal else 0)
 
 
+def task_ids(tasks: str) -> list[int]:
+    """Slurm's array task list (``2``, ``2-3``, ``1,4-8:2``; a ``%N`` throttle left out) as
+    indices; none when it does not parse."""
+    indices: list[int] = []
+    for part in tasks.split("%", 1)[0].split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
+        if not match:
+            return []
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        indices += range(first, last + 1, int(match.group(3) or 1))
+    return indices
+
+
+def slurm_ids(text: str) -> list[str]:
+    """The job ids of one ``sacct`` JobID: ``12``; an array element ``12_3``; the pending rest
+    of an array ``12_[4-7%2]`` as ``12_4`` ... ``12_7``."""
+    match = re.fullmatch(r"(\d+)(?:_(\d+)|_\[([0-9,:%-]+)\])?", text)
+    if not match:
+        return []
+    if match.group(3):
+        return [f"{match.group(1)}_{index}" for index in task_ids(match.group(3))]
+    return [text]
+
+
 def parse_slurm(sacct: list[str], scontrol: list[str]) -> dict[str, JobState]:
-    """``scontrol show job -o`` (recent jobs) wins over ``sacct`` (accounting, older jobs)."""
+    """``scontrol show job -o`` (recent jobs) wins over ``sacct`` (accounting, older jobs). An
+    array's elements also under ``<array id>_<index>``, the id the ledger records for them."""
     states: dict[str, JobState] = {}
     for line in sacct:
         parts = line.strip().split("|")
-        if len(parts) == 3 and parts[0].isdigit():
+        if len(parts) == 3:
             raw = parts[1].split()[0] if parts[1] else ""
-            states[parts[0]] = JobState(
-                parts[0], SLURM_STATES.get(raw, "UNKNOWN"), _slurm_exit(parts[2])
-            )
+            for job in slurm_ids(parts[0]):
+                states[job] = JobState(job, SLURM_STATES.get(raw, "UNKNOWN"), _slurm_exit(parts[2]))
     for line in scontrol:
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
         if "JobId" in fields and "JobState" in fields:
             job = fields["JobId"]
             state = SLURM_STATES.get(fields["JobState"], "UNKNOWN")
-            states[job] = JobState(job, state, _slurm_exit(fields.get("ExitCode", "")))
+            code = _slurm_exit(fields.get("ExitCode", ""))
+            states[job] = JobState(job, state, code)
+            array = fields.get("ArrayJobId", "")
+            for index in task_ids(fields.get("ArrayTaskId", "")) if array.isdigit() else ():
+                states[f"{array}_{index}"] = JobState(f"{array}_{index}", state, code)
     return states
 
 

@@ -279,8 +279,9 @@ def job_cancelled(run_key: str, ledger: str, scheduler: str):
         yield fail("the scheduler could not be asked which jobs are queued or running")
         return
     running = [job for job in jobs if job_active(job, states, active)]
-    # jobs of the run whose ids were never recorded: by the run's job name
-    names = {entry.job_name for entry in records if entry.job_name}
+    # jobs of the run whose ids were never recorded: by the job name of a record without one
+    # (a sweep element's name is its whole array's: never looked up for it)
+    names = {entry.job_name for entry in records if entry.job_name and not entry.job_id}
     seen = {job.split(".", 1)[0] for job in running}
     running += [job for job, name in sorted(active.items()) if name in names and job not in seen]
     if not running:

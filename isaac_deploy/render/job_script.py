@@ -15,6 +15,7 @@ from pathlib import Path
 from isaac_deploy.model.cluster import ClusterConfig
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.runs import BOOKKEEPING, RUN_DEPTH
+from isaac_deploy.model.sweep import Sweep
 from isaac_deploy.render.launch import launch_context
 from isaac_deploy.render.templates import render
 
@@ -23,6 +24,11 @@ from isaac_deploy.render.templates import render
 JOB_NAME_RE = r"[A-Za-z0-9_.-]{1,236}"
 # the scheduler's log of a job, in the run's bookkeeping folder (PBS cannot put the job id in it)
 JOB_LOG = {"slurm": "job-%j.out", "pbs": "job.out"}
+# a sweep element's log: named by its array job id and index (Slurm's %A_%a is the id the ledger
+# records for the element, 1234_2; PBS replaces ^array_index^ in -o)
+SWEEP_LOG = {"slurm": "job-%A_%a.out", "pbs": "job-^array_index^.out"}
+# the variable the scheduler sets to a job array element's index
+ARRAY_INDEX_VARIABLE = {"slurm": "SLURM_ARRAY_TASK_ID", "pbs": "PBS_ARRAY_INDEX"}
 # the variable the scheduler sets to the job's id in the job
 JOB_ID_VARIABLE = {"slurm": "SLURM_JOB_ID", "pbs": "PBS_JOBID"}
 
@@ -46,6 +52,8 @@ class JobSpec:
     ext_path: str = "/workspace/ext_template"
     isaacsim_root: str = "/isaac-sim"
     attempt: int = 1  # the how-manieth start of the run this submission is (resumed after 1)
+    sweep: Sweep | None = None  # a job array: each element runs with its own arguments
+    interactive: bool = False  # the image's shell instead of the entry script (cluster shell)
 
     @property
     def job_name(self) -> str:
@@ -72,6 +80,8 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
             f"{job.job_name!r} (<extension>.<run key>.<plan time>) is not letters, digits, _ . - "
             "of at most 236 characters: use a shorter run key",
         )
+    if job.sweep is not None and len(job.sweep.elements) < 2:
+        raise ConfigError("sweep", "a job array needs at least two elements")
     if any(c in job.output for c in "\n\x00 "):
         raise ConfigError("job output", "must be one path without spaces")
     for what, path in (
@@ -103,4 +113,7 @@ def render_job(templates: Path, cluster: ClusterConfig, job: JobSpec) -> str:
         ext_path=job.ext_path,
         isaacsim_root=job.isaacsim_root,
         **launch_context(cluster, job.attempt),
+        sweep=job.sweep,
+        interactive=job.interactive,
+        index_variable=ARRAY_INDEX_VARIABLE[cluster.scheduler],
     )

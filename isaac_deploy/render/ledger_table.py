@@ -6,6 +6,7 @@ import shlex
 
 from isaac_deploy.model.ledger import Entry, Ledger
 from isaac_deploy.model.runs import same_job
+from isaac_deploy.model.sweep import element_ids
 
 ARGS_WIDTH = 80  # the arguments column is cut here (the ledger keeps them whole)
 
@@ -34,6 +35,9 @@ def state_of(entry: Entry, states: dict, active: dict[str, str] | None) -> str:
     (its outcome was never written: the next roll-out of the run finds its job by name)."""
     if not entry.job_id:
         return "REFUSED" if entry.status == "refused" else "UNRECORDED"
+    size = array_size(entry)
+    if size:
+        return array_state(entry, size, states, active)
     state = states.get(entry.job_id)
     if state is not None:
         code = "" if state.exit_code in (None, 0) or state.active else f" ({state.exit_code})"
@@ -41,6 +45,24 @@ def state_of(entry: Entry, states: dict, active: dict[str, str] | None) -> str:
     if active is None:
         return "UNKNOWN"
     return "ACTIVE" if entry.job_id.split(".", 1)[0] in active else "ENDED"
+
+
+def array_size(entry: Entry) -> int:
+    """How many elements ``entry``'s job array has (0: not a sweep's array job)."""
+    sweep = entry.extra.get("sweep")
+    size = sweep.get("elements") if isinstance(sweep, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+
+
+def array_state(entry: Entry, size: int, states: dict, active: dict[str, str] | None) -> str:
+    """A sweep's array job: how many of its elements are in each state (``2 RUNNING, 1 PENDING,
+    1 COMPLETED``), each element's state as its own line shows it."""
+    counts: dict[str, int] = {}
+    for job in element_ids(entry.job_id, entry.scheduler, size):
+        element = Entry(run_key=entry.run_key, job_id=job, scheduler=entry.scheduler)
+        state = state_of(element, states, active).split(" ", 1)[0]
+        counts[state] = counts.get(state, 0) + 1
+    return ", ".join(f"{count} {state}" for state, count in counts.items())
 
 
 def run_folders(entry: Entry, records: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:

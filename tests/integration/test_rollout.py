@@ -1386,3 +1386,280 @@ def test_the_stand_in_loses_a_relative_run_as_apptainer_did_with_the_old_job_fla
             "rm -rf ~/.cache/ov ~/.cache/pip ~/.cache/nvidia ~/.nv ~/.nvidia-omniverse "
             f"~/.local/share/ov ~/Documents {code} {logs}"
         )
+
+
+# ------------------------------------------- issue #16: sweeps, cluster logs -f, cluster shell
+SWEEP_RUNS = [  # hostile arguments, each element's own; train.py records them in args.json
+    ['it\'s "quoted" $(touch /tmp/pwned-sweep)'],
+    # --fail explodes the loss in about 20 iterations (the later --max_iterations wins)
+    ["semi;colon && two  spaces *", "--fail", "--max_iterations", "30"],
+]
+
+
+def cli_env(lab) -> dict:
+    path = f"{lab['apptainer_bin']}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "ROLLOUT_WANDB_KEY": "e2e-wandb-secret-1"}
+
+
+def isaac(project, lab, *argv: str, inventory: str) -> subprocess.CompletedProcess:
+    command = [str(project.venv_bin / "isaac-deploy"), "cluster", argv[0], "-i", inventory]
+    return subprocess.run(
+        [*command, *argv[1:]], cwd=project.path, capture_output=True, text=True, env=cli_env(lab)
+    )
+
+
+def follow(project, lab, run_key: str, inventory: str) -> subprocess.Popen:
+    """`isaac-deploy cluster logs RUN_KEY -f`, started (not waited for)."""
+    command = [str(project.venv_bin / "isaac-deploy"), "cluster", "logs", "-i", inventory]
+    return subprocess.Popen(
+        [*command, run_key, "-f"],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(lab),
+    )
+
+
+def slurm(login, command: str) -> str:
+    ssh = ["ssh", "-F", login["ssh_config"], "lab-login", command]
+    return subprocess.run(ssh, capture_output=True, text=True, check=True).stdout
+
+
+def element_ended(login, array: str, index: int) -> str:
+    """The state of element ``index`` of array job ``array`` once it ended, by Slurm's
+    accounting (a pending element cancelled has no job record of its own for scontrol)."""
+    from isaac_deploy.facts.scheduler import slurm_ids
+
+    deadline = time.monotonic() + 120
+    while True:
+        out = slurm(login, f"sacct -n -X -P -j {array} -o JobID,State")
+        states = {
+            job: state.split()[0]
+            for line in out.splitlines()
+            for job in slurm_ids(line.split("|")[0])
+            for state in [line.split("|")[1]]
+        }
+        state = states.get(f"{array}_{index}", "")
+        if state and state not in ("PENDING", "RUNNING", "REQUEUED", "COMPLETING"):
+            return state
+        assert time.monotonic() < deadline, out
+        time.sleep(0.5)
+
+
+def test_a_sweep_is_one_job_array_each_element_with_its_arguments_line_and_run(rollout, lab):
+    """`cluster sweep`: 4 elements (a grid of 2 seeds times 2 hostile runs) with a throttle of 2
+    as one Slurm array; a ledger line per element with its exact arguments; a second roll-out
+    submits nothing; one element and a whole sweep cancelled; `cluster logs -f` follows a
+    running element to its end with its exit code (a failing one too); `cluster jobs` shows
+    each element's state and the sweep's counts."""
+    project, login, node, run = rollout
+    assert run("e2e-sweep-setup", [], "--dry").rc == 0  # writes the inventory
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    spec = project.path.parent / "sweep.json"
+    spec.write_text(json.dumps({"runs": SWEEP_RUNS, "throttle": 2}))
+    common = ["--task", "Template-Reach-v0", "--max_iterations", "2"]
+    sweep = ["--file", str(spec), "--grid", "seed=1,2", "--run-key", "e2e-sweep", "--", *common]
+    # both GPUs held until the sweeps were checked and cancelled (then released: not a sleep)
+    blocker = slurm(login, "cd /tmp && sbatch --parsable --gpus=2 -o /dev/null --wrap 'sleep 600'")
+    try:
+        first = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert first.returncode == 0, first.stdout + first.stderr
+        records = [e for e in ledger(node) if e["run_key"].startswith("e2e-sweep")]
+        [array] = [e for e in records if e["run_key"] == "e2e-sweep"]
+        job = array["job_id"]
+        elements = {e["run_key"]: e for e in records if e is not array}
+        expected = {
+            f"e2e-sweep.{2 * s + r}": [*common, "--seed", str(s + 1), *SWEEP_RUNS[r]]
+            + ["--run_name", f"e2e-sweep.{2 * s + r}"]
+            for s in range(2)
+            for r in range(2)
+        }
+        assert {k: e["args"] for k, e in elements.items()} == expected
+        assert {e["job_id"] for e in elements.values()} == {f"{job}_{i}" for i in range(4)}
+        # Slurm's own answer: one array of 4 with the throttle, pending behind the blocker
+        info = slurm(login, f"scontrol show job -o {job}")
+        assert "ArrayTaskThrottle=2" in info and "JobState=PENDING" in info, info
+        # a second roll-out of the same sweep submits nothing and writes no line
+        again = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [e for e in ledger(node) if e["run_key"].startswith("e2e-sweep")] == records
+        assert {j.split("_")[0] for j in slurm_jobs(login, array["job_name"])} == {job}
+        # cancel one (pending) element
+        cancel = isaac(project, lab, "jobs", "--cancel", "e2e-sweep.3", inventory=inventory)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        # Slurm keeps no record of a pending element cancelled alone (neither scontrol nor
+        # sacct): it is gone from the array's pending tasks and never runs
+        from isaac_deploy.facts.scheduler import task_ids
+
+        meta = slurm(login, f"scontrol show job -o {job}").split()
+        tasks = [w.split("=", 1)[1] for w in meta if w.startswith("ArrayTaskId=")]
+        assert tasks and 3 not in task_ids(tasks[0]) and 2 in task_ids(tasks[0]), meta
+        # a second sweep, cancelled as a whole while pending
+        other = ["--grid", "seed=5,6", "--run-key", "e2e-sweep-b", "--", *common]
+        assert isaac(project, lab, "sweep", *other, inventory=inventory).returncode == 0
+        [b] = [e["job_id"] for e in ledger(node) if e["run_key"] == "e2e-sweep-b"]
+        cancel = isaac(project, lab, "jobs", "--cancel", "e2e-sweep-b", inventory=inventory)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        assert [element_ended(login, b, index) for index in range(2)] == ["CANCELLED"] * 2
+        # follow two elements from before they start to their end
+        failing, passing = (follow(project, lab, f"e2e-sweep.{i}", inventory) for i in (1, 2))
+    finally:
+        slurm(login, f"scancel {blocker.strip()}")
+    out, err = passing.communicate(timeout=180)
+    assert passing.returncode == 0, out + err
+    assert "isaac-deploy sweep e2e-sweep: element 2 (run e2e-sweep.2)" in out
+    assert f"job {job}_2 ended COMPLETED, exit code 0" in err
+    out, err = failing.communicate(timeout=180)
+    assert failing.returncode == 1, out + err
+    assert "element 1 (run e2e-sweep.1)" in out and "ended FAILED, exit code 1" in err
+    assert element_ended(login, job, 0) == "COMPLETED"
+    # each element made its own run folder, named by its run key, with its exact arguments (an
+    # element's record may also name the folder of one that ran beside it, as for any two jobs)
+    for index in (0, 2):
+        recorded = recorded_runs(node, "e2e-sweep", f"{job}_{index}")
+        [folder] = [f for f in recorded if f.endswith(f"_e2e-sweep.{index}")]
+        recorded = node.file(f"{login['home']}/{TREE}/{folder}/args.json").content_string
+        assert json.loads(recorded)["argv"] == expected[f"e2e-sweep.{index}"]
+    assert not os.path.exists("/tmp/pwned-sweep")
+    # the element's log without -f, and the sweep's key names its elements
+    done = isaac(project, lab, "logs", "e2e-sweep.0", inventory=inventory)
+    assert done.returncode == 0 and "element 0 (run e2e-sweep.0)" in done.stdout, done.stderr
+    whole = isaac(project, lab, "logs", "e2e-sweep", inventory=inventory)
+    assert whole.returncode != 0 and "e2e-sweep.0" in whole.stderr
+    jobs = isaac(project, lab, "jobs", inventory=inventory)
+    listing = jobs.stdout + jobs.stderr
+    rows = {}
+    for line in listing.splitlines():
+        words = line.split()
+        for key in ("e2e-sweep", *expected, "e2e-sweep-b"):
+            if key in words:
+                rows[key] = line
+    assert "2 COMPLETED, 1 FAILED, 1 ENDED" in rows["e2e-sweep"], listing
+    assert "FAILED (1)" in rows["e2e-sweep.1"] and "ENDED" in rows["e2e-sweep.3"], listing
+    assert node.run(f"ls ~/{TREE}/isaac-deploy/e2e-sweep/").stdout.split() == [
+        f"{name}-{job}_{i}.{ext}"
+        for name, ext in (("job", "out"), ("runs", "txt"))
+        for i in range(3)
+    ]  # element 3 never ran
+    assert "COMPLETED" in rows["e2e-sweep.0"] and "2 CANCELLED" in rows["e2e-sweep-b"], listing
+
+
+def shell_session(project, lab, inventory: str, run_key: str, gpus: str, during=None):
+    """`cluster shell RUN_KEY` driven through a pseudo-terminal: a command that shows where it
+    runs, one that reads the code and the W&B key, ``during()`` while the session is open, then
+    `exit 3`. Returns the line the first command printed and the command's exit code."""
+    import pty
+    import select
+
+    argv = [str(project.venv_bin / "isaac-deploy"), "cluster", "shell", "-i", inventory]
+    argv += [run_key, "--gpus", gpus, "--time", "00:05:00"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(project.path)
+        os.execve(argv[0], argv, cli_env(lab))
+    seen = ""
+
+    def until(text: str, seconds: float = 90) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while text not in seen:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"waited for {text!r}; the terminal shows:\n{seen}"
+            try:
+                seen += os.read(fd, 4096).decode(errors="replace")
+            except OSError:
+                raise AssertionError(f"the terminal closed before {text!r}:\n{seen}") from None
+
+    try:
+        until("exit the shell to end it")
+        os.write(fd, b'echo "in:$((6*7)):$PWD:$APPTAINER_CONTAINER:$CUDA_VISIBLE_DEVICES"\n')
+        until("in:42:")
+        line = seen[seen.index("in:42:") :].splitlines()[0]
+        code = b'test -f scripts/rsl_rl/train.py && echo "code:$(cat /run/secrets/wandb_api_key)"\n'
+        os.write(fd, code)
+        until("code:e2e-wandb-secret-1")
+        if during is not None:
+            during()
+        os.write(fd, b"exit 3\n")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        return line, os.waitstatus_to_exitcode(status)
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_cluster_shell_opens_an_allocation_in_the_runs_image_and_code(rollout, lab):
+    """`cluster shell` through a pseudo-terminal: bash in the run's image and code snapshot on
+    an allocation of its own (Slurm lists it while the shell runs), with the job's binds and
+    the W&B key; the shell's exit code is the command's."""
+    project, login, node, run = rollout
+    assert run("e2e-shell-setup", [], "--dry").rc == 0
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    [entry] = [e for e in ledger(node) if e["run_key"] == "e2e-sweep.0"]
+
+    def allocated() -> None:
+        active = slurm(login, "squeue -h -u $(id -un) -o '%j|%T'").split()
+        names = [line.split("|") for line in active]
+        assert any(n.startswith("lab_ext.e2e-sweep.") and t == "RUNNING" for n, t in names), active
+
+    line, code = shell_session(project, lab, inventory, "e2e-sweep.0", "1", allocated)
+    image = entry["image"].replace(":", "-")
+    assert line.startswith("in:42:/workspace/lab_ext:"), line
+    assert line.endswith(f"/isaac/images/{image}.sif:0"), line  # the allocation's GPU
+    assert code == 3
+    assert slurm(login, "ls -A ~/.isaac-deploy | grep '^shell' || true") == ""
+
+
+def test_pbs_sweeps_logs_and_shell_through_the_stand_in(rollout, lab):
+    """The PBS forms through the lab's PBS stand-in (qsub -J, subjob ids, qstat -t, qsub -I):
+    a sweep of 2 with a throttle of 1, a line per subjob, nothing submitted again, `cluster logs
+    -f` of a subjob, `cluster jobs`, and `cluster shell` as an interactive PBS job."""
+    project, login, node, run = rollout
+    settings = {"scheduler": "pbs"}
+    assert run("e2e-pbs-sweep-setup", [], "--dry", settings=settings).rc == 0
+    inventory = str(project.path.parent / "cluster_inventory.py")
+    node.run("rm -f ~/.fake-pbs.log")
+    common = ["--task", "Template-Reach-v0", "--max_iterations", "2", SWEEP_RUNS[0][0]]
+    sweep = ["--grid", "seed=1,2", "--throttle", "1", "--run-key", "e2e-pbs-sweep", "--", *common]
+    for _ in range(2):  # the second roll-out submits nothing
+        done = isaac(project, lab, "sweep", *sweep, inventory=inventory)
+        assert done.returncode == 0, done.stdout + done.stderr
+    records = {e["run_key"]: e for e in ledger(node) if e["run_key"].startswith("e2e-pbs-sweep")}
+    job = records["e2e-pbs-sweep"]["job_id"]
+    assert re.fullmatch(r"\d+\[\]\.labpbs", job), job
+    head = job.split("[")[0]
+    for index in range(2):
+        element = records[f"e2e-pbs-sweep.{index}"]
+        assert element["job_id"] == f"{head}[{index}].labpbs"
+        expected = [*common, "--seed", str(index + 1), "--run_name", f"e2e-pbs-sweep.{index}"]
+        assert element["args"] == expected
+    calls = [json.loads(line) for line in node.run("cat ~/.fake-pbs.log").stdout.splitlines()]
+    assert len([c for c in calls if c["cmd"] == "qsub"]) == 1
+    follow_one = follow(project, lab, "e2e-pbs-sweep.1", inventory)
+    out, err = follow_one.communicate(timeout=180)
+    assert follow_one.returncode == 0, out + err
+    assert "isaac-deploy sweep e2e-pbs-sweep: element 1 (run e2e-pbs-sweep.1)" in out, out
+    assert element_ended(login, head, 0) == element_ended(login, head, 1) == "COMPLETED"
+    answer = json.loads(slurm(login, f"qstat -x -t -f -F json '{job}'"))["Jobs"]
+    parent = answer[job]
+    assert parent["job_state"] == "F" and parent["Exit_status"] == 0, parent
+    assert parent["array_indices_submitted"] == "0-1" and parent["max_run_subjobs"] == 1
+    assert [answer[f"{head}[{i}].labpbs"]["job_state"] for i in range(2)] == ["X", "X"]
+    listing = isaac(project, lab, "jobs", inventory=inventory)
+    rows = {}
+    for line in (listing.stdout + listing.stderr).splitlines():
+        for key in ("e2e-pbs-sweep", "e2e-pbs-sweep.0", "e2e-pbs-sweep.1"):
+            if key in line.split():
+                rows[key] = line
+    assert "2 COMPLETED" in rows["e2e-pbs-sweep"] and "COMPLETED" in rows["e2e-pbs-sweep.1"]
+    line, code = shell_session(project, lab, inventory, "e2e-pbs-sweep.0", "0")
+    assert line.startswith("in:42:/workspace/lab_ext:") and code == 3, line
+    qsub_calls = [json.loads(c) for c in node.run("cat ~/.fake-pbs.log").stdout.splitlines()]
+    [interactive] = [
+        c["argv"] for c in qsub_calls if c["cmd"] == "qsub" and c["argv"][:1] == ["-I"]
+    ]
+    assert "-l" in interactive and interactive[-2] == "/bin/bash", interactive

@@ -5,6 +5,7 @@ nodes acts for it. Checked before the first operation, so bad input stops with o
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 import shlex
@@ -29,6 +30,7 @@ from isaac_deploy.model.images import INPUTS_LABEL, image_build, sif_name
 from isaac_deploy.model.ledger import check_run_key
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.registries import Registry
+from isaac_deploy.model.sweep import Sweep, parse_sweep
 from isaac_deploy.model.workstation import WorkstationConfig
 from isaac_deploy.policy.checks import check_apptainer
 from isaac_deploy.policy.images import image_inputs
@@ -41,6 +43,7 @@ WORKSTATION_KEYS = (
     "isaac_run_key",
     "isaac_job_args",
     "isaac_job_resources",
+    "isaac_sweep",
     "isaac_resubmit",
     "isaac_submit",
     "isaac_sif_cache",
@@ -81,6 +84,7 @@ class Rollout:
     push: PushPlan | None = None  # registries some clusters build the image from
     # this submission's walltime, gpus, partition (isaac-deploy cluster submit --time ...)
     resources: dict[str, str] = field(default_factory=dict)
+    sweep: Sweep | None = None  # isaac-deploy cluster sweep: a job array instead of one job
 
     @property
     def content_tag(self) -> str:
@@ -164,7 +168,13 @@ def load(project_root: str | Path) -> Rollout:
     args = job_args(raw.get("isaac_job_args"))
     commit = local.commit(config.extension_folder)
     code = context_digest(config.extension_folder, config.image_paths)["digest"]
-    run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, args, code)))
+    sweep_raw = raw.get("isaac_sweep") or None
+    # a sweep's default run key hashes its declaration too: another grid, another sweep
+    keyed = (
+        args if sweep_raw is None else (*args, "isaac_sweep", json.dumps(sweep_raw, sort_keys=True))
+    )
+    run_key = check_run_key(str(raw.get("isaac_run_key") or default_run_key(commit, keyed, code)))
+    sweep = None if sweep_raw is None else parse_sweep("isaac_sweep", sweep_raw, run_key, args)
     cache = str(raw.get("isaac_sif_cache") or Path.home() / ".cache" / "isaac-deploy" / "sif")
     build_sif, push = delivery(project_root, raw, image, sif_name(found), cache)
     mounts_file = Path(paths.mount_config(config.extension_folder))
@@ -186,6 +196,7 @@ def load(project_root: str | Path) -> Rollout:
         build_sif=build_sif,
         push=push,
         resources=parse_overrides("isaac_job_resources", raw.get("isaac_job_resources")),
+        sweep=sweep,
     )
 
 

@@ -23,6 +23,7 @@ from isaac_deploy.deploys.cluster.plan import (
     standing_by,
     this_cluster,
 )
+from isaac_deploy.deploys.cluster.sweep import sweep_job
 from isaac_deploy.facts.attempts import Attempts
 from isaac_deploy.facts.cluster import ClusterEnv, SnapshotDigest
 from isaac_deploy.facts.ledger import LedgerEntries
@@ -204,6 +205,12 @@ def _job(
     )
     tree = logs_tree(paths.logs_dir, plan.config.extension_name)
     book = bookkeeping(tree, plan.run_key)
+    if plan.sweep is not None and launch.continues:
+        raise ConfigError(
+            f"{cluster.name}: {KEY}[launch][attempts]",
+            "a sweep's elements are not started again after the warning: set attempts to 1 "
+            "for the sweep (--data) or submit its runs one by one",
+        )
     resumed = _continuation(submitting, ledger, tree, plan.run_key) if launch.continues else None
     job = JobSpec(
         run_key=plan.run_key,
@@ -222,6 +229,10 @@ def _job(
         isaacsim_root=plan.config.isaacsim_root,
         attempt=resumed.attempt if resumed else 1,
     )
+    if plan.sweep is not None:  # a job array of the sweep's runs instead of one job
+        sweep_job(plan, submitting, replace(job, sweep=plan.sweep), ledger)
+        _snapshots_pruned(plan, cluster, snapshots, ledger)
+        return
     job_submitted(
         name=f"{cluster.name}: job {plan.run_key} ({_launch_summary(submitting, resumed)})",
         entry=Entry(
@@ -244,6 +255,10 @@ def _job(
         # the persistent logs tree is bound inside the container
         directories=(book, posixpath.join(job.code_dir, "logs")),
     )
+    _snapshots_pruned(plan, cluster, snapshots, ledger)
+
+
+def _snapshots_pruned(plan: Rollout, cluster: ClusterConfig, snapshots: str, ledger: str) -> None:
     snapshots_pruned(
         name=f"{cluster.name}: old code snapshots",
         snapshots=snapshots,
