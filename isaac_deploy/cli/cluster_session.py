@@ -319,16 +319,23 @@ def session_job(ssh: Connection, config: WorkstationConfig, run_key: str | None)
     )
 
 
+def session_cluster(cluster: ClusterConfig, walltime: str | None, gpus: Any) -> ClusterConfig:
+    """``cluster`` as an interactive session asks for it: its jobs' resources with the session's
+    wall time and GPUs, on one node, neither warned before the wall time nor requeued (a shell
+    is no training: the launch settings are the jobs')."""
+    overrides = {"walltime": walltime or SESSION_WALLTIME, "gpus": gpus}
+    resources = cluster.resources.override(
+        "cluster shell", {k: v for k, v in overrides.items() if v}, cluster.scheduler
+    )
+    return replace(cluster, resources=replace(resources, nodes=1), launch=Launch())
+
+
 def shell(layout: Layout, args: argparse.Namespace) -> int:
     login = pick_login(layout, args)
     cluster = login.cluster
     config = project_config(layout, login.data)
-    overrides = {"walltime": args.time or SESSION_WALLTIME, "gpus": args.gpus}
-    resources = cluster.resources.override(
-        "cluster shell", {k: v for k, v in overrides.items() if v}, cluster.scheduler
-    )
-    # one node, neither warned before its wall time nor requeued: a shell is no training
-    allocation = replace(cluster, resources=replace(resources, nodes=1), launch=Launch())
+    allocation = session_cluster(cluster, args.time, args.gpus)
+    resources = allocation.resources
     with connected(login) as ssh:
         job = session_job(ssh, config, args.run_key)
         script = render_job(TEMPLATES, allocation, job)

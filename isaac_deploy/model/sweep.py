@@ -34,6 +34,7 @@ from typing import Any
 
 from isaac_deploy.model import validate as v
 from isaac_deploy.model.errors import ConfigError
+from isaac_deploy.model.launch import Launch
 from isaac_deploy.model.ledger import check_run_key
 
 KEYS = ("args", "grid", "runs", "throttle", "run_name_option")
@@ -157,6 +158,18 @@ def parse_sweep(key: str, raw: Any, run_key: str, common: tuple[str, ...] = ()) 
             words += (option, sweep.element_key(index))
         elements.append(words)
     return Sweep(sweep.key, tuple(elements), sweep.throttle)
+
+
+def check_launch(key: str, launch: Launch) -> None:
+    """A sweep's elements run once: a launch that starts warned jobs again (``attempts`` > 1)
+    is refused for a sweep, in one line (its elements share the sweep's bookkeeping folder, where
+    a resumed run finds its checkpoint)."""
+    if launch.continues:
+        raise ConfigError(
+            f"{key}[attempts]",
+            "a sweep's elements are not started again after the warning: set attempts to 1 "
+            "for the sweep (--data) or submit its runs one by one",
+        )
 
 
 def parse_grid_option(text: str) -> tuple[str, list[str]]:

@@ -401,6 +401,29 @@ def test_the_session_asks_for_the_jobs_resources_and_runs_the_shell(tmp_path, sc
     assert "/run/secrets/wandb_api_key" in " ".join(argv) and "train.py" not in " ".join(argv)
 
 
+def test_a_sweep_refuses_a_launch_that_starts_warned_jobs_again():
+    from isaac_deploy.model.launch import Launch
+    from isaac_deploy.model.sweep import check_launch
+
+    check_launch("c", Launch(signal=50))  # warned once: each element checkpoints, that is all
+    with pytest.raises(ConfigError, match=r"c\[attempts\]: a sweep's elements are not started"):
+        check_launch("c", Launch(signal=50, attempts=2))
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_a_session_of_a_cluster_whose_jobs_are_warned_and_span_nodes_is_one_plain_node(scheduler):
+    launch = {"launcher": "torchrun", "signal": 50, "attempts": 3}
+    raw = {**CLUSTER, "scheduler": scheduler, "launch": launch}
+    raw["resources"] = {**CLUSTER["resources"], "nodes": 2}
+    cluster = cluster_session.session_cluster(ClusterConfig.parse("c", raw), "00:30:00", 1)
+    script = render_job(ROOT / "templates", cluster, job(interactive=True, args=()))
+    options = " ".join(cluster_session.session_options(cluster, script))
+    for word in ("--signal", "--requeue", "--nodes", "--ntasks-per-node", "place=scatter"):
+        assert word not in options
+    assert "trap warned" not in script and "scontrol requeue" not in script
+    assert ("--time=00:30:00" if scheduler == "slurm" else "walltime=00:30:00") in options
+
+
 def test_cancelling_an_element_cancels_only_it_and_the_sweep_its_array():
     from isaac_deploy.model.ledger import Ledger
     from isaac_deploy.operations.scheduler import job_cancelled

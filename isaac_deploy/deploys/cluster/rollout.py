@@ -36,6 +36,7 @@ from isaac_deploy.model.launch import check as check_launch
 from isaac_deploy.model.ledger import Entry, submitted
 from isaac_deploy.model.registries import Registry, password_of
 from isaac_deploy.model.runs import bookkeeping, logs_tree
+from isaac_deploy.model.sweep import check_launch as check_sweep_launch
 from isaac_deploy.operations import files as file_ops
 from isaac_deploy.operations.cluster_image import sandbox_built, sif_built, sif_pulled
 from isaac_deploy.operations.code import snapshot_refusal, snapshot_synced, snapshots_pruned
@@ -205,12 +206,8 @@ def _job(
     )
     tree = logs_tree(paths.logs_dir, plan.config.extension_name)
     book = bookkeeping(tree, plan.run_key)
-    if plan.sweep is not None and launch.continues:
-        raise ConfigError(
-            f"{cluster.name}: {KEY}[launch][attempts]",
-            "a sweep's elements are not started again after the warning: set attempts to 1 "
-            "for the sweep (--data) or submit its runs one by one",
-        )
+    if plan.sweep is not None:
+        check_sweep_launch(f"{cluster.name}: {KEY}[launch]", launch)
     resumed = _continuation(submitting, ledger, tree, plan.run_key) if launch.continues else None
     job = JobSpec(
         run_key=plan.run_key,
