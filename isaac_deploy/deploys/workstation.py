@@ -377,6 +377,18 @@ def _nvidia_container_toolkit(ws: Workstation) -> None:
     docker_ops.nvidia_runtime(name="nvidia runtime in Docker", toolkit=ws.toolkit, **ws.admin)
 
 
+def _ignored_folder(name: str, path: str, mode: str, why: str) -> None:
+    """A folder of the project that git ignores by a ``.gitignore`` of its own (``*``): the
+    user's ``.gitignore`` is never edited."""
+    files.directory(name=name, path=path, mode=mode, present=True)
+    files.put(
+        name=f"Its .gitignore ({why})",
+        src=StringIO(paths.STATE_GITIGNORE),
+        dest=posixpath.join(path, ".gitignore"),
+        mode="644",
+    )
+
+
 @deploy("Project files: env files, secrets, override (in .isaac-deploy/state/)")
 def project_files(ws: Workstation) -> None:
     config = ws.config
@@ -384,13 +396,8 @@ def project_files(ws: Workstation) -> None:
         name="Extension logs folder", path=posixpath.join(ws.folder, "logs"), present=True
     )
     state = str(paths.state_dir(ws.folder))
-    files.directory(name="isaac-deploy's state folder", path=state, mode="700", present=True)
-    files.put(
-        name="Its .gitignore (what the deploy renders for you is never committed)",
-        src=StringIO(paths.STATE_GITIGNORE),
-        dest=posixpath.join(state, ".gitignore"),
-        mode="644",
-    )
+    why = "what the deploy renders for you is never committed"
+    _ignored_folder("isaac-deploy's state folder", state, "700", why)
     for profile in ("ext", "ext-dev"):
         path = str(paths.env_file(ws.folder, config.extension_name, profile))
         file_ops.managed_file(
@@ -458,13 +465,7 @@ def editor_files(ws: Workstation) -> None:
         overwrite_edited=config.env_overwrite_edited,
     )
     target = posixpath.join(folder, paths.DEVCONTAINER_DIR)
-    files.directory(name="Its folder", path=target, mode="755", present=True)
-    files.put(
-        name="Its .gitignore (per user and host: never committed)",
-        src=StringIO(paths.STATE_GITIGNORE),
-        dest=posixpath.join(target, ".gitignore"),
-        mode="644",
-    )
+    _ignored_folder("Its folder", target, "755", "per user and host: never committed")
     file_ops.managed_file(
         name="devcontainer.json",
         path=str(paths.devcontainer_file(folder)),

@@ -27,7 +27,7 @@ from isaac_deploy.model.base_images import missing_fix
 from isaac_deploy.model.cluster import KEY, ClusterConfig, image_registry, parse_overrides
 from isaac_deploy.model.errors import ConfigError, ToolkitError
 from isaac_deploy.model.images import INPUTS_LABEL, image_build, sif_name
-from isaac_deploy.model.ledger import check_run_key
+from isaac_deploy.model.ledger import Entry, check_run_key
 from isaac_deploy.model.mounts import MountConfig
 from isaac_deploy.model.registries import Registry
 from isaac_deploy.model.sweep import Sweep, parse_sweep
@@ -89,6 +89,21 @@ class Rollout:
     @property
     def content_tag(self) -> str:
         return content_tag(self.image_id)
+
+    def entry(self, run_key: str, scheduler: str, snapshot: str, job_name: str, **extra) -> Entry:
+        """The ledger's record of a submission of this roll-out (its job id comes later)."""
+        return Entry(
+            run_key=run_key,
+            job_id="",
+            scheduler=scheduler,
+            commit=self.commit,
+            image=self.image_id,
+            snapshot=snapshot,
+            args=self.args,
+            time=self.time,
+            job_name=job_name,
+            extra=extra,
+        )
 
     @property
     def sif(self) -> str:

@@ -33,7 +33,7 @@ from isaac_deploy.model.cluster_mounts import ClusterMount, cluster_mounts
 from isaac_deploy.model.errors import ConfigError
 from isaac_deploy.model.images import sandbox_name
 from isaac_deploy.model.launch import check as check_launch
-from isaac_deploy.model.ledger import Entry, submitted
+from isaac_deploy.model.ledger import submitted
 from isaac_deploy.model.registries import Registry, password_of
 from isaac_deploy.model.runs import bookkeeping, logs_tree
 from isaac_deploy.model.sweep import check_launch as check_sweep_launch
@@ -232,17 +232,12 @@ def _job(
         return
     job_submitted(
         name=f"{cluster.name}: job {plan.run_key} ({_launch_summary(submitting, resumed)})",
-        entry=Entry(
-            run_key=plan.run_key,
-            job_id="",
-            scheduler=cluster.scheduler,
-            commit=plan.commit,
-            image=plan.image_id,
-            snapshot=job.code_dir,
-            args=plan.args,
-            time=plan.time,
-            job_name=job.job_name,
-            extra={"attempt": resumed.attempt, "continues": resumed.job_id} if resumed else {},
+        entry=plan.entry(
+            plan.run_key,
+            cluster.scheduler,
+            job.code_dir,
+            job.job_name,
+            **({"attempt": resumed.attempt, "continues": resumed.job_id} if resumed else {}),
         ),
         script=render_job(TEMPLATES, submitting, job),
         ledger=ledger,

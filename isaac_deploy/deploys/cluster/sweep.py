@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from isaac_deploy.model.cluster import ClusterConfig
-from isaac_deploy.model.ledger import Entry
 from isaac_deploy.operations.sweep import sweep_submitted
 from isaac_deploy.render.job_script import SWEEP_LOG, JobSpec, render_job
 from isaac_deploy.render.templates import TEMPLATES
@@ -24,17 +23,12 @@ def sweep_job(plan: Rollout, cluster: ClusterConfig, job: JobSpec, ledger: str) 
     sweep = job.sweep
     assert sweep is not None, "a sweep job"
     job = replace(job, output=posixpath.join(job.bookkeeping, SWEEP_LOG[cluster.scheduler]))
-    entry = Entry(
-        run_key=sweep.key,
-        job_id="",
-        scheduler=cluster.scheduler,
-        commit=plan.commit,
-        image=plan.image_id,
-        snapshot=job.code_dir,
-        args=plan.args,
-        time=plan.time,
-        job_name=job.job_name,
-        extra={"sweep": {"elements": len(sweep.elements), "array": sweep.array_range}},
+    entry = plan.entry(
+        sweep.key,
+        cluster.scheduler,
+        job.code_dir,
+        job.job_name,
+        sweep={"elements": len(sweep.elements), "array": sweep.array_range},
     )
     elements = tuple(
         replace(
