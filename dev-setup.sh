@@ -7,12 +7,14 @@ cd "$(dirname "$0")"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || { echo "dev-setup: python3 is missing: sudo apt-get install python3 python3-venv" >&2; exit 1; }
 if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "dev-setup: installing python3-venv (apt)"
-        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
-    else
-        echo "dev-setup: Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1
+    SUDO=
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "dev-setup: Python's venv module is missing: ask an admin to install python3-venv (apt)" >&2; exit 1; }
+        SUDO=sudo
     fi
+    echo "dev-setup: installing python3-venv (apt${SUDO:+, with sudo})"
+    $SUDO apt-get update -q >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
 fi
 if [ ! -x .venv/bin/pyinfra ] || ! .venv/bin/python -c 'import isaac_deploy' 2>/dev/null; then
     echo "dev-setup: installing isaac-deploy and its dependencies into .venv (pip, about a minute)"

@@ -667,6 +667,14 @@ def next_command(folder: str) -> str:
     return f"{os.path.join(os.path.dirname(sys.executable), 'isaac-deploy')} run"
 
 
+def deploy_command(folder: str) -> str:
+    """How to run this deploy again from the project ``folder``: its ``./dev-setup.sh``, else
+    pyinfra's command."""
+    if os.path.exists(os.path.join(folder, "dev-setup.sh")):
+        return "./dev-setup.sh"
+    return "pyinfra -y inventories/local.py deploy/dev.py"
+
+
 def outcome(ws: Workstation, base: BasePlan) -> Outcome:
     """What the deploy leaves, as planned from the facts it started from."""
     tk, config = ws.toolkit, ws.config
@@ -691,17 +699,16 @@ def outcome(ws: Workstation, base: BasePlan) -> Outcome:
         )
         for ref in dict.fromkeys(_base_refs(config).values())
     ]
+    obtained = set(base.missing) if config.base_source.kind != "given" else set()
     for profile in config.profiles:
-        listed.append(
-            Image(
-                config.image_name(profile),
-                "image",
-                "up to date",
-                f"its base image {config.base_images[profile]} is missing (see its line)"
-                if not tk.has_image(config.base_images[profile])
-                else f"build it with `isaac-deploy -p {profile} build`",
-            )
-        )
+        base_ref = config.base_images[profile]
+        if group:
+            fix = f"Docker is yours from your next login: `{deploy_command(ws.folder)}` builds it"
+        elif not tk.has_image(base_ref) and base_ref not in obtained:
+            fix = f"its base image {base_ref} is missing (see its line)"
+        else:
+            fix = f"build it with `isaac-deploy -p {profile} build`"
+        listed.append(Image(config.image_name(profile), "image", "up to date", fix))
     installed = _missing_docker_packages(ws)
     if ws.install and ws.gpu and not tk.nvidia_ctk:
         installed.append("nvidia-container-toolkit")

@@ -44,7 +44,12 @@ def summary_lines(outcome: Outcome, present: Mapping[str, bool] | None) -> list[
         lines.append(f"  ready:     {listed}")
     for image in missing:
         lines.append(f"  missing:   {image.what} {image.ref}: {image.fix}")
-    if missing:
+    if missing and outcome.group_added:
+        lines.append(
+            "  next:      log in again (you are in the docker group from your next login), then "
+            f"what the missing line says, then `{outcome.next_command}`"
+        )
+    elif missing:
         lines.append(f"  next:      what the missing line says, then `{outcome.next_command}`")
     elif outcome.group_added:
         lines.append(

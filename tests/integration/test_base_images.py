@@ -42,18 +42,12 @@ def has_image(ref: str) -> bool:
     return docker("image", "inspect", ref).returncode == 0
 
 
-@pytest.fixture(scope="module")
-def site(user_project, lab):
-    """The stand-in in the lab registry as ``<registry>/nvidia/isaac-lab:lab-standin``, the
-    member's login in a 0600 file, and the project with ``.venv`` where ``dev-setup.sh`` finds
-    it; everything removed afterwards (the pulled and built tags, the login files)."""
-    registry = lab["registry"]
-    ref = f"{registry['address']}/{REPOSITORY}:{TAG}"
-    # the stand-in and a layer of its own, which the engine then lacks: the pull downloads it
+def push_base_image(registry: dict, standin: str, ref: str) -> None:
+    """The stand-in ``standin`` plus a layer of its own (24 MB, which an engine then lacks: a
+    pull downloads it) in the lab registry as ``ref``; nothing of it stays in this engine."""
     built = subprocess.run(
         ["docker", "build", "--quiet", "--force-rm", "-t", ref, "-"],
-        input=f"FROM {lab['images']['ext-dev']}\n"
-        "RUN head -c 24000000 /dev/urandom > /opt/isaac-lab-layer\n",
+        input=f"FROM {standin}\nRUN head -c 24000000 /dev/urandom > /opt/isaac-lab-layer\n",
         capture_output=True,
         text=True,
     )
@@ -75,6 +69,16 @@ def site(user_project, lab):
     )
     assert copied.returncode == 0, copied.stderr
     assert docker("image", "rm", ref).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def site(user_project, lab):
+    """The stand-in in the lab registry as ``<registry>/nvidia/isaac-lab:lab-standin``, the
+    member's login in a 0600 file, and the project with ``.venv`` where ``dev-setup.sh`` finds
+    it; everything removed afterwards (the pulled and built tags, the login files)."""
+    registry = lab["registry"]
+    ref = f"{registry['address']}/{REPOSITORY}:{TAG}"
+    push_base_image(registry, lab["images"]["ext-dev"], ref)
     assert not has_image(FAKE_IMAGE), f"{FAKE_IMAGE} is in the engine before the test"
     project = user_project
     home = Path(project.user["home"])

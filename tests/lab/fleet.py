@@ -37,6 +37,7 @@ from urllib.parse import unquote
 from . import lab, registry
 from .engine import CACHE_LABEL
 from .processes import alive, stop_process
+from .pypi import WHEELS_MOUNT, wheelhouse
 
 NETWORK = "isaac-deploy-lab-pcs"
 SUBNET = "172.30.77.0/24"
@@ -46,14 +47,15 @@ NOWHERE = "172.30.77.14"  # on the PC network, where no PC answers: an unreachab
 DOMAIN = "lab.example.org"  # the example inventory's PCs are pc01.lab.example.org, ...
 CONTAINER_PREFIX = "isaac-deploy-lab-"
 VERSION = "3"  # of the PC image
-REPO_VERSION = "1"  # of its apt source
+REPO_VERSION = "2"  # of its apt source (2: python3-venv, for ./dev-setup.sh)
 IMAGE = f"isaac-deploy-lab/lab-pc:v{VERSION}"
 ADMIN = "labadmin"
 MEMBERS = {"alice": 3101, "bob": 3102, "carol": 3103}
 """The lab's accounts (as a directory service would give them, on every PC); the example
 inventory sets alice and bob up on pc01 and pc02, alice and carol on pc03."""
-REPO_PACKAGES = ("docker.io", "git", "openssh-server", "sudo")
-"""What the PCs' apt source offers: the PC image's packages, and what the deploy installs."""
+REPO_PACKAGES = ("docker.io", "git", "openssh-server", "python3-venv", "sudo")
+"""What the PCs' apt source offers: the PC image's packages, what the deploy installs, and
+what ``./dev-setup.sh`` installs on a fresh PC (the venv module)."""
 IMAGE_PACKAGES = ("openssh-server", "sudo")
 APT_MOUNT = "/srv/lab-apt"
 APT_LINE = f"deb [trusted=yes] file:{APT_MOUNT} ./\n"
@@ -353,9 +355,12 @@ def _wait(what: str, test, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
-def start(lab_dir: Path, started: dict, save) -> dict:
-    """The PC network, the registry relay and git daemon on its gateway, and the PCs (fresh:
-    any PC of an earlier run is replaced). What was made is recorded in ``started``."""
+def start(
+    lab_dir: Path, started: dict, save, names: tuple[str, ...] = tuple(PCS), pypi: bool = False
+) -> dict:
+    """The PC network, the registry relay and git daemon on its gateway, and the PCs ``names``
+    (fresh: any PC of an earlier run is replaced); with ``pypi``, the lab's PyPI stand-in on
+    them (:func:`tests.lab.pypi.wheelhouse`). What was made is recorded in ``started``."""
     base = lab_dir / "fleet"
     base.mkdir(parents=True, exist_ok=True)
     keys = _keys(base)
@@ -391,7 +396,12 @@ def start(lab_dir: Path, started: dict, save) -> dict:
         base / "git-daemon.log",
     )
     public = (keys / "id_ed25519.pub").read_text().strip()
-    for name, ip in PCS.items():
+    chosen = {name: PCS[name] for name in names}
+    extra = []
+    if pypi:
+        wheels, pip_conf = wheelhouse()
+        extra = ["-v", f"{wheels}:{WHEELS_MOUNT}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
+    for name, ip in chosen.items():
         docker("rm", "--force", container(name), check=False)
         started.setdefault("pcs", [])
         if container(name) not in started["pcs"]:
@@ -414,6 +424,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
             "/var/lib/docker:rw,exec,dev,suid,size=8g",
             "-v",
             f"{repo}:{APT_MOUNT}:ro",
+            *extra,
             "-e",
             f"LAB_ADMIN_KEY={public}",
             "--label",
@@ -423,7 +434,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
     _wait("the registry relay", lambda: _port_answers(GATEWAY, reg_port))
     _wait("the git daemon", lambda: _port_answers(GATEWAY, GIT_PORT))
     known = []
-    for name, ip in PCS.items():
+    for name, ip in chosen.items():
         _wait(f"{name}'s sshd", lambda ip=ip: _port_answers(ip, 22))
         host_key = docker(
             "exec", container(name), "cat", "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -439,7 +450,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
         f"  IdentitiesOnly yes\n  UserKnownHostsFile {keys / 'known_hosts'}\n"
         "  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 5\n"
     )
-    for name in PCS:
+    for name in chosen:
         _wait(
             f"ssh to {name}",
             lambda name=name: (
@@ -456,7 +467,7 @@ def start(lab_dir: Path, started: dict, save) -> dict:
             ),
         )
     return {
-        "pcs": {address(name): ip for name, ip in PCS.items()},
+        "pcs": {address(name): ip for name, ip in chosen.items()},
         "nowhere": address("pc04"),
         "admin": ADMIN,
         "members": dict(MEMBERS),

@@ -279,6 +279,7 @@ def test_apt_s_output_is_shown_as_it_runs():
     with ctx_host.use(FakeHost(facts)), ctx_state.use(state):
         commands = list(packages.apt_installed._inner(packages=["docker.io"]))
     assert all(type(c) is ShownCommand for c in commands)
+    assert "-o Dpkg::Use-Pty=0" in str(commands[-1])  # no carriage returns of dpkg's
     assert [str(c).split()[-1] for c in commands] == [
         "update",
         "/var/lib/apt/periodic/update-success-stamp",
@@ -315,8 +316,12 @@ def test_the_summary_names_what_is_missing_with_its_fix_and_a_new_group_s_login(
     lines = summary_lines(outcome, {MIRROR: True})
     assert lines[-2:] == [
         "  missing:   image isaac-lab-ext-template-dev:alice: build it",
-        "  next:      what the missing line says, then `isaac-deploy run`",
+        "  next:      log in again (you are in the docker group from your next login), then "
+        "what the missing line says, then `isaac-deploy run`",
     ]
+    assert summary_lines(replace(outcome, group_added=None), {MIRROR: True})[-1] == (
+        "  next:      what the missing line says, then `isaac-deploy run`"
+    )
     lines = summary_lines(outcome, {image.ref: True for image in IMAGES})
     assert lines[-1].startswith("  next:      log in again (you are in the docker group")
 
@@ -356,7 +361,18 @@ def test_a_fresh_machine_s_outcome_lists_installs_the_daemon_images_and_the_new_
         ("base image", NVIDIA_IMAGE, "pulled"),
         ("image", "isaac-lab-ext-template-dev:alice", "up to date"),
     ]
-    assert outcome.images[1].fix.startswith(f"its base image {NVIDIA_IMAGE} is missing")
+    # the image is built once the new group applies (its base image is pulled in this run)
+    assert outcome.images[1].fix.startswith("Docker is yours from your next login: `")
+    assert outcome.images[1].fix.endswith("` builds it")
+    given = replace(
+        ws, config=replace(ws.config, base_source=replace(ws.config.base_source, kind="given"))
+    )
+    given = replace(
+        given, config=replace(given.config, user=replace(given.config.user, groups=("docker",)))
+    )
+    assert workstation.outcome(given, base).images[1].fix == (
+        f"its base image {NVIDIA_IMAGE} is missing (see its line)"
+    )
     assert outcome.next_command.endswith("isaac-deploy run")
 
 

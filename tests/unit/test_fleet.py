@@ -484,7 +484,9 @@ def test_the_admins_part_planned_for_a_new_pc(tmp_path, monkeypatch):
         "groupadd -f docker",  # the group file had none (docker.io makes it too)
         "gpasswd --add alice docker",
     ]
-    assert "install git" in " ".join(map(str, ops["git (the members' checkouts)"].commands))
+    assert "install -o Dpkg::Use-Pty=0 git" in " ".join(
+        map(str, ops["git (the members' checkouts)"].commands)
+    )
     uploads = [c for c in ops["lab: CA for Docker"].commands if isinstance(c, tuple)]
     assert [upload[1] for upload in uploads] == [ca]
     pull = ops["Base images, pulled once for every member"].commands

@@ -80,7 +80,7 @@ def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit()
     assert all(op.sudo for op in ops.values())  # alice is not root: sudo for exactly these steps
     packages = joined(ops["Docker engine and Compose packages"])
     assert "apt-get update" in packages
-    assert "install docker.io docker-compose-v2" in packages.replace("'", "")
+    assert "install -o Dpkg::Use-Pty=0 docker.io docker-compose-v2" in packages.replace("'", "")
     assert "usermod -a -G docker alice" in joined(
         ops["Add alice to the docker group (log in again for it to apply)"]
     )
@@ -92,9 +92,9 @@ def test_new_ubuntu_gpu_pc_gets_docker_compose_group_daemon_and_nvidia_toolkit()
         "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.asc] "
         "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
     )
-    assert "install nvidia-container-toolkit" in joined(ops["NVIDIA Container Toolkit"]).replace(
-        "'", ""
-    )
+    assert "install -o Dpkg::Use-Pty=0 nvidia-container-toolkit" in joined(
+        ops["NVIDIA Container Toolkit"]
+    ).replace("'", "")
     runtime = ops["nvidia runtime in Docker"].commands
     assert runtime == [
         "nvidia-ctk runtime configure --runtime=docker",
@@ -225,7 +225,9 @@ def test_client_without_engine_gets_the_engine_installed_then_started():
         "File": {"path=/var/lib/apt/periodic/update-success-stamp": None},
     }
     ops = by_name(plan(workstation.provision, ws, facts=facts))
-    assert "install docker.io" in joined(ops["Docker engine and Compose packages"]).replace("'", "")
+    assert "install -o Dpkg::Use-Pty=0 docker.io" in joined(
+        ops["Docker engine and Compose packages"]
+    ).replace("'", "")
     assert "--exec /usr/sbin/dockerd" in joined(ops["Docker daemon running"])
 
 
