@@ -16,7 +16,9 @@ failing tar fails the build (pipefail, without a shell that has it): the project
 hashed while they are sent, and when they are not those of SPEC's digest (edited meanwhile) or
 one cannot be read, ``docker build`` is killed before the context is complete and the exit code
 is 1 with one line; no image is then labelled with inputs it was not built from. Otherwise the
-exit code is ``docker build``'s, and its progress is on the terminal.
+exit code is ``docker build``'s, and its progress is on the terminal; elsewhere (a log, a pipe)
+a line the builder redraws (the legacy builder's ``Sending build context ...\r``) is written
+once, as it last stood.
 """
 
 import base64
@@ -24,10 +26,12 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 if "Selection" not in globals():  # imported as a module, not joined into one program
@@ -121,14 +125,50 @@ def _send_file(tar, parents, name, rel, path):
     return [(rel, "x" if executable else "-", reader.sha.hexdigest(), st.st_size)]
 
 
+def plain_lines(source, out):
+    """Copy ``source`` (bytes) to ``out`` as plain lines: of a line redrawn with ``\\r``, only
+    its last state, written when the line ends."""
+    pending, redrawn = b"", b""
+    for chunk in iter(lambda: source.read1(65536), b""):
+        *ended, pending = re.split(rb"(\r|\n)", pending + chunk)
+        for index in range(0, len(ended), 2):  # text, then the character that ended it
+            text, end = ended[index], ended[index + 1]
+            if end == b"\r":
+                redrawn = text or redrawn
+                continue
+            out.write((text or redrawn) + b"\n")
+            redrawn = b""
+        out.flush()
+    if pending or redrawn:
+        out.write((pending or redrawn) + b"\n")
+        out.flush()
+
+
 def build(spec, argv):
     """Run ``argv`` (``docker build ... -``) with the build context of ``spec`` on its standard
     input; its exit code, or 1 after one line when the context could not be sent whole."""
+    terminal = sys.stdout.isatty()
     try:
-        docker = subprocess.Popen(argv, stdin=subprocess.PIPE)
+        docker = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=None if terminal else subprocess.PIPE
+        )
     except OSError as error:
         print(f"isaac-deploy: cannot run {argv[0]}: {error.strerror}", file=sys.stderr)
         return 127
+    sys.stdout.flush()
+    copier = None
+    if not terminal:
+        copier = threading.Thread(target=plain_lines, args=(docker.stdout, sys.stdout.buffer))
+        copier.start()
+    try:
+        return _fed(docker, spec)
+    finally:
+        if copier is not None:
+            copier.join()
+
+
+def _fed(docker, spec):
+    """``docker``'s exit code once it has read the build context of ``spec`` (see ``build``)."""
     try:
         write_context(docker.stdin, spec)
         docker.stdin.close()

@@ -167,12 +167,6 @@ def test_next_login_builds_the_dev_image_and_says_what_to_type(machine, next_log
     assert machine["registry"]["password"] not in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Debian's docker.io 20.10 builds with its legacy builder (no buildx here), whose "
-    "`Sending build context to Docker daemon  51.2kB\\r` the build probe "
-    "(isaac_deploy/probes/build_context.py) passes through to a log as it is",
-)
 def test_next_login_s_build_output_has_no_carriage_returns(machine, next_login):
     assert "\r" not in next_login.out
 

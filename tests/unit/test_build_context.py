@@ -4,9 +4,11 @@ that is not what the image's label says fails the build before it is complete.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -243,3 +245,37 @@ def test_a_missing_docker_file_is_one_line(monkeypatch, tmp_path):
             docker_file("Dockerfile.ext")
     finally:
         docker_file.cache_clear()
+
+
+def test_a_redrawn_line_is_written_once_as_it_last_stood_outside_a_terminal():
+    """The legacy builder's ``Sending build context to Docker daemon  51.2kB\\r`` (Debian's
+    docker.io 20.10, captured in the lab) in a log: one plain line."""
+    builder = (
+        b"Sending build context to Docker daemon  32.77kB\r"
+        b"Sending build context to Docker daemon  51.2kB\r\r\n"
+        b"Step 1/35 : ARG ISAACLAB_BASE_IMAGE\n\n ---> b4cd06408c75\nSuccessfully built"
+    )
+    out = io.BytesIO()
+    build_context.plain_lines(io.BytesIO(builder), out)
+    assert out.getvalue() == (
+        b"Sending build context to Docker daemon  51.2kB\n"
+        b"Step 1/35 : ARG ISAACLAB_BASE_IMAGE\n\n ---> b4cd06408c75\nSuccessfully built\n"
+    )
+
+
+def test_the_builders_output_reaches_a_log_as_plain_lines(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\ncat >/dev/null\nprintf 'Sending 1kB\\rSending 2kB\\r\\nStep 1/2\\n'\n"
+    )
+    docker.chmod(0o755)
+    root = project(tmp_path / "p")
+    spec = context_spec(str(root), (), context_digest(str(root))["digest"], BUILD)
+    program = "import json, sys; from isaac_deploy.probes import build_context as b; sys.exit(b.build(json.loads(sys.argv[1]), sys.argv[2:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", program, json.dumps(spec), str(docker), "build", "-"],
+        capture_output=True,
+    )
+    assert done.returncode == 0 and done.stdout == b"Sending 2kB\nStep 1/2\n", done
