@@ -6,7 +6,6 @@ bad values while the inventory loads, before any connection.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -281,12 +280,7 @@ def parse_overrides(key: str, raw: Any) -> dict[str, str]:
     each cluster's scheduler when its job is planned."""
     if raw in (None, ""):
         return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise ConfigError(key, f"must be a JSON object, got {raw!r}") from None
-    values = v.mapping(key, raw, OVERRIDES)
+    values = v.mapping(key, v.json_value(key, raw), OVERRIDES)
     overrides = {name: str(value) for name, value in values.items() if value not in (None, "")}
     Resources().override(key, overrides, "slurm")  # the values' form; each cluster's rules later
     Launch().override(f"{key}[launcher]", overrides.get("launcher"))

@@ -125,12 +125,7 @@ def _runs(key: str, raw: Any) -> list[tuple[str, ...]]:
 def parse_sweep(key: str, raw: Any, run_key: str, common: tuple[str, ...] = ()) -> Sweep:
     """The sweep ``raw`` (a mapping or its JSON text) of run key ``run_key``, after the
     arguments ``common`` (those given after ``--``); every value checked, naming it."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise ConfigError(key, f"must be a JSON object, got {raw!r}") from None
-    data = v.mapping(key, raw, KEYS)
+    data = v.mapping(key, v.json_value(key, raw), KEYS)
     if data.get("grid") in (None, {}) and data.get("runs") in (None, []):
         raise ConfigError(key, "give a grid of values or a list of runs")
     option = data.get("run_name_option", RUN_NAME_OPTION)

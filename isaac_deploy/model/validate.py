@@ -3,6 +3,7 @@ ConfigError naming the field (plain functions: importing them costs nothing)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -66,6 +67,16 @@ def absolute_path(field: str, value: Any, also: tuple[str, ...] = ()) -> str:
         extra = f" (or start with {' or '.join(also)})" if also else ""
         raise ConfigError(field, f"{value!r} must be an absolute path{extra}")
     return value.rstrip("/") or "/"
+
+
+def json_value(field: str, value: Any) -> Any:
+    """``value``, or what its JSON text says (as pyinfra's ``--data`` passes a mapping)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigError(field, f"must be a JSON object, got {value!r}") from None
 
 
 def mapping(field: str, value: Any, known: Iterable[str]) -> Mapping[str, Any]:
