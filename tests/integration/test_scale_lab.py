@@ -67,10 +67,17 @@ def test_torchrun_starts_one_worker_per_gpu_on_slurm_and_pbs_and_one_launcher_pe
     project, login, node, run = rollout
     keys = {s: f"e2e-torchrun-{s}-{time.time_ns()}" for s in ("slurm", "pbs")}
     given = {
-        run_key: ["--task", "Template-Reach-v0", "--max_iterations", "2", "--run_name", run_key,
-                  "it's $(touch /tmp/pwned-args)"]
+        run_key: [
+            "--task",
+            "Template-Reach-v0",
+            "--max_iterations",
+            "2",
+            "--run_name",
+            run_key,
+            "it's $(touch /tmp/pwned-args)",
+        ]
         for run_key in keys.values()
-    }  # fmt: skip
+    }
     for scheduler, run_key in keys.items():
         result = run(run_key, given[run_key], settings={**TORCHRUN, "scheduler": scheduler})
         assert result.rc == 0, result.out
@@ -79,8 +86,9 @@ def test_torchrun_starts_one_worker_per_gpu_on_slurm_and_pbs_and_one_launcher_pe
         entry = entries[run_key]
         info = wait(login, entry["job_id"].split(".")[0])
         assert "JobState=COMPLETED" in info, info
-        mine = sorted((w for w in records(node) if run_key in w["argv"]),
-                      key=lambda w: w["env"]["RANK"])  # fmt: skip
+        mine = sorted(
+            (w for w in records(node) if run_key in w["argv"]), key=lambda w: w["env"]["RANK"]
+        )
         assert [w["env"]["RANK"] for w in mine] == ["0", "1"], (scheduler, records(node))
         for index, worker in enumerate(mine):
             env = worker["env"]
@@ -137,14 +145,19 @@ def test_torchrun_starts_one_worker_per_gpu_on_slurm_and_pbs_and_one_launcher_pe
     assert two_nodes in text and "--gpus-per-node=2" in text and "srun --kill-on-bad-exit=1" in text
     text = text.replace(two_nodes, "#SBATCH --nodes=1\n#SBATCH --ntasks=2\n")
     script = posixpath.join(slurm["snapshot"], f"job-{run_key}.sh")
-    put = ssh(login, f"mkdir -p {book} && cat > {script} && cd {slurm['snapshot']} && "
-                     f"sbatch --parsable {script}", input=text)  # fmt: skip
+    put = ssh(
+        login,
+        f"mkdir -p {book} && cat > {script} && cd {slurm['snapshot']} && "
+        f"sbatch --parsable {script}",
+        input=text,
+    )
     assert put.returncode == 0, put.stderr
     job = put.stdout.strip()
     info = wait(login, job)
     assert "JobState=COMPLETED" in info, info + node.run(f"cat {book}/job-{job}.out").stdout
-    agents = sorted((w for w in records(node) if run_key in w["argv"]),
-                    key=lambda w: int(w["env"]["RANK"]))  # fmt: skip
+    agents = sorted(
+        (w for w in records(node) if run_key in w["argv"]), key=lambda w: int(w["env"]["RANK"])
+    )
     assert [w["env"]["RANK"] for w in agents] == ["0", "1", "2", "3"]
     assert {w["env"]["WORLD_SIZE"] for w in agents} == {"4"}
     assert sorted(w["env"]["GROUP_RANK"] for w in agents) == ["0", "0", "1", "1"]
@@ -164,8 +177,10 @@ LONG = ["--task", "Template-Reach-v0", "--max_iterations", "1000", "agent.step_s
 
 def attempts(node, run_key: str, job: str) -> list[str]:
     path = f"~/{TREE}/isaac-deploy/{run_key}/attempts-{job}.txt"
-    return [" ".join(line.split()[:1] + line.split()[3:]) for line in
-            node.run(f"cat {path}").stdout.splitlines()]  # fmt: skip
+    return [
+        " ".join(line.split()[:1] + line.split()[3:])
+        for line in node.run(f"cat {path}").stdout.splitlines()
+    ]
 
 
 def checkpoints(node, run: str) -> dict[int, dict]:
@@ -180,8 +195,12 @@ def assert_resumed(node, first_run: str, made: list[str]) -> None:
     iteration after it."""
     stopped = max(checkpoints(node, first_run))
     source = f"/workspace/lab_ext/logs/{first_run}/model_{stopped}.pt"
-    resumed = [run for run in made if run != first_run
-               and {s["resumed_from"] for s in checkpoints(node, run).values()} == {source}]  # fmt: skip
+    resumed = [
+        run
+        for run in made
+        if run != first_run
+        and {s["resumed_from"] for s in checkpoints(node, run).values()} == {source}
+    ]
     assert len(resumed) == 1, (first_run, stopped, made)
     assert min(checkpoints(node, resumed[0])) > stopped
 
@@ -256,8 +275,9 @@ def test_a_warned_job_checkpoints_and_resumes_requeued_on_slurm_resubmitted_on_p
         result = run(run_key, LONG, settings={**RESUMABLE, "scheduler": scheduler})
         assert result.rc == 0, result.out
     assert node.run("cat ~/.isaac-deploy/lab_ext-ledger.jsonl").stdout == before
-    listing = run(keys["pbs"], [], settings={**RESUMABLE, "scheduler": "pbs"},
-                  deploy="deploy/cluster_jobs.py")  # fmt: skip
+    listing = run(
+        keys["pbs"], [], settings={**RESUMABLE, "scheduler": "pbs"}, deploy="deploy/cluster_jobs.py"
+    )
     assert listing.rc == 0, listing.out
     rows = [line.split() for line in listing.out.splitlines() if keys["pbs"] in line]
     assert [r[r.index(keys["pbs"]) + 1 : r.index(keys["pbs"]) + 3] for r in rows][-2:] == [

@@ -228,9 +228,16 @@ def test_torchrun_on_one_node_one_worker_per_gpu_with_the_cpus_split(tmp_path):
     assert done.returncode == 0, done.stderr
     [call] = calls(tmp_path, "apptainer")
     assert command(call["argv"]) == [
-        "python", "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-        "--nnodes=1", ENTRY_SCRIPT, "--distributed", *ARGS,
-    ]  # fmt: skip
+        "python",
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "--nnodes=1",
+        ENTRY_SCRIPT,
+        "--distributed",
+        *ARGS,
+    ]
     assert call["env"]["APPTAINERENV_OMP_NUM_THREADS"] == "8"  # 16 CPUs, 2 workers
     assert call["env"]["APPTAINERENV_NCCL_SOCKET_IFNAME"] == HOSTILE_VALUE  # the cluster's
     assert call["env"]["APPTAINERENV_NCCL_IB_HCA"] == "mlx5_0"  # the site's (a module's)
@@ -243,8 +250,12 @@ def test_torchrun_on_one_node_one_worker_per_gpu_with_the_cpus_split(tmp_path):
 
 def test_several_slurm_nodes_one_launcher_each_rendezvous_on_the_first(tmp_path):
     cluster = config(launch={"launcher": "torchrun", "rdzv_port": 29999}, nodes=2)
-    env = {"SLURM_JOB_ID": "77", "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "gpu-node-[1-2]",
-           "SLURM_CPUS_PER_TASK": "16"}  # fmt: skip
+    env = {
+        "SLURM_JOB_ID": "77",
+        "SLURM_NTASKS": "2",
+        "SLURM_JOB_NODELIST": "gpu-node-[1-2]",
+        "SLURM_CPUS_PER_TASK": "16",
+    }
     done = run(tmp_path, render(cluster), **env)
     assert done.returncode == 0, done.stderr
     [srun] = calls(tmp_path, "srun")
@@ -253,10 +264,18 @@ def test_several_slurm_nodes_one_launcher_each_rendezvous_on_the_first(tmp_path)
     assert sorted(t["env"]["SLURM_PROCID"] for t in tasks) == ["0", "1"]
     for task in tasks:
         assert command(task["argv"]) == [
-            "python", "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=2",
-            "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-1:29999", "--rdzv_id=77",
-            ENTRY_SCRIPT, "--distributed", *ARGS,
-        ]  # fmt: skip
+            "python",
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--nnodes=2",
+            "--rdzv_backend=c10d",
+            "--rdzv_endpoint=gpu-node-1:29999",
+            "--rdzv_id=77",
+            ENTRY_SCRIPT,
+            "--distributed",
+            *ARGS,
+        ]
         flags = task["argv"]
         assert flags[:3] == ["exec", "--workdir", flags[2]] and "--containall" in flags
         assert flags.count("--workdir") == 1 and flags[2].startswith(f"{tmp_path}/node-tmp/")
@@ -280,8 +299,13 @@ def test_several_pbs_nodes_one_pbsdsh_per_node_entry(tmp_path):
 
 
 def start(tmp_path: Path, text: str, **env: str) -> subprocess.Popen:
-    proc = subprocess.Popen(["bash", "-c", text], env={**tools(tmp_path), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        ["bash", "-c", text],
+        env={**tools(tmp_path), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while not (tmp_path / "calls.jsonl.started").exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
@@ -296,8 +320,12 @@ def test_slurms_warning_reaches_the_training_then_the_job_is_requeued_and_resume
     tree = tmp_path / "home" / "logs" / "ext_template"
     run1 = tree / "rsl_rl" / "ext_template" / "2026-11-24_06-00-00_a+b (1)"
     neighbour = tree / "rsl_rl" / "ext_template" / "2026-11-24_06-00-01"  # newer, not ours
-    env = {"SLURM_JOB_ID": "4242", "FAKE_WAIT_SIGNAL": "1", "FAKE_RUN": str(run1),
-           "FAKE_NEIGHBOUR": str(neighbour)}  # fmt: skip
+    env = {
+        "SLURM_JOB_ID": "4242",
+        "FAKE_WAIT_SIGNAL": "1",
+        "FAKE_RUN": str(run1),
+        "FAKE_NEIGHBOUR": str(neighbour),
+    }
     proc = start(tmp_path, text, **env)
     proc.send_signal(signal.SIGUSR1)  # --signal=B:USR1@120: the batch shell only
     out = proc.communicate(timeout=30)[0]
@@ -326,8 +354,12 @@ def test_slurms_warning_reaches_the_training_then_the_job_is_requeued_and_resume
 
 def test_the_last_attempt_is_not_requeued(tmp_path):
     text = render(config(launch={"signal": 120, "attempts": 2}))
-    env = {"SLURM_JOB_ID": "9", "SLURM_RESTART_COUNT": "1", "FAKE_WAIT_SIGNAL": "1",
-           "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r")}  # fmt: skip
+    env = {
+        "SLURM_JOB_ID": "9",
+        "SLURM_RESTART_COUNT": "1",
+        "FAKE_WAIT_SIGNAL": "1",
+        "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r"),
+    }
     proc = start(tmp_path, text, **env)
     proc.send_signal(signal.SIGUSR1)
     proc.communicate(timeout=30)
@@ -347,10 +379,18 @@ def test_torchrun_gets_sigterm_which_it_passes_on_to_its_workers(tmp_path):
 
 def test_pbs_warns_itself_and_leaves_the_next_attempt_to_the_roll_out(tmp_path):
     text = render(config("pbs", launch={"signal": 2, "attempts": 3}, walltime="00:00:03"))
-    env = {"PBS_JOBID": "12.labpbs", "FAKE_WAIT_SIGNAL": "1",
-           "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r")}  # fmt: skip
-    done = subprocess.run(["bash", "-c", text], env={**tools(tmp_path), **env},
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    env = {
+        "PBS_JOBID": "12.labpbs",
+        "FAKE_WAIT_SIGNAL": "1",
+        "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r"),
+    }
+    done = subprocess.run(
+        ["bash", "-c", text],
+        env={**tools(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 138, done.stdout + done.stderr
     assert calls(tmp_path, "signal")[0]["argv"] == ["SIGUSR1"]  # from its own timer
     assert not calls(tmp_path, "scontrol")
@@ -400,8 +440,14 @@ def test_a_continuation_is_due_only_after_an_ended_checkpointed_job_with_attempt
     finished = {"12.s": (attempt(1, "started"), attempt(1, "ended (0)"))}
     assert continuation(entries, "r", ended, finished, 3) is None
     assert continuation((), "r", ended, checkpointed, 3) is None
-    requeued = {"7": (attempt(1, "started"), attempt(1, "requeued"), attempt(2, "started"),
-                      attempt(2, "checkpointed"))}  # fmt: skip
+    requeued = {
+        "7": (
+            attempt(1, "started"),
+            attempt(1, "requeued"),
+            attempt(2, "started"),
+            attempt(2, "checkpointed"),
+        )
+    }
     state = {"7": JobState("7", "FAILED", 138)}
     assert continuation((Entry("r", "7", "slurm"),), "r", state, requeued, 3) == Continuation(
         "7", 3
@@ -444,15 +490,22 @@ def test_a_continuation_is_submitted_once_under_the_lock(tmp_path):
     ledger.parent.mkdir()
     first = Entry(**{**ENTRY.__dict__, "job_id": "12.labpbs", "scheduler": "pbs"})
     ledger.write_text(first.to_json() + "\n")
-    entry = Entry(**{**ENTRY.__dict__, "scheduler": "pbs", "snapshot": str(tmp_path / "snap"),
-                     "extra": {"attempt": 2, "continues": "12.labpbs"}})  # fmt: skip
+    entry = Entry(
+        **{
+            **ENTRY.__dict__,
+            "scheduler": "pbs",
+            "snapshot": str(tmp_path / "snap"),
+            "extra": {"attempt": 2, "continues": "12.labpbs"},
+        }
+    )
     env = {"PATH": f"{fake / 'bin'}:/usr/bin:/bin", "FAKE": str(fake)}
 
     def submit() -> subprocess.CompletedProcess:
         commands, _ = submit_op(str(ledger), (first,), entry=entry, continues="12.labpbs")
         assert "after:12.labpbs" in commands[1]
-        return subprocess.run(["sh", "-c", " && ".join(commands)], env=env, capture_output=True,
-                              text=True)  # fmt: skip
+        return subprocess.run(
+            ["sh", "-c", " && ".join(commands)], env=env, capture_output=True, text=True
+        )
 
     assert submit().stdout == "submitted job 4242.labpbs\n"
     again = submit()
@@ -473,8 +526,15 @@ def test_the_example_training_saves_a_checkpoint_on_the_warning_and_resumes_from
     from tests.unit.test_example_training import EXPERIMENT, ROOT, runs
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "source" / "ext_template")}
-    argv = [sys.executable, str(ROOT / "scripts" / "rsl_rl" / "train.py"), "--task",
-            "Template-Reach-v0", "--max_iterations", "500", "agent.step_seconds=0.02"]  # fmt: skip
+    argv = [
+        sys.executable,
+        str(ROOT / "scripts" / "rsl_rl" / "train.py"),
+        "--task",
+        "Template-Reach-v0",
+        "--max_iterations",
+        "500",
+        "agent.step_seconds=0.02",
+    ]
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     assert "Learning iteration 3/" in "".join(proc.stdout.readline() for _ in range(4))
     proc.send_signal(signal.SIGUSR1)
@@ -484,9 +544,22 @@ def test_the_example_training_saves_a_checkpoint_on_the_warning_and_resumes_from
     [saved] = run1.glob("model_*.pt")  # the iteration under way, though save_interval is 10
     stopped = json.loads(saved.read_text())["iteration"]
     assert f"SIGUSR1: stopped at iteration {stopped}" in out and 3 <= stopped < 500
-    resumed = subprocess.run([*argv[:-3], "--max_iterations", "2", "--run_name", "on", "--resume", "--load_run",
-                              f"^{re.escape(run1.name)}$"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True)  # fmt: skip
+    resumed = subprocess.run(
+        [
+            *argv[:-3],
+            "--max_iterations",
+            "2",
+            "--run_name",
+            "on",
+            "--resume",
+            "--load_run",
+            f"^{re.escape(run1.name)}$",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"Learning iteration {stopped + 2}/{stopped + 2}" in resumed.stdout
     assert len(list(tmp_path.joinpath(*EXPERIMENT).iterdir())) == 2
@@ -531,8 +604,12 @@ def test_cluster_submit_takes_the_launcher_and_nodes(tmp_path):
 
 def test_a_training_done_when_warned_is_not_started_again(tmp_path):
     text = render(config(launch={"signal": 120, "attempts": 3}))
-    env = {"SLURM_JOB_ID": "11", "FAKE_WAIT_SIGNAL": "1", "FAKE_DONE": "1",
-           "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r")}  # fmt: skip
+    env = {
+        "SLURM_JOB_ID": "11",
+        "FAKE_WAIT_SIGNAL": "1",
+        "FAKE_DONE": "1",
+        "FAKE_RUN": str(tmp_path / "home/logs/ext_template/rsl_rl/e/r"),
+    }
     proc = start(tmp_path, text, **env)
     proc.send_signal(signal.SIGUSR1)
     out = proc.communicate(timeout=30)[0]
