@@ -26,6 +26,7 @@ their network and the two daemons go at ``stop`` (also from ``lab.down()``).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
@@ -358,6 +359,13 @@ def _wait(what: str, test, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
+def git_exec_path() -> str:
+    """Where git keeps its programs (``git-daemon`` among them)."""
+    return subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def start(
     lab_dir: Path, started: dict, save, names: tuple[str, ...] = tuple(PCS), pypi: bool = False
 ) -> dict:
@@ -386,9 +394,8 @@ def start(
         save,
         "git_daemon",
         GIT_DAEMON,
-        [
-            "git",
-            "daemon",
+        [  # the daemon itself: `git daemon` would start it as a child the lab does not know
+            os.path.join(git_exec_path(), "git-daemon"),
             "--reuseaddr",
             "--export-all",
             f"--base-path={git_dir}",
