@@ -425,12 +425,27 @@ def test_rsync_push_reports_what_it_sent(tmp_path):
     assert not ok and "none" in error
 
 
+def pruned(facts: dict, keep: int) -> tuple:
+    """``images_pruned`` of ``/img dir`` keeping ``keep`` images besides the current one."""
+    from isaac_deploy.operations.delivery import images_pruned
+
+    return run_op(
+        images_pruned,
+        facts,
+        folder="/img dir",
+        keep=keep,
+        current="sha256-cur.sif",
+        ledger="/l",
+        scheduler="slurm",
+        extension="ext",
+    )
+
+
 def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     import time
 
     from isaac_deploy.facts.scheduler import JobState
     from isaac_deploy.model.ledger import Entry, Ledger
-    from isaac_deploy.operations.delivery import images_pruned
 
     now = int(time.time())
     states = {"1": JobState("1", "COMPLETED", 0), "2": JobState("2", "RUNNING")}
@@ -458,16 +473,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
         "JobStates": {"job_ids=('1', '2'), scheduler=slurm": states},
         "ActiveJobs": {"scheduler=slurm": {"2": "ext.b", "5": "other.x"}},
     }
-    commands, host = run_op(
-        images_pruned,
-        facts,
-        folder="/img dir",
-        keep=2,
-        current="sha256-cur.sif",
-        ledger="/l",
-        scheduler="slurm",
-        extension="ext",
-    )
+    commands, host = pruned(facts, keep=2)
     # a: ended, beyond retention; b: running; c: kept by retention; foreign: not this project's;
     # the partial upload from two days ago goes, the one from a minute ago stays
     assert commands == [
@@ -480,16 +486,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     rows = facts["StoredFiles"]["folder=/img dir, suffix=.sif"]
     rows[1] = Stored("sha256-a.sif", now - 8000, links=2)
     rows.append(Stored(".incoming/.partial/sha256-new.sif", now - 30))
-    commands, host = run_op(
-        images_pruned,
-        facts,
-        folder="/img dir",
-        keep=2,
-        current="sha256-cur.sif",
-        ledger="/l",
-        scheduler="slurm",
-        extension="ext",
-    )
+    commands, host = pruned(facts, keep=2)
     assert commands == ["cd '/img dir' && rm -rf -- .incoming/sha256-d.sif"]
     assert host.noops == [
         "kept image sha256-a.sif: the basis of a delivery in progress",
@@ -498,16 +495,7 @@ def test_images_pruned_keeps_retention_active_jobs_and_other_projects_images():
     # keep=1: job 3's image is a candidate too, so the scheduler is asked about it as well
     facts["JobStates"] = {"job_ids=('1', '2', '3'), scheduler=slurm": states}
     facts["ActiveJobs"] = {"scheduler=slurm": None}  # the scheduler cannot be asked: no image goes
-    commands, host = run_op(
-        images_pruned,
-        facts,
-        folder="/img dir",
-        keep=1,
-        current="sha256-cur.sif",
-        ledger="/l",
-        scheduler="slurm",
-        extension="ext",
-    )
+    commands, host = pruned(facts, keep=1)
     assert commands == ["cd '/img dir' && rm -rf -- .incoming/sha256-d.sif"]
 
 
